@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+)
+
+// PartitionReader reads one partition of the input: a Kafka
+// topic-partition or one file.
+type PartitionReader interface {
+	// ID names the partition.
+	ID() PartitionID
+	// Next returns the next batch of records, in position order. It blocks
+	// until at least one record is available, ctx is done (ctx.Err()), or
+	// the input ends (io.EOF, with no records). The batch and the records'
+	// Values are owned by the reader and valid until the next call to Next.
+	// Not safe for concurrent use.
+	Next(ctx context.Context) ([]Record, error)
+	// Close releases the partition. Safe to call more than once.
+	Close() error
+}
+
+// Source opens the input's partitions.
+type Source interface {
+	// Partitions opens the input and returns one reader per partition. A
+	// finite source (files) returns all of them at once.
+	Partitions(ctx context.Context) ([]PartitionReader, error)
+}
+
+// MalformedError says why a record is malformed (SPEC §3.1). Code is a
+// stable machine-readable reason (invalid_json, missing_field, wrong_type,
+// invalid_value, negative_counter, implausible_counter, invalid_timestamp,
+// future_timestamp, too_long); Field names the offending field, if any.
+type MalformedError struct {
+	Code   string
+	Field  string
+	Detail string
+}
+
+// Error renders "code: field: detail".
+func (e *MalformedError) Error() string {
+	s := e.Code
+	if e.Field != "" {
+		s += ": " + e.Field
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// Malformed builds a MalformedError.
+func Malformed(code, field, format string, args ...any) *MalformedError {
+	return &MalformedError{Code: code, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Decoder turns a record's bytes into a typed Event through the field
+// allowlist (SPEC §3.3). Each worker owns one; not safe for concurrent use.
+type Decoder interface {
+	// Decode fills ev from value. It returns a *MalformedError when the
+	// record is malformed; ev is then undefined. ev's byte slices alias value.
+	Decode(value []byte, ev *Event) error
+}
+
+// Gate is a stateless record gate (consent, age). Implementations are safe
+// for concurrent use by all workers.
+type Gate interface {
+	// Check returns why ev must be excluded, or ReasonNone to pass it.
+	Check(ev *Event) Reason
+}
+
+// Consent is the workspace consent state (SPEC §4), checked at ingest (as a
+// Gate) and again at publication.
+type Consent interface {
+	Gate
+	// AtPublish returns the reason to withdraw workspace ws's contributions
+	// at publication (ReasonOptedOutBeforePublish, ReasonDeletedBeforePublish)
+	// or ReasonNone, and the workspace's raw id for the exclusion log.
+	AtPublish(ws Pseudonym) (Reason, string)
+	// CaughtUp blocks until the consent state has read its source up to the
+	// position current at the call (fail closed), or ctx is done.
+	CaughtUp(ctx context.Context) error
+}
+
+// Aggregator adds events into one dataset's partials.
+type Aggregator interface {
+	// Spec is the dataset's declaration.
+	Spec() *DatasetSpec
+	// Add aggregates ev, of a kind the dataset takes, into p under its
+	// level-0 cell; ws is ev's pseudonymized workspace and pz pseudonymizes
+	// the other entities. Overflow marks the contribution, never panics.
+	// Safe for concurrent use on different partials.
+	Add(p *Partial, ev *Event, ws Pseudonym, pz *Pseudonymizer)
+}
+
+// GateResult is what the privacy gate makes of one merged window.
+type GateResult struct {
+	// Rows are the published rows, sorted by dimension values then level.
+	Rows []Row
+	// Suppressed are the cells that still failed at the last ladder step.
+	Suppressed      []CellExclusion
+	PublishedEvents int64
+	EventsByLevel   map[int]int64
+}
+
+// PrivacyGate applies k-anonymity, dominance, the p% rule and
+// generalization to a merged window (SPEC §7).
+type PrivacyGate interface {
+	// Apply never modifies p. Safe for concurrent use.
+	Apply(spec *DatasetSpec, p *Partial) (*GateResult, error)
+}
+
+// DatasetSink commits published dataset windows.
+type DatasetSink interface {
+	// Commit writes the window's data files, then its manifest, which is
+	// the commit: before it, nothing of the window is visible to readers.
+	// Safe for concurrent use for different windows.
+	Commit(ctx context.Context, out *WindowOutput) error
+	// Published tells whether the window's manifest already exists.
+	Published(dataset string, w Window) (bool, error)
+}
+
+// ExclusionLog opens hash chains of exclusion-log segments.
+type ExclusionLog interface {
+	// Chain opens (or resumes) the named chain: a partition's id string, or
+	// "publish" for publish-time entries.
+	Chain(name string) (ExclusionChain, error)
+}
+
+// ExclusionChain buffers entries and commits them as segments, each naming
+// the SHA-256 of the previous one. Not safe for concurrent use.
+type ExclusionChain interface {
+	// Append buffers e; nothing is visible until Commit.
+	Append(e *Exclusion) error
+	// Commit writes the buffered entries as one segment (fsynced, renamed
+	// into place) recording acct when non-nil, and returns the new chain
+	// head. With nothing buffered and acct nil it returns the current head.
+	Commit(ctx context.Context, acct *PartitionAccounting) (string, error)
+	// Head returns the hex SHA-256 of the newest committed segment ("" if none).
+	Head() string
+}
+
+// DeadLetterSink opens dead-letter writers.
+type DeadLetterSink interface {
+	// Writer returns the dead-letter writer of a partition.
+	Writer(id PartitionID) (DeadLetterWriter, error)
+}
+
+// DeadLetterWriter keeps malformed records with their original bytes,
+// position and reason. Not safe for concurrent use.
+type DeadLetterWriter interface {
+	// Write buffers rec (copying its Value) with the reason.
+	Write(rec Record, reason *MalformedError) error
+	// Flush makes everything written so far durable.
+	Flush(ctx context.Context) error
+	// Close flushes and releases the writer.
+	Close() error
+}
