@@ -1,0 +1,238 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// partState is what the publisher knows of one partition.
+type partState struct {
+	closedEnd int64
+	acct      PartitionAccounting
+	head      string
+}
+
+// pendingWindow gathers one window's partials from every partition.
+type pendingWindow struct {
+	w        Window
+	partials []*Partial
+}
+
+// publisher publishes a window once every partition has closed it: it
+// merges the partitions' partials, re-checks consent, runs the privacy gate,
+// logs withdrawals and suppressions, and commits each dataset's window.
+// It runs in one goroutine; nothing in it is shared.
+type publisher struct {
+	cfg     *Config
+	st      *Stages
+	chain   ExclusionChain
+	now     func() time.Time
+	parts   map[PartitionID]*partState
+	pending map[int64]*pendingWindow
+	stats   *Stats
+	summary *Summary
+}
+
+func newPublisher(cfg *Config, st *Stages, chain ExclusionChain, parts []PartitionID, now func() time.Time,
+	stats *Stats, summary *Summary) *publisher {
+	p := &publisher{cfg: cfg, st: st, chain: chain, now: now, parts: map[PartitionID]*partState{},
+		pending: map[int64]*pendingWindow{}, stats: stats, summary: summary}
+	for _, id := range parts {
+		p.parts[id] = &partState{closedEnd: noTime}
+	}
+	return p
+}
+
+// receive takes a partition's close notice and publishes every window that
+// all partitions have now closed.
+func (p *publisher) receive(ctx context.Context, n closeNotice) error {
+	ps := p.parts[n.Part]
+	ps.closedEnd, ps.acct, ps.head = n.ClosedEnd, n.Acct, n.Head
+	for _, ow := range n.Windows {
+		pw := p.pending[ow.w.Start]
+		if pw == nil {
+			pw = &pendingWindow{w: ow.w, partials: make([]*Partial, len(p.st.Aggregators))}
+			p.pending[ow.w.Start] = pw
+		}
+		for i, part := range ow.partials {
+			switch {
+			case part == nil:
+			case pw.partials[i] == nil:
+				pw.partials[i] = part
+			default:
+				pw.partials[i].Merge(part)
+			}
+		}
+	}
+	closed := int64(math.MaxInt64)
+	for _, ps := range p.parts {
+		closed = min(closed, ps.closedEnd)
+	}
+	var ready []*pendingWindow
+	for start, pw := range p.pending {
+		if pw.w.End <= closed {
+			ready = append(ready, pw)
+			delete(p.pending, start)
+		}
+	}
+	slices.SortFunc(ready, func(a, b *pendingWindow) int { return cmp.Compare(a.w.Start, b.w.Start) })
+	for _, pw := range ready {
+		if err := p.publish(ctx, pw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish commits every dataset of one window.
+func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
+	// Fail closed: consent must be caught up before anything is published.
+	if err := p.st.Consent.CaughtUp(ctx); err != nil {
+		return fmt.Errorf("publisher: waiting for consent: %w", err)
+	}
+	for i, agg := range p.st.Aggregators {
+		part := pw.partials[i]
+		if part == nil {
+			continue
+		}
+		spec := agg.Spec()
+		published, err := p.st.Datasets.Published(spec.Name, pw.w)
+		if err != nil {
+			return fmt.Errorf("publisher: %s: %w", spec.Name, err)
+		}
+		if published {
+			// Published windows are immutable (SPEC §4): never again.
+			continue
+		}
+		out, err := p.window(ctx, spec, part)
+		if err != nil {
+			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
+		}
+		if err := p.st.Datasets.Commit(ctx, out); err != nil {
+			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
+		}
+		p.stats.Windows.Add(1)
+		p.summary.Windows = append(p.summary.Windows, WindowSummary{Dataset: spec.Name, Window: pw.w, Acct: out.Acct})
+	}
+	return nil
+}
+
+// window builds one dataset window's output: withdrawals, privacy gate,
+// accounting.
+func (p *publisher) window(ctx context.Context, spec *DatasetSpec, part *Partial) (*WindowOutput, error) {
+	acct := WindowAccounting{Contributed: part.Events, WithdrawnByReason: map[string]int64{},
+		SuppressedByReason: map[string]int64{}, RowsByLevel: map[int]int64{}, EventsByLevel: map[int]int64{}}
+	decided := p.now().UnixMicro()
+
+	// Consent as of publication: withdraw workspaces that have left since.
+	for _, key := range sortedCells(part.Cells) {
+		byWS := part.Cells[key]
+		for _, ws := range sortedPseudonyms(byWS) {
+			reason, id := p.st.Consent.AtPublish(ws)
+			if reason == ReasonNone {
+				continue
+			}
+			c := byWS[ws]
+			delete(byWS, ws)
+			acct.Withdrawn += c.Events
+			acct.WithdrawnByReason[reason.String()] += c.Events
+			ce := &CellExclusion{Dataset: spec.Name, Window: part.Window, Dims: key[:len(spec.Dimensions)],
+				Reason: reason, Events: c.Events, Workspaces: 1, WorkspaceID: id}
+			if err := p.logCell(ce, decided); err != nil {
+				return nil, err
+			}
+		}
+		if len(byWS) == 0 {
+			delete(part.Cells, key)
+		}
+	}
+
+	res, err := p.st.Privacy.Apply(spec, part)
+	if err != nil {
+		return nil, fmt.Errorf("privacy gate: %w", err)
+	}
+	for i := range res.Suppressed {
+		s := &res.Suppressed[i]
+		acct.Suppressed += s.Events
+		acct.SuppressedByReason[s.Reason.String()] += s.Events
+		acct.CellsSuppressed++
+		if err := p.logCell(s, decided); err != nil {
+			return nil, err
+		}
+	}
+	acct.Published = res.PublishedEvents
+	for _, r := range res.Rows {
+		acct.RowsByLevel[r.Level]++
+	}
+	for l, n := range res.EventsByLevel {
+		acct.EventsByLevel[l] = n
+	}
+	if !acct.Balanced() {
+		// An invariant failure fails closed: nothing of this window is published.
+		return nil, fmt.Errorf("accounting does not add up: contributed %d != published %d + withdrawn %d + suppressed %d",
+			acct.Contributed, acct.Published, acct.Withdrawn, acct.Suppressed)
+	}
+	head, err := p.chain.Commit(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("exclusion log: %w", err)
+	}
+	out := &WindowOutput{Spec: spec, Window: part.Window, Rows: res.Rows, Acct: acct,
+		ChainHeads: map[string]string{PublishChain: head}, PolicyVersion: p.cfg.PolicyVersion,
+		PipelineVersion: p.cfg.PipelineVersion}
+	for _, id := range sortedParts(p.parts) {
+		ps := p.parts[id]
+		out.Partitions = append(out.Partitions, ps.acct)
+		out.ChainHeads[id.String()] = ps.head
+	}
+	return out, nil
+}
+
+// PublishChain is the name of the exclusion-log chain of publish-time entries.
+const PublishChain = "publish"
+
+func (p *publisher) logCell(ce *CellExclusion, decided int64) error {
+	e := Exclusion{WorkspaceID: ce.WorkspaceID, Reason: ce.Reason, Cell: ce, PolicyVersion: p.cfg.PolicyVersion,
+		DecidedAt: decided, Pos: Position{Source: ce.Dataset}}
+	if err := p.chain.Append(&e); err != nil {
+		return fmt.Errorf("exclusion log: %w", err)
+	}
+	return nil
+}
+
+func sortedCells(m map[CellKey]map[Pseudonym]*Contribution) []CellKey {
+	keys := make([]CellKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b CellKey) int { return slices.Compare(a[:], b[:]) })
+	return keys
+}
+
+func sortedPseudonyms(m map[Pseudonym]*Contribution) []Pseudonym {
+	keys := make([]Pseudonym, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, Pseudonym.Compare)
+	return keys
+}
+
+func sortedParts(m map[PartitionID]*partState) []PartitionID {
+	keys := make([]PartitionID, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b PartitionID) int {
+		return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Partition, b.Partition))
+	})
+	return keys
+}
+
+func formatWindow(w Window) string {
+	return time.UnixMicro(w.Start).UTC().Format(time.RFC3339) + "/" + time.UnixMicro(w.End).UTC().Format(time.RFC3339)
+}
