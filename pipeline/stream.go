@@ -1,0 +1,36 @@
+package pipeline
+
+import "context"
+
+// StreamSource is an unbounded source whose partitions are assigned
+// dynamically, as a Kafka consumer group assigns them. The engine works one
+// generation at a time: it opens the generation's partitions at the
+// positions its checkpoints name, works them until the generation ends, then
+// checkpoints and asks for the next one.
+type StreamSource interface {
+	// Assign blocks until this instance joins a generation of the group, or
+	// ctx is done. Errors are infrastructure failures the source could not
+	// recover from with its own bounded retries.
+	Assign(ctx context.Context) (Generation, error)
+	// Close leaves the group and releases the source.
+	Close() error
+}
+
+// Generation is one assignment of partitions to this instance.
+type Generation interface {
+	// Partitions lists the partitions assigned in this generation, sorted.
+	Partitions() []PartitionID
+	// Open opens a reader for each assigned partition. resume returns the
+	// next offset to read for a partition from its checkpoint; when it
+	// returns false the reader starts at the group's committed offset, or
+	// at the earliest offset when the group has none.
+	Open(ctx context.Context, resume func(PartitionID) (next int64, ok bool)) ([]PartitionReader, error)
+	// Done is closed when the generation ends (a rebalance, or the source
+	// closing); the engine then stops its workers, checkpoints and calls
+	// Assign again.
+	Done() <-chan struct{}
+	// Commit commits, for each partition, the next offset to read to the
+	// consumer group, so lag shows in the usual tools. The engine calls it
+	// after each checkpoint; the checkpoint stays the source of truth.
+	Commit(ctx context.Context, next map[PartitionID]int64) error
+}
