@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/parquet"
+	"github.com/mya/deid/sources/file"
+	"github.com/mya/deid/transforms/aggregate"
+	"github.com/mya/deid/transforms/consent"
+	"github.com/mya/deid/transforms/decode"
+)
+
+// Modes of a run.
+const (
+	modeFile = "file"
+)
+
+// Config is deid's YAML configuration: one section per package, each
+// package's Config decoded as it is. Unknown keys are errors.
+type Config struct {
+	// Mode is "file" (NDJSON files, to the end of input).
+	Mode string `yaml:"mode"`
+	// Out is the output directory.
+	Out      string                    `yaml:"out"`
+	Pipeline pipeline.Config           `yaml:"pipeline"`
+	Input    file.Config               `yaml:"input"`
+	Decode   decode.Config             `yaml:"decode"`
+	Consent  consent.Config            `yaml:"consent"`
+	Parquet  parquet.Config            `yaml:"parquet"`
+	Datasets []aggregate.DatasetConfig `yaml:"datasets"`
+	Secrets  SecretsConfig             `yaml:"secrets"`
+}
+
+// SecretsConfig says where secrets come from: a file or an environment
+// variable, never the config file itself. Secrets are never logged.
+type SecretsConfig struct {
+	// PseudonymKeyFile holds the HMAC key of SPEC §11.
+	PseudonymKeyFile string `yaml:"pseudonym_key_file"`
+	// PseudonymKeyEnv names the environment variable holding the key.
+	PseudonymKeyEnv string `yaml:"pseudonym_key_env"`
+}
+
+// defaultConfig is what deid runs with no config file: file mode on the
+// sample that `deid gen` writes to ./sample, output to ./out.
+func defaultConfig() Config {
+	in := file.DefaultConfig()
+	in.Paths = []string{"sample"}
+	cons := consent.DefaultConfig()
+	cons.SettingsPath = "sample/settings.ndjson"
+	return Config{
+		Mode:     modeFile,
+		Out:      "out",
+		Pipeline: pipeline.DefaultConfig(),
+		Input:    in,
+		Decode:   decode.DefaultConfig(),
+		Consent:  cons,
+		Parquet:  parquet.DefaultConfig(),
+		Datasets: aggregate.DefaultConfig().Datasets,
+		Secrets:  SecretsConfig{PseudonymKeyEnv: "DEID_PSEUDONYM_KEY"},
+	}
+}
+
+// loadConfig returns the defaults overlaid with the YAML file at path (if
+// any), strictly decoded: a misspelled key is an error naming the line.
+func loadConfig(path string) (Config, error) {
+	cfg := defaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem of every section, each prefixed with its
+// YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Mode != modeFile {
+		errs = append(errs, fmt.Errorf("mode: must be %q (got %q)", modeFile, c.Mode))
+	}
+	c.Parquet.Dir = c.Out
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(c.Pipeline.Validate())
+	add(c.Input.Validate())
+	add(c.Decode.Validate())
+	add(c.Consent.Validate())
+	if c.Consent.SettingsPath == "" {
+		errs = append(errs, errors.New("consent.settings: file mode needs the settings NDJSON file (or pass --settings)"))
+	}
+	add(c.Parquet.Validate())
+	add(aggregate.Config{Datasets: c.Datasets}.Validate())
+	return errors.Join(errs...)
+}
+
+// policyVersion hashes the configuration that decides what is excluded and
+// published (time semantics, consent policy, decoder bounds, datasets), so
+// every exclusion entry and manifest names the policy it was decided under.
+// Paths and secrets are not part of the policy.
+func (c *Config) policyVersion() string {
+	b, _ := json.Marshal(struct {
+		Pipeline pipeline.Config
+		Unknown  string
+		Decode   decode.Config
+		Datasets []aggregate.DatasetConfig
+	}{c.Pipeline, c.Consent.Unknown, c.Decode, c.Datasets})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// pseudonymKey reads the key from the file or the environment; in file mode
+// without either it returns a random key for this run.
+func (c *Config) pseudonymKey() (key []byte, random bool, err error) {
+	s := c.Secrets
+	switch {
+	case s.PseudonymKeyFile != "":
+		b, err := os.ReadFile(s.PseudonymKeyFile)
+		if err != nil {
+			return nil, false, fmt.Errorf("secrets.pseudonym_key_file: %w", err)
+		}
+		key = bytes.TrimSpace(b)
+	case s.PseudonymKeyEnv != "" && os.Getenv(s.PseudonymKeyEnv) != "":
+		key = []byte(strings.TrimSpace(os.Getenv(s.PseudonymKeyEnv)))
+	default:
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, false, err
+		}
+		return key, true, nil
+	}
+	if len(key) < 16 {
+		return nil, false, errors.New("secrets: the pseudonym key must be at least 16 bytes; generate one with `openssl rand -hex 32`")
+	}
+	return key, false, nil
+}

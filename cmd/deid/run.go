@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/deadletter"
+	"github.com/mya/deid/sinks/exclusions"
+	"github.com/mya/deid/sinks/parquet"
+	"github.com/mya/deid/sources/file"
+	"github.com/mya/deid/transforms/agegate"
+	"github.com/mya/deid/transforms/aggregate"
+	"github.com/mya/deid/transforms/consent"
+	"github.com/mya/deid/transforms/decode"
+	"github.com/mya/deid/transforms/privacy"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath = fs.String("config", "", "YAML config file (default: the embedded defaults, file mode)")
+		inputs     stringList
+		settings   = fs.String("settings", "", "settings NDJSON file (file mode); overrides consent.settings")
+		out        = fs.String("out", "", "output directory; overrides out")
+		check      = fs.Bool("check", false, "validate the configuration and exit without reading anything")
+		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
+	)
+	fs.Var(&inputs, "input", "input file, directory or glob (repeatable); overrides input.paths")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q (flags go before nothing else; see deid run --help)", fs.Arg(0))
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(inputs) > 0 {
+		cfg.Input.Paths = inputs
+	}
+	if *settings != "" {
+		cfg.Consent.SettingsPath = *settings
+	}
+	if *out != "" {
+		cfg.Out = *out
+	}
+	if err := cfg.Validate(); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("invalid configuration:\n%w", indent(err))}
+	}
+	if *check {
+		fmt.Fprintf(stdout, "configuration is valid (policy version %s)\n", cfg.policyVersion())
+		return nil
+	}
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer log.Sync()
+	return runFile(ctx, &cfg, log, stdout)
+}
+
+// indent puts each line of err's message on its own indented line.
+func indent(err error) error {
+	return fmt.Errorf("  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = lvl
+	zc.Sampling = nil
+	zc.OutputPaths = []string{"stderr"}
+	zc.EncoderConfig.TimeKey = "ts"
+	zc.EncoderConfig.EncodeTime = zapISO8601
+	if w != os.Stderr {
+		// Tests pass their own writer; keep their logs out of the terminal.
+		return zap.New(zapCore(zc, w)), nil
+	}
+	return zc.Build()
+}
+
+// runFile runs file mode: every input file to its end.
+func runFile(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer) error {
+	if err := checkOutDir(cfg.Out); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	key, random, err := cfg.pseudonymKey()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if random {
+		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
+	}
+	st, src, err := buildStages(cfg, key, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	pcfg := cfg.Pipeline
+	pcfg.PolicyVersion = cfg.policyVersion()
+	pcfg.PipelineVersion = version
+
+	stats := &pipeline.Stats{}
+	progCtx, stopProgress := context.WithCancel(ctx)
+	progDone := make(chan struct{})
+	go func() { defer close(progDone); showProgress(progCtx, os.Stderr, stats, src) }()
+	start := time.Now()
+	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats))
+	stopProgress()
+	<-progDone
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	var read int64
+	for _, p := range summary.Partitions {
+		read += p.Read
+	}
+	fmt.Fprintf(stdout, "deid %s: file mode, %d partitions, %d records in %s (%.0f records/s), policy %s\n\n",
+		version, len(summary.Partitions), read, elapsed.Round(time.Millisecond), float64(read)/elapsed.Seconds(), pcfg.PolicyVersion)
+	printSummary(stdout, summary, cfg.Out)
+	return nil
+}
+
+// checkOutDir refuses an output directory that already holds a run:
+// published windows are immutable, so a file-mode run starts from an empty
+// directory.
+func checkOutDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("out: %w", err)
+	}
+	if len(entries) > 0 {
+		abs, _ := filepath.Abs(dir)
+		return fmt.Errorf("out: %s is not empty; published windows are never overwritten — remove it or pass another --out", abs)
+	}
+	return nil
+}
+
+// buildStages builds every stage of a file-mode run from the config.
+func buildStages(cfg *Config, key []byte, log *zap.Logger) (*pipeline.Stages, *file.Source, error) {
+	src, err := file.New(cfg.Input)
+	if err != nil {
+		return nil, nil, err
+	}
+	cons, err := consent.New(cfg.Consent, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cons.LoadFile(cfg.Consent.SettingsPath); err != nil {
+		return nil, nil, err
+	}
+	cs := cons.Stats()
+	log.Info("consent loaded", zap.Int("workspaces", cons.Workspaces()), zap.Int64("records", cs.Applied),
+		zap.Int64("malformed", cs.Malformed), zap.Int64("ignored_opt_ins", cs.IgnoredOptIns))
+	for _, sk := range cons.Skipped() {
+		log.Warn("settings record skipped", zap.String("position", sk.Position), zap.String("reason", sk.Reason))
+	}
+	specs, err := aggregate.Build(aggregate.Config{Datasets: cfg.Datasets}, os.DirFS("."))
+	if err != nil {
+		return nil, nil, err
+	}
+	aggs := make([]pipeline.Aggregator, len(specs))
+	for i, spec := range specs {
+		a, err := aggregate.New(spec)
+		if err != nil {
+			return nil, nil, err
+		}
+		aggs[i] = a
+	}
+	pq := cfg.Parquet
+	pq.Dir = cfg.Out
+	datasets, err := parquet.New(pq)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex := exclusions.DefaultConfig()
+	ex.Dir = cfg.Out
+	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...))
+	if err != nil {
+		return nil, nil, err
+	}
+	dl := deadletter.DefaultConfig()
+	dl.Dir = cfg.Out
+	dead, err := deadletter.New(dl)
+	if err != nil {
+		return nil, nil, err
+	}
+	decCfg := cfg.Decode
+	if _, err := decode.New(decCfg); err != nil {
+		return nil, nil, err
+	}
+	st := &pipeline.Stages{
+		Source: src,
+		NewDecoder: func() pipeline.Decoder {
+			d, _ := decode.New(decCfg) // validated above
+			return d
+		},
+		Consent:      cons,
+		Gates:        []pipeline.Gate{agegate.Gate{}},
+		Aggregators:  aggs,
+		Privacy:      privacy.New(),
+		Datasets:     datasets,
+		Exclusions:   excl,
+		DeadLetters:  dead,
+		PseudonymKey: key,
+	}
+	return st, src, nil
+}

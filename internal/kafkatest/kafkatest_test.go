@@ -1,0 +1,99 @@
+package kafkatest_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/mya/deid/internal/kafkatest"
+)
+
+// recorder stands in for a test to see whether Real skips or fails it.
+type recorder struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *recorder) Skipf(format string, args ...any) {
+	r.skip = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func realWith(t *testing.T, brokers, require string) (*kafkatest.Cluster, *recorder) {
+	t.Setenv(kafkatest.EnvBrokers, brokers)
+	t.Setenv(kafkatest.EnvRequire, require)
+	r := &recorder{TB: t}
+	var c *kafkatest.Cluster
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c = kafkatest.Real(r)
+	}()
+	<-done
+	return c, r
+}
+
+func TestRealSkipsOnlyWhenTheBrokerIsNotRequired(t *testing.T) {
+	if _, r := realWith(t, "", ""); r.skip == "" || r.fatal != "" {
+		t.Errorf("no broker, not required: skip %q, fatal %q; want a skip", r.skip, r.fatal)
+	}
+	if _, r := realWith(t, "", "0"); r.skip == "" || r.fatal != "" {
+		t.Errorf("no broker, DEID_REQUIRE_KAFKA=0: skip %q, fatal %q; want a skip", r.skip, r.fatal)
+	}
+	if _, r := realWith(t, "", "1"); r.fatal == "" || r.skip != "" {
+		t.Errorf("no broker, required: skip %q, fatal %q; want a failure", r.skip, r.fatal)
+	}
+	if _, r := realWith(t, "10.1.2.3:9092", "1"); r.fatal == "" {
+		t.Error("a broker off the loopback interface was accepted")
+	}
+	c, r := realWith(t, "127.0.0.1:19092,localhost:19093", "1")
+	if r.fatal != "" || r.skip != "" || c == nil || !gocmp.Equal(c.Brokers, []string{"127.0.0.1:19092", "localhost:19093"}) || c.IsFake() {
+		t.Errorf("configured broker: cluster %+v, skip %q, fatal %q", c, r.skip, r.fatal)
+	}
+}
+
+func TestHelpersRoundTrip(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
+		topic := kafkatest.Name(t, "roundtrip")
+		kafkatest.CreateTopic(t, c.Brokers, topic, 2, false)
+		in := []kafkatest.Message{
+			{Partition: 1, Key: []byte("k"), Value: []byte("v"), Headers: []kafkatest.Header{{Key: "h", Value: []byte("x")}}},
+			{Partition: 0, Value: []byte("a")},
+			{Partition: 1, Key: []byte("tomb")},
+		}
+		out := kafkatest.Produce(t, c.Brokers, topic, in)
+		if out[0].Offset != 0 || out[1].Offset != 0 || out[2].Offset != 1 {
+			t.Errorf("offsets %d %d %d, want 0 0 1", out[0].Offset, out[1].Offset, out[2].Offset)
+		}
+		want := []kafkatest.Message{out[1], out[0], out[2]}
+		if diff := gocmp.Diff(want, kafkatest.ReadAll(t, c.Brokers, topic)); diff != "" {
+			t.Errorf("ReadAll (-want +got):\n%s", diff)
+		}
+		if diff := gocmp.Diff(map[int32]int64{0: 1, 1: 2}, kafkatest.EndOffsets(t, c.Brokers, topic)); diff != "" {
+			t.Errorf("EndOffsets (-want +got):\n%s", diff)
+		}
+		if got := kafkatest.Committed(t, c.Brokers, kafkatest.Name(t, "group"), topic); len(got) != 0 {
+			t.Errorf("Committed of a new group = %v, want none", got)
+		}
+	})
+}
+
+func TestAStoppedFakeComesBackWithItsState(t *testing.T) {
+	c := kafkatest.Fake(t)
+	topic := kafkatest.Name(t, "restart")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 1, true)
+	kafkatest.Produce(t, c.Brokers, topic, kafkatest.Values(0, "a", 3))
+	c.Stop(t)
+	c.Start(t)
+	got := kafkatest.ReadAll(t, c.Brokers, topic)
+	if len(got) != 3 || string(got[2].Value) != "a-2" {
+		t.Errorf("after the restart: %v, want the 3 records", got)
+	}
+}

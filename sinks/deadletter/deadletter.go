@@ -1,0 +1,280 @@
+package deadletter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/internal/fsutil"
+)
+
+// File and directory permissions: dead letters are raw input.
+const (
+	filePerm = 0o600
+	dirPerm  = 0o700
+)
+
+// Config configures the file-mode dead-letter sink.
+type Config struct {
+	// Dir is the output directory <out>; dead letters go to
+	// <out>/dead-letters. cmd/deid sets it from the top-level out key or
+	// --out.
+	Dir string `yaml:"-"`
+}
+
+// DefaultConfig returns the defaults (there are none but the directory).
+func DefaultConfig() Config { return Config{} }
+
+// Validate reports every problem, each prefixed with its YAML path.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("out: must name the output directory (or pass --out)")
+	}
+	return nil
+}
+
+// Line is one dead letter as written.
+type Line struct {
+	Source    string `json:"source"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	// Reason is the MalformedError's code, e.g. "invalid_json".
+	Reason string `json:"reason"`
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+	// Value is the record's original bytes (base64 in the file).
+	Value []byte `json:"value_base64"`
+}
+
+// Sink opens dead-letter writers. It implements pipeline.DeadLetterSink and
+// is safe for concurrent use.
+type Sink struct {
+	dir string
+}
+
+var _ pipeline.DeadLetterSink = (*Sink)(nil)
+
+// New returns a sink writing under cfg.Dir/dead-letters. It creates nothing
+// until a writer is opened.
+func New(cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Sink{dir: filepath.Join(cfg.Dir, "dead-letters")}, nil
+}
+
+// Path returns the dead-letter file of a partition under outDir:
+// <out>/dead-letters/<partition, encoded file-system-safe>.ndjson, e.g.
+// "events-00.ndjson%5B0%5D.ndjson".
+func Path(outDir string, id pipeline.PartitionID) string {
+	return filepath.Join(outDir, "dead-letters", fsutil.EncodeName(id.String())+".ndjson")
+}
+
+// Writer opens the partition's dead-letter file for appending, creating it
+// if needed. On an existing file it drops a torn last line and remembers
+// the last offset written, so records up to it are not written again.
+func (s *Sink) Writer(id pipeline.PartitionID) (pipeline.DeadLetterWriter, error) {
+	w, err := s.open(id)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %s: %w", id, err)
+	}
+	return w, nil
+}
+
+func (s *Sink) open(id pipeline.PartitionID) (*Writer, error) {
+	if err := fsutil.MkdirAll(s.dir, dirPerm); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(s.dir, fsutil.EncodeName(id.String())+".ndjson")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{id: id, path: path, f: f, last: -1 << 63}
+	if err := w.recover(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := fsutil.SyncDir(s.dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Writer appends one partition's dead letters to its file. It implements
+// pipeline.DeadLetterWriter. Not safe for concurrent use.
+type Writer struct {
+	id   pipeline.PartitionID
+	path string
+	f    *os.File
+	// size is the file's durable length: where the next Flush appends.
+	size int64
+	// last is the highest offset written or buffered.
+	last int64
+	buf  bytes.Buffer
+	enc  *json.Encoder
+	line Line
+}
+
+// recover finds the end of the last complete line, truncates anything after
+// it, and reads that line's offset.
+func (w *Writer) recover() error {
+	fi, err := w.f.Stat()
+	if err != nil {
+		return err
+	}
+	end, lastLine, err := lastLine(w.f, fi.Size())
+	if err != nil {
+		return err
+	}
+	if end != fi.Size() {
+		// A torn line from a Flush that never completed: it was never
+		// durable, and its record will be replayed.
+		if err := w.f.Truncate(end); err != nil {
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+	}
+	w.size = end
+	if lastLine != nil {
+		var l Line
+		if err := json.Unmarshal(lastLine, &l); err != nil {
+			return fmt.Errorf("last line of %s: %w", w.path, err)
+		}
+		w.last = l.Offset
+	}
+	return nil
+}
+
+// lastLine returns the length of the file up to and including its last
+// newline, and the last complete line (nil if none), reading backwards.
+func lastLine(f *os.File, size int64) (int64, []byte, error) {
+	const chunk = 64 << 10
+	var tail []byte
+	end := int64(-1)
+	for pos := size; pos > 0; {
+		n := min(chunk, pos)
+		pos -= n
+		b := make([]byte, n)
+		if _, err := f.ReadAt(b, pos); err != nil && !errors.Is(err, io.EOF) {
+			return 0, nil, err
+		}
+		tail = append(b, tail...)
+		if end < 0 {
+			i := bytes.LastIndexByte(tail, '\n')
+			if i < 0 {
+				continue
+			}
+			end = pos + int64(i) + 1
+			tail = tail[:i]
+		}
+		if i := bytes.LastIndexByte(tail, '\n'); i >= 0 {
+			return end, tail[i+1:], nil
+		}
+	}
+	if end < 0 {
+		return 0, nil, nil
+	}
+	return end, tail, nil
+}
+
+// Write buffers one dead letter, copying rec.Value. A record at or below the
+// last offset already in the file is skipped: it was written before a
+// restart replayed it.
+func (w *Writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) error {
+	if w.f == nil {
+		return fmt.Errorf("dead letters: %s: write after close", w.id)
+	}
+	if rec.Pos.Offset <= w.last {
+		return nil
+	}
+	if w.enc == nil {
+		w.enc = json.NewEncoder(&w.buf)
+		w.enc.SetEscapeHTML(false)
+	}
+	w.line = Line{Source: rec.Pos.Source, Partition: rec.Pos.Partition, Offset: rec.Pos.Offset, Value: rec.Value}
+	if reason != nil {
+		w.line.Reason, w.line.Field, w.line.Detail = reason.Code, reason.Field, reason.Detail
+	}
+	// Encoding copies Value (as base64) into the buffer.
+	err := w.enc.Encode(&w.line)
+	w.line.Value = nil
+	if err != nil {
+		return fmt.Errorf("dead letters: %s: %w", w.id, err)
+	}
+	w.last = rec.Pos.Offset
+	return nil
+}
+
+// Flush appends the buffered lines to the file and fsyncs it. If it fails,
+// the file is cut back to what it was, the lines stay buffered, and Flush
+// may be retried. ctx is checked before writing; the write itself is not
+// interruptible.
+func (w *Writer) Flush(ctx context.Context) error {
+	if w.f == nil || w.buf.Len() == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := w.f.WriteAt(w.buf.Bytes(), w.size); err != nil {
+		w.f.Truncate(w.size)
+		return fmt.Errorf("dead letters: %s: %w", w.id, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		w.f.Truncate(w.size)
+		return fmt.Errorf("dead letters: %s: %w", w.id, err)
+	}
+	w.size += int64(w.buf.Len())
+	w.buf.Reset()
+	return nil
+}
+
+// Close flushes and closes the file. Safe to call more than once.
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.Flush(context.Background())
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	return err
+}
+
+// ReadAll reads a dead-letter file. A torn last line (without its newline,
+// never made durable) is ignored, as a writer reopening the file drops it.
+func ReadAll(path string) ([]Line, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []Line
+	r := bufio.NewReaderSize(f, 64<<10)
+	for n := 1; ; n++ {
+		b, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return lines, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var l Line
+		if err := json.Unmarshal(b, &l); err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", path, n, err)
+		}
+		lines = append(lines, l)
+	}
+}

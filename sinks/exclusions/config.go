@@ -1,0 +1,62 @@
+package exclusions
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// Compression codecs a Config accepts.
+const (
+	CompressionSnappy = "snappy"
+	CompressionZstd   = "zstd"
+)
+
+// Config configures the exclusion log.
+type Config struct {
+	// Dir is the output directory <out>; the log goes to <out>/exclusions.
+	// cmd/deid sets it from the top-level out key or --out.
+	Dir string `yaml:"-"`
+	// Compression is the segments' Parquet codec: "snappy" (default) or
+	// "zstd".
+	Compression string `yaml:"compression"`
+}
+
+// DefaultConfig returns Snappy-compressed segments.
+func DefaultConfig() Config { return Config{Compression: CompressionSnappy} }
+
+// Validate reports every problem, each prefixed with its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("out: must name the output directory (or pass --out)"))
+	}
+	if c.Compression != CompressionSnappy && c.Compression != CompressionZstd {
+		errs = append(errs, fmt.Errorf("exclusions.compression: must be %q or %q (got %q)", CompressionSnappy, CompressionZstd, c.Compression))
+	}
+	return errors.Join(errs...)
+}
+
+// Option customizes a Log with something code injects.
+type Option func(*Log)
+
+// WithDatasets names the dimensions of cell-level entries: a cell of a
+// known dataset is written "platform=instagram/region=EU"; without its spec,
+// by position ("dim0=instagram/dim1=EU").
+func WithDatasets(specs ...*pipeline.DatasetSpec) Option {
+	return func(l *Log) {
+		for _, s := range specs {
+			names := make([]string, len(s.Dimensions))
+			for i, d := range s.Dimensions {
+				names[i] = d.Name
+			}
+			l.dims[s.Name] = names
+		}
+	}
+}
+
+// WithClock sets the clock that dates entries appended without a decision
+// time (DecidedAt 0). The default is time.Now.
+func WithClock(now func() time.Time) Option { return func(l *Log) { l.now = now } }

@@ -1,0 +1,226 @@
+package kafkadlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/mya/deid/pipeline"
+	kafkasrc "github.com/mya/deid/sources/kafka"
+)
+
+// Header keys of a dead letter. The values are stable strings: the
+// MalformedError's code, field and detail, and the record's position.
+const (
+	HeaderReason          = "deid.reason"
+	HeaderField           = "deid.field"
+	HeaderDetail          = "deid.detail"
+	HeaderSourceTopic     = "deid.source.topic"
+	HeaderSourcePartition = "deid.source.partition"
+	HeaderSourceOffset    = "deid.source.offset"
+)
+
+// TopicSuffix makes the default topic name from the consumer group:
+// "<group>.dead-letters".
+const TopicSuffix = ".dead-letters"
+
+// Config configures the Kafka dead-letter sink.
+type Config struct {
+	// Kafka is the connection (brokers, TLS, SASL, timeouts) and the group,
+	// which names the default topic. cmd/deid sets it from the kafka
+	// section.
+	Kafka kafkasrc.Config `yaml:"-"`
+	// Topic is the dead-letter topic; empty means "<group>.dead-letters".
+	Topic string `yaml:"topic"`
+}
+
+// DefaultConfig returns the defaults: the topic named after the group.
+func DefaultConfig() Config { return Config{Kafka: kafkasrc.DefaultConfig()} }
+
+// Validate reports every problem, each prefixed with its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Kafka.ValidateConnection(); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case c.Topic == "" && c.Kafka.Group == "":
+		errs = append(errs, errors.New(`dead_letters.topic: required when kafka.group is empty, e.g. "deid.dead-letters"`))
+	case c.Topic != "" && !validTopic(c.Topic):
+		errs = append(errs, fmt.Errorf("dead_letters.topic: %q is not a Kafka topic name (ASCII letters, digits, '.', '_', '-'; at most 249)", c.Topic))
+	}
+	return errors.Join(errs...)
+}
+
+// TopicName returns the dead-letter topic: Topic, or "<group>.dead-letters".
+func (c Config) TopicName() string {
+	if c.Topic != "" {
+		return c.Topic
+	}
+	return c.Kafka.Group + TopicSuffix
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Option configures what code injects into the sink.
+type Option func(*Sink)
+
+// WithLogger sets the logger; kafka-go's account of batches and retries
+// goes to it at debug level.
+func WithLogger(l *zap.Logger) Option { return func(s *Sink) { s.log = l } }
+
+// Sink produces dead letters to a Kafka topic. It implements
+// pipeline.DeadLetterSink and is safe for concurrent use; each partition's
+// writer is not.
+type Sink struct {
+	topic string
+	w     *kafka.Writer
+	log   *zap.Logger
+}
+
+var _ pipeline.DeadLetterSink = (*Sink)(nil)
+
+// New validates cfg and builds the sink. It reads the TLS files and the
+// SASL password but does not connect until the first Flush. The topic must
+// exist: deid never creates topics.
+func New(cfg Config, opts ...Option) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tr, err := cfg.Kafka.Transport()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{topic: cfg.TopicName(), log: zap.NewNop()}
+	for _, o := range opts {
+		o(s)
+	}
+	log := s.log.Named("dead-letters")
+	s.w = &kafka.Writer{
+		Addr:      kafka.TCP(cfg.Kafka.Brokers...),
+		Topic:     s.topic,
+		Transport: tr,
+		// A source partition's dead letters share a key, so they land on
+		// one partition of the topic, in order.
+		Balancer:     kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    1 << 14,
+		BatchBytes:   64 << 20,
+		BatchTimeout: time.Millisecond,
+		WriteTimeout: cfg.Kafka.RequestTimeout,
+		ReadTimeout:  cfg.Kafka.RequestTimeout,
+		// kafka-go retries a failed batch with backoff (transient broker
+		// failures); only then does Flush fail.
+		MaxAttempts:     10,
+		WriteBackoffMin: cfg.Kafka.RetryBackoff,
+		WriteBackoffMax: cfg.Kafka.RetryBackoffMax,
+		Logger: kafka.LoggerFunc(func(format string, args ...any) {
+			if ce := log.Check(zap.DebugLevel, ""); ce != nil {
+				log.Debug(fmt.Sprintf(format, args...))
+			}
+		}),
+	}
+	return s, nil
+}
+
+// Topic returns the dead-letter topic.
+func (s *Sink) Topic() string { return s.topic }
+
+// Writer returns the dead-letter writer of partition id. Writers share the
+// sink's connections.
+func (s *Sink) Writer(id pipeline.PartitionID) (pipeline.DeadLetterWriter, error) {
+	return &writer{s: s, key: []byte(id.String())}, nil
+}
+
+// Close releases the sink's connections. Flush every writer first: Close
+// does not write what they buffer.
+func (s *Sink) Close() error { return s.w.Close() }
+
+// writer buffers one partition's dead letters until Flush.
+type writer struct {
+	s      *Sink
+	key    []byte
+	msgs   []kafka.Message
+	closed bool
+}
+
+// Write buffers rec's original bytes with the reason and position as
+// headers. It copies rec.Value; nothing is sent until Flush.
+func (w *writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) error {
+	if w.closed {
+		return fmt.Errorf("dead letters to %s: writer of %s is closed", w.s.topic, w.key)
+	}
+	var code, field, detail string
+	if reason != nil {
+		code, field, detail = reason.Code, reason.Field, reason.Detail
+	}
+	var value []byte
+	if rec.Value != nil {
+		value = append(make([]byte, 0, len(rec.Value)), rec.Value...)
+	}
+	w.msgs = append(w.msgs, kafka.Message{
+		Key:   w.key,
+		Value: value,
+		Headers: []kafka.Header{
+			{Key: HeaderReason, Value: []byte(code)},
+			{Key: HeaderField, Value: []byte(field)},
+			{Key: HeaderDetail, Value: []byte(detail)},
+			{Key: HeaderSourceTopic, Value: []byte(rec.Pos.Source)},
+			{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(rec.Pos.Partition), 10)},
+			{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Pos.Offset, 10)},
+		},
+	})
+	return nil
+}
+
+// Flush produces everything written so far and waits until every in-sync
+// replica has it. On error the dead letters stay buffered, so a later Flush
+// sends them again (some may then appear twice: dead letters are delivered
+// at least once). It blocks until the acknowledgements or ctx is done.
+func (w *writer) Flush(ctx context.Context) error {
+	if len(w.msgs) == 0 {
+		return nil
+	}
+	if err := w.s.w.WriteMessages(ctx, w.msgs...); err != nil {
+		var we kafka.WriteErrors
+		if errors.As(err, &we) {
+			for _, e := range we {
+				if e != nil {
+					err = fmt.Errorf("%d of %d failed, the first: %w", we.Count(), len(we), e)
+					break
+				}
+			}
+		}
+		return fmt.Errorf("dead letters: producing %d to %s: %w", len(w.msgs), w.s.topic, err)
+	}
+	clear(w.msgs)
+	w.msgs = w.msgs[:0]
+	return nil
+}
+
+// Close flushes (bounded by the request timeout) and releases the writer.
+// Safe to call more than once.
+func (w *writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), w.s.w.WriteTimeout+w.s.w.ReadTimeout)
+	defer cancel()
+	return w.Flush(ctx)
+}

@@ -1,0 +1,54 @@
+package parquet
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Compression codecs a Config accepts.
+const (
+	CompressionSnappy = "snappy"
+	CompressionZstd   = "zstd"
+)
+
+// Config configures the dataset sink.
+type Config struct {
+	// Dir is the output directory <out>; datasets go to <out>/datasets.
+	// cmd/deid sets it from the top-level out key or --out.
+	Dir string `yaml:"-"`
+	// Compression is the Parquet codec: "snappy" (default) or "zstd".
+	Compression string `yaml:"compression"`
+	// MaxRowGroupRows caps the rows of one row group.
+	MaxRowGroupRows int `yaml:"max_row_group_rows"`
+	// MaxRowGroupBytes caps a row group's uncompressed size (estimated from
+	// the schema's row width), so a row group never exceeds it.
+	MaxRowGroupBytes int64 `yaml:"max_row_group_bytes"`
+}
+
+// DefaultConfig returns Snappy and row groups of at most 1Mi rows and
+// 128 MiB.
+func DefaultConfig() Config {
+	return Config{
+		Compression:      CompressionSnappy,
+		MaxRowGroupRows:  1 << 20,
+		MaxRowGroupBytes: 128 << 20,
+	}
+}
+
+// Validate reports every problem, each prefixed with its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("out: must name the output directory (or pass --out)"))
+	}
+	if c.Compression != CompressionSnappy && c.Compression != CompressionZstd {
+		errs = append(errs, fmt.Errorf("parquet.compression: must be %q or %q (got %q)", CompressionSnappy, CompressionZstd, c.Compression))
+	}
+	if c.MaxRowGroupRows < 1 {
+		errs = append(errs, fmt.Errorf("parquet.max_row_group_rows: must be at least 1, e.g. 1048576 (got %d)", c.MaxRowGroupRows))
+	}
+	if c.MaxRowGroupBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("parquet.max_row_group_bytes: must be at least 1048576 (1 MiB), e.g. 134217728 (got %d)", c.MaxRowGroupBytes))
+	}
+	return errors.Join(errs...)
+}

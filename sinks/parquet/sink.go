@@ -1,0 +1,480 @@
+package parquet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	pq "github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/compress"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/internal/fsutil"
+)
+
+// ErrPublished is wrapped by Commit's error when the window already has a
+// manifest: published windows are immutable (SPEC §4) and never rewritten.
+var ErrPublished = errors.New("window already published")
+
+// File and directory permissions of the datasets.
+const (
+	filePerm = 0o644
+	dirPerm  = 0o755
+)
+
+// Sink writes dataset windows as Parquet files under <out>/datasets and
+// commits each with its manifest. It implements pipeline.DatasetSink and is
+// safe for concurrent use; commits of the same window are serialized.
+type Sink struct {
+	cfg   Config
+	root  string
+	codec compress.Compression
+	mem   memory.Allocator
+
+	mu   sync.Mutex
+	busy map[string]*dirLock
+
+	// hook, when set (tests), is called before each step of a commit
+	// ("data": renaming the data file; "manifest": publishing the
+	// manifest) and fails the commit with the error it returns.
+	hook func(step string) error
+}
+
+var _ pipeline.DatasetSink = (*Sink)(nil)
+
+// New returns a sink writing under cfg.Dir/datasets. It creates nothing
+// until the first commit.
+func New(cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	codec := compress.Codecs.Snappy
+	if cfg.Compression == CompressionZstd {
+		codec = compress.Codecs.Zstd
+	}
+	return &Sink{cfg: cfg, root: filepath.Join(cfg.Dir, "datasets"), codec: codec,
+		mem: memory.NewGoAllocator(), busy: map[string]*dirLock{}}, nil
+}
+
+// Dir returns the directory of a dataset window: <out>/datasets/<dataset>/
+// dt=YYYY-MM-DD[/hour=HH[/minute=MM]].
+func (s *Sink) Dir(dataset string, w pipeline.Window) (string, error) {
+	if !validName(dataset) {
+		return "", fmt.Errorf("dataset name %q is not a safe directory name", dataset)
+	}
+	rel, err := PartitionPath(w)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, dataset, rel), nil
+}
+
+// Published tells whether the window's manifest exists. Safe for
+// concurrent use.
+func (s *Sink) Published(dataset string, w pipeline.Window) (bool, error) {
+	dir, err := s.Dir(dataset, w)
+	if err != nil {
+		return false, fmt.Errorf("parquet: %w", err)
+	}
+	_, err = os.Lstat(filepath.Join(dir, ManifestName))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("parquet: %w", err)
+}
+
+// Commit writes the window's data file, then its manifest, which is the
+// commit: a directory without a manifest holds nothing committed, and
+// Commit removes whatever an earlier, interrupted commit left in it before
+// writing. Each file is written under a temporary name, fsynced, renamed
+// into place, and the directory fsynced. A window with no rows still gets a
+// data file (the schema, no row groups) so that readers of the dataset see
+// its columns. Commit fails with an error wrapping ErrPublished when the
+// window already has a manifest. ctx cancels between row groups. Safe for
+// concurrent use.
+func (s *Sink) Commit(ctx context.Context, out *pipeline.WindowOutput) error {
+	if out == nil || out.Spec == nil {
+		return errors.New("parquet: commit: no window output or no dataset spec")
+	}
+	if err := s.commit(ctx, out); err != nil {
+		return fmt.Errorf("parquet: %s window %s: %w", out.Spec.Name, formatWindow(out.Window), err)
+	}
+	return nil
+}
+
+func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkSpec(out.Spec); err != nil {
+		return err
+	}
+	if err := checkRows(out); err != nil {
+		return err
+	}
+	dir, err := s.Dir(out.Spec.Name, out.Window)
+	if err != nil {
+		return err
+	}
+	unlock := s.lock(dir)
+	defer unlock()
+
+	manifestPath := filepath.Join(dir, ManifestName)
+	if _, err := os.Lstat(manifestPath); err == nil {
+		return ErrPublished
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := fsutil.MkdirAll(dir, dirPerm); err != nil {
+		return err
+	}
+	if err := clean(dir); err != nil {
+		return fmt.Errorf("removing an interrupted commit's files: %w", err)
+	}
+
+	// The data file: content-addressed, so a retry writes the same name.
+	df, err := fsutil.Create(dir, "part", filePerm)
+	if err != nil {
+		return err
+	}
+	defer df.Abort()
+	rows, groups, err := s.write(ctx, df, out)
+	if err != nil {
+		return fmt.Errorf("writing data file: %w", err)
+	}
+	if err := df.Sync(); err != nil {
+		return fmt.Errorf("writing data file: %w", err)
+	}
+	name := "part-" + df.SHA256()[:16] + ".parquet"
+	if err := s.step("data"); err != nil {
+		return err
+	}
+	if err := df.Rename(name); err != nil {
+		return fmt.Errorf("writing data file: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// Leave nothing uncommitted behind for readers that do not
+			// look for the manifest; the next commit would remove it anyway.
+			os.Remove(filepath.Join(dir, name))
+		}
+	}()
+
+	// The manifest: the commit. Publish never replaces an existing one,
+	// even one another process wrote meanwhile.
+	m := newManifest(out, []File{{Path: name, Rows: rows, RowGroups: groups, Bytes: df.Size(), SHA256: df.SHA256()}})
+	b, err := m.marshal()
+	if err != nil {
+		return err
+	}
+	mf, err := fsutil.Create(dir, "manifest", filePerm)
+	if err != nil {
+		return err
+	}
+	defer mf.Abort()
+	if _, err := mf.Write(b); err != nil {
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if err := mf.Sync(); err != nil {
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if err := s.step("manifest"); err != nil {
+		return err
+	}
+	if err := mf.Publish(ManifestName); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Another process committed the window meanwhile. Keep our
+			// data file only if its manifest lists it (same content).
+			if theirs, rerr := ReadManifest(manifestPath); rerr == nil {
+				for _, f := range theirs.Files {
+					committed = committed || f.Path == name
+				}
+			}
+			return ErrPublished
+		}
+		// A manifest in place is a commit, durable or not: keep its data.
+		committed = mf.Placed()
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+func (s *Sink) step(name string) error {
+	if s.hook != nil {
+		return s.hook(name)
+	}
+	return nil
+}
+
+// dirLock serializes the commits of one directory; users counts those
+// holding or waiting for it, so it is forgotten when the last one leaves.
+type dirLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock serializes commits of one directory and returns the unlock.
+func (s *Sink) lock(dir string) func() {
+	s.mu.Lock()
+	l := s.busy[dir]
+	if l == nil {
+		l = &dirLock{}
+		s.busy[dir] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.busy, dir)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// clean removes an uncommitted directory's data and temporary files.
+func clean(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if fsutil.IsTemp(n) || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkRows rejects rows that do not fit the spec's columns.
+func checkRows(out *pipeline.WindowOutput) error {
+	spec := out.Spec
+	for i := range out.Rows {
+		r := &out.Rows[i]
+		if len(r.Dims) != len(spec.Dimensions) || len(r.Values) != len(spec.Measures) {
+			return fmt.Errorf("row %d: %d dimensions and %d values, want %d and %d",
+				i, len(r.Dims), len(r.Values), len(spec.Dimensions), len(spec.Measures))
+		}
+		if r.Level < 0 || r.Level > math.MaxInt32 {
+			return fmt.Errorf("row %d: generalization level %d out of range", i, r.Level)
+		}
+		for j, m := range spec.Measures {
+			if m.IsInt() && r.Values[j].Null {
+				return fmt.Errorf("row %d: measure %s is an integer and cannot be null", i, m.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// rowsPerGroup is how many rows one row group takes: at most
+// MaxRowGroupRows, and few enough that its uncompressed size stays under
+// MaxRowGroupBytes.
+func (s *Sink) rowsPerGroup(spec *pipeline.DatasetSpec) int {
+	n := s.cfg.MaxRowGroupBytes / rowWidth(spec)
+	return int(max(1, min(n, int64(s.cfg.MaxRowGroupRows))))
+}
+
+// write encodes the window's rows as Parquet to w, one record batch per row
+// group, and returns the rows and row groups written.
+func (s *Sink) write(ctx context.Context, w io.Writer, out *pipeline.WindowOutput) (int64, int, error) {
+	spec := out.Spec
+	per := s.rowsPerGroup(spec)
+	opts := []pq.WriterProperty{
+		pq.WithAllocator(s.mem),
+		pq.WithCompression(s.codec),
+		pq.WithDictionaryDefault(true),
+		pq.WithStats(true),
+		pq.WithMaxRowGroupLength(int64(per)),
+	}
+	// Measures are mostly distinct, so a dictionary would not pay; the
+	// window bounds are constant, which delta encoding stores in a few
+	// bytes. Both also avoid arrow-go's int64 dictionary encoder, which
+	// allocates per value.
+	for _, m := range spec.Measures {
+		opts = append(opts, pq.WithDictionaryFor(m.Name, false))
+	}
+	for _, c := range []string{ColWindowStart, ColWindowEnd} {
+		opts = append(opts, pq.WithDictionaryFor(c, false), pq.WithEncodingFor(c, pq.Encodings.DeltaBinaryPacked))
+	}
+	props := pq.NewWriterProperties(opts...)
+	schema := arrowSchema(out)
+	fw, err := pqarrow.NewFileWriter(schema, w, props,
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(s.mem)))
+	if err != nil {
+		return 0, 0, err
+	}
+	b := newBatch(s.mem, schema, spec, out.Window)
+	defer b.release()
+	groups := 0
+	for lo := 0; lo < len(out.Rows); lo += per {
+		if err := ctx.Err(); err != nil {
+			fw.Close()
+			return 0, 0, err
+		}
+		rec := b.build(out.Rows[lo:min(lo+per, len(out.Rows))])
+		err := fw.Write(rec)
+		rec.Release()
+		if err != nil {
+			fw.Close()
+			return 0, 0, err
+		}
+		groups++
+	}
+	if err := fw.Close(); err != nil {
+		return 0, 0, err
+	}
+	return int64(len(out.Rows)), groups, nil
+}
+
+// batch builds record batches of one window's rows.
+type batch struct {
+	mem    memory.Allocator
+	schema *arrow.Schema
+	window pipeline.Window
+	spec   *pipeline.DatasetSpec
+	start  *array.TimestampBuilder
+	end    *array.TimestampBuilder
+	dims   []dictColumn
+	level  *array.Int32Builder
+	ints   []*array.Int64Builder
+	floats []*array.Float64Builder
+}
+
+// dictColumn builds one dictionary-encoded dimension column: values are
+// numbered in order of first appearance, so the same rows give the same
+// dictionary.
+type dictColumn struct {
+	index   map[string]int32
+	values  *array.StringBuilder
+	indices *array.Int32Builder
+}
+
+func newBatch(mem memory.Allocator, schema *arrow.Schema, spec *pipeline.DatasetSpec, w pipeline.Window) *batch {
+	b := &batch{mem: mem, schema: schema, window: w, spec: spec,
+		start: array.NewTimestampBuilder(mem, tsType), end: array.NewTimestampBuilder(mem, tsType),
+		level: array.NewInt32Builder(mem)}
+	for range spec.Dimensions {
+		b.dims = append(b.dims, dictColumn{index: map[string]int32{},
+			values: array.NewStringBuilder(mem), indices: array.NewInt32Builder(mem)})
+	}
+	b.ints = make([]*array.Int64Builder, len(spec.Measures))
+	b.floats = make([]*array.Float64Builder, len(spec.Measures))
+	for i, m := range spec.Measures {
+		if m.IsInt() {
+			b.ints[i] = array.NewInt64Builder(mem)
+		} else {
+			b.floats[i] = array.NewFloat64Builder(mem)
+		}
+	}
+	return b
+}
+
+// build appends rows and returns them as one record; the builders are
+// empty again afterwards (each row group gets its own dictionaries).
+func (b *batch) build(rows []pipeline.Row) arrow.Record {
+	n := len(rows)
+	b.start.Reserve(n)
+	b.end.Reserve(n)
+	b.level.Reserve(n)
+	for i := range rows {
+		b.start.UnsafeAppend(arrow.Timestamp(b.window.Start))
+		b.end.UnsafeAppend(arrow.Timestamp(b.window.End))
+		b.level.UnsafeAppend(int32(rows[i].Level))
+	}
+	for d := range b.dims {
+		dc := &b.dims[d]
+		clear(dc.index)
+		dc.indices.Reserve(n)
+		for i := range rows {
+			v := rows[i].Dims[d]
+			idx, ok := dc.index[v]
+			if !ok {
+				idx = int32(len(dc.index))
+				dc.index[v] = idx
+				dc.values.Append(v)
+			}
+			dc.indices.UnsafeAppend(idx)
+		}
+	}
+	for m := range b.spec.Measures {
+		if ib := b.ints[m]; ib != nil {
+			ib.Reserve(n)
+			for i := range rows {
+				ib.UnsafeAppend(rows[i].Values[m].Int)
+			}
+			continue
+		}
+		fb := b.floats[m]
+		fb.Reserve(n)
+		for i := range rows {
+			if v := rows[i].Values[m]; v.Null {
+				fb.UnsafeAppendBoolToBitmap(false)
+			} else {
+				fb.UnsafeAppend(v.Float)
+			}
+		}
+	}
+	cols := make([]arrow.Array, 0, b.schema.NumFields())
+	cols = append(cols, b.start.NewArray(), b.end.NewArray())
+	for d := range b.dims {
+		dc := &b.dims[d]
+		values, indices := dc.values.NewArray(), dc.indices.NewArray()
+		cols = append(cols, array.NewDictionaryArray(dictType, indices, values))
+		values.Release()
+		indices.Release()
+	}
+	cols = append(cols, b.level.NewArray())
+	for m := range b.spec.Measures {
+		if b.ints[m] != nil {
+			cols = append(cols, b.ints[m].NewArray())
+		} else {
+			cols = append(cols, b.floats[m].NewArray())
+		}
+	}
+	rec := array.NewRecord(b.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
+}
+
+func (b *batch) release() {
+	b.start.Release()
+	b.end.Release()
+	b.level.Release()
+	for _, d := range b.dims {
+		d.values.Release()
+		d.indices.Release()
+	}
+	for m := range b.spec.Measures {
+		if b.ints[m] != nil {
+			b.ints[m].Release()
+		} else {
+			b.floats[m].Release()
+		}
+	}
+}

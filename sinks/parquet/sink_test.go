@@ -1,0 +1,727 @@
+package parquet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	pq "github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/compress"
+	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+	"github.com/apache/arrow/go/v17/parquet/schema"
+	"github.com/google/go-cmp/cmp"
+	"github.com/mya/deid/pipeline"
+)
+
+func TestCommitRoundTrip(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(testRows())
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	path := dataFile(t, s, out)
+
+	// Arrow's reader gives back exactly the rows and window committed.
+	rows, w, err := ReadDatasetRows(path, out.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(out.Rows, rows); diff != "" {
+		t.Errorf("rows read back with Arrow (-committed +read):\n%s", diff)
+	}
+	if w != out.Window {
+		t.Errorf("window read back %v, want %v", w, out.Window)
+	}
+
+	// So does an independent reader, column by column.
+	cols, n := readIndependent(t, path)
+	if n != int64(len(out.Rows)) {
+		t.Fatalf("parquet-go reads %d rows, want %d", n, len(out.Rows))
+	}
+	want := map[string][]any{
+		"window_start":         {day.Start, day.Start, day.Start},
+		"window_end":           {day.End, day.End, day.End},
+		"platform":             {"instagram", "tiktok", "*"},
+		"region":               {"EU", "NA", "*"},
+		"industry":             {"beauty.skincare", "gaming", "beauty"},
+		"generalization_level": {int32(0), int32(0), int32(2)},
+		"events":               {int64(40), int64(40), int64(20)},
+		"impressions":          {int64(120000), int64(0), int64(9223372036854775807)},
+		"ctr":                  {0.0125, nil, 1e-9},
+	}
+	if diff := cmp.Diff(want, cols); diff != "" {
+		t.Errorf("columns read with parquet-go (-want +got):\n%s", diff)
+	}
+}
+
+func TestCommitManyRowGroups(t *testing.T) {
+	s, _ := newSink(t, func(c *Config) { c.MaxRowGroupRows = 3 })
+	out := testOutput(manyRows(10))
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	path := dataFile(t, s, out)
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	if got := rdr.NumRowGroups(); got != 4 {
+		t.Errorf("%d row groups, want 4 (10 rows, 3 per group)", got)
+	}
+	rows, _, err := ReadDatasetRows(path, out.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(out.Rows, rows); diff != "" {
+		t.Errorf("rows read back (-committed +read):\n%s", diff)
+	}
+	cols, _ := readIndependent(t, path)
+	if got := cols["industry"][9]; got != "industry.leaf0" {
+		t.Errorf("parquet-go: last row's industry is %v", got)
+	}
+}
+
+func TestRowGroupsStayUnder128MiB(t *testing.T) {
+	s, _ := newSink(t)
+	spec := testSpec()
+	per := s.rowsPerGroup(spec)
+	if got := int64(per) * rowWidth(spec); got > 128<<20 {
+		t.Errorf("%d rows per group of %d bytes each is %d bytes, over 128 MiB", per, rowWidth(spec), got)
+	}
+	if per > 1<<20 {
+		t.Errorf("%d rows per group, over the 1Mi cap", per)
+	}
+}
+
+func TestColumnTypes(t *testing.T) {
+	for _, codec := range []string{CompressionSnappy, CompressionZstd} {
+		t.Run(codec, func(t *testing.T) {
+			s, _ := newSink(t, func(c *Config) { c.Compression = codec })
+			out := testOutput(testRows())
+			if err := s.Commit(context.Background(), out); err != nil {
+				t.Fatal(err)
+			}
+			path := dataFile(t, s, out)
+			rdr, err := file.OpenParquetFile(path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdr.Close()
+
+			type col struct {
+				Physical   pq.Type
+				Logical    string
+				Repetition string
+			}
+			ts := schema.NewTimestampLogicalType(true, schema.TimeUnitMicros).String()
+			str := schema.StringLogicalType{}.String()
+			none := schema.NoLogicalType{}.String()
+			want := map[string]col{
+				"window_start":         {pq.Types.Int64, ts, "required"},
+				"window_end":           {pq.Types.Int64, ts, "required"},
+				"platform":             {pq.Types.ByteArray, str, "optional"},
+				"region":               {pq.Types.ByteArray, str, "optional"},
+				"industry":             {pq.Types.ByteArray, str, "optional"},
+				"generalization_level": {pq.Types.Int32, schema.NewIntLogicalType(32, true).String(), "required"},
+				"events":               {pq.Types.Int64, schema.NewIntLogicalType(64, true).String(), "required"},
+				"impressions":          {pq.Types.Int64, schema.NewIntLogicalType(64, true).String(), "required"},
+				"ctr":                  {pq.Types.Double, none, "optional"},
+			}
+			got := map[string]col{}
+			sc := rdr.MetaData().Schema
+			for i := 0; i < sc.NumColumns(); i++ {
+				c := sc.Column(i)
+				rep := "required"
+				if c.MaxDefinitionLevel() > 0 {
+					rep = "optional"
+				}
+				got[c.Name()] = col{c.PhysicalType(), c.LogicalType().String(), rep}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Parquet column types (-want +got):\n%s", diff)
+			}
+
+			// Timestamps are adjusted to UTC, in microseconds.
+			tsl := sc.Column(0).LogicalType().(*schema.TimestampLogicalType)
+			if !tsl.IsAdjustedToUTC() || tsl.TimeUnit() != schema.TimeUnitMicros {
+				t.Errorf("window_start logical type %s, want TIMESTAMP(MICROS, UTC)", tsl)
+			}
+
+			// Dimensions are dictionary-encoded; the codec is the configured one.
+			wantCodec := compress.Codecs.Snappy
+			if codec == CompressionZstd {
+				wantCodec = compress.Codecs.Zstd
+			}
+			rg := rdr.MetaData().RowGroup(0)
+			for i := 0; i < sc.NumColumns(); i++ {
+				cc, err := rg.ColumnChunk(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Statistics are sound: arrow-go v17 writes a negative null
+				// count for a required dictionary column, which is why
+				// dimensions are declared optional.
+				st, err := cc.Statistics()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st == nil || st.NullCount() < 0 || (sc.Column(i).Name() != "ctr" && st.NullCount() != 0) {
+					t.Errorf("column %s: statistics missing or null count wrong (%d)", sc.Column(i).Name(), nullCount(st))
+				} else if st.NullCount()+st.NumValues() != cc.NumValues() {
+					t.Errorf("column %s: %d nulls and %d values in statistics, %d values in the chunk",
+						sc.Column(i).Name(), st.NullCount(), st.NumValues(), cc.NumValues())
+				}
+				if cc.Compression() != wantCodec {
+					t.Errorf("column %s compressed with %s, want %s", sc.Column(i).Name(), cc.Compression(), wantCodec)
+				}
+				if name := sc.Column(i).Name(); name == "platform" || name == "region" || name == "industry" {
+					if !cc.HasDictionaryPage() {
+						t.Errorf("dimension %s has no dictionary page", name)
+					}
+					dict := false
+					for _, enc := range cc.Encodings() {
+						dict = dict || enc == pq.Encodings.RLEDict || enc == pq.Encodings.PlainDict
+					}
+					if !dict {
+						t.Errorf("dimension %s: data pages not dictionary-encoded (%v)", name, cc.Encodings())
+					}
+				}
+			}
+
+			// Arrow readers get the Arrow types back.
+			fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			as, err := fr.Schema()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantArrow := map[string]string{
+				"window_start":         (&arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}).String(),
+				"window_end":           (&arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}).String(),
+				"platform":             dictType.String(),
+				"region":               dictType.String(),
+				"industry":             dictType.String(),
+				"generalization_level": "int32",
+				"events":               "int64",
+				"impressions":          "int64",
+				"ctr":                  "float64",
+			}
+			gotArrow := map[string]string{}
+			for _, f := range as.Fields() {
+				gotArrow[f.Name] = f.Type.String()
+			}
+			if diff := cmp.Diff(wantArrow, gotArrow); diff != "" {
+				t.Errorf("Arrow types (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestKeyValueMetadata(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(testRows())
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	md, err := ReadMetadata(dataFile(t, s, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md["ARROW:schema"] == "" {
+		t.Error("no ARROW:schema metadata")
+	}
+	delete(md, "ARROW:schema")
+	want := map[string]string{
+		"dataset":            "campaign_metrics",
+		"schema_version":     "3",
+		"k":                  "10",
+		"dominance":          "2,85",
+		"p_percent":          "10",
+		"dominance_measures": "impressions,events",
+		"pipeline_version":   "v0.1.0-test",
+		"policy_version":     "policy-1234",
+		"window_start":       "2024-05-01T00:00:00Z",
+		"window_end":         "2024-05-02T00:00:00Z",
+	}
+	if diff := cmp.Diff(want, md); diff != "" {
+		t.Errorf("key-value metadata (-want +got):\n%s", diff)
+	}
+}
+
+func TestSameOutputGivesByteIdenticalFile(t *testing.T) {
+	for _, codec := range []string{CompressionSnappy, CompressionZstd} {
+		t.Run(codec, func(t *testing.T) {
+			var files [][]byte
+			var names []string
+			for range 2 {
+				s, _ := newSink(t, func(c *Config) { c.Compression = codec; c.MaxRowGroupRows = 1000 })
+				out := testOutput(manyRows(5000))
+				if err := s.Commit(context.Background(), out); err != nil {
+					t.Fatal(err)
+				}
+				// Different wall-clock times must not matter.
+				time.Sleep(10 * time.Millisecond)
+				path := dataFile(t, s, out)
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, b)
+				names = append(names, filepath.Base(path))
+			}
+			if !bytes.Equal(files[0], files[1]) {
+				t.Error("two commits of the same window output differ")
+			}
+			if names[0] != names[1] {
+				t.Errorf("file names differ: %s, %s", names[0], names[1])
+			}
+		})
+	}
+}
+
+func TestManifest(t *testing.T) {
+	s, out0 := newSink(t)
+	out := testOutput(testRows())
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out0, "datasets", "campaign_metrics", "dt=2024-05-01")
+	if diff := cmp.Diff([]string{"_manifest.json", filepath.Base(dataFile(t, s, out))}, listDir(t, dir)); diff != "" {
+		t.Errorf("window directory (-want +got):\n%s", diff)
+	}
+	m, err := ReadManifest(filepath.Join(dir, ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, m.Files[0].Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	want := &Manifest{
+		ManifestVersion: 1,
+		Dataset:         "campaign_metrics",
+		SchemaVersion:   3,
+		PipelineVersion: "v0.1.0-test",
+		PolicyVersion:   "policy-1234",
+		Window:          Window{Start: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)},
+		Rows:            3,
+		Files: []File{{Path: "part-" + hex.EncodeToString(sum[:8]) + ".parquet", Rows: 3, RowGroups: 1,
+			Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}},
+		Privacy: Privacy{K: 10, DominanceN: 2, DominanceK: 85, PPercent: 10,
+			DominanceMeasures: []string{"impressions", "events"}, ProtectedEntities: []string{"workspaces", "creators"}},
+		Columns: []Column{
+			{Name: "window_start", Type: TypeTimestamp, Role: RoleWindow},
+			{Name: "window_end", Type: TypeTimestamp, Role: RoleWindow},
+			{Name: "platform", Type: TypeDictStr, Nullable: true, Role: RoleDimension},
+			{Name: "region", Type: TypeDictStr, Nullable: true, Role: RoleDimension},
+			{Name: "industry", Type: TypeDictStr, Nullable: true, Role: RoleDimension},
+			{Name: "generalization_level", Type: TypeInt32, Role: RoleLevel},
+			{Name: "events", Type: TypeInt64, Role: RoleMeasure},
+			{Name: "impressions", Type: TypeInt64, Role: RoleMeasure},
+			{Name: "ctr", Type: TypeDouble, Nullable: true, Role: RoleMeasure},
+		},
+		Accounting:          out.Acct,
+		Partitions:          out.Partitions,
+		ExclusionChainHeads: out.ChainHeads,
+	}
+	if diff := cmp.Diff(want, m); diff != "" {
+		t.Errorf("manifest (-want +got):\n%s", diff)
+	}
+
+	// The fields come out in a stable order, the window in RFC 3339.
+	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := topLevelKeys(t, raw)
+	wantKeys := []string{"manifest_version", "dataset", "schema_version", "pipeline_version", "policy_version",
+		"window", "rows", "files", "privacy", "columns", "accounting", "partitions", "exclusion_chain_heads"}
+	if diff := cmp.Diff(wantKeys, keys); diff != "" {
+		t.Errorf("manifest key order (-want +got):\n%s", diff)
+	}
+	if !bytes.Contains(raw, []byte(`"start": "2024-05-01T00:00:00Z"`)) {
+		t.Errorf("manifest window not in RFC 3339:\n%s", raw)
+	}
+}
+
+func topLevelKeys(t *testing.T, raw []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
+func TestPublishedWindowIsNeverRewritten(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(testRows())
+	ok, err := s.Published(out.Spec.Name, out.Window)
+	if err != nil || ok {
+		t.Fatalf("Published before commit = %v, %v; want false, nil", ok, err)
+	}
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	ok, err = s.Published(out.Spec.Name, out.Window)
+	if err != nil || !ok {
+		t.Fatalf("Published after commit = %v, %v; want true, nil", ok, err)
+	}
+	dir, _ := s.Dir(out.Spec.Name, out.Window)
+	before := listDir(t, dir)
+	manifest, _ := os.ReadFile(filepath.Join(dir, ManifestName))
+
+	other := testOutput(manyRows(7))
+	err = s.Commit(context.Background(), other)
+	if !errors.Is(err, ErrPublished) {
+		t.Fatalf("second commit: %v, want ErrPublished", err)
+	}
+	if diff := cmp.Diff(before, listDir(t, dir)); diff != "" {
+		t.Errorf("second commit changed the directory (-before +after):\n%s", diff)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, ManifestName))
+	if !bytes.Equal(manifest, after) {
+		t.Error("second commit changed the manifest")
+	}
+}
+
+func TestFailedCommitLeavesNothingCommitted(t *testing.T) {
+	for _, step := range []string{"data", "manifest"} {
+		t.Run("failing at "+step, func(t *testing.T) {
+			s, _ := newSink(t)
+			injected := errors.New("injected failure")
+			s.hook = func(at string) error {
+				if at == step {
+					return injected
+				}
+				return nil
+			}
+			out := testOutput(testRows())
+			if err := s.Commit(context.Background(), out); !errors.Is(err, injected) {
+				t.Fatalf("commit: %v, want the injected failure", err)
+			}
+			dir, _ := s.Dir(out.Spec.Name, out.Window)
+			if names := listDir(t, dir); len(names) != 0 {
+				t.Errorf("failed commit left %v", names)
+			}
+			if ok, _ := s.Published(out.Spec.Name, out.Window); ok {
+				t.Error("failed commit counts as published")
+			}
+
+			// The retry commits.
+			s.hook = nil
+			if err := s.Commit(context.Background(), out); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			if names := listDir(t, dir); len(names) != 2 {
+				t.Errorf("after retry: %v, want a manifest and a data file", names)
+			}
+		})
+	}
+}
+
+func TestAnotherProcessCommittingFirstWins(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(testRows())
+	dir, _ := s.Dir(out.Spec.Name, out.Window)
+	// Another process publishes its manifest, for its own data file, just
+	// before ours.
+	theirs := []byte(`{"manifest_version": 1, "files": [{"path": "part-00000000000000ff.parquet"}]}`)
+	s.hook = func(step string) error {
+		if step == "manifest" {
+			os.WriteFile(filepath.Join(dir, "part-00000000000000ff.parquet"), []byte("theirs"), 0o644)
+			return os.WriteFile(filepath.Join(dir, ManifestName), theirs, 0o644)
+		}
+		return nil
+	}
+	if err := s.Commit(context.Background(), out); !errors.Is(err, ErrPublished) {
+		t.Fatalf("commit: %v, want ErrPublished", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, ManifestName))
+	if !bytes.Equal(got, theirs) {
+		t.Error("their manifest was replaced")
+	}
+	want := []string{"_manifest.json", "part-00000000000000ff.parquet"}
+	if diff := cmp.Diff(want, listDir(t, dir)); diff != "" {
+		t.Errorf("directory (-want +got):\n%s", diff)
+	}
+}
+
+func TestCommitRemovesAnInterruptedCommitsFiles(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(testRows())
+	dir, _ := s.Dir(out.Spec.Name, out.Window)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash between the data file and the manifest leaves.
+	for _, n := range []string{"part-0123456789abcdef.parquet", ".part-123.tmp", ".manifest-9.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("stale"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"_manifest.json", filepath.Base(dataFile(t, s, out))}
+	if diff := cmp.Diff(want, listDir(t, dir)); diff != "" {
+		t.Errorf("directory after commit (-want +got):\n%s", diff)
+	}
+}
+
+func TestCommitFailsWhenTheDirectoryCannotBeCreated(t *testing.T) {
+	s, out0 := newSink(t)
+	// A file where the dataset directory should be.
+	if err := os.MkdirAll(filepath.Join(out0, "datasets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out0, "datasets", "campaign_metrics"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := testOutput(testRows())
+	if err := s.Commit(context.Background(), out); err == nil {
+		t.Fatal("commit succeeded without a directory")
+	}
+	if m, _ := ListManifests(out0); len(m) != 0 {
+		t.Errorf("manifests after a failed commit: %v", m)
+	}
+}
+
+func TestCommitHonoursCancellation(t *testing.T) {
+	s, _ := newSink(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := testOutput(testRows())
+	if err := s.Commit(ctx, out); !errors.Is(err, context.Canceled) {
+		t.Fatalf("commit: %v, want context.Canceled", err)
+	}
+	if ok, _ := s.Published(out.Spec.Name, out.Window); ok {
+		t.Error("cancelled commit counts as published")
+	}
+}
+
+func TestEmptyWindow(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(nil)
+	out.Acct = pipeline.WindowAccounting{}
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	path := dataFile(t, s, out)
+	dir, _ := s.Dir(out.Spec.Name, out.Window)
+	m, err := ReadManifest(filepath.Join(dir, ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Rows != 0 || m.Files[0].Rows != 0 || m.Files[0].RowGroups != 0 {
+		t.Errorf("manifest of an empty window: rows %d, file %+v", m.Rows, m.Files[0])
+	}
+	rows, err := ReadRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 0 {
+		t.Errorf("%d rows in an empty window's file", len(rows))
+	}
+	cols, n := readIndependent(t, path)
+	if n != 0 || len(cols) != 9 {
+		t.Errorf("parquet-go: %d rows, %d columns; want 0 and 9", n, len(cols))
+	}
+}
+
+func TestCommitRejectsOutputThatDoesNotFit(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*pipeline.WindowOutput)
+		want string
+	}{
+		{"a row with too few dimensions", func(o *pipeline.WindowOutput) { o.Rows[0].Dims = o.Rows[0].Dims[:2] },
+			"row 0: 2 dimensions and 3 values, want 3 and 3"},
+		{"a null integer measure", func(o *pipeline.WindowOutput) { o.Rows[1].Values[0].Null = true },
+			"row 1: measure events is an integer and cannot be null"},
+		{"a dimension named like a fixed column", func(o *pipeline.WindowOutput) { o.Spec.Dimensions[0].Name = "window_start" },
+			`column name "window_start" is empty, reserved or repeated`},
+		{"a dimension named like a Hive partition key", func(o *pipeline.WindowOutput) { o.Spec.Dimensions[1].Name = "dt" },
+			`column name "dt" is empty, reserved or repeated`},
+		{"a measure named like a dimension", func(o *pipeline.WindowOutput) { o.Spec.Measures[0].Name = "region" },
+			`column name "region" is empty, reserved or repeated`},
+		{"a dataset name with a slash", func(o *pipeline.WindowOutput) { o.Spec.Name = "../evil" },
+			`dataset name "../evil"`},
+		{"a window that is not aligned", func(o *pipeline.WindowOutput) { o.Window.Start += 3600e6; o.Window.End += 3600e6 },
+			"a 24h window must start at midnight UTC"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, out0 := newSink(t)
+			out := testOutput(testRows())
+			tt.edit(out)
+			err := s.Commit(context.Background(), out)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("commit: %v, want an error containing %q", err, tt.want)
+			}
+			if m, _ := ListManifests(out0); len(m) != 0 {
+				t.Errorf("manifests after a rejected commit: %v", m)
+			}
+		})
+	}
+}
+
+func TestConcurrentCommits(t *testing.T) {
+	s, out0 := newSink(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 24)
+	// Eight windows, three commits of each at once.
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := testOutput(manyRows(50 + i%8))
+			out.Window = pipeline.Window{Start: day.Start + int64(i%8)*3600e6, End: day.Start + int64(i%8+1)*3600e6}
+			errs[i] = s.Commit(context.Background(), out)
+		}()
+	}
+	wg.Wait()
+	ok, published := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrPublished):
+			published++
+		default:
+			t.Errorf("commit: %v", err)
+		}
+	}
+	if ok != 8 || published != 16 {
+		t.Errorf("%d commits succeeded and %d found the window published; want 8 and 16", ok, published)
+	}
+	if len(s.busy) != 0 {
+		t.Errorf("%d directory locks left after the commits", len(s.busy))
+	}
+	m, err := ListManifests(out0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 8 {
+		t.Errorf("%d manifests, want 8", len(m))
+	}
+	for _, p := range m {
+		if !strings.Contains(p, string(filepath.Separator)+"hour=") {
+			t.Errorf("hourly window's manifest %s has no hour= directory", p)
+		}
+		if names := listDir(t, filepath.Dir(p)); len(names) != 2 {
+			t.Errorf("%s: %v, want a manifest and one data file", filepath.Dir(p), names)
+		}
+	}
+}
+
+func TestPartitionPath(t *testing.T) {
+	at := func(h, m int) int64 { return time.Date(2024, 5, 1, h, m, 0, 0, time.UTC).UnixMicro() }
+	tests := []struct {
+		name    string
+		w       pipeline.Window
+		want    string
+		wantErr string
+	}{
+		{"a day window has only a date", pipeline.Window{Start: at(0, 0), End: at(24, 0)}, "dt=2024-05-01", ""},
+		{"an hour window has an hour", pipeline.Window{Start: at(13, 0), End: at(14, 0)}, "dt=2024-05-01/hour=13", ""},
+		{"a six-hour window has an hour", pipeline.Window{Start: at(18, 0), End: at(24, 0)}, "dt=2024-05-01/hour=18", ""},
+		{"a 90-minute window has the hour it starts in", pipeline.Window{Start: at(1, 30), End: at(3, 0)}, "dt=2024-05-01/hour=01", ""},
+		{"a half-hour window has a minute", pipeline.Window{Start: at(9, 30), End: at(10, 0)}, "dt=2024-05-01/hour=09/minute=30", ""},
+		{"an empty window is an error", pipeline.Window{Start: at(1, 0), End: at(1, 0)}, "", "longer than 0"},
+		{"a two-day window is an error", pipeline.Window{Start: at(0, 0), End: at(48, 0)}, "", "at most 24h"},
+		{"a window off the minute is an error", pipeline.Window{Start: at(1, 0) + 1, End: at(2, 0) + 1}, "", "whole minute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := PartitionPath(tt.w)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("PartitionPath: %q, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != filepath.FromSlash(tt.want) {
+				t.Fatalf("PartitionPath = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"the defaults with a directory are valid", func(*Config) {}, nil},
+		{"zstd is valid", func(c *Config) { c.Compression = "zstd" }, nil},
+		{"every problem is reported", func(c *Config) {
+			c.Dir, c.Compression, c.MaxRowGroupRows, c.MaxRowGroupBytes = "", "gzip", 0, 10
+		}, []string{
+			"out: must name the output directory (or pass --out)",
+			`parquet.compression: must be "snappy" or "zstd" (got "gzip")`,
+			"parquet.max_row_group_rows: must be at least 1, e.g. 1048576 (got 0)",
+			"parquet.max_row_group_bytes: must be at least 1048576 (1 MiB), e.g. 134217728 (got 10)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Dir = "/out"
+			tt.edit(&c)
+			err := c.Validate()
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Validate (-want +got):\n%s", diff)
+			}
+			if _, nerr := New(c); (nerr == nil) != (tt.want == nil) {
+				t.Errorf("New: %v", nerr)
+			}
+		})
+	}
+}
+
+func TestListManifestsOfAnEmptyOutput(t *testing.T) {
+	m, err := ListManifests(t.TempDir())
+	if err != nil || len(m) != 0 {
+		t.Fatalf("ListManifests = %v, %v; want none", m, err)
+	}
+}
+
+func nullCount(st interface{ NullCount() int64 }) int64 {
+	if st == nil {
+		return 0
+	}
+	return st.NullCount()
+}

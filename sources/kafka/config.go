@@ -1,0 +1,422 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// Start positions a Config accepts, for partitions the group has no
+// committed offset for.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+// Offset-out-of-range policies a Config accepts.
+const (
+	// OutOfRangeFail returns an error naming the partition and the range:
+	// records would otherwise be skipped silently.
+	OutOfRangeFail = "fail"
+	// OutOfRangeEarliest moves to the earliest offset still on the broker,
+	// accepting that the records before it (deleted by retention) are lost.
+	OutOfRangeEarliest = "earliest"
+	// OutOfRangeLatest moves to the end of the partition, skipping
+	// everything on it.
+	OutOfRangeLatest = "latest"
+)
+
+// SASL mechanisms a Config accepts.
+const (
+	SASLPlain       = "plain"
+	SASLSCRAMSHA256 = "scram-sha-256"
+	SASLSCRAMSHA512 = "scram-sha-512"
+)
+
+// Config configures the connection to Kafka and the consumer group. It is
+// the `kafka:` section of deid's configuration; the settings follower, the
+// dead-letter sink and the sample producer reuse its connection part
+// (brokers, client_id, tls, sasl, timeouts).
+type Config struct {
+	// Brokers are the bootstrap brokers, "host:port".
+	Brokers []string `yaml:"brokers"`
+	// Topics are the event topics the group consumes.
+	Topics []string `yaml:"topics"`
+	// Group is the consumer group id; instances sharing it share the
+	// partitions.
+	Group string `yaml:"group"`
+	// ClientID names this client in the brokers' logs and metrics.
+	ClientID string     `yaml:"client_id"`
+	TLS      TLSConfig  `yaml:"tls"`
+	SASL     SASLConfig `yaml:"sasl"`
+
+	// FetchMinBytes is how much data a fetch waits for (up to
+	// FetchMaxWait) before the broker answers.
+	FetchMinBytes int `yaml:"fetch_min_bytes"`
+	// FetchMaxBytes caps one fetch of one partition; it is also the size of
+	// each partition reader's buffer (it grows for a larger record).
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
+	// FetchMaxWait is how long the broker may hold a fetch waiting for
+	// FetchMinBytes.
+	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
+
+	// SessionTimeout is how long the group coordinator waits for a
+	// heartbeat before it drops this member and rebalances.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout is how long the coordinator waits for every member
+	// to rejoin during a rebalance.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// DialTimeout bounds connecting (TCP, TLS and SASL) to a broker.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// RequestTimeout is how long to wait for a broker's answer (beyond
+	// FetchMaxWait for a fetch) before the connection counts as broken.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+
+	// Start is where a partition without a committed offset (and without
+	// a checkpoint) starts: "earliest" or "latest".
+	Start string `yaml:"start"`
+	// OffsetOutOfRange is what happens when a partition's next offset is
+	// no longer (or not yet) on the broker: "fail" (the default: never
+	// skip records silently), "earliest" or "latest".
+	OffsetOutOfRange string `yaml:"offset_out_of_range"`
+
+	// RetryBackoff is the first wait after a transient failure (a leader
+	// change, a broker restart, a reset connection); each further failure
+	// doubles it, up to RetryBackoffMax.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+	// RetryBudget is how long a partition (or the group) may keep failing
+	// before the failure is returned as an error instead of retried.
+	RetryBudget time.Duration `yaml:"retry_budget"`
+}
+
+// TLSConfig configures TLS to the brokers.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs to trust instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// mutual TLS; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify disables the verification of the brokers'
+	// certificates. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig configures SASL authentication. The password never appears in
+// the configuration itself: it is read from an environment variable or a
+// file, and is never logged.
+type SASLConfig struct {
+	// Mechanism is "plain", "scram-sha-256" or "scram-sha-512"; empty
+	// disables SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// PasswordEnv names the environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile is a file holding the password (trailing newlines are
+	// ignored).
+	PasswordFile string `yaml:"password_file"`
+}
+
+// DefaultConfig returns the defaults: topic "events", group "deid", fetches
+// of up to 1 MiB waiting at most 500ms, a 30s session, start at the earliest
+// offset, fail on an out-of-range offset, and retries for up to a minute.
+// Brokers must be set.
+func DefaultConfig() Config {
+	return Config{
+		Topics:           []string{"events"},
+		Group:            "deid",
+		ClientID:         "deid",
+		FetchMinBytes:    1,
+		FetchMaxBytes:    1 << 20,
+		FetchMaxWait:     500 * time.Millisecond,
+		SessionTimeout:   30 * time.Second,
+		RebalanceTimeout: 30 * time.Second,
+		DialTimeout:      10 * time.Second,
+		RequestTimeout:   10 * time.Second,
+		Start:            StartEarliest,
+		OffsetOutOfRange: OutOfRangeFail,
+		RetryBackoff:     100 * time.Millisecond,
+		RetryBackoffMax:  2 * time.Second,
+		RetryBudget:      time.Minute,
+	}
+}
+
+// Validate reports every problem, each prefixed with its YAML path. It
+// checks the configuration only: it neither connects nor reads the secret
+// or certificate files (New does).
+func (c Config) Validate() error {
+	errs := c.validateClient()
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New(`kafka.topics: at least one event topic is required, e.g. ["events"]`))
+	}
+	for i, t := range c.Topics {
+		if err := validTopic(t); err != nil {
+			errs = append(errs, fmt.Errorf("kafka.topics[%d]: %w", i, err))
+		}
+		for _, u := range c.Topics[:i] {
+			if u == t {
+				errs = append(errs, fmt.Errorf("kafka.topics[%d]: %q is listed twice; list each topic once", i, t))
+				break
+			}
+		}
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New(`kafka.group: a consumer group id is required, e.g. "deid"`))
+	}
+	if c.SessionTimeout < time.Second || c.SessionTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("kafka.session_timeout: must be between 1s and 5m, e.g. 30s (got %s)", c.SessionTimeout))
+	}
+	if c.RebalanceTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("kafka.rebalance_timeout: must be at least 1s, e.g. 30s (got %s)", c.RebalanceTimeout))
+	}
+	if c.Start != StartEarliest && c.Start != StartLatest {
+		errs = append(errs, fmt.Errorf("kafka.start: must be %q or %q (got %q)", StartEarliest, StartLatest, c.Start))
+	}
+	return errors.Join(errs...)
+}
+
+// validateClient checks the connection part of the configuration, the part
+// every Kafka client of deid shares.
+func (c Config) validateClient() []error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New(`kafka.brokers: at least one broker is required, e.g. ["127.0.0.1:9092"]`))
+	}
+	for i, b := range c.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf(`kafka.brokers[%d]: %q is not "host:port", e.g. "127.0.0.1:9092"`, i, b))
+		}
+	}
+	if c.FetchMinBytes < 1 {
+		errs = append(errs, fmt.Errorf("kafka.fetch_min_bytes: must be at least 1 (got %d)", c.FetchMinBytes))
+	}
+	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("kafka.fetch_max_bytes: must be between 1024 and 1073741824, e.g. 1048576 (got %d)", c.FetchMaxBytes))
+	} else if c.FetchMinBytes > c.FetchMaxBytes {
+		errs = append(errs, fmt.Errorf("kafka.fetch_min_bytes: must not exceed fetch_max_bytes (%d > %d)", c.FetchMinBytes, c.FetchMaxBytes))
+	}
+	if c.FetchMaxWait < time.Millisecond || c.FetchMaxWait > time.Minute {
+		errs = append(errs, fmt.Errorf("kafka.fetch_max_wait: must be between 1ms and 1m, e.g. 500ms (got %s)", c.FetchMaxWait))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("kafka.dial_timeout: must be positive, e.g. 10s (got %s)", c.DialTimeout))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("kafka.request_timeout: must be positive, e.g. 10s (got %s)", c.RequestTimeout))
+	}
+	switch c.OffsetOutOfRange {
+	case OutOfRangeFail, OutOfRangeEarliest, OutOfRangeLatest:
+	default:
+		errs = append(errs, fmt.Errorf("kafka.offset_out_of_range: must be %q, %q or %q (got %q)",
+			OutOfRangeFail, OutOfRangeEarliest, OutOfRangeLatest, c.OffsetOutOfRange))
+	}
+	if c.RetryBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("kafka.retry_backoff: must be positive, e.g. 100ms (got %s)", c.RetryBackoff))
+	}
+	if c.RetryBackoffMax < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("kafka.retry_backoff_max: must be at least retry_backoff (%s), e.g. 2s (got %s)", c.RetryBackoff, c.RetryBackoffMax))
+	}
+	if c.RetryBudget < 0 {
+		errs = append(errs, fmt.Errorf("kafka.retry_budget: must not be negative, e.g. 1m (got %s)", c.RetryBudget))
+	}
+	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.SASL.validate()...)
+	return errs
+}
+
+func (t TLSConfig) validate() []error {
+	var errs []error
+	if !t.Enabled {
+		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify {
+			errs = append(errs, errors.New("kafka.tls: settings are given but TLS is off; set kafka.tls.enabled: true or remove them"))
+		}
+		return errs
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("kafka.tls: cert_file and key_file go together; set both for mutual TLS, or neither"))
+	}
+	return errs
+}
+
+func (s SASLConfig) validate() []error {
+	var errs []error
+	switch s.Mechanism {
+	case "":
+		if s.Username != "" || s.PasswordEnv != "" || s.PasswordFile != "" {
+			errs = append(errs, fmt.Errorf("kafka.sasl.mechanism: must be set when SASL credentials are given: %q, %q or %q",
+				SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512))
+		}
+		return errs
+	case SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512:
+	default:
+		errs = append(errs, fmt.Errorf("kafka.sasl.mechanism: must be %q, %q or %q (got %q)",
+			SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512, s.Mechanism))
+	}
+	if s.Username == "" {
+		errs = append(errs, errors.New("kafka.sasl.username: required with a SASL mechanism"))
+	}
+	switch {
+	case s.PasswordEnv == "" && s.PasswordFile == "":
+		errs = append(errs, errors.New("kafka.sasl: the password comes from password_env (an environment variable's name) or password_file; set one"))
+	case s.PasswordEnv != "" && s.PasswordFile != "":
+		errs = append(errs, errors.New("kafka.sasl: set password_env or password_file, not both"))
+	}
+	return errs
+}
+
+// validTopic applies Kafka's rules for topic names.
+func validTopic(t string) error {
+	if t == "" {
+		return errors.New("a topic name must not be empty")
+	}
+	if len(t) > 249 {
+		return fmt.Errorf("topic name %.20q… is longer than 249 characters", t)
+	}
+	if t == "." || t == ".." {
+		return fmt.Errorf("%q is not a valid topic name", t)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic name %q may only contain ASCII letters, digits, '.', '_' and '-'", t)
+		}
+	}
+	return nil
+}
+
+// conn is what every client of deid needs to talk to the brokers: a Dialer
+// for partition connections and a Transport for request/response clients,
+// both with the configured TLS and SASL.
+type conn struct {
+	dialer    *kafka.Dialer
+	transport *kafka.Transport
+}
+
+// connect builds the dialer and transport, reading the TLS files and the
+// SASL password. Errors name the configuration key to fix.
+func (c Config) connect() (*conn, error) {
+	tlsCfg, err := c.TLS.load()
+	if err != nil {
+		return nil, err
+	}
+	mech, err := c.SASL.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	d := &kafka.Dialer{
+		ClientID:      c.ClientID,
+		Timeout:       c.DialTimeout,
+		DualStack:     true,
+		TLS:           tlsCfg,
+		SASLMechanism: mech,
+		KeepAlive:     30 * time.Second,
+	}
+	t := &kafka.Transport{
+		DialTimeout: c.DialTimeout,
+		ClientID:    c.ClientID,
+		TLS:         tlsCfg,
+		SASL:        mech,
+		IdleTimeout: 30 * time.Second,
+		MetadataTTL: 5 * time.Second,
+	}
+	return &conn{dialer: d, transport: t}, nil
+}
+
+func (t TLSConfig) load() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	// InsecureSkipVerify is an explicit opt-in, for tests.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.cert_file, key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// mechanism reads the password and builds the SASL mechanism. The password
+// lives only inside the mechanism; no error message ever includes it.
+func (s SASLConfig) mechanism() (sasl.Mechanism, error) {
+	if s.Mechanism == "" {
+		return nil, nil
+	}
+	var password string
+	switch {
+	case s.PasswordEnv != "":
+		v, ok := os.LookupEnv(s.PasswordEnv)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("kafka.sasl.password_env: the environment variable %s is not set or empty", s.PasswordEnv)
+		}
+		password = v
+	default:
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+		if password == "" {
+			return nil, fmt.Errorf("kafka.sasl.password_file: %s is empty", s.PasswordFile)
+		}
+	}
+	switch s.Mechanism {
+	case SASLPlain:
+		return plain.Mechanism{Username: s.Username, Password: password}, nil
+	case SASLSCRAMSHA256:
+		m, err := scram.Mechanism(scram.SHA256, s.Username, password)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl: %w", err)
+		}
+		return m, nil
+	case SASLSCRAMSHA512:
+		m, err := scram.Mechanism(scram.SHA512, s.Username, password)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("kafka.sasl.mechanism: unknown mechanism %q", s.Mechanism)
+}
+
+// ValidateConnection reports the problems of the connection part of the
+// configuration only (brokers, client_id, tls, sasl, fetch sizes, timeouts,
+// retries): what a client that joins no group needs, such as the settings
+// follower or the dead-letter sink.
+func (c Config) ValidateConnection() error { return errors.Join(c.validateClient()...) }
+
+// Transport returns a kafka-go Transport with the configured TLS, SASL and
+// timeouts, for request/response clients and Writers. It reads the TLS
+// files and the SASL password; errors name the key to fix.
+func (c Config) Transport() (*kafka.Transport, error) {
+	cn, err := c.connect()
+	if err != nil {
+		return nil, err
+	}
+	return cn.transport, nil
+}

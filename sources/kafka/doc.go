@@ -1,0 +1,44 @@
+// Package kafka is deid's Kafka source: the event topics read as one member
+// of a consumer group (a pipeline.StreamSource), the compacted settings
+// topic followed from its beginning (Settings, SPEC §4), and a producer for
+// loading generated samples (Producer). It speaks Kafka through
+// github.com/segmentio/kafka-go.
+//
+// Reading. Source joins the group with kafka-go's ConsumerGroup; each
+// generation assigns this instance some partitions, and each assigned
+// partition gets its own PartitionReader: a connection to the partition's
+// leader, one fetch per Next (kafka-go's Conn.ReadBatch and Batch.Read),
+// every record's value read into a buffer the reader reuses. That is about a
+// third of the CPU of kafka-go's Reader, which hands out one message at a
+// time (see PERF.md). Several deid instances sharing the group share the
+// partitions.
+//
+// Guarantees:
+//   - every record of an assigned partition is returned once per reader, in
+//     offset order, from the position Open was given: the checkpoint's, else
+//     the group's committed offset, else the earliest (or latest) offset;
+//   - a tombstone or empty value is still a record (the engine dead-letters
+//     it); nothing is filtered here;
+//   - records are never skipped silently: an offset that is no longer (or
+//     not yet) on the broker is an error naming the partition and the range,
+//     unless offset_out_of_range says to move on;
+//   - transient failures (leader changes, broker restarts, reset
+//     connections, a coordinator moving) are retried inside the source with
+//     bounded exponential backoff, reconnecting to the current leader; a
+//     failure that outlasts kafka.retry_budget, or that retrying cannot fix,
+//     is returned, naming the topic, partition and broker;
+//   - offsets are committed to the group only when the engine says so
+//     (after a checkpoint), with the generation's id: lag shows in the usual
+//     tools, while the checkpoint stays the source of truth (SPEC §9);
+//   - the settings follower applies records in offset order per partition
+//     and never concurrently, and WaitCaughtUp fails closed: it returns only
+//     when everything on the topic at the call has been applied.
+//
+// What it never does: filter, decode or log record contents; commit on its
+// own; log or return a SASL password (it is read from an environment
+// variable or a file, never from the configuration itself).
+//
+// A Kafka source never ends; the StopAtEnd option bounds each reader by the
+// high-water mark its partition had when it was opened, for batch runs and
+// benchmarks.
+package kafka

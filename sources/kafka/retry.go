@@ -1,0 +1,77 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+)
+
+// transient tells whether err is worth retrying: a broker-side error Kafka
+// marks retriable (leader not available, not leader, coordinator moving,
+// request timed out…) or a network failure (refused, reset, closed, timed
+// out, cut short).
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary()
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.ErrNoProgress),
+		errors.Is(err, io.ErrClosedPipe), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// retrier follows one run of consecutive transient failures: it waits with
+// exponential backoff and gives up once the failures have lasted longer
+// than the retry budget. The zero value needs cfg set.
+type retrier struct {
+	cfg     *Config
+	since   time.Time
+	attempt int
+}
+
+// reset marks a success: the next failure starts a new run.
+func (r *retrier) reset() { r.since, r.attempt = time.Time{}, 0 }
+
+// failing tells whether the last operation failed (and no success followed).
+func (r *retrier) failing() bool { return !r.since.IsZero() }
+
+// backoff records a transient failure and waits before the next attempt.
+// It returns an error wrapping err when the budget is spent, or ctx.Err()
+// when ctx is done while waiting.
+func (r *retrier) backoff(ctx context.Context, err error) error {
+	now := time.Now()
+	if r.since.IsZero() {
+		r.since = now
+	}
+	if spent := now.Sub(r.since); spent >= r.cfg.RetryBudget {
+		return fmt.Errorf("still failing after %s of retries (kafka.retry_budget): %w", spent.Round(time.Millisecond), err)
+	}
+	d := r.cfg.RetryBackoff << min(r.attempt, 20)
+	if d <= 0 || d > r.cfg.RetryBackoffMax {
+		d = r.cfg.RetryBackoffMax
+	}
+	r.attempt++
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,336 @@
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// ErrGenerationEnded is wrapped by the errors of a generation that has
+// ended (a rebalance, or the source closing): a PartitionReader's Next once
+// the partition may belong to another member, and a Commit the coordinator
+// refused because the group has moved on. The checkpoint is the source of
+// truth, so neither loses anything; the engine moves to the next generation.
+var ErrGenerationEnded = errors.New("the consumer group generation has ended (a rebalance)")
+
+// Option configures what code injects into a Source, a Settings follower or
+// a Producer.
+type Option func(*options)
+
+type options struct {
+	log       *zap.Logger
+	stopAtEnd bool
+}
+
+// WithLogger sets the logger. Retries and offset resets are logged; errors
+// that are returned are not.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
+
+// StopAtEnd makes each partition reader of a Source read up to the
+// high-water mark its partition had when the reader was opened, then
+// return io.EOF: a bounded run over what is on the topic, for batch jobs
+// and benchmarks. Without it a Kafka source never ends.
+func StopAtEnd() Option { return func(o *options) { o.stopAtEnd = true } }
+
+func buildOptions(opts []Option) options {
+	o := options{log: zap.NewNop()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Source reads the event topics as one member of a Kafka consumer group,
+// through kafka-go's ConsumerGroup: each generation assigns this instance
+// some partitions, and each partition is read by its own PartitionReader
+// over a connection to the partition's leader. It implements
+// pipeline.StreamSource.
+type Source struct {
+	cfg    Config
+	opts   options
+	conn   *conn
+	client *kafka.Client
+
+	mu     sync.Mutex
+	group  *kafka.ConsumerGroup
+	closed bool
+}
+
+var _ pipeline.StreamSource = (*Source)(nil)
+
+// New validates cfg and builds a Source. It reads the TLS files and the SASL
+// password but does not connect: the group is joined by the first Assign.
+func New(cfg Config, opts ...Option) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cn, err := cfg.connect()
+	if err != nil {
+		return nil, err
+	}
+	return &Source{cfg: cfg, opts: buildOptions(opts), conn: cn,
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.RequestTimeout, Transport: cn.transport}}, nil
+}
+
+// debugLogger adapts zap to kafka-go's Logger, at debug level: kafka-go's
+// own chatter (the group's joins, the writer's batches) is for debugging.
+type debugLogger struct{ l *zap.Logger }
+
+func (g debugLogger) Printf(format string, args ...any) {
+	if ce := g.l.Check(zap.DebugLevel, ""); ce != nil {
+		g.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)))
+	}
+}
+
+// heartbeat returns the heartbeat interval: a tenth of the session, between
+// 100ms and 3s, so a rebalance is noticed well within the session.
+func (c *Config) heartbeat() time.Duration {
+	return min(max(c.SessionTimeout/10, 100*time.Millisecond), 3*time.Second)
+}
+
+func (s *Source) groupLocked() (*kafka.ConsumerGroup, error) {
+	if s.closed {
+		return nil, errors.New("kafka: the source is closed")
+	}
+	if s.group != nil {
+		return s.group, nil
+	}
+	start := kafka.FirstOffset
+	if s.cfg.Start == StartLatest {
+		start = kafka.LastOffset
+	}
+	g, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                s.cfg.Group,
+		Brokers:           s.cfg.Brokers,
+		Dialer:            s.conn.dialer,
+		Topics:            s.cfg.Topics,
+		HeartbeatInterval: s.cfg.heartbeat(),
+		SessionTimeout:    s.cfg.SessionTimeout,
+		RebalanceTimeout:  s.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  s.cfg.RetryBackoffMax,
+		StartOffset:       start,
+		Timeout:           s.cfg.RequestTimeout,
+		Logger:            debugLogger{s.opts.log.Named("group")},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: consumer group %q: %w", s.cfg.Group, err)
+	}
+	s.group = g
+	return g, nil
+}
+
+// Assign blocks until this instance joins the next generation of the
+// group, or ctx is done (ctx.Err()). Failures to join that Kafka marks
+// retriable (the coordinator loading or moving, a broker restarting) are
+// retried for up to the retry budget; the error after that, or any other
+// failure (an unknown group protocol, an authorization failure), is
+// returned. Not safe for concurrent use: there is one generation at a time.
+func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
+	s.mu.Lock()
+	g, err := s.groupLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	r := retrier{cfg: &s.cfg}
+	for {
+		kg, err := g.Next(ctx)
+		if err == nil {
+			return s.newGeneration(kg), nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, kafka.ErrGroupClosed) {
+			return nil, errors.New("kafka: the source is closed")
+		}
+		if !transient(err) && !errors.Is(err, kafka.RebalanceInProgress) {
+			return nil, fmt.Errorf("kafka: joining consumer group %q on %s: %w", s.cfg.Group, strings.Join(s.cfg.Brokers, ","), err)
+		}
+		s.opts.log.Warn("joining the consumer group failed; retrying", zap.String("group", s.cfg.Group), zap.Error(err))
+		// kafka-go waits JoinGroupBackoff between attempts itself; the
+		// retrier only keeps the budget.
+		r.attempt = 0
+		if berr := r.backoff(ctx, err); berr != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("kafka: joining consumer group %q on %s: %w", s.cfg.Group, strings.Join(s.cfg.Brokers, ","), berr)
+		}
+	}
+}
+
+// Close leaves the group (ending the current generation) and releases the
+// source. Readers opened from a generation must be closed by their owner.
+// Safe to call more than once.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	g := s.group
+	s.mu.Unlock()
+	if g != nil {
+		return g.Close()
+	}
+	return nil
+}
+
+// generation is one kafka-go generation of the group, as a
+// pipeline.Generation.
+type generation struct {
+	src   *Source
+	gen   *kafka.Generation
+	parts []pipeline.PartitionID
+	// committed holds the group's committed offset per partition when the
+	// generation began, or kafka.FirstOffset/LastOffset when it has none.
+	committed map[pipeline.PartitionID]int64
+	done      chan struct{}
+}
+
+func (s *Source) newGeneration(kg *kafka.Generation) *generation {
+	g := &generation{src: s, gen: kg, committed: map[pipeline.PartitionID]int64{}, done: make(chan struct{})}
+	for topic, assigned := range kg.Assignments {
+		for _, a := range assigned {
+			id := pipeline.PartitionID{Source: topic, Partition: int32(a.ID)}
+			g.parts = append(g.parts, id)
+			g.committed[id] = a.Offset
+		}
+	}
+	slices.SortFunc(g.parts, comparePartitions)
+	// kafka-go exposes the end of a generation only to functions it starts:
+	// their context is done when the generation ends.
+	kg.Start(func(ctx context.Context) {
+		<-ctx.Done()
+		close(g.done)
+	})
+	s.opts.log.Info("joined a generation of the consumer group", zap.String("group", s.cfg.Group),
+		zap.Int32("generation", kg.ID), zap.String("member", kg.MemberID), zap.Stringers("partitions", g.parts))
+	return g
+}
+
+func comparePartitions(a, b pipeline.PartitionID) int {
+	return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Partition, b.Partition))
+}
+
+// Partitions lists the partitions assigned in this generation, sorted by
+// topic then partition. The slice is the caller's.
+func (g *generation) Partitions() []pipeline.PartitionID { return slices.Clone(g.parts) }
+
+// Done is closed when the generation ends: a rebalance, a lost connection to
+// the coordinator, or the source closing.
+func (g *generation) Done() <-chan struct{} { return g.done }
+
+// Open opens a reader for each assigned partition, in the order of
+// Partitions, each connected to its partition's leader. A partition starts
+// at the offset resume returns; else at the group's committed offset; else
+// at the earliest (or, with start: latest, the latest) offset. An explicit
+// offset that is no longer (or not yet) on the broker is an error, unless
+// offset_out_of_range says otherwise. Open blocks while it connects,
+// retrying transient failures within the retry budget; on error it closes
+// what it opened.
+func (g *generation) Open(ctx context.Context, resume func(pipeline.PartitionID) (int64, bool)) ([]pipeline.PartitionReader, error) {
+	readers := make([]*partitionReader, len(g.parts))
+	errs := make([]error, len(g.parts))
+	var wg sync.WaitGroup
+	for i, id := range g.parts {
+		start, explicit := int64(0), false
+		if resume != nil {
+			start, explicit = resume(id)
+		}
+		if !explicit {
+			start = g.committed[id]
+			explicit = start >= 0
+			if !explicit && g.src.cfg.Start == StartLatest {
+				start = kafka.LastOffset
+			} else if !explicit {
+				start = kafka.FirstOffset
+			}
+		}
+		r := g.src.newReader(id, g.done)
+		readers[i] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.open(ctx, start, explicit)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, r := range readers {
+			r.Close()
+		}
+		return nil, err
+	}
+	out := make([]pipeline.PartitionReader, len(readers))
+	for i, r := range readers {
+		out[i] = r
+	}
+	return out, nil
+}
+
+// Commit commits, for each partition, the next offset to read, with this
+// generation's id and member id. The request goes to the group's current
+// coordinator (found anew if it moved), so it also works while a rebalance
+// is in progress; once the group has moved to a new generation the
+// coordinator refuses it and the error wraps ErrGenerationEnded. Commit
+// blocks until the coordinator answers or ctx is done; safe for concurrent
+// use.
+func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]int64) error {
+	if len(next) == 0 {
+		return nil
+	}
+	topics := map[string][]kafka.OffsetCommit{}
+	for id, off := range next {
+		topics[id.Source] = append(topics[id.Source], kafka.OffsetCommit{Partition: int(id.Partition), Offset: off})
+	}
+	c := g.src.client
+	resp, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		Addr:         kafka.TCP(g.src.cfg.Brokers...),
+		GroupID:      g.gen.GroupID,
+		GenerationID: int(g.gen.ID),
+		MemberID:     g.gen.MemberID,
+		Topics:       topics,
+	})
+	if err == nil {
+		var errs []error
+		for topic, parts := range resp.Topics {
+			for _, p := range parts {
+				if p.Error != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", pipeline.PartitionID{Source: topic, Partition: int32(p.Partition)}, p.Error))
+				}
+			}
+		}
+		err = errors.Join(errs...)
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
+		errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID) {
+		err = fmt.Errorf("%w: %w", ErrGenerationEnded, err)
+	}
+	return fmt.Errorf("kafka: committing offsets of group %q (generation %d) to %s: %w",
+		g.gen.GroupID, g.gen.ID, addrs(g.src.cfg.Brokers), err)
+}
+
+func addrs(brokers []string) string { return strings.Join(brokers, ",") }
+
+// hostPort renders a broker as "host:port".
+func hostPort(b kafka.Broker) string { return net.JoinHostPort(b.Host, fmt.Sprint(b.Port)) }

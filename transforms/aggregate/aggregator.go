@@ -1,0 +1,189 @@
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// Aggregator adds events into one dataset's partials (pipeline.Aggregator).
+// It is built once per dataset and is safe for concurrent use on different
+// partials: its only mutable state, the string intern table, is locked and
+// touched only when a new cell is created.
+type Aggregator struct {
+	spec *pipeline.DatasetSpec
+	dims []dimReader
+	// sums holds, per sum measure (like DatasetSpec.SumMeasures), the
+	// counters it adds up.
+	sums [][]func(*pipeline.Event) int64
+	// sets holds, per set entity (like DatasetSpec.SetEntities), how to
+	// read its identifier.
+	sets []func(*pipeline.Event) []byte
+
+	mu     sync.Mutex
+	intern map[string]string
+}
+
+var _ pipeline.Aggregator = (*Aggregator)(nil)
+
+// dimReader reads one dimension's level-0 value from an event.
+type dimReader struct {
+	str    func(*pipeline.Event) string
+	num    func(*pipeline.Event) int64
+	h      pipeline.Hierarchy
+	bucket *Buckets
+}
+
+// maxInterned bounds the intern table; past it new cell keys keep their
+// own strings (still correct, only less compact).
+const maxInterned = 1 << 16
+
+// New compiles spec into an aggregator: every field the spec names is
+// resolved in the field table now, so Add does no lookups by name. A
+// numeric dimension needs a *Buckets hierarchy, which labels its values.
+func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
+	if spec == nil {
+		return nil, errors.New("aggregate: no dataset spec")
+	}
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("aggregate: dataset %s: %s", spec.Name, fmt.Sprintf(format, args...)))
+	}
+	a := &Aggregator{spec: spec, intern: map[string]string{}}
+	if len(spec.Kinds) == 0 {
+		fail("takes no event kind")
+	}
+	// unavailable reports a field the spec's event kinds do not carry.
+	unavailable := func(what, name string, f field) {
+		if !f.availableIn(spec.Kinds) {
+			fail("%s: %q is a field of %s only, and the dataset takes %s", what, name, f.kind, kindList(spec.Kinds))
+		}
+	}
+	if len(spec.Dimensions) == 0 || len(spec.Dimensions) > pipeline.MaxDims {
+		fail("has %d dimensions, want 1 to %d", len(spec.Dimensions), pipeline.MaxDims)
+	}
+	for _, d := range spec.Dimensions {
+		f, ok := fields[d.Field]
+		r := dimReader{h: d.Hierarchy}
+		switch {
+		case d.Hierarchy == nil:
+			fail("dimension %s has no hierarchy", d.Name)
+		case !ok:
+			fail("dimension %s: unknown field %q", d.Name, d.Field)
+		case f.typ == fieldString:
+			unavailable("dimension "+d.Name, d.Field, f)
+			r.str = f.str
+		case f.typ == fieldNumber:
+			b, isBuckets := d.Hierarchy.(*Buckets)
+			if !isBuckets {
+				fail("dimension %s: numeric field %q needs a buckets hierarchy", d.Name, d.Field)
+			}
+			unavailable("dimension "+d.Name, d.Field, f)
+			r.num, r.bucket = f.num, b
+		default:
+			fail("dimension %s: field %q is %s, not a dimension field", d.Name, d.Field, f.typ)
+		}
+		a.dims = append(a.dims, r)
+	}
+	for _, i := range spec.SumMeasures() {
+		m := spec.Measures[i]
+		if len(m.Fields) == 0 {
+			fail("sum measure %s sums no field", m.Name)
+		}
+		var fs []func(*pipeline.Event) int64
+		for _, name := range m.Fields {
+			f, ok := fields[name]
+			if !ok || f.typ != fieldCounter {
+				fail("sum measure %s: %q is not a counter", m.Name, name)
+				continue
+			}
+			unavailable("sum measure "+m.Name, name, f)
+			fs = append(fs, f.num)
+		}
+		a.sums = append(a.sums, fs)
+	}
+	for _, i := range spec.SetEntities() {
+		e := spec.Entities[i]
+		f, ok := fields[e.Field]
+		if !ok || f.typ != fieldID {
+			fail("entity %s: %q is not an identifier field", e.Name, e.Field)
+			continue
+		}
+		unavailable("entity "+e.Name, e.Field, f)
+		a.sets = append(a.sets, f.id)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Spec returns the dataset's declaration.
+func (a *Aggregator) Spec() *pipeline.DatasetSpec { return a.spec }
+
+// Add aggregates ev into p under its level-0 cell, in the contribution of
+// workspace ws: one event, the sums (overflow-checked: an overflow marks the
+// contribution, which fails its cell closed) and the pseudonyms of the
+// other entities (an absent identifier adds nothing). Once the cell and the
+// contribution exist, Add allocates nothing unless an entity set grows.
+func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Pseudonym, pz *pipeline.Pseudonymizer) {
+	var key pipeline.CellKey
+	for i := range a.dims {
+		d := &a.dims[i]
+		if d.bucket != nil {
+			key[i] = d.bucket.Label(d.num(ev))
+		} else {
+			key[i] = d.h.Generalize(d.str(ev), 0)
+		}
+	}
+	byWS := p.Cells[key]
+	if byWS == nil {
+		key = a.internKey(key)
+		byWS = make(map[pipeline.Pseudonym]*pipeline.Contribution, 1)
+		p.Cells[key] = byWS
+	}
+	c := byWS[ws]
+	if c == nil {
+		c = pipeline.NewContribution(len(a.sums), len(a.sets))
+		byWS[ws] = c
+	}
+	var ok bool
+	if c.Events, ok = pipeline.AddInt64(c.Events, 1); !ok {
+		c.Overflow = true
+	}
+	for i, fs := range a.sums {
+		for _, f := range fs {
+			if c.Sums[i], ok = pipeline.AddInt64(c.Sums[i], f(ev)); !ok {
+				c.Overflow = true
+			}
+		}
+	}
+	for i, f := range a.sets {
+		if id := f(ev); len(id) > 0 {
+			c.Sets[i].Add(pz.Of(id))
+		}
+	}
+}
+
+// internKey replaces key's strings by shared copies, so that the many
+// cells of a window share one copy of each dimension value.
+func (a *Aggregator) internKey(key pipeline.CellKey) pipeline.CellKey {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range a.dims {
+		if t, ok := a.intern[key[i]]; ok {
+			key[i] = t
+			continue
+		}
+		// A copy, so that a key never holds on to memory the event owns.
+		s := strings.Clone(key[i])
+		if len(a.intern) < maxInterned {
+			a.intern[s] = s
+		}
+		key[i] = s
+	}
+	return key
+}

@@ -1,0 +1,32 @@
+// Package aggregate turns contributed events into the level-0 cells of the
+// datasets (SPEC §6): it holds the dataset declarations, the generalization
+// hierarchies and the field table, and implements pipeline.Aggregator.
+//
+// Datasets are declared as data. Config is the YAML declaration (strictly
+// decoded: an unknown key is an error); DefaultConfig returns the two
+// default datasets, campaign_metrics and usage_patterns, from the embedded
+// default.yaml; Validate reports every problem at once, each prefixed with
+// its YAML path; Build turns a declaration into pipeline.DatasetSpecs.
+//
+// Hierarchies are the built-in value, prefix, buckets, groups and star, and
+// tables in ARX's CSV format. The region dimension uses the embedded
+// region.csv (ISO 3166-1 country → continent → *, unknown → ZZ).
+//
+// Guarantees:
+//   - only the fields of the field table can be read, and only through
+//     accessors compiled at build time: no reflection, no free text, and no
+//     field outside SPEC §3.3's allowlist can reach a cell;
+//   - a cell key holds level-0 values in their canonical form (a numeric
+//     field as its bucket label, never the number; a table value as the
+//     table's row, an unknown one as the default), so no raw value outside a
+//     hierarchy's domain reaches the privacy gate from a closed dimension;
+//   - identifiers are kept only as pseudonyms: the workspace as the
+//     contribution's key, the other entities in its entity sets;
+//   - sums are overflow-checked; an overflow marks the contribution, which
+//     fails its cell closed in the privacy gate, and never panics;
+//   - once a cell and its contribution exist, Add allocates nothing (unless
+//     an entity set grows).
+//
+// The package never decides what is published: that is the privacy gate's
+// job (package privacy), which sees only the cells built here.
+package aggregate

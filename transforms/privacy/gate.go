@@ -1,0 +1,410 @@
+package privacy
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// Gate is the privacy gate of SPEC §7 (pipeline.PrivacyGate). It has no
+// configuration of its own: the parameters are the dataset's. The zero
+// value is ready to use; a Gate is safe for concurrent use.
+type Gate struct {
+	// trace, when set (by tests), is told which level-0 cells each row and
+	// each suppressed cell was made of.
+	trace func(level int, dims []string, suppressed bool, cells []pipeline.CellKey)
+}
+
+var _ pipeline.PrivacyGate = (*Gate)(nil)
+
+// New returns a privacy gate.
+func New() *Gate { return &Gate{} }
+
+// Apply publishes what p can publish of spec's dataset and suppresses the
+// rest. It never modifies p. Level-0 cells that pass are published at level
+// 0; the level-0 cells of those that fail are re-keyed one ladder step up
+// and merged with each other only, and judged again, up to the last step;
+// what still fails there is suppressed. Every contribution of p ends in
+// exactly one row or one suppressed cell.
+//
+// It returns an error, and nothing of the window must be published, when
+// spec cannot be applied exactly (k below the floor, a dominance measure
+// that is not a count or sum, …) or p does not fit spec.
+func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline.GateResult, error) {
+	pl, err := compile(spec)
+	if err != nil {
+		return nil, fmt.Errorf("privacy: %w", err)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("privacy: dataset %s: no partial", spec.Name)
+	}
+	if p.Dataset != "" && p.Dataset != spec.Name {
+		return nil, fmt.Errorf("privacy: partial of dataset %q given with the spec of %q", p.Dataset, spec.Name)
+	}
+	r := &run{plan: pl, p: p, res: &pipeline.GateResult{EventsByLevel: map[int]int64{}}, trace: g.trace}
+	r.keys = make([]pipeline.CellKey, 0, len(p.Cells))
+	for key, byWS := range p.Cells {
+		for _, c := range byWS {
+			if c == nil || len(c.Sums) != pl.nSums || len(c.Sets) != pl.nSets {
+				return nil, fmt.Errorf("privacy: dataset %s: a contribution to cell %q does not fit the spec (%d sums and %d entity sets expected)",
+					spec.Name, key[:pl.nDims], pl.nSums, pl.nSets)
+			}
+		}
+		if len(byWS) > 0 {
+			r.keys = append(r.keys, key)
+		}
+	}
+	// Sorted once: every later order derives from this one, so the output
+	// never depends on the order of a map.
+	slices.SortFunc(r.keys, func(a, b pipeline.CellKey) int { return slices.Compare(a[:], b[:]) })
+	r.cells = make([]map[pipeline.Pseudonym]*pipeline.Contribution, len(r.keys))
+	pending := make([]int32, len(r.keys))
+	for i, k := range r.keys {
+		r.cells[i] = p.Cells[k]
+		pending[i] = int32(i)
+	}
+	r.groups = make([]group, 0, len(r.keys))
+	r.sizes = make([]int, 0, len(r.keys))
+	r.of = make([]int32, len(r.keys))
+	r.flat = make([]int32, len(r.keys))
+	r.top = make(topN, max(pl.domN, 2))
+	r.sets = make([]pipeline.EntitySet, pl.nSets)
+	r.sums = make([]int64, pl.nSums)
+	last := len(pl.levels) - 1
+	for step := 0; step <= last && len(pending) > 0; step++ {
+		pending = r.step(step, pending, step == last)
+	}
+	slices.SortFunc(r.res.Rows, func(a, b pipeline.Row) int {
+		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
+	})
+	slices.SortFunc(r.res.Suppressed, func(a, b pipeline.CellExclusion) int {
+		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
+	})
+	return r.res, nil
+}
+
+// group is one cell at a ladder step: its key at that step's levels and
+// the level-0 cells it merges (indexes into run.keys).
+type group struct {
+	key   pipeline.CellKey
+	cells []int32
+}
+
+// run is the state of one Apply call.
+type run struct {
+	*plan
+	p     *pipeline.Partial
+	res   *pipeline.GateResult
+	trace func(int, []string, bool, []pipeline.CellKey)
+
+	// keys are the level-0 cells, sorted; cells their contributions.
+	keys  []pipeline.CellKey
+	cells []map[pipeline.Pseudonym]*pipeline.Contribution
+
+	// Scratch space reused from step to step and cell to cell.
+	index  map[pipeline.CellKey]int32
+	groups []group
+	sizes  []int
+	of     []int32
+	flat   []int32
+	ws     map[pipeline.Pseudonym]int
+	// totals holds the per-workspace totals of the dominance measures,
+	// len(plan.dom) per workspace.
+	totals []int64
+	top    topN
+	sums   []int64
+	sets   []pipeline.EntitySet
+	strs   []string
+	vals   []pipeline.Value
+}
+
+// step judges the cells made of the pending level-0 cells at one ladder
+// step, publishes or suppresses them, and returns the level-0 cells of
+// those that failed and go up one more step. Groups keep the order in
+// which pending first names them, and pending keeps the order of run.keys,
+// so nothing here depends on the order of a map.
+func (r *run) step(step int, pending []int32, last bool) []int32 {
+	levels := &r.levels[step]
+	if r.index == nil {
+		r.index = make(map[pipeline.CellKey]int32, len(pending))
+	}
+	clear(r.index)
+	index := r.index
+	groups := r.groups[:0]
+	sizes := r.sizes[:0]
+	of := r.of[:len(pending)]
+	for i, c := range pending {
+		k := r.generalize(r.keys[c], levels)
+		gi, ok := index[k]
+		if !ok {
+			gi = int32(len(groups))
+			index[k] = gi
+			groups = append(groups, group{key: k})
+			sizes = append(sizes, 0)
+		}
+		of[i] = gi
+		sizes[gi]++
+	}
+	r.groups, r.sizes = groups, sizes
+	// Carve every group's cells out of one array.
+	flat := r.flat[:len(pending)]
+	at := 0
+	for i, n := range sizes {
+		groups[i].cells = flat[at : at : at+n]
+		at += n
+	}
+	for i, c := range pending {
+		g := &groups[of[i]]
+		g.cells = append(g.cells, c)
+	}
+
+	// The cells now live in flat, so pending's array can take the failed.
+	failed := pending[:0]
+	for i := range groups {
+		g := &groups[i]
+		v := r.judge(g.cells, last)
+		switch {
+		case v.pass:
+			r.publish(step, g, &v)
+		case last:
+			r.suppress(step, g, &v)
+		default:
+			failed = append(failed, g.cells...)
+		}
+	}
+	return failed
+}
+
+// verdict is what judge makes of one cell.
+type verdict struct {
+	pass bool
+	// frequency tells whether the cell failed on frequency (else, when it
+	// failed, on dominance, p% or an overflow).
+	frequency  bool
+	events     int64
+	workspaces int64
+}
+
+// judge applies SPEC §7's rules to the cell made of the given level-0
+// cells, on per-workspace totals. When the cell passes, r.sums and r.sets
+// hold its totals for publish. Before the last step, a cell with fewer
+// than k workspaces is failed on that count alone, without reading its
+// contributions: that is most failing cells, and they are judged again
+// one step up anyway.
+func (r *run) judge(cells []int32, last bool) verdict {
+	var v verdict
+	single := len(cells) == 1
+
+	// Frequency over workspaces first. A single level-0 cell is already
+	// keyed by workspace; several are merged through r.ws, which gives each
+	// workspace its slot in r.totals.
+	if single {
+		v.workspaces = int64(len(r.cells[cells[0]]))
+	} else {
+		n := 0
+		for _, c := range cells {
+			n += len(r.cells[c])
+		}
+		if int64(n) < r.k && !last {
+			v.frequency = true
+			return v
+		}
+		if r.ws == nil || len(r.ws) > 4096 {
+			// Start over rather than clear a big map for every small cell.
+			r.ws = make(map[pipeline.Pseudonym]int, n)
+		}
+		clear(r.ws)
+		for _, c := range cells {
+			for ws := range r.cells[c] {
+				if _, seen := r.ws[ws]; !seen {
+					r.ws[ws] = len(r.ws)
+				}
+			}
+		}
+		v.workspaces = int64(len(r.ws))
+	}
+	if v.workspaces < r.k {
+		v.frequency = true
+		if !last {
+			return v
+		}
+	}
+
+	bad := false // an overflow or a negative value: fail closed
+	eventsOverflow := false
+	nDom := len(r.plan.dom)
+	clear(r.sums)
+	r.totals = slices.Grow(r.totals[:0], int(v.workspaces)*nDom)[:int(v.workspaces)*nDom]
+	clear(r.totals)
+	var ok bool
+	slot := 0
+	for _, c := range cells {
+		for ws, ct := range r.cells[c] {
+			if ct.Overflow || ct.Events < 0 {
+				bad = true
+			}
+			if v.events, ok = pipeline.AddInt64(v.events, ct.Events); !ok {
+				bad, eventsOverflow = true, true
+			}
+			for i, s := range ct.Sums {
+				if s < 0 {
+					bad = true
+				}
+				if r.sums[i], ok = pipeline.AddInt64(r.sums[i], s); !ok {
+					bad = true
+				}
+			}
+			at := slot
+			if single {
+				slot++
+			} else {
+				at = r.ws[ws]
+			}
+			at *= nDom
+			for j, si := range r.plan.dom {
+				x := ct.Events
+				if si >= 0 {
+					x = ct.Sums[si]
+				}
+				if r.totals[at+j], ok = pipeline.AddInt64(r.totals[at+j], x); !ok {
+					bad = true
+				}
+			}
+		}
+	}
+	if eventsOverflow {
+		// The suppressed cell's event count saturates; the publisher's
+		// accounting then fails the window closed rather than log a
+		// wrapped total.
+		v.events = math.MaxInt64
+	}
+	if v.frequency {
+		return v
+	}
+
+	// Frequency over the other protected entities: k distinct values in
+	// the union of the workspaces' sets.
+	for i := range r.sets {
+		r.sets[i] = pipeline.EntitySet{}
+		for _, k0 := range cells {
+			for _, c := range r.cells[k0] {
+				r.sets[i].Union(&c.Sets[i])
+			}
+		}
+	}
+	for _, i := range r.protected {
+		if int64(r.sets[i].Len()) < r.k {
+			v.frequency = true
+			return v
+		}
+	}
+	if bad {
+		return v
+	}
+
+	// Dominance and p%, per dominance measure with a positive total.
+	for j := range nDom {
+		r.top.reset()
+		var total int64
+		for at := j; at < len(r.totals); at += nDom {
+			x := r.totals[at]
+			if total, ok = pipeline.AddInt64(total, x); !ok {
+				return v
+			}
+			r.top.add(x)
+		}
+		if total == 0 {
+			continue
+		}
+		if dominated(r.top.sum(int(r.domN)), total, r.domK) || pRuleFails(total, r.top[0], r.top[1], r.pPct) {
+			return v
+		}
+	}
+	v.pass = true
+	return v
+}
+
+// publish appends the row of a passing cell.
+func (r *run) publish(step int, g *group, v *verdict) {
+	dims := r.dimsOf(g.key)
+	vals := r.alloc(len(r.measures))
+	for i, m := range r.measures {
+		switch m.kind {
+		case pipeline.MeasureCount:
+			vals[i].Int = v.events
+		case pipeline.MeasureSum:
+			vals[i].Int = r.sums[m.sum]
+		case pipeline.MeasureDistinct:
+			if m.set < 0 {
+				vals[i].Int = v.workspaces
+			} else {
+				vals[i].Int = int64(r.sets[m.set].Len())
+			}
+		}
+	}
+	for i, m := range r.measures {
+		if m.kind != pipeline.MeasureRatio {
+			continue
+		}
+		num, den := vals[m.num].Int, vals[m.den].Int
+		if den == 0 {
+			vals[i].Null = true
+			continue
+		}
+		vals[i].Float = m.scale * float64(num) / float64(den)
+	}
+	r.res.Rows = append(r.res.Rows, pipeline.Row{Dims: dims, Level: step, Values: vals})
+	r.res.PublishedEvents += v.events
+	r.res.EventsByLevel[step] += v.events
+	if r.trace != nil {
+		r.trace(step, dims, false, r.keysOf(g))
+	}
+}
+
+// suppress records a cell that still fails at the last step.
+func (r *run) suppress(step int, g *group, v *verdict) {
+	reason := pipeline.ReasonSuppressedDominance
+	if v.frequency {
+		reason = pipeline.ReasonSuppressedFrequency
+	}
+	dims := r.dimsOf(g.key)
+	r.res.Suppressed = append(r.res.Suppressed, pipeline.CellExclusion{Dataset: r.spec.Name, Window: r.p.Window,
+		Level: step, Dims: dims, Reason: reason, Events: v.events, Workspaces: v.workspaces})
+	if r.trace != nil {
+		r.trace(step, dims, true, r.keysOf(g))
+	}
+}
+
+// keysOf returns the level-0 keys of a group's cells.
+func (r *run) keysOf(g *group) []pipeline.CellKey {
+	keys := make([]pipeline.CellKey, len(g.cells))
+	for i, c := range g.cells {
+		keys[i] = r.keys[c]
+	}
+	return keys
+}
+
+// dimsOf copies a key's dimension values into the row arena.
+func (r *run) dimsOf(k pipeline.CellKey) []string {
+	n := r.nDims
+	if len(r.strs)+n > cap(r.strs) {
+		r.strs = make([]string, 0, 256*n)
+	}
+	d := r.strs[len(r.strs) : len(r.strs)+n : len(r.strs)+n]
+	r.strs = r.strs[:len(r.strs)+n]
+	copy(d, k[:n])
+	return d
+}
+
+// alloc returns n zero values from the row arena.
+func (r *run) alloc(n int) []pipeline.Value {
+	if len(r.vals)+n > cap(r.vals) {
+		r.vals = make([]pipeline.Value, 0, 256*max(n, 1))
+	}
+	v := r.vals[len(r.vals) : len(r.vals)+n : len(r.vals)+n]
+	r.vals = r.vals[:len(r.vals)+n]
+	return v
+}

@@ -1,0 +1,671 @@
+package privacy
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/mya/deid/pipeline"
+)
+
+// regionH is a test hierarchy: "EU.DE" → "EU" → "*".
+type regionH struct{}
+
+func (regionH) Levels() int { return 3 }
+func (regionH) Generalize(v string, l int) string {
+	switch {
+	case l <= 0:
+		return v
+	case l == 1:
+		before, _, _ := strings.Cut(v, ".")
+		return before
+	}
+	return "*"
+}
+func (regionH) Domain(int) []string { return nil }
+func (regionH) Describe() string    { return "continent.country → continent → *" }
+
+// valueH is a test hierarchy: value → "*".
+type valueH struct{}
+
+func (valueH) Levels() int { return 2 }
+func (valueH) Generalize(v string, l int) string {
+	if l <= 0 {
+		return v
+	}
+	return "*"
+}
+func (valueH) Domain(int) []string { return nil }
+func (valueH) Describe() string    { return "value → *" }
+
+// testSpec has two dimensions, region (3 levels) and tier (2 levels), a
+// three-step ladder, k = 3 over workspaces and creators, (2, 85)
+// dominance and p = 10 over spend.
+func testSpec() *pipeline.DatasetSpec {
+	return &pipeline.DatasetSpec{
+		Name:       "test",
+		Dimensions: []pipeline.Dimension{{Name: "region", Hierarchy: regionH{}}, {Name: "tier", Hierarchy: valueH{}}},
+		Ladder:     []string{"region", "tier", "region"},
+		Measures: []pipeline.Measure{
+			{Name: "events", Kind: pipeline.MeasureCount},
+			{Name: "workspaces", Kind: pipeline.MeasureDistinct, Entity: "workspaces"},
+			{Name: "creators", Kind: pipeline.MeasureDistinct, Entity: "creators"},
+			{Name: "campaigns", Kind: pipeline.MeasureDistinct, Entity: "campaigns"},
+			{Name: "spend", Kind: pipeline.MeasureSum, Fields: []string{"spend_cents"}},
+			{Name: "conversions", Kind: pipeline.MeasureSum, Fields: []string{"conversions"}},
+			{Name: "cpa", Kind: pipeline.MeasureRatio, Numerator: "spend", Denominator: "conversions", Scale: 1000},
+		},
+		Entities: []pipeline.Entity{
+			{Name: "workspaces", Field: "workspace_id", Protected: true},
+			{Name: "creators", Field: "creator_id", Protected: true},
+			{Name: "campaigns", Field: "campaign_id"},
+		},
+		Privacy: pipeline.Privacy{K: 3, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: []string{"spend"}},
+	}
+}
+
+var pz = pipeline.NewPseudonymizer([]byte("test"))
+
+// wsName maps pseudonyms back to test workspace names.
+var wsName = map[pipeline.Pseudonym]string{}
+
+func wsOf(name string) pipeline.Pseudonym {
+	p := pz.Of([]byte(name))
+	wsName[p] = name
+	return p
+}
+
+// contrib is one test workspace's contribution: its name, events, spend,
+// conversions and creators (each creator is also a campaign).
+type contrib struct {
+	ws          string
+	events      int64
+	spend, conv int64
+	creators    []string
+	overflow    bool
+}
+
+// c is shorthand for a contribution with one event per creator.
+func c(ws string, spend int64, creators ...string) contrib {
+	return contrib{ws: ws, events: int64(len(creators)), spend: spend, conv: 1, creators: creators}
+}
+
+// partial builds a partial from cells "region|tier" → contributions.
+func partial(cells map[string][]contrib) *pipeline.Partial {
+	p := pipeline.NewPartial("test", pipeline.Window{Start: 0, End: 86_400_000_000})
+	for k, cs := range cells {
+		region, tier, _ := strings.Cut(k, "|")
+		key := pipeline.CellKey{region, tier}
+		byWS := p.Cells[key]
+		if byWS == nil {
+			byWS = map[pipeline.Pseudonym]*pipeline.Contribution{}
+			p.Cells[key] = byWS
+		}
+		for _, x := range cs {
+			ct := pipeline.NewContribution(2, 2)
+			ct.Events, ct.Sums[0], ct.Sums[1], ct.Overflow = x.events, x.spend, x.conv, x.overflow
+			for _, cr := range x.creators {
+				ct.Sets[0].Add(pz.Of([]byte("creator-" + cr)))
+				ct.Sets[1].Add(pz.Of([]byte("campaign-" + cr)))
+			}
+			if old := byWS[wsOf(x.ws)]; old != nil {
+				old.Merge(ct)
+			} else {
+				byWS[wsOf(x.ws)] = ct
+			}
+			p.Events += x.events
+		}
+	}
+	return p
+}
+
+// render shows rows as "dims@level events ws creators campaigns spend conv cpa".
+func render(res *pipeline.GateResult) (rows, suppressed []string) {
+	for _, r := range res.Rows {
+		var vals []string
+		for _, v := range r.Values {
+			switch {
+			case v.Null:
+				vals = append(vals, "null")
+			case v.Float != 0:
+				vals = append(vals, fmt.Sprintf("%.6g", v.Float))
+			default:
+				vals = append(vals, fmt.Sprint(v.Int))
+			}
+		}
+		rows = append(rows, fmt.Sprintf("%s@%d %s", strings.Join(r.Dims, "|"), r.Level, strings.Join(vals, " ")))
+	}
+	for _, s := range res.Suppressed {
+		suppressed = append(suppressed, fmt.Sprintf("%s@%d %s events=%d workspaces=%d", strings.Join(s.Dims, "|"), s.Level,
+			s.Reason, s.Events, s.Workspaces))
+	}
+	return rows, suppressed
+}
+
+func apply(t *testing.T, spec *pipeline.DatasetSpec, p *pipeline.Partial) *pipeline.GateResult {
+	t.Helper()
+	res, err := New().Apply(spec, p)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	return res
+}
+
+func TestApply(t *testing.T) {
+	tests := []struct {
+		name           string
+		spec           func(*pipeline.DatasetSpec)
+		cells          map[string][]contrib
+		wantRows       []string
+		wantSuppressed []string
+	}{
+		{
+			name: "a cell of k workspaces and k creators is published at level 0",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3", "c4"),
+			}},
+			wantRows: []string{"EU.DE|a@0 4 3 4 4 100 3 33333.3"},
+		},
+		{
+			name: "a cell of k-1 workspaces fails on workspaces up to the last step and is suppressed",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 50, "c1", "c2"), c("w2", 50, "c3", "c4"),
+			}},
+			wantSuppressed: []string{"*|*@3 suppressed_frequency events=4 workspaces=2"},
+		},
+		{
+			name: "k workspaces bringing k-1 distinct creators fail on creators",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 30, "c1"), c("w2", 30, "c2"), c("w3", 40, "c1", "c2"),
+			}},
+			wantSuppressed: []string{"*|*@3 suppressed_frequency events=4 workspaces=3"},
+		},
+		{
+			name: "creators are counted over the union of the workspaces' sets",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 30, "c1", "c2"), c("w2", 30, "c2", "c3"), c("w3", 40, "c1", "c3"),
+			}},
+			wantRows: []string{"EU.DE|a@0 6 3 3 3 100 3 33333.3"},
+		},
+		{
+			name: "dominance at exactly 85% passes",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 50, "c1"), c("w2", 35, "c2"), c("w3", 15, "c3"),
+			}},
+			wantRows: []string{"EU.DE|a@0 3 3 3 3 100 3 33333.3"},
+		},
+		{
+			name: "dominance above 85% fails, up to suppression",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 500, "c1"), c("w2", 351, "c2"), c("w3", 149, "c3"),
+			}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "a dominance measure with a zero total is not checked",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 0, "c1"), c("w2", 0, "c2"), c("w3", 0, "c3"),
+			}},
+			wantRows: []string{"EU.DE|a@0 3 3 3 3 0 3 0"},
+		},
+		{
+			name: "the p% rule passes when the rest is exactly p% of the largest",
+			spec: func(s *pipeline.DatasetSpec) { s.Privacy.DominanceK = 99 },
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 500, "c1"), c("w2", 450, "c2"), c("w3", 50, "c3"),
+			}},
+			wantRows: []string{"EU.DE|a@0 3 3 3 3 1000 3 333333"},
+		},
+		{
+			name: "the p% rule fails when the rest is just under p% of the largest",
+			spec: func(s *pipeline.DatasetSpec) { s.Privacy.DominanceK = 99 },
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 500, "c1"), c("w2", 451, "c2"), c("w3", 49, "c3"),
+			}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "a contribution marked as overflowed fails its cell closed",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", 30, "c1"), c("w2", 30, "c2"), {ws: "w3", events: 1, spend: 40, conv: 1, creators: []string{"c3"}, overflow: true},
+			}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "a total that overflows int64 fails its cell closed",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", math.MaxInt64/3+1, "c1"), c("w2", math.MaxInt64/3+1, "c2"), c("w3", math.MaxInt64/3+1, "c3"),
+			}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "a total near the int64 limit is judged exactly, though 100·X overflows int64",
+			cells: map[string][]contrib{"EU.DE|a": {
+				c("w1", math.MaxInt64/3, "c1"), c("w2", math.MaxInt64/3, "c2"), c("w3", math.MaxInt64/3, "c3"),
+			}},
+			wantRows: []string{fmt.Sprintf("EU.DE|a@0 3 3 3 3 %d 3 %.6g", math.MaxInt64/3*3, 1000*float64(math.MaxInt64/3*3)/3)},
+		},
+		{
+			name: "a failing sibling is generalized alone: the passing cell keeps only its data, the parent row only the failing cells'",
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3")},
+				"EU.FR|a": {c("w4", 10, "c4"), c("w5", 10, "c5")},
+				"EU.IT|a": {c("w6", 10, "c6")},
+			},
+			wantRows: []string{
+				"EU|a@1 3 3 3 3 30 3 10000",
+				"EU.DE|a@0 3 3 3 3 100 3 33333.3",
+			},
+		},
+		{
+			name: "a failing cell with no failing sibling goes up alone and must pass on its own data",
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3")},
+				"EU.FR|a": {c("w4", 10, "c4"), c("w5", 10, "c5")},
+			},
+			wantRows:       []string{"EU.DE|a@0 3 3 3 3 100 3 33333.3"},
+			wantSuppressed: []string{"*|*@3 suppressed_frequency events=2 workspaces=2"},
+		},
+		{
+			name: "a workspace in two merged cells counts once",
+			cells: map[string][]contrib{
+				"EU.FR|a": {c("w1", 10, "c1"), c("w2", 10, "c2")},
+				"EU.IT|a": {c("w1", 10, "c3")},
+			},
+			wantSuppressed: []string{"*|*@3 suppressed_frequency events=3 workspaces=2"},
+		},
+		{
+			name: "dominance is judged on a workspace's total over the merged cells",
+			cells: map[string][]contrib{
+				// Per contribution the top two are 40+40 = 80%; per workspace w1 holds 80 and w1+w2 90%.
+				"EU.FR|a": {c("w1", 40, "c1"), c("w2", 10, "c2")},
+				"EU.IT|a": {c("w1", 40, "c3"), c("w3", 10, "c4")},
+			},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=4 workspaces=3"},
+		},
+		{
+			name: "cells fail and climb the ladder until they pass: region, then tier",
+			cells: map[string][]contrib{
+				"EU.FR|a": {c("w1", 10, "c1")},
+				"AS.JP|a": {c("w2", 10, "c2")},
+				"EU.IT|b": {c("w3", 10, "c3")},
+				"EU.DE|b": {c("w4", 10, "c4")},
+				"EU.ES|c": {c("w5", 10, "c5")},
+			},
+			// Step 1 (region to continent): EU|a, AS|a, EU|b, EU|c all fail.
+			// Step 2 (tier to *): EU|* has w1, w3, w4, w5 and passes; AS|* fails.
+			// Step 3 (region to *): *|* has AS.JP alone and is suppressed.
+			wantRows:       []string{"EU|*@2 4 4 4 4 40 4 10000"},
+			wantSuppressed: []string{"*|*@3 suppressed_frequency events=1 workspaces=1"},
+		},
+		{
+			name: "a ratio with a zero denominator is null",
+			cells: map[string][]contrib{"EU.DE|a": {
+				{ws: "w1", events: 1, spend: 30, creators: []string{"c1"}}, {ws: "w2", events: 1, spend: 30, creators: []string{"c2"}},
+				{ws: "w3", events: 1, spend: 40, creators: []string{"c3"}},
+			}},
+			wantRows: []string{"EU.DE|a@0 3 3 3 3 100 0 null"},
+		},
+		{
+			name: "without a ladder, a failing cell is suppressed at level 0",
+			spec: func(s *pipeline.DatasetSpec) { s.Ladder = nil },
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3")},
+				"EU.FR|a": {c("w4", 10, "c4")},
+			},
+			wantRows:       []string{"EU.DE|a@0 3 3 3 3 100 3 33333.3"},
+			wantSuppressed: []string{"EU.FR|a@0 suppressed_frequency events=1 workspaces=1"},
+		},
+		{
+			name: "rows are sorted by dimension values, one dimension after the other, then level",
+			cells: map[string][]contrib{
+				"NA.US|b":   {c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3")},
+				"AS.JP|a":   {c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3")},
+				"AS.IN|a":   {c("w4", 10, "c4")},
+				"AS.KR|a":   {c("w5", 10, "c5"), c("w6", 10, "c6")},
+				"other|a":   {c("w1", 40, "c1"), c("w2", 30, "c2"), c("w3", 30, "c3")},
+				"other.x|a": {c("w4", 10, "c4")},
+				"other.y|a": {c("w5", 10, "c5"), c("w6", 10, "c6")},
+			},
+			// "AS" sorts before "AS.JP"; a value without a dot is its own
+			// parent, so "other|a" is published at level 0 and level 1.
+			wantRows: []string{
+				"AS|a@1 3 3 3 3 30 3 10000",
+				"AS.JP|a@0 3 3 3 3 100 3 33333.3",
+				"NA.US|b@0 3 3 3 3 100 3 33333.3",
+				"other|a@0 3 3 3 3 100 3 33333.3",
+				"other|a@1 3 3 3 3 30 3 10000",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := testSpec()
+			if tt.spec != nil {
+				tt.spec(spec)
+			}
+			p := partial(tt.cells)
+			res := apply(t, spec, p)
+			rows, suppressed := render(res)
+			if diff := cmp.Diff(tt.wantRows, rows); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantSuppressed, suppressed); diff != "" {
+				t.Errorf("suppressed (-want +got):\n%s", diff)
+			}
+			checkConservation(t, p, res)
+		})
+	}
+}
+
+// checkConservation checks that every event ends in a row or a suppressed
+// cell, and that EventsByLevel adds up.
+func checkConservation(t *testing.T, p *pipeline.Partial, res *pipeline.GateResult) {
+	t.Helper()
+	var rows, suppressed, byLevel int64
+	for _, r := range res.Rows {
+		rows += r.Values[0].Int
+	}
+	for _, s := range res.Suppressed {
+		suppressed += s.Events
+	}
+	for _, n := range res.EventsByLevel {
+		byLevel += n
+	}
+	if rows+suppressed != p.Events || res.PublishedEvents != rows || byLevel != rows {
+		t.Errorf("events: %d in rows + %d suppressed != %d contributed (PublishedEvents %d, EventsByLevel sum %d)",
+			rows, suppressed, p.Events, res.PublishedEvents, byLevel)
+	}
+}
+
+func TestApplyRefusesWhatItCannotApplyExactly(t *testing.T) {
+	tests := []struct {
+		name   string
+		spec   func(*pipeline.DatasetSpec)
+		change func(*pipeline.Partial)
+		want   string
+	}{
+		{"k below the floor", func(s *pipeline.DatasetSpec) { s.Privacy.K = 2 }, nil,
+			"privacy: dataset test: k = 2 is below the floor of 3"},
+		{"dominance over a ratio", func(s *pipeline.DatasetSpec) { s.Privacy.DominanceMeasures = []string{"cpa"} }, nil,
+			`privacy: dataset test: dominance measure "cpa" is neither a count nor a sum`},
+		{"no dominance rule", func(s *pipeline.DatasetSpec) { s.Privacy.DominanceK = 100 }, nil,
+			"privacy: dataset test: dominance k% = 100 is outside 1..99"},
+		{"a ladder step naming no dimension", func(s *pipeline.DatasetSpec) { s.Ladder = []string{"country"} }, nil,
+			`privacy: dataset test: ladder step "country" is not a dimension`},
+		{"a contribution of the wrong shape", nil, func(p *pipeline.Partial) {
+			p.Cells[pipeline.CellKey{"EU.DE", "a"}] = map[pipeline.Pseudonym]*pipeline.Contribution{wsOf("w1"): pipeline.NewContribution(1, 2)}
+		}, `privacy: dataset test: a contribution to cell ["EU.DE" "a"] does not fit the spec (2 sums and 2 entity sets expected)`},
+		{"another dataset's partial", nil, func(p *pipeline.Partial) { p.Dataset = "other" },
+			`privacy: partial of dataset "other" given with the spec of "test"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := testSpec()
+			if tt.spec != nil {
+				tt.spec(spec)
+			}
+			p := partial(nil)
+			if tt.change != nil {
+				tt.change(p)
+			}
+			_, err := New().Apply(spec, p)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Apply: err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// randomPartial builds a partial with heavy-tailed workspace counts per
+// cell, shared workspaces and creators across cells, zero and huge values,
+// and an occasional overflowed contribution.
+func randomPartial(rng *rand.Rand) *pipeline.Partial {
+	regions := []string{"EU.DE", "EU.FR", "EU.IT", "EU.ES", "AS.JP", "AS.IN", "NA.US", "NA.CA", "SA.BR"}
+	tiers := []string{"a", "b", "c"}
+	cells := map[string][]contrib{}
+	nCells := 1 + rng.IntN(25)
+	for range nCells {
+		key := regions[rng.IntN(len(regions))] + "|" + tiers[rng.IntN(len(tiers))]
+		nWS := 1 + int(math.Floor(1/math.Pow(1-rng.Float64(), 1/1.3)))%12
+		for range nWS {
+			x := contrib{ws: fmt.Sprintf("w%d", rng.IntN(15)), events: 1 + rng.Int64N(20), conv: rng.Int64N(3)}
+			switch rng.IntN(10) {
+			case 0:
+				x.spend = 0
+			case 1:
+				x.spend = rng.Int64N(1_000_000_000)
+			default:
+				x.spend = rng.Int64N(1000)
+			}
+			for range 1 + rng.IntN(3) {
+				x.creators = append(x.creators, fmt.Sprintf("c%d", rng.IntN(25)))
+			}
+			x.overflow = rng.IntN(200) == 0
+			cells[key] = append(cells[key], x)
+		}
+	}
+	return partial(cells)
+}
+
+// TestApplyInvariants checks, on randomized partials with a fixed seed:
+// conservation (every level-0 cell ends in exactly one row or suppressed
+// cell, and the events add up); that every row's values and the k,
+// dominance and p% rules hold when recomputed independently from the
+// row's own contributions; that rows never overlap; that Apply leaves its
+// input untouched and is deterministic.
+func TestApplyInvariants(t *testing.T) {
+	rng := rand.New(rand.NewPCG(42, 7))
+	spec := testSpec()
+	seen := map[string]int{}
+	for iter := range 300 {
+		p := randomPartial(rng)
+		before := snapshot(p)
+		type traced struct {
+			level      int
+			dims       string
+			suppressed bool
+			cells      []pipeline.CellKey
+		}
+		var traces []traced
+		g := &Gate{trace: func(level int, dims []string, suppressed bool, cells []pipeline.CellKey) {
+			traces = append(traces, traced{level, strings.Join(dims, "|"), suppressed, slices.Clone(cells)})
+		}}
+		res, err := g.Apply(spec, p)
+		if err != nil {
+			t.Fatalf("iteration %d: Apply: %v", iter, err)
+		}
+		checkConservation(t, p, res)
+		for _, r := range res.Rows {
+			seen[fmt.Sprintf("rows at level %d", r.Level)]++
+		}
+		for _, s := range res.Suppressed {
+			seen[s.Reason.String()]++
+		}
+
+		// Every level-0 cell in exactly one row or suppressed cell.
+		owner := map[pipeline.CellKey]string{}
+		for _, tr := range traces {
+			for _, k := range tr.cells {
+				if prev, dup := owner[k]; dup {
+					t.Fatalf("iteration %d: cell %v is in %s and in %s@%d", iter, k[:2], prev, tr.dims, tr.level)
+				}
+				owner[k] = fmt.Sprintf("%s@%d", tr.dims, tr.level)
+			}
+		}
+		if len(owner) != len(p.Cells) {
+			t.Fatalf("iteration %d: %d of %d level-0 cells accounted for", iter, len(owner), len(p.Cells))
+		}
+
+		// Every row recomputed from its own contributions.
+		rowAt := map[string]pipeline.Row{}
+		for _, r := range res.Rows {
+			rowAt[fmt.Sprintf("%s@%d", strings.Join(r.Dims, "|"), r.Level)] = r
+		}
+		for _, tr := range traces {
+			if tr.suppressed {
+				continue
+			}
+			r := rowAt[fmt.Sprintf("%s@%d", tr.dims, tr.level)]
+			want, ok, why := recompute(spec, p, tr.cells)
+			if !ok {
+				t.Errorf("iteration %d: row %s@%d breaks the rules when recomputed: %s", iter, tr.dims, tr.level, why)
+			}
+			if diff := cmp.Diff(want, r.Values); diff != "" {
+				t.Errorf("iteration %d: row %s@%d values (-recomputed +published):\n%s", iter, tr.dims, tr.level, diff)
+			}
+		}
+
+		if diff := cmp.Diff(before, snapshot(p)); diff != "" {
+			t.Fatalf("iteration %d: Apply modified its input (-before +after):\n%s", iter, diff)
+		}
+		again, _ := New().Apply(spec, p)
+		if diff := cmp.Diff(res, again); diff != "" {
+			t.Fatalf("iteration %d: a second Apply differs (-first +second):\n%s", iter, diff)
+		}
+	}
+	// The random partials must exercise every outcome.
+	for _, outcome := range []string{"rows at level 0", "rows at level 1", "rows at level 2", "rows at level 3",
+		"suppressed_frequency", "suppressed_dominance"} {
+		if seen[outcome] == 0 {
+			t.Errorf("no %s in 300 random partials: %v", outcome, seen)
+		}
+	}
+	t.Logf("outcomes: %v", seen)
+}
+
+// recompute merges the contributions of the given level-0 cells per
+// workspace with the pipeline's own Merge, and checks the rules with
+// arbitrary-precision arithmetic; it returns the row's expected values.
+func recompute(spec *pipeline.DatasetSpec, p *pipeline.Partial, cells []pipeline.CellKey) ([]pipeline.Value, bool, string) {
+	byWS := map[pipeline.Pseudonym]*pipeline.Contribution{}
+	for _, k := range cells {
+		for ws, c := range p.Cells[k] {
+			if byWS[ws] == nil {
+				byWS[ws] = pipeline.NewContribution(2, 2)
+			}
+			byWS[ws].Merge(c)
+		}
+	}
+	creators, campaigns := map[pipeline.Pseudonym]bool{}, map[pipeline.Pseudonym]bool{}
+	var events, conv int64
+	spends := []*big.Int{}
+	total := new(big.Int)
+	overflow := false
+	for _, c := range byWS {
+		overflow = overflow || c.Overflow
+		events += c.Events
+		conv += c.Sums[1]
+		spends = append(spends, big.NewInt(c.Sums[0]))
+		total.Add(total, big.NewInt(c.Sums[0]))
+		for _, x := range c.Sets[0].Sorted() {
+			creators[x] = true
+		}
+		for _, x := range c.Sets[1].Sorted() {
+			campaigns[x] = true
+		}
+	}
+	k := spec.Privacy.K
+	switch {
+	case overflow:
+		return nil, false, "an overflowed contribution"
+	case !total.IsInt64():
+		return nil, false, "spend overflows int64"
+	case len(byWS) < k:
+		return nil, false, fmt.Sprintf("%d workspaces", len(byWS))
+	case len(creators) < k:
+		return nil, false, fmt.Sprintf("%d creators", len(creators))
+	}
+	if total.Sign() > 0 {
+		slices.SortFunc(spends, func(a, b *big.Int) int { return b.Cmp(a) })
+		for len(spends) < 2 {
+			spends = append(spends, new(big.Int))
+		}
+		top2 := new(big.Int).Add(spends[0], spends[1])
+		lhs := new(big.Int).Mul(big.NewInt(100), top2)
+		rhs := new(big.Int).Mul(big.NewInt(int64(spec.Privacy.DominanceK)), total)
+		if lhs.Cmp(rhs) > 0 {
+			return nil, false, fmt.Sprintf("dominance: top two %v of %v", top2, total)
+		}
+		rest := new(big.Int).Sub(total, top2)
+		lhs = new(big.Int).Mul(big.NewInt(100), rest)
+		rhs = new(big.Int).Mul(big.NewInt(int64(spec.Privacy.PPercent)), spends[0])
+		if lhs.Cmp(rhs) < 0 {
+			return nil, false, fmt.Sprintf("p%%: rest %v, largest %v", rest, spends[0])
+		}
+	}
+	cpa := pipeline.Value{Null: true}
+	if conv != 0 {
+		cpa = pipeline.Value{Float: 1000 * float64(total.Int64()) / float64(conv)}
+	}
+	return []pipeline.Value{{Int: events}, {Int: int64(len(byWS))}, {Int: int64(len(creators))}, {Int: int64(len(campaigns))},
+		{Int: total.Int64()}, {Int: conv}, cpa}, true, ""
+}
+
+// snapshot renders a partial in full, to detect any modification.
+func snapshot(p *pipeline.Partial) []string {
+	var out []string
+	for k, byWS := range p.Cells {
+		for ws, c := range byWS {
+			out = append(out, fmt.Sprintf("%v %s %d %v %v %v %t", k[:2], wsName[ws], c.Events, c.Sums,
+				c.Sets[0].Sorted(), c.Sets[1].Sorted(), c.Overflow))
+		}
+	}
+	slices.Sort(out)
+	return append(out, fmt.Sprint(p.Events))
+}
+
+func TestRules(t *testing.T) {
+	tests := []struct {
+		name              string
+		topN, total, kdom int64
+		wantDominated     bool
+	}{
+		{name: "two at exactly 85% are not dominant", topN: 85, total: 100, kdom: 85},
+		{name: "two at 85.0001% are dominant", topN: 850_001, total: 1_000_000, kdom: 85, wantDominated: true},
+		{name: "dominance near the int64 limit is exact", topN: math.MaxInt64 / 100 * 85, total: math.MaxInt64 / 100 * 100, kdom: 85},
+		{name: "dominance just above the limit at huge totals", topN: math.MaxInt64/100*85 + 1, total: math.MaxInt64 / 100 * 100, kdom: 85, wantDominated: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := dominated(tt.topN, tt.total, tt.kdom); got != tt.wantDominated {
+				t.Errorf("dominated(%d, %d, %d) = %t, want %t", tt.topN, tt.total, tt.kdom, got, tt.wantDominated)
+			}
+		})
+	}
+	pTests := []struct {
+		name             string
+		total, x1, x2, p int64
+		want             bool
+	}{
+		{"a rest of exactly p% of the largest passes", 1000, 500, 450, 10, false},
+		{"a rest just under p% of the largest fails", 1000, 500, 451, 10, true},
+		{"a single contributor fails", 7, 7, 0, 10, true},
+		{"huge values are compared exactly", math.MaxInt64, math.MaxInt64 / 2, math.MaxInt64/2 - math.MaxInt64/20, 10, false},
+	}
+	for _, tt := range pTests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pRuleFails(tt.total, tt.x1, tt.x2, tt.p); got != tt.want {
+				t.Errorf("pRuleFails(%d, %d, %d, %d) = %t, want %t", tt.total, tt.x1, tt.x2, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTopN(t *testing.T) {
+	top := make(topN, 3)
+	for _, v := range []int64{5, 1, 9, 9, 0, 7, 3} {
+		top.add(v)
+	}
+	if diff := cmp.Diff(topN{9, 9, 7}, top); diff != "" {
+		t.Errorf("top three (-want +got):\n%s", diff)
+	}
+	if got := top.sum(2); got != 18 {
+		t.Errorf("sum of the top two = %d, want 18", got)
+	}
+}
