@@ -25,6 +25,9 @@ type Config struct {
 	// SegmentEntries caps the exclusion entries a partition buffers before
 	// it commits a segment on its own.
 	SegmentEntries int `yaml:"segment_entries"`
+	// CheckpointInterval is how often a partition checkpoints (and commits
+	// its offset) between window closes.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 
 	// PolicyVersion is the hash of the effective configuration, written
 	// into every exclusion entry and manifest. Set by the caller.
@@ -36,12 +39,13 @@ type Config struct {
 // DefaultConfig returns the defaults of SPEC §5.
 func DefaultConfig() Config {
 	return Config{
-		Window:            24 * time.Hour,
-		MaxOutOfOrderness: 10 * time.Minute,
-		AllowedLateness:   time.Hour,
-		MaxFutureSkew:     15 * time.Minute,
-		IdleTimeout:       time.Minute,
-		SegmentEntries:    100_000,
+		Window:             24 * time.Hour,
+		MaxOutOfOrderness:  10 * time.Minute,
+		AllowedLateness:    time.Hour,
+		MaxFutureSkew:      15 * time.Minute,
+		IdleTimeout:        time.Minute,
+		SegmentEntries:     100_000,
+		CheckpointInterval: 10 * time.Second,
 	}
 }
 
@@ -62,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("pipeline.idle_timeout: must be positive, e.g. 1m (got %s)", c.IdleTimeout))
+	}
+	if c.CheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("pipeline.checkpoint_interval: must be positive, e.g. 10s (got %s)", c.CheckpointInterval))
 	}
 	if c.SegmentEntries < 1 {
 		errs = append(errs, fmt.Errorf("pipeline.segment_entries: must be at least 1 (got %d)", c.SegmentEntries))

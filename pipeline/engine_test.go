@@ -158,6 +158,11 @@ func (c *memChain) Commit(context.Context, *PartitionAccounting) (string, error)
 	return fmt.Sprintf("head-%d", c.commits), nil
 }
 func (c *memChain) Head() string { return fmt.Sprintf("head-%d", c.commits) }
+func (c *memChain) Seq() int     { return c.commits }
+func (c *memChain) Rollback(seq int) error {
+	c.commits = seq
+	return nil
+}
 
 type memDead struct{ m *memSinks }
 

@@ -21,6 +21,9 @@ type partState struct {
 type pendingWindow struct {
 	w        Window
 	partials []*Partial
+	// from are the partitions whose partials were merged: a partition that
+	// hands a window over again after a restart or rebalance counts once.
+	from map[PartitionID]bool
 }
 
 // publisher publishes a window once every partition has closed it: it
@@ -36,29 +39,75 @@ type publisher struct {
 	pending map[int64]*pendingWindow
 	stats   *Stats
 	summary *Summary
+	// published is shared with the workers: the end of the newest window
+	// published.
+	published *atomicInt64
 }
 
-func newPublisher(cfg *Config, st *Stages, chain ExclusionChain, parts []PartitionID, now func() time.Time,
-	stats *Stats, summary *Summary) *publisher {
-	p := &publisher{cfg: cfg, st: st, chain: chain, now: now, parts: map[PartitionID]*partState{},
-		pending: map[int64]*pendingWindow{}, stats: stats, summary: summary}
-	for _, id := range parts {
-		p.parts[id] = &partState{closedEnd: noTime}
+func newPublisher(cfg *Config, st *Stages, chain ExclusionChain, now func() time.Time,
+	stats *Stats, summary *Summary, published *atomicInt64) *publisher {
+	return &publisher{cfg: cfg, st: st, chain: chain, now: now, parts: map[PartitionID]*partState{},
+		pending: map[int64]*pendingWindow{}, stats: stats, summary: summary, published: published}
+}
+
+// setPartitions sets the partitions whose close every window waits for:
+// all the partitions of a file run, or those of the current generation.
+func (p *publisher) setPartitions(ids []PartitionID) {
+	parts := make(map[PartitionID]*partState, len(ids))
+	for _, id := range ids {
+		if ps := p.parts[id]; ps != nil {
+			parts[id] = ps
+		} else {
+			parts[id] = &partState{closedEnd: noTime}
+		}
 	}
-	return p
+	p.parts = parts
+}
+
+// recover rolls back the publish-time exclusion entries of a window whose
+// commit a crash interrupted: its manifest was never written, so the window
+// will be published again, with its entries.
+func (p *publisher) recover() error {
+	if p.st.Checkpoints == nil {
+		return nil
+	}
+	in, ok, err := p.st.Checkpoints.loadIntent()
+	if err != nil || !ok {
+		return err
+	}
+	done, err := p.st.Datasets.Published(in.Dataset, in.Window)
+	if err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	if done || p.chain.Seq() <= in.SeqBefore {
+		return nil
+	}
+	return p.chain.Rollback(in.SeqBefore)
 }
 
 // receive takes a partition's close notice and publishes every window that
 // all partitions have now closed.
 func (p *publisher) receive(ctx context.Context, n closeNotice) error {
 	ps := p.parts[n.Part]
-	ps.closedEnd, ps.acct, ps.head = n.ClosedEnd, n.Acct, n.Head
+	if ps == nil {
+		// A partition of an earlier generation, stopping late: its windows
+		// are in its checkpoint and come back with its next owner.
+		return nil
+	}
+	ps.closedEnd, ps.acct, ps.head = max(ps.closedEnd, n.ClosedEnd), n.Acct, n.Head
 	for _, ow := range n.Windows {
+		if ow.w.End <= p.published.Load() {
+			continue // published already: windows are immutable
+		}
 		pw := p.pending[ow.w.Start]
 		if pw == nil {
-			pw = &pendingWindow{w: ow.w, partials: make([]*Partial, len(p.st.Aggregators))}
+			pw = &pendingWindow{w: ow.w, partials: make([]*Partial, len(p.st.Aggregators)), from: map[PartitionID]bool{}}
 			p.pending[ow.w.Start] = pw
 		}
+		if pw.from[n.Part] {
+			continue
+		}
+		pw.from[n.Part] = true
 		for i, part := range ow.partials {
 			switch {
 			case part == nil:
@@ -73,6 +122,9 @@ func (p *publisher) receive(ctx context.Context, n closeNotice) error {
 	for _, ps := range p.parts {
 		closed = min(closed, ps.closedEnd)
 	}
+	if len(p.parts) == 0 {
+		closed = noTime
+	}
 	var ready []*pendingWindow
 	for start, pw := range p.pending {
 		if pw.w.End <= closed {
@@ -85,6 +137,7 @@ func (p *publisher) receive(ctx context.Context, n closeNotice) error {
 		if err := p.publish(ctx, pw); err != nil {
 			return err
 		}
+		p.published.Store(max(p.published.Load(), pw.w.End))
 	}
 	return nil
 }
@@ -108,6 +161,13 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 		if published {
 			// Published windows are immutable (SPEC §4): never again.
 			continue
+		}
+		if p.st.Checkpoints != nil {
+			// Say what is being committed before committing it, so that a
+			// restart can undo a half-done commit (recover).
+			if err := p.st.Checkpoints.saveIntent(&publishIntent{Dataset: spec.Name, Window: pw.w, SeqBefore: p.chain.Seq()}); err != nil {
+				return fmt.Errorf("publisher: %w", err)
+			}
 		}
 		out, err := p.window(ctx, spec, part)
 		if err != nil {
@@ -223,6 +283,17 @@ func sortedPseudonyms(m map[Pseudonym]*Contribution) []Pseudonym {
 }
 
 func sortedParts(m map[PartitionID]*partState) []PartitionID {
+	keys := make([]PartitionID, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b PartitionID) int {
+		return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Partition, b.Partition))
+	})
+	return keys
+}
+
+func sortedAccts(m map[PartitionID]PartitionAccounting) []PartitionID {
 	keys := make([]PartitionID, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -12,7 +12,12 @@ import (
 
 // Stages are the concrete parts Run wires together; cmd/deid builds them.
 type Stages struct {
+	// Source is a finite source (files), read to its end. Exactly one of
+	// Source and Stream is set.
 	Source Source
+	// Stream is an unbounded source whose partitions a consumer group
+	// assigns (Kafka); Run works it until ctx is done.
+	Stream StreamSource
 	// NewDecoder returns a decoder for one worker.
 	NewDecoder func() Decoder
 	Consent    Consent
@@ -23,14 +28,17 @@ type Stages struct {
 	Datasets    DatasetSink
 	Exclusions  ExclusionLog
 	DeadLetters DeadLetterSink
+	// Checkpoints persists partition state; nil keeps none (a file run
+	// then starts over after a crash).
+	Checkpoints *Checkpoints
 	// PseudonymKey keys the HMAC of SPEC §11.
 	PseudonymKey []byte
 }
 
 func (s *Stages) validate() error {
 	var errs []error
-	if s.Source == nil {
-		errs = append(errs, errors.New("no source"))
+	if (s.Source == nil) == (s.Stream == nil) {
+		errs = append(errs, errors.New("exactly one of a file source and a stream source is needed"))
 	}
 	if s.NewDecoder == nil {
 		errs = append(errs, errors.New("no decoder"))
@@ -47,6 +55,9 @@ func (s *Stages) validate() error {
 	if len(s.PseudonymKey) == 0 {
 		errs = append(errs, errors.New("no pseudonym key"))
 	}
+	if s.Stream != nil && s.Checkpoints == nil {
+		errs = append(errs, errors.New("a stream source needs checkpoints (state_dir)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -59,9 +70,10 @@ type WindowSummary struct {
 
 // Summary is what a run did.
 type Summary struct {
-	// Partitions holds each partition's final accounting.
+	// Partitions holds each partition's accounting when its worker last
+	// stopped (cumulative over restarts when checkpoints are kept).
 	Partitions []PartitionAccounting
-	// Windows holds every dataset window published, in publication order.
+	// Windows holds every dataset window published by this run, in order.
 	Windows []WindowSummary
 }
 
@@ -74,8 +86,8 @@ type runOptions struct {
 	stats *Stats
 }
 
-// WithClock sets the processing clock (the reference for max_future_skew
-// and decision times).
+// WithClock sets the processing clock (the reference for max_future_skew,
+// idle partitions and decision times).
 func WithClock(now func() time.Time) Option { return func(o *runOptions) { o.now = now } }
 
 // WithLogger sets the logger.
@@ -85,9 +97,26 @@ func WithLogger(l *zap.Logger) Option { return func(o *runOptions) { o.log = l }
 // metrics while it runs.
 func WithStats(s *Stats) Option { return func(o *runOptions) { o.stats = s } }
 
-// Run processes the source's partitions to their end: one worker per
-// partition, one publisher. It returns when every window is published, or
-// with the first error (the others are cancelled). Run blocks.
+// engine is one run: its workers, its publisher and what they share.
+type engine struct {
+	cfg     Config
+	st      Stages
+	o       runOptions
+	notices chan closeNotice
+	// publishedEnd is the end of the newest window published.
+	publishedEnd atomicInt64
+	pub          *publisher
+
+	mu       sync.Mutex
+	firstErr error
+	finals   map[PartitionID]PartitionAccounting
+}
+
+// Run processes the input: one worker per partition, one publisher. With a
+// file source it returns when every window is published; with a stream
+// source it runs until ctx is done, then stops reading, checkpoints and
+// returns nil (a graceful stop). Any other failure is returned, the other
+// workers being stopped; a restart resumes from the checkpoints. Run blocks.
 func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -95,90 +124,207 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 	if err := st.validate(); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	o := runOptions{now: time.Now, log: zap.NewNop(), stats: &Stats{}}
+	e := &engine{cfg: cfg, st: st, o: runOptions{now: time.Now, log: zap.NewNop(), stats: &Stats{}},
+		notices: make(chan closeNotice, 16), finals: map[PartitionID]PartitionAccounting{}}
 	for _, opt := range opts {
-		opt(&o)
+		opt(&e.o)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	readers, err := st.Source.Partitions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	defer func() {
-		for _, r := range readers {
-			r.Close()
-		}
-	}()
-	ids := make([]PartitionID, len(readers))
-	workers := make([]*worker, len(readers))
-	notices := make(chan closeNotice, 2*len(readers))
-	for i, r := range readers {
-		ids[i] = r.ID()
-		chain, err := st.Exclusions.Chain(ids[i].String())
-		if err != nil {
-			return nil, fmt.Errorf("exclusion log: %w", err)
-		}
-		dead, err := st.DeadLetters.Writer(ids[i])
-		if err != nil {
-			return nil, fmt.Errorf("dead letters: %w", err)
-		}
-		defer dead.Close()
-		workers[i] = newWorker(&cfg, &st, r, chain, dead, o.now, notices, o.stats)
-	}
+	e.publishedEnd.Store(noTime)
 	pubChain, err := st.Exclusions.Chain(PublishChain)
 	if err != nil {
 		return nil, fmt.Errorf("exclusion log: %w", err)
 	}
 	summary := &Summary{}
-	pub := newPublisher(&cfg, &st, pubChain, ids, o.now, o.stats, summary)
+	e.pub = newPublisher(&e.cfg, &e.st, pubChain, e.o.now, e.o.stats, summary, &e.publishedEnd)
+	if err := e.pub.recover(); err != nil {
+		return nil, err
+	}
 
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
+	// abort cancels everything on a failure; stop (the caller's ctx) is a
+	// graceful stop.
+	abort, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for n := range e.notices {
+			if e.failed() != nil {
+				continue // drain so that workers can stop
+			}
+			if err := e.pub.receive(abort, n); err != nil {
+				e.fail(err, cancel)
+			}
 		}
-		mu.Unlock()
-		cancel()
+	}()
+	if st.Stream != nil {
+		err = e.runStream(ctx, abort, cancel)
+	} else {
+		err = e.runFiles(ctx, abort, cancel)
 	}
-	failed := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr
+	if err != nil {
+		e.fail(err, cancel)
 	}
+	close(e.notices)
+	<-pubDone
+	for _, id := range sortedAccts(e.finals) {
+		summary.Partitions = append(summary.Partitions, e.finals[id])
+	}
+	if err := e.failed(); err != nil {
+		return summary, err
+	}
+	e.o.log.Info("run complete", zap.Int("partitions", len(summary.Partitions)), zap.Int("windows", len(summary.Windows)))
+	return summary, nil
+}
+
+func (e *engine) fail(err error, cancel context.CancelFunc) {
+	e.mu.Lock()
+	if e.firstErr == nil {
+		e.firstErr = err
+	}
+	e.mu.Unlock()
+	cancel()
+}
+
+func (e *engine) failed() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.firstErr
+}
+
+// openWorkers creates the worker of each partition the opener opens,
+// resumed from its checkpoint, and attaches its reader.
+func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error)) ([]*worker, error) {
+	byID := map[PartitionID]*worker{}
+	var rerr error
+	readers, err := open(func(id PartitionID) (int64, bool) {
+		w, err := newWorker(e, id)
+		if err == nil {
+			var next int64
+			var ok bool
+			next, ok, err = w.resume()
+			if err == nil {
+				byID[id] = w
+				return next, ok
+			}
+		}
+		rerr = errors.Join(rerr, fmt.Errorf("partition %s: %w", id, err))
+		return 0, false
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		for _, r := range readers {
+			r.Close()
+		}
+		return nil, err
+	}
+	workers := make([]*worker, 0, len(readers))
+	for _, r := range readers {
+		w := byID[r.ID()]
+		if w == nil {
+			// A source that does not ask for resume positions.
+			if w, err = newWorker(e, r.ID()); err != nil {
+				return nil, err
+			}
+			if _, _, err = w.resume(); err != nil {
+				return nil, err
+			}
+		}
+		w.reader = r
+		workers = append(workers, w)
+	}
+	return workers, nil
+}
+
+// resumable is a finite source that can open its partitions at the
+// positions checkpoints name (the file source).
+type resumable interface {
+	Open(ctx context.Context, resume func(PartitionID) (int64, bool)) ([]PartitionReader, error)
+}
+
+func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc) error {
+	workers, err := e.openWorkers(func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
+		if r, ok := e.st.Source.(resumable); ok {
+			return r.Open(abort, resume)
+		}
+		return e.st.Source.Partitions(abort)
+	})
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	ids := make([]PartitionID, len(workers))
+	for i, w := range workers {
+		ids[i] = w.id()
+	}
+	e.pub.setPartitions(ids)
+	e.runWorkers(stop, abort, cancel, workers)
+	return stop.Err()
+}
+
+// runWorkers runs one generation's workers to their end and records their
+// final accounting.
+func (e *engine) runWorkers(stop, abort context.Context, cancel context.CancelFunc, workers []*worker) {
+	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.run(ctx); err != nil {
-				fail(err)
+			defer w.reader.Close()
+			defer w.dead.Close()
+			if err := w.run(abort, stop); err != nil {
+				e.fail(err, cancel)
 			}
+			e.mu.Lock()
+			e.finals[w.id()] = w.snapshot()
+			e.mu.Unlock()
 		}()
 	}
-	go func() { wg.Wait(); close(notices) }()
-	for n := range notices {
-		if failed() != nil {
-			continue // drain so workers can stop
+	wg.Wait()
+}
+
+func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFunc) error {
+	// Consent first: no event is processed before the settings are read to
+	// their high-water mark (SPEC §4).
+	if err := e.st.Consent.CaughtUp(stop); err != nil {
+		if stop.Err() != nil {
+			return nil
 		}
-		if err := pub.receive(ctx, n); err != nil {
-			fail(err)
+		return fmt.Errorf("consent: %w", err)
+	}
+	for stop.Err() == nil && abort.Err() == nil {
+		gen, err := e.st.Stream.Assign(stop)
+		if err != nil {
+			if stop.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("source: %w", err)
 		}
+		genStop, genCancel := context.WithCancel(stop)
+		go func() {
+			select {
+			case <-gen.Done():
+			case <-genStop.Done():
+			}
+			genCancel()
+		}()
+		workers, err := e.openWorkers(func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
+			return gen.Open(abort, resume)
+		})
+		if err != nil {
+			genCancel()
+			return fmt.Errorf("source: %w", err)
+		}
+		for _, w := range workers {
+			id := w.id()
+			w.commitOffset = func(ctx context.Context, next int64) error {
+				return gen.Commit(ctx, map[PartitionID]int64{id: next})
+			}
+		}
+		e.pub.setPartitions(gen.Partitions())
+		e.o.log.Info("generation assigned", zap.Int("partitions", len(workers)))
+		e.runWorkers(genStop, abort, cancel, workers)
+		genCancel()
 	}
-	if err := failed(); err != nil {
-		return summary, err
-	}
-	if err := ctx.Err(); err != nil {
-		return summary, err
-	}
-	for _, w := range workers {
-		summary.Partitions = append(summary.Partitions, w.snapshot())
-	}
-	o.log.Info("run complete", zap.Int("partitions", len(readers)), zap.Int("windows", len(summary.Windows)))
-	return summary, nil
+	return nil
 }

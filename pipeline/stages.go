@@ -138,6 +138,12 @@ type ExclusionChain interface {
 	Commit(ctx context.Context, acct *PartitionAccounting) (string, error)
 	// Head returns the hex SHA-256 of the newest committed segment ("" if none).
 	Head() string
+	// Seq returns the sequence number of the newest committed segment (0 if none).
+	Seq() int
+	// Rollback removes the segments after seq and drops what is buffered,
+	// so the chain continues from segment seq. A restart rolls back to the
+	// segment its checkpoint recorded.
+	Rollback(seq int) error
 }
 
 // DeadLetterSink opens dead-letter writers.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type closeNotice struct {
 type worker struct {
 	cfg     *Config
 	st      *Stages
+	partID  PartitionID
 	reader  PartitionReader
 	dec     Decoder
 	pz      *Pseudonymizer
@@ -52,6 +54,24 @@ type worker struct {
 	out     chan<- closeNotice
 	kindAgg [4]int
 	stats   *Stats
+	// ckpt persists the partition's state; nil when the run keeps none.
+	ckpt *Checkpoints
+	// commitOffset tells the source the next position to read, after a
+	// checkpoint (a Kafka group commit); nil when there is none.
+	commitOffset func(ctx context.Context, next int64) error
+	// published is the end of the newest window the publisher has
+	// committed: a record for a window at or before it is late, whatever
+	// this partition has seen (a partition that joins after a rebalance).
+	published *atomicInt64
+	// streaming: the input is unbounded; quiet spells advance the
+	// watermark by processing time (idle_timeout).
+	streaming bool
+
+	next int64
+	// handed are closed windows handed over but not yet published, kept
+	// for the checkpoint.
+	handed         []windowSnap
+	lastCheckpoint time.Time
 
 	maxSeen   int64
 	closedEnd int64
@@ -62,16 +82,80 @@ type worker struct {
 	exc       Exclusion
 }
 
-func newWorker(cfg *Config, st *Stages, r PartitionReader, chain ExclusionChain, dead DeadLetterWriter,
-	now func() time.Time, out chan<- closeNotice, stats *Stats) *worker {
-	w := &worker{cfg: cfg, st: st, reader: r, dec: st.NewDecoder(), pz: NewPseudonymizer(st.PseudonymKey),
-		chain: chain, dead: dead, now: now, out: out, stats: stats,
+// resume restores the partition's checkpoint, if any, rolls its exclusion
+// chain back to the segment committed with it, and returns the position to
+// read next.
+func (w *worker) resume() (next int64, ok bool, err error) {
+	if w.ckpt == nil {
+		return 0, false, nil
+	}
+	cp, ok, err := w.ckpt.load(w.id())
+	if err != nil {
+		return 0, false, err
+	}
+	seq := 0
+	if ok {
+		seq = cp.ChainSeq
+	}
+	// Segments committed after the checkpoint are replayed from the input
+	// and written again: roll them back so no entry appears twice.
+	if err := w.chain.Rollback(seq); err != nil {
+		return 0, false, err
+	}
+	if !ok {
+		return 0, false, nil
+	}
+	w.next, w.maxSeen, w.closedEnd, w.acct = cp.Next, cp.MaxSeen, cp.ClosedEnd, cp.Acct
+	if w.acct.Excluded == nil {
+		w.acct.Excluded = map[string]int64{}
+	}
+	if w.acct.ContributedByDataset == nil {
+		w.acct.ContributedByDataset = map[string]int64{}
+	}
+	for i := range cp.Open {
+		ow := cp.Open[i].restore()
+		w.windows[ow.w.Start] = ow
+	}
+	w.handed = cp.Handed
+	return cp.Next, true, nil
+}
+
+// handOverAgain sends the publisher the windows the checkpoint says were
+// handed over but not yet published.
+func (w *worker) handOverAgain(ctx context.Context) error {
+	n := closeNotice{Part: w.id(), ClosedEnd: w.closedEnd, Acct: w.snapshot(), Head: w.chain.Head()}
+	for i := range w.handed {
+		n.Windows = append(n.Windows, w.handed[i].restore())
+	}
+	select {
+	case w.out <- n:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *worker) id() PartitionID { return w.partID }
+
+// newWorker returns the worker of partition id; its reader is attached
+// once the source has opened the partition at the resumed position.
+func newWorker(e *engine, id PartitionID) (*worker, error) {
+	chain, err := e.st.Exclusions.Chain(id.String())
+	if err != nil {
+		return nil, fmt.Errorf("exclusion log: %w", err)
+	}
+	dead, err := e.st.DeadLetters.Writer(id)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	w := &worker{cfg: &e.cfg, st: &e.st, partID: id, dec: e.st.NewDecoder(), pz: NewPseudonymizer(e.st.PseudonymKey),
+		chain: chain, dead: dead, now: e.o.now, out: e.notices, stats: e.o.stats, ckpt: e.st.Checkpoints,
+		published: &e.publishedEnd, streaming: e.st.Stream != nil,
 		maxSeen: noTime, closedEnd: noTime, windows: map[int64]*openWindow{}}
-	w.kindAgg = kindAggregators(st.Aggregators)
-	id := r.ID().String()
-	w.acct = PartitionAccounting{Partition: id, FirstOffset: -1, LastOffset: -1,
+	w.kindAgg = kindAggregators(e.st.Aggregators)
+	w.acct = PartitionAccounting{Partition: id.String(), FirstOffset: -1, LastOffset: -1,
 		Excluded: map[string]int64{}, ContributedByDataset: map[string]int64{}}
-	return w
+	return w, nil
 }
 
 // kindAggregators maps each event kind to the aggregator that takes it, or -1.
@@ -87,32 +171,58 @@ func kindAggregators(aggs []Aggregator) [4]int {
 	return k
 }
 
-// run reads the partition to its end (or until ctx is done), then closes
-// every open window.
-func (w *worker) run(ctx context.Context) error {
-	id := w.reader.ID()
+// run reads the partition until its end (files), until stop is done (a
+// shutdown or the end of a Kafka generation: it then checkpoints and
+// returns nil), or until ctx is done (an abort: it returns ctx's error).
+func (w *worker) run(ctx, stop context.Context) error {
+	id := w.id()
+	if err := w.handOverAgain(ctx); err != nil {
+		return err
+	}
+	w.lastCheckpoint = w.now()
 	for {
-		batch, err := w.reader.Next(ctx)
+		readCtx, cancel := stop, context.CancelFunc(func() {})
+		if w.streaming {
+			readCtx, cancel = context.WithTimeout(stop, w.cfg.IdleTimeout)
+		}
+		batch, err := w.reader.Next(readCtx)
+		cancel()
 		for i := range batch {
 			if perr := w.process(&batch[i]); perr != nil {
 				return fmt.Errorf("partition %s: %w", id, perr)
 			}
+			w.next = batch[i].Pos.Offset + 1
 		}
 		w.stats.Records.Add(int64(len(batch)))
-		if len(batch) > 0 {
-			if cerr := w.closeWindows(ctx, w.bound()); cerr != nil {
-				return fmt.Errorf("partition %s: %w", id, cerr)
-			}
-		}
-		if errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, io.EOF):
 			// At end of input every open window closes (SPEC §5).
 			if cerr := w.closeWindows(ctx, math.MaxInt64); cerr != nil {
 				return fmt.Errorf("partition %s: %w", id, cerr)
 			}
 			return nil
-		}
-		if err != nil {
+		case err != nil && stop.Err() != nil:
+			// Stopping: keep what was read, so a restart continues here.
+			if cerr := w.checkpoint(ctx); cerr != nil {
+				return fmt.Errorf("partition %s: checkpoint at stop: %w", id, cerr)
+			}
+			return nil
+		case err != nil && errors.Is(err, context.DeadlineExceeded) && w.streaming && len(batch) == 0:
+			// A quiet partition must not hold windows open forever: its
+			// watermark follows processing time (SPEC §5 idle_timeout).
+			if now := w.now().UnixMicro(); now > w.maxSeen {
+				w.maxSeen = now
+			}
+		case err != nil:
 			return fmt.Errorf("partition %s: reading: %w", id, err)
+		}
+		if cerr := w.closeWindows(ctx, w.bound()); cerr != nil {
+			return fmt.Errorf("partition %s: %w", id, cerr)
+		}
+		if w.ckpt != nil && w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval {
+			if cerr := w.checkpoint(ctx); cerr != nil {
+				return fmt.Errorf("partition %s: %w", id, cerr)
+			}
 		}
 	}
 }
@@ -169,7 +279,7 @@ func (w *worker) process(rec *Record) error {
 // them all, aggregates it.
 func (w *worker) gate(rec *Record, ev *Event) (Reason, error) {
 	win := w.cfg.windowOf(ev.OccurredAt)
-	if win.End <= w.bound() || win.End <= w.closedEnd {
+	if win.End <= w.bound() || win.End <= w.closedEnd || win.End <= w.published.Load() {
 		return ReasonLateEvent, nil
 	}
 	ow := w.windows[win.Start]
@@ -235,15 +345,15 @@ func (w *worker) exclude(rec *Record, ev *Event, reason Reason) error {
 	return nil
 }
 
-// closeWindows closes every window ending at or before end: it commits the
-// partition's exclusion segment and dead letters first, so a published
-// window's manifest names a chain head covering every exclusion before it,
-// then hands the closed partials to the publisher.
+// closeWindows closes every window ending at or before end. It commits the
+// partition's dead letters and exclusion segment and checkpoints first, so
+// a published window's manifest names a chain head covering every exclusion
+// before it and a crash can only repeat work, never lose it; then it hands
+// the closed partials to the publisher.
 func (w *worker) closeWindows(ctx context.Context, end int64) error {
 	if end <= w.closedEnd {
 		if w.pending >= w.cfg.SegmentEntries {
-			_, err := w.commit(ctx)
-			return err
+			return w.checkpoint(ctx)
 		}
 		return nil
 	}
@@ -256,11 +366,15 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 		}
 	}
 	slices.SortFunc(closed, func(a, b *openWindow) int { return cmpInt64(a.w.Start, b.w.Start) })
-	head, err := w.commit(ctx)
-	if err != nil {
+	for _, ow := range closed {
+		if ow.hasData() {
+			w.handed = append(w.handed, snapWindow(ow, false))
+		}
+	}
+	if err := w.checkpoint(ctx); err != nil {
 		return err
 	}
-	n := closeNotice{Part: w.reader.ID(), ClosedEnd: end, Windows: closed, Acct: w.snapshot(), Head: head}
+	n := closeNotice{Part: w.id(), ClosedEnd: end, Windows: closed, Acct: w.snapshot(), Head: w.chain.Head()}
 	select {
 	case w.out <- n:
 		return nil
@@ -269,18 +383,49 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 	}
 }
 
-// commit makes the partition's dead letters and exclusions durable.
-func (w *worker) commit(ctx context.Context) (string, error) {
+// hasData tells whether any dataset got an event in the window.
+func (ow *openWindow) hasData() bool {
+	for _, p := range ow.partials {
+		if p != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// checkpoint makes the partition's dead letters and exclusions durable,
+// then persists its state with its input position (when the run keeps
+// checkpoints), then commits the position to the source. The order is the
+// guarantee: an offset is committed only once everything before it is safe.
+func (w *worker) checkpoint(ctx context.Context) error {
 	if err := w.dead.Flush(ctx); err != nil {
-		return "", fmt.Errorf("dead letters: %w", err)
+		return fmt.Errorf("dead letters: %w", err)
 	}
 	acct := w.snapshot()
-	head, err := w.chain.Commit(ctx, &acct)
-	if err != nil {
-		return "", fmt.Errorf("exclusion log: %w", err)
+	if _, err := w.chain.Commit(ctx, &acct); err != nil {
+		return fmt.Errorf("exclusion log: %w", err)
 	}
 	w.pending = 0
-	return head, nil
+	w.lastCheckpoint = w.now()
+	if w.ckpt == nil {
+		return nil
+	}
+	published := w.published.Load()
+	w.handed = slices.DeleteFunc(w.handed, func(ws windowSnap) bool { return ws.W.End <= published })
+	cp := &checkpoint{Partition: w.id(), Next: w.next, MaxSeen: w.maxSeen, ClosedEnd: w.closedEnd, Acct: acct,
+		ChainSeq: w.chain.Seq(), ChainHead: w.chain.Head(), Handed: w.handed}
+	for _, start := range slices.Sorted(maps.Keys(w.windows)) {
+		cp.Open = append(cp.Open, snapWindow(w.windows[start], true))
+	}
+	if err := w.ckpt.save(cp); err != nil {
+		return err
+	}
+	if w.commitOffset != nil && w.next > 0 {
+		if err := w.commitOffset(ctx, w.next); err != nil {
+			return fmt.Errorf("committing offset %d: %w", w.next, err)
+		}
+	}
+	return nil
 }
 
 // snapshot copies the partition's accounting.
@@ -320,3 +465,6 @@ type Stats struct {
 }
 
 func (s *Stats) excluded(r Reason) { s.Excluded[r].Add(1) }
+
+// atomicInt64 is shared between the publisher (writer) and the workers.
+type atomicInt64 = atomic.Int64

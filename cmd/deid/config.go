@@ -32,7 +32,10 @@ type Config struct {
 	// Mode is "file" (NDJSON files, to the end of input).
 	Mode string `yaml:"mode"`
 	// Out is the output directory.
-	Out      string                    `yaml:"out"`
+	Out string `yaml:"out"`
+	// StateDir keeps checkpoints, so that a run resumes where it stopped.
+	// Optional in file mode; required for streaming.
+	StateDir string                    `yaml:"state_dir"`
 	Pipeline pipeline.Config           `yaml:"pipeline"`
 	Input    file.Config               `yaml:"input"`
 	Decode   decode.Config             `yaml:"decode"`

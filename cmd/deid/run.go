@@ -38,6 +38,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		inputs     stringList
 		settings   = fs.String("settings", "", "settings NDJSON file (file mode); overrides consent.settings")
 		out        = fs.String("out", "", "output directory; overrides out")
+		stateDir   = fs.String("state-dir", "", "checkpoint directory (a run resumes from it); overrides state_dir")
 		check      = fs.Bool("check", false, "validate the configuration and exit without reading anything")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
@@ -60,6 +61,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *out != "" {
 		cfg.Out = *out
+	}
+	if *stateDir != "" {
+		cfg.StateDir = *stateDir
 	}
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("invalid configuration:\n%w", indent(err))}
@@ -101,15 +105,24 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 
 // runFile runs file mode: every input file to its end.
 func runFile(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer) error {
-	if err := checkOutDir(cfg.Out); err != nil {
-		return &exitError{code: 2, err: err}
+	resuming := hasCheckpoints(cfg.StateDir)
+	if !resuming {
+		if err := checkOutDir(cfg.Out); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 	}
 	key, random, err := cfg.pseudonymKey()
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if random {
+		if cfg.StateDir != "" {
+			return &exitError{code: 2, err: fmt.Errorf("secrets: a run with state_dir needs a pseudonym key that outlives the process: set %s or secrets.pseudonym_key_file", cfg.Secrets.PseudonymKeyEnv)}
+		}
 		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
+	}
+	if resuming {
+		log.Info("resuming from checkpoints", zap.String("state_dir", cfg.StateDir))
 	}
 	st, src, err := buildStages(cfg, key, log)
 	if err != nil {
@@ -157,6 +170,15 @@ func checkOutDir(dir string) error {
 		return fmt.Errorf("out: %s is not empty; published windows are never overwritten — remove it or pass another --out", abs)
 	}
 	return nil
+}
+
+// hasCheckpoints tells whether dir holds a run's checkpoints.
+func hasCheckpoints(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "partitions"))
+	return err == nil && len(entries) > 0
 }
 
 // buildStages builds every stage of a file-mode run from the config.
@@ -212,8 +234,15 @@ func buildStages(cfg *Config, key []byte, log *zap.Logger) (*pipeline.Stages, *f
 	if _, err := decode.New(decCfg); err != nil {
 		return nil, nil, err
 	}
+	var ckpt *pipeline.Checkpoints
+	if cfg.StateDir != "" {
+		if ckpt, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
+			return nil, nil, err
+		}
+	}
 	st := &pipeline.Stages{
-		Source: src,
+		Checkpoints: ckpt,
+		Source:      src,
 		NewDecoder: func() pipeline.Decoder {
 			d, _ := decode.New(decCfg) // validated above
 			return d

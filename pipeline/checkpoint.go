@@ -1,0 +1,238 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// checkpointVersion is the format version of checkpoint files.
+const checkpointVersion = 1
+
+// Checkpoints persists each partition's state with its input position, and
+// the publisher's intent, under a state directory. Every file is written to
+// a temporary name, fsynced and renamed into place: a checkpoint is either
+// the old one or the new one, never half of each. Safe for concurrent use
+// by different partitions.
+type Checkpoints struct {
+	dir string
+}
+
+// NewCheckpoints returns the checkpoint store under dir, creating it.
+func NewCheckpoints(dir string) (*Checkpoints, error) {
+	if dir == "" {
+		return nil, errors.New("checkpoints: no state directory (set state_dir)")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "partitions"), 0o750); err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	return &Checkpoints{dir: dir}, nil
+}
+
+// checkpoint is one partition's persisted state: everything its worker
+// needs to continue as if it had never stopped.
+type checkpoint struct {
+	Version   int
+	Partition PartitionID
+	// Next is the next input position to read.
+	Next      int64
+	MaxSeen   int64
+	ClosedEnd int64
+	Acct      PartitionAccounting
+	// ChainSeq is the partition's exclusion-log segment committed with
+	// this checkpoint; a restart rolls the chain back to it.
+	ChainSeq  int
+	ChainHead string
+	// Open are the open windows, with their dedup sets.
+	Open []windowSnap
+	// Handed are windows closed and handed to the publisher but not yet
+	// published: a restart hands them over again.
+	Handed []windowSnap
+}
+
+type windowSnap struct {
+	W        Window
+	Seen     []dedupKey
+	Partials []*partialSnap
+}
+
+type partialSnap struct {
+	Dataset string
+	Events  int64
+	Cells   []cellSnap
+}
+
+type cellSnap struct {
+	Key CellKey
+	WS  []contribSnap
+}
+
+type contribSnap struct {
+	WS       Pseudonym
+	Events   int64
+	Sums     []int64
+	Sets     [][]Pseudonym
+	Overflow bool
+}
+
+// publishIntent records the dataset window the publisher is committing and
+// its exclusion chain's segment before it, so that a restart can roll back
+// the publish-time entries of a window whose manifest was never written.
+type publishIntent struct {
+	Dataset   string
+	Window    Window
+	SeqBefore int
+}
+
+func (s *Checkpoints) partitionPath(id PartitionID) string {
+	return filepath.Join(s.dir, "partitions", url.PathEscape(id.String())+".ckpt")
+}
+
+func (s *Checkpoints) intentPath() string { return filepath.Join(s.dir, "publish.intent") }
+
+// load reads a partition's checkpoint; ok is false when there is none.
+func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
+	var cp checkpoint
+	ok, err := s.read(s.partitionPath(id), &cp)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	if cp.Version != checkpointVersion || cp.Partition != id {
+		return nil, false, fmt.Errorf("checkpoints: %s holds version %d of partition %s; it is not this partition's checkpoint",
+			s.partitionPath(id), cp.Version, cp.Partition)
+	}
+	return &cp, true, nil
+}
+
+func (s *Checkpoints) save(cp *checkpoint) error {
+	cp.Version = checkpointVersion
+	return s.write(s.partitionPath(cp.Partition), cp)
+}
+
+func (s *Checkpoints) loadIntent() (*publishIntent, bool, error) {
+	var in publishIntent
+	ok, err := s.read(s.intentPath(), &in)
+	return &in, ok, err
+}
+
+func (s *Checkpoints) saveIntent(in *publishIntent) error { return s.write(s.intentPath(), in) }
+
+func (s *Checkpoints) read(path string, v any) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checkpoints: %w", err)
+	}
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+		return false, fmt.Errorf("checkpoints: %s is unreadable (%v); the state directory is damaged — restore it or start over with an empty state_dir and out", path, err)
+	}
+	return true, nil
+}
+
+func (s *Checkpoints) write(path string, v any) error {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// snapWindow copies a window's state into its checkpoint form; withSeen
+// keeps the dedup set (open windows need it, handed ones do not).
+func snapWindow(ow *openWindow, withSeen bool) windowSnap {
+	ws := windowSnap{W: ow.w, Partials: make([]*partialSnap, len(ow.partials))}
+	if withSeen {
+		ws.Seen = make([]dedupKey, 0, len(ow.seen))
+		for k := range ow.seen {
+			ws.Seen = append(ws.Seen, k)
+		}
+		slices.SortFunc(ws.Seen, func(a, b dedupKey) int { return bytes.Compare(a[:], b[:]) })
+	}
+	for i, p := range ow.partials {
+		if p != nil {
+			ws.Partials[i] = snapPartial(p)
+		}
+	}
+	return ws
+}
+
+func snapPartial(p *Partial) *partialSnap {
+	ps := &partialSnap{Dataset: p.Dataset, Events: p.Events}
+	for _, key := range sortedCells(p.Cells) {
+		byWS := p.Cells[key]
+		cs := cellSnap{Key: key}
+		for _, ws := range sortedPseudonyms(byWS) {
+			c := byWS[ws]
+			s := contribSnap{WS: ws, Events: c.Events, Sums: slices.Clone(c.Sums), Overflow: c.Overflow,
+				Sets: make([][]Pseudonym, len(c.Sets))}
+			for i := range c.Sets {
+				s.Sets[i] = c.Sets[i].Sorted()
+			}
+			cs.WS = append(cs.WS, s)
+		}
+		ps.Cells = append(ps.Cells, cs)
+	}
+	return ps
+}
+
+// restore rebuilds a window's state from its checkpoint form.
+func (ws *windowSnap) restore() *openWindow {
+	ow := &openWindow{w: ws.W, seen: make(map[dedupKey]struct{}, len(ws.Seen)), partials: make([]*Partial, len(ws.Partials))}
+	for _, k := range ws.Seen {
+		ow.seen[k] = struct{}{}
+	}
+	for i, ps := range ws.Partials {
+		if ps == nil {
+			continue
+		}
+		p := NewPartial(ps.Dataset, ws.W)
+		p.Events = ps.Events
+		for _, cs := range ps.Cells {
+			byWS := make(map[Pseudonym]*Contribution, len(cs.WS))
+			for _, s := range cs.WS {
+				c := &Contribution{Events: s.Events, Sums: slices.Clone(s.Sums), Overflow: s.Overflow, Sets: make([]EntitySet, len(s.Sets))}
+				for j, set := range s.Sets {
+					for _, m := range set {
+						c.Sets[j].Add(m)
+					}
+				}
+				byWS[s.WS] = c
+			}
+			p.Cells[cs.Key] = byWS
+		}
+		ow.partials[i] = p
+	}
+	return ow
+}

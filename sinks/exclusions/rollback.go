@@ -1,0 +1,49 @@
+package exclusions
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mya/deid/sinks/internal/fsutil"
+)
+
+// Rollback removes every segment after seq, newest first, and drops what is
+// buffered, so the chain continues from segment seq as if nothing had been
+// committed after it. A restart calls it with the sequence number its
+// checkpoint recorded: segments committed after that checkpoint are replayed
+// from the input and written again, so no exclusion entry appears twice.
+func (c *Chain) Rollback(seq int) error {
+	if seq < 0 || seq > c.seq {
+		return fmt.Errorf("exclusions: chain %s: cannot roll back to segment %d: the chain has %d", c.name, seq, c.seq)
+	}
+	for n := c.seq; n > seq; n-- {
+		if err := os.Remove(filepath.Join(c.dir, SegmentName(n))); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+		}
+	}
+	if c.seq > seq {
+		if err := fsutil.SyncDir(c.dir); err != nil {
+			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+		}
+	}
+	c.entries = c.entries[:0]
+	c.seq, c.head, c.lastAcct = seq, "", nil
+	if seq == 0 {
+		return nil
+	}
+	meta, err := ReadSegmentMeta(filepath.Join(c.dir, SegmentName(seq)))
+	if err != nil {
+		return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+	}
+	if c.head, err = hashFile(meta.Path); err != nil {
+		return err
+	}
+	if meta.Accounting != nil {
+		if c.lastAcct, err = json.Marshal(meta.Accounting); err != nil {
+			return err
+		}
+	}
+	return nil
+}
