@@ -110,9 +110,11 @@ func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
 	return &cp, true, nil
 }
 
-func (s *Checkpoints) save(cp *checkpoint) error {
+// save writes cp and returns its size in bytes.
+func (s *Checkpoints) save(cp *checkpoint) (int64, error) {
 	cp.Version = checkpointVersion
-	return s.write(s.partitionPath(cp.Partition), cp)
+	n, err := s.writeSized(s.partitionPath(cp.Partition), cp)
+	return n, err
 }
 
 func (s *Checkpoints) loadIntent() (*publishIntent, bool, error) {
@@ -121,7 +123,10 @@ func (s *Checkpoints) loadIntent() (*publishIntent, bool, error) {
 	return &in, ok, err
 }
 
-func (s *Checkpoints) saveIntent(in *publishIntent) error { return s.write(s.intentPath(), in) }
+func (s *Checkpoints) saveIntent(in *publishIntent) error {
+	_, err := s.writeSized(s.intentPath(), in)
+	return err
+}
 
 func (s *Checkpoints) read(path string, v any) (bool, error) {
 	b, err := os.ReadFile(path)
@@ -137,17 +142,21 @@ func (s *Checkpoints) read(path string, v any) (bool, error) {
 	return true, nil
 }
 
-func (s *Checkpoints) write(path string, v any) error {
+func (s *Checkpoints) writeSized(path string, v any) (int64, error) {
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
+		return 0, fmt.Errorf("checkpoints: %w", err)
 	}
+	return int64(buf.Len()), s.writeBytes(path, buf.Bytes())
+}
+
+func (s *Checkpoints) writeBytes(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return fmt.Errorf("checkpoints: %w", err)
 	}

@@ -169,6 +169,7 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 				return fmt.Errorf("publisher: %w", err)
 			}
 		}
+		began := time.Now()
 		out, err := p.window(ctx, spec, part)
 		if err != nil {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
@@ -177,6 +178,7 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
 		}
 		p.stats.Windows.Add(1)
+		p.stats.observePublish(time.Since(began))
 		p.summary.Windows = append(p.summary.Windows, WindowSummary{Dataset: spec.Name, Window: pw.w, Acct: out.Acct})
 	}
 	return nil

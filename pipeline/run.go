@@ -258,6 +258,7 @@ func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc
 		ids[i] = w.id()
 	}
 	e.pub.setPartitions(ids)
+	e.o.stats.Partitions.Store(int64(len(workers)))
 	e.runWorkers(stop, abort, cancel, workers)
 	return stop.Err()
 }
@@ -322,6 +323,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 			}
 		}
 		e.pub.setPartitions(gen.Partitions())
+		e.o.stats.Partitions.Store(int64(len(workers)))
 		e.o.log.Info("generation assigned", zap.Int("partitions", len(workers)))
 		e.runWorkers(genStop, abort, cancel, workers)
 		genCancel()

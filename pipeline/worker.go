@@ -180,6 +180,8 @@ func (w *worker) run(ctx, stop context.Context) error {
 		return err
 	}
 	w.lastCheckpoint = w.now()
+	ps := w.stats.Partition(id)
+	hw, _ := w.reader.(HighWaterMarker)
 	for {
 		readCtx, cancel := stop, context.CancelFunc(func() {})
 		if w.streaming {
@@ -194,6 +196,11 @@ func (w *worker) run(ctx, stop context.Context) error {
 			w.next = batch[i].Pos.Offset + 1
 		}
 		w.stats.Records.Add(int64(len(batch)))
+		ps.Records.Add(int64(len(batch)))
+		ps.Next.Store(w.next)
+		if hw != nil {
+			ps.HighWater.Store(hw.HighWaterMark())
+		}
 		switch {
 		case errors.Is(err, io.EOF):
 			// At end of input every open window closes (SPEC §5).
@@ -406,7 +413,18 @@ func (w *worker) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("exclusion log: %w", err)
 	}
 	w.pending = 0
-	w.lastCheckpoint = w.now()
+	start := w.now()
+	w.lastCheckpoint = start
+	ps := w.stats.Partition(w.id())
+	ps.OpenWindows.Store(int64(len(w.windows)))
+	if wm := w.maxSeen - w.cfg.MaxOutOfOrderness.Microseconds(); w.maxSeen != noTime {
+		ps.Watermark.Store(wm)
+	}
+	var keys int64
+	for _, ow := range w.windows {
+		keys += int64(len(ow.seen))
+	}
+	ps.DedupKeys.Store(keys)
 	if w.ckpt == nil {
 		return nil
 	}
@@ -417,9 +435,13 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	for _, start := range slices.Sorted(maps.Keys(w.windows)) {
 		cp.Open = append(cp.Open, snapWindow(w.windows[start], true))
 	}
-	if err := w.ckpt.save(cp); err != nil {
+	size, err := w.ckpt.save(cp)
+	if err != nil {
 		return err
 	}
+	ps.StateBytes.Store(size)
+	ps.Checkpoints.Add(1)
+	ps.CheckpointNanos.Add(int64(w.now().Sub(start)))
 	if w.commitOffset != nil && w.next > 0 {
 		if err := w.commitOffset(ctx, w.next); err != nil {
 			return fmt.Errorf("committing offset %d: %w", w.next, err)
@@ -453,18 +475,6 @@ func cmpInt64(a, b int64) int {
 	}
 	return 0
 }
-
-// Stats are live counters for progress and metrics, updated atomically by
-// the workers and the publisher.
-type Stats struct {
-	Records     atomic.Int64
-	Contributed atomic.Int64
-	DeadLetters atomic.Int64
-	Excluded    [numReasons]atomic.Int64
-	Windows     atomic.Int64
-}
-
-func (s *Stats) excluded(r Reason) { s.Excluded[r].Add(1) }
 
 // atomicInt64 is shared between the publisher (writer) and the workers.
 type atomicInt64 = atomic.Int64

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/kafkadlq"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
+	kafkasrc "github.com/mya/deid/sources/kafka"
 	"github.com/mya/deid/transforms/aggregate"
 	"github.com/mya/deid/transforms/consent"
 	"github.com/mya/deid/transforms/decode"
@@ -23,7 +26,8 @@ import (
 
 // Modes of a run.
 const (
-	modeFile = "file"
+	modeFile  = "file"
+	modeKafka = "kafka"
 )
 
 // Config is deid's YAML configuration: one section per package, each
@@ -43,6 +47,19 @@ type Config struct {
 	Parquet  parquet.Config            `yaml:"parquet"`
 	Datasets []aggregate.DatasetConfig `yaml:"datasets"`
 	Secrets  SecretsConfig             `yaml:"secrets"`
+
+	// Kafka mode.
+	Kafka kafkasrc.Config `yaml:"kafka"`
+	// SettingsTopic is the compacted topic of workspace settings (SPEC §4).
+	SettingsTopic string          `yaml:"settings_topic"`
+	DeadLetters   kafkadlq.Config `yaml:"dead_letters"`
+	// ShutdownTimeout bounds a graceful stop after SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// HTTPAddr serves /metrics, /healthz and /readyz when set, e.g. ":9090".
+	HTTPAddr string `yaml:"http_addr"`
+	// StopAtEnd ends a Kafka run at the high-water marks seen at start
+	// (--stop-at-end; for bounded runs and benchmarks).
+	StopAtEnd bool `yaml:"-"`
 }
 
 // SecretsConfig says where secrets come from: a file or an environment
@@ -71,6 +88,11 @@ func defaultConfig() Config {
 		Parquet:  parquet.DefaultConfig(),
 		Datasets: aggregate.DefaultConfig().Datasets,
 		Secrets:  SecretsConfig{PseudonymKeyEnv: "DEID_PSEUDONYM_KEY"},
+
+		Kafka:           kafkasrc.DefaultConfig(),
+		SettingsTopic:   "workspace-settings",
+		DeadLetters:     kafkadlq.DefaultConfig(),
+		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
@@ -97,22 +119,38 @@ func loadConfig(path string) (Config, error) {
 // YAML path.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Mode != modeFile {
-		errs = append(errs, fmt.Errorf("mode: must be %q (got %q)", modeFile, c.Mode))
-	}
 	c.Parquet.Dir = c.Out
 	add := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
+	switch c.Mode {
+	case modeFile:
+		add(c.Input.Validate())
+		if c.Consent.SettingsPath == "" {
+			errs = append(errs, errors.New("consent.settings: file mode needs the settings NDJSON file (or pass --settings)"))
+		}
+	case modeKafka:
+		add(c.Kafka.Validate())
+		if c.SettingsTopic == "" {
+			errs = append(errs, errors.New(`settings_topic: Kafka mode reads consent from the compacted settings topic, e.g. "workspace-settings"`))
+		}
+		if c.StateDir == "" {
+			errs = append(errs, errors.New("state_dir: Kafka mode keeps checkpoints; name a directory (or pass --state-dir)"))
+		}
+		dl := c.DeadLetters
+		dl.Kafka = c.Kafka
+		add(dl.Validate())
+	default:
+		errs = append(errs, fmt.Errorf("mode: must be %q or %q (got %q)", modeFile, modeKafka, c.Mode))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, e.g. 30s (got %s)", c.ShutdownTimeout))
+	}
 	add(c.Pipeline.Validate())
-	add(c.Input.Validate())
 	add(c.Decode.Validate())
 	add(c.Consent.Validate())
-	if c.Consent.SettingsPath == "" {
-		errs = append(errs, errors.New("consent.settings: file mode needs the settings NDJSON file (or pass --settings)"))
-	}
 	add(c.Parquet.Validate())
 	add(aggregate.Config{Datasets: c.Datasets}.Validate())
 	return errors.Join(errs...)

@@ -4,9 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/mya/deid/internal/gen"
+	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
 func cmdGen(args []string, stdout, stderr io.Writer) error {
@@ -21,6 +23,9 @@ func cmdGen(args []string, stdout, stderr io.Writer) error {
 	start := fs.String("start", cfg.Start.Format("2006-01-02"), "first day of event time (UTC)")
 	fs.BoolVar(&cfg.Gzip, "gzip", cfg.Gzip, "gzip the event files")
 	out := fs.String("out", "sample", "directory to write events-NN.ndjson[.gz] and settings.ndjson into")
+	brokers := fs.String("brokers", "", "produce to Kafka instead of files: brokers, comma-separated")
+	topic := fs.String("topic", "events", "Kafka mode: the events topic (it must have --partitions partitions)")
+	settingsTopic := fs.String("settings-topic", "workspace-settings", "Kafka mode: the compacted settings topic")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,6 +38,24 @@ func cmdGen(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	began := time.Now()
+	if *brokers != "" {
+		kc := kafkasrc.DefaultConfig()
+		kc.Brokers = strings.Split(*brokers, ",")
+		p, err := kafkasrc.NewProducer(kc, *topic, *settingsTopic)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		stats, err := gen.Generate(cfg, p)
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "produced %d events to %s (%d partitions) and %d settings records to %s in %s\n",
+			stats.Events, *topic, cfg.Partitions, stats.Settings.Lines, *settingsTopic, time.Since(began).Round(time.Millisecond))
+		return nil
+	}
 	stats, err := gen.WriteFiles(*out, cfg)
 	if err != nil {
 		return err

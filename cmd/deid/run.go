@@ -39,6 +39,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		settings   = fs.String("settings", "", "settings NDJSON file (file mode); overrides consent.settings")
 		out        = fs.String("out", "", "output directory; overrides out")
 		stateDir   = fs.String("state-dir", "", "checkpoint directory (a run resumes from it); overrides state_dir")
+		brokers    = fs.String("brokers", "", "Kafka brokers, comma-separated; switches to Kafka mode (overrides kafka.brokers)")
+		topics     = fs.String("topics", "", "event topics, comma-separated (overrides kafka.topics)")
+		group      = fs.String("group", "", "consumer group (overrides kafka.group)")
+		httpAddr   = fs.String("http-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9090")
+		stopAtEnd  = fs.Bool("stop-at-end", false, "Kafka mode: stop at the topics' ends as seen at start")
 		check      = fs.Bool("check", false, "validate the configuration and exit without reading anything")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
@@ -65,6 +70,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *stateDir != "" {
 		cfg.StateDir = *stateDir
 	}
+	if *brokers != "" {
+		cfg.Mode = modeKafka
+		cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+	}
+	if *topics != "" {
+		cfg.Kafka.Topics = strings.Split(*topics, ",")
+	}
+	if *group != "" {
+		cfg.Kafka.Group = *group
+	}
+	if *httpAddr != "" {
+		cfg.HTTPAddr = *httpAddr
+	}
+	cfg.StopAtEnd = *stopAtEnd
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("invalid configuration:\n%w", indent(err))}
 	}
@@ -77,7 +96,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageErr("%v", err)
 	}
 	defer log.Sync()
-	return runFile(ctx, &cfg, log, stdout)
+	return runJob(ctx, &cfg, log, stdout)
 }
 
 // indent puts each line of err's message on its own indented line.
@@ -103,10 +122,12 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return zc.Build()
 }
 
-// runFile runs file mode: every input file to its end.
-func runFile(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer) error {
+// runJob runs the main job in the configured mode: file mode to the end of
+// its input, Kafka mode until SIGTERM/SIGINT (or the end of the topics with
+// --stop-at-end).
+func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer) error {
 	resuming := hasCheckpoints(cfg.StateDir)
-	if !resuming {
+	if !resuming && cfg.Mode == modeFile {
 		if err := checkOutDir(cfg.Out); err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -116,15 +137,18 @@ func runFile(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer
 		return &exitError{code: 2, err: err}
 	}
 	if random {
-		if cfg.StateDir != "" {
-			return &exitError{code: 2, err: fmt.Errorf("secrets: a run with state_dir needs a pseudonym key that outlives the process: set %s or secrets.pseudonym_key_file", cfg.Secrets.PseudonymKeyEnv)}
+		if cfg.StateDir != "" || cfg.Mode != modeFile {
+			return &exitError{code: 2, err: fmt.Errorf("secrets: checkpoints outlive the process, so this run needs a fixed pseudonym key: set %s or secrets.pseudonym_key_file", cfg.Secrets.PseudonymKeyEnv)}
 		}
 		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
 	}
 	if resuming {
 		log.Info("resuming from checkpoints", zap.String("state_dir", cfg.StateDir))
 	}
-	st, src, err := buildStages(cfg, key, log)
+	stats := &pipeline.Stats{}
+	b := &builder{cfg: cfg, key: key, log: log, stats: stats}
+	defer b.close()
+	st, err := b.stages(ctx)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -132,14 +156,30 @@ func runFile(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer
 	pcfg.PolicyVersion = cfg.policyVersion()
 	pcfg.PipelineVersion = version
 
-	stats := &pipeline.Stats{}
+	if cfg.HTTPAddr != "" {
+		srv, err := serveOps(cfg.HTTPAddr, stats, b.ready, log)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer srv.Close()
+	}
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
-	go func() { defer close(progDone); showProgress(progCtx, os.Stderr, stats, src) }()
+	go func() { defer close(progDone); showProgress(progCtx, os.Stderr, stats, st.Source) }()
+	defer func() { stopProgress(); <-progDone }()
+
+	// A stop signal must end the run within shutdown_timeout.
+	go func() {
+		<-ctx.Done()
+		select {
+		case <-time.After(cfg.ShutdownTimeout):
+			log.Error("shutdown_timeout passed before the run stopped; exiting", zap.Duration("shutdown_timeout", cfg.ShutdownTimeout))
+			os.Exit(1)
+		case <-progDone:
+		}
+	}()
 	start := time.Now()
 	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats))
-	stopProgress()
-	<-progDone
 	if err != nil {
 		return err
 	}
@@ -148,8 +188,8 @@ func runFile(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer
 	for _, p := range summary.Partitions {
 		read += p.Read
 	}
-	fmt.Fprintf(stdout, "deid %s: file mode, %d partitions, %d records in %s (%.0f records/s), policy %s\n\n",
-		version, len(summary.Partitions), read, elapsed.Round(time.Millisecond), float64(read)/elapsed.Seconds(), pcfg.PolicyVersion)
+	fmt.Fprintf(stdout, "deid %s: %s mode, %d partitions, %d records in %s (%.0f records/s), policy %s\n\n",
+		version, cfg.Mode, len(summary.Partitions), read, elapsed.Round(time.Millisecond), float64(read)/elapsed.Seconds(), pcfg.PolicyVersion)
 	printSummary(stdout, summary, cfg.Out)
 	return nil
 }
@@ -181,68 +221,58 @@ func hasCheckpoints(dir string) bool {
 	return err == nil && len(entries) > 0
 }
 
-// buildStages builds every stage of a file-mode run from the config.
-func buildStages(cfg *Config, key []byte, log *zap.Logger) (*pipeline.Stages, *file.Source, error) {
-	src, err := file.New(cfg.Input)
+// builder builds every stage of a run from the config, and keeps what must
+// be closed at the end.
+type builder struct {
+	cfg     *Config
+	key     []byte
+	log     *zap.Logger
+	stats   *pipeline.Stats
+	closers []func() error
+	// ready tells /readyz whether consent has caught up and partitions
+	// are assigned.
+	ready func() bool
+}
+
+func (b *builder) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
+	cfg, log := b.cfg, b.log
+	cons, err := consent.New(cfg.Consent, b.key)
 	if err != nil {
-		return nil, nil, err
-	}
-	cons, err := consent.New(cfg.Consent, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cons.LoadFile(cfg.Consent.SettingsPath); err != nil {
-		return nil, nil, err
-	}
-	cs := cons.Stats()
-	log.Info("consent loaded", zap.Int("workspaces", cons.Workspaces()), zap.Int64("records", cs.Applied),
-		zap.Int64("malformed", cs.Malformed), zap.Int64("ignored_opt_ins", cs.IgnoredOptIns))
-	for _, sk := range cons.Skipped() {
-		log.Warn("settings record skipped", zap.String("position", sk.Position), zap.String("reason", sk.Reason))
+		return nil, err
 	}
 	specs, err := aggregate.Build(aggregate.Config{Datasets: cfg.Datasets}, os.DirFS("."))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	aggs := make([]pipeline.Aggregator, len(specs))
 	for i, spec := range specs {
-		a, err := aggregate.New(spec)
-		if err != nil {
-			return nil, nil, err
+		if aggs[i], err = aggregate.New(spec); err != nil {
+			return nil, err
 		}
-		aggs[i] = a
 	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
 	datasets, err := parquet.New(pq)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ex := exclusions.DefaultConfig()
 	ex.Dir = cfg.Out
 	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...))
 	if err != nil {
-		return nil, nil, err
-	}
-	dl := deadletter.DefaultConfig()
-	dl.Dir = cfg.Out
-	dead, err := deadletter.New(dl)
-	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	decCfg := cfg.Decode
 	if _, err := decode.New(decCfg); err != nil {
-		return nil, nil, err
-	}
-	var ckpt *pipeline.Checkpoints
-	if cfg.StateDir != "" {
-		if ckpt, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
-			return nil, nil, err
-		}
+		return nil, err
 	}
 	st := &pipeline.Stages{
-		Checkpoints: ckpt,
-		Source:      src,
 		NewDecoder: func() pipeline.Decoder {
 			d, _ := decode.New(decCfg) // validated above
 			return d
@@ -253,8 +283,39 @@ func buildStages(cfg *Config, key []byte, log *zap.Logger) (*pipeline.Stages, *f
 		Privacy:      privacy.New(),
 		Datasets:     datasets,
 		Exclusions:   excl,
-		DeadLetters:  dead,
-		PseudonymKey: key,
+		PseudonymKey: b.key,
 	}
-	return st, src, nil
+	if cfg.StateDir != "" {
+		if st.Checkpoints, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Mode == modeKafka {
+		return st, b.kafkaStages(ctx, st, cons)
+	}
+	src, err := file.New(cfg.Input)
+	if err != nil {
+		return nil, err
+	}
+	st.Source = src
+	if err := cons.LoadFile(cfg.Consent.SettingsPath); err != nil {
+		return nil, err
+	}
+	logConsent(log, cons)
+	dl := deadletter.DefaultConfig()
+	dl.Dir = cfg.Out
+	if st.DeadLetters, err = deadletter.New(dl); err != nil {
+		return nil, err
+	}
+	b.ready = func() bool { return true }
+	return st, nil
+}
+
+func logConsent(log *zap.Logger, cons *consent.Store) {
+	cs := cons.Stats()
+	log.Info("consent loaded", zap.Int("workspaces", cons.Workspaces()), zap.Int64("records", cs.Applied),
+		zap.Int64("malformed", cs.Malformed), zap.Int64("ignored_opt_ins", cs.IgnoredOptIns))
+	for _, sk := range cons.Skipped() {
+		log.Warn("settings record skipped", zap.String("position", sk.Position), zap.String("reason", sk.Reason))
+	}
 }
