@@ -9,7 +9,7 @@ SEED ?= 42
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run sample test unit lint fmt-check vet staticcheck bench fuzz golden clean
+.PHONY: build run sample test unit lint fmt-check vet staticcheck bench fuzz golden clean kafka-start kafka-stop
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/deid ./cmd/deid
@@ -25,11 +25,20 @@ run: sample
 	rm -rf out
 	$(BIN)/deid run
 
-## test: every test — lint, unit, end-to-end, privacy invariants (with -race).
-test: lint unit
+## test: every test — lint, then unit, end-to-end, privacy invariants, crash
+## and real-broker suites with -race (scripts/test.sh starts the broker).
+test: lint
+	bash scripts/test.sh
 
+## unit: the Go tests alone, without starting anything (real-broker tests skip).
 unit:
 	$(GO) test -race -count=1 ./...
+
+## kafka-start / kafka-stop: a local single-node Apache Kafka on 127.0.0.1.
+kafka-start:
+	bash scripts/kafka-local.sh start
+kafka-stop:
+	bash scripts/kafka-local.sh stop
 
 lint: fmt-check vet staticcheck
 
@@ -58,7 +67,7 @@ fuzz:
 
 ## golden: rewrite the golden end-to-end cases (review the diff).
 golden:
-	$(GO) test ./internal/e2e -run TestGolden -update
+	$(GO) test ./cmd/deid -run TestGolden -update
 
 clean:
 	rm -rf $(BIN) out sample

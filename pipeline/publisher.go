@@ -50,20 +50,6 @@ func newPublisher(cfg *Config, st *Stages, chain ExclusionChain, now func() time
 		pending: map[int64]*pendingWindow{}, stats: stats, summary: summary, published: published}
 }
 
-// setPartitions sets the partitions whose close every window waits for:
-// all the partitions of a file run, or those of the current generation.
-func (p *publisher) setPartitions(ids []PartitionID) {
-	parts := make(map[PartitionID]*partState, len(ids))
-	for _, id := range ids {
-		if ps := p.parts[id]; ps != nil {
-			parts[id] = ps
-		} else {
-			parts[id] = &partState{closedEnd: noTime}
-		}
-	}
-	p.parts = parts
-}
-
 // recover rolls back the publish-time exclusion entries of a window whose
 // commit a crash interrupted: its manifest was never written, so the window
 // will be published again, with its entries.
@@ -88,10 +74,16 @@ func (p *publisher) recover() error {
 // receive takes a partition's close notice and publishes every window that
 // all partitions have now closed.
 func (p *publisher) receive(ctx context.Context, n closeNotice) error {
+	// A partition, once known, is never dropped: when a rebalance takes one
+	// away mid-window, the window waits until the partition comes back (its
+	// checkpoint hands the window over again) rather than being published
+	// without its data.
 	ps := p.parts[n.Part]
 	if ps == nil {
-		// A partition of an earlier generation, stopping late: its windows
-		// are in its checkpoint and come back with its next owner.
+		ps = &partState{closedEnd: noTime}
+		p.parts[n.Part] = ps
+	}
+	if n.Register {
 		return nil
 	}
 	ps.closedEnd, ps.acct, ps.head = max(ps.closedEnd, n.ClosedEnd), n.Acct, n.Head

@@ -176,6 +176,14 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 	return summary, nil
 }
 
+// register makes partitions known to the publisher before their workers
+// start; the channel keeps the order.
+func (e *engine) register(ids []PartitionID) {
+	for _, id := range ids {
+		e.notices <- closeNotice{Part: id, Register: true}
+	}
+}
+
 func (e *engine) fail(err error, cancel context.CancelFunc) {
 	e.mu.Lock()
 	if e.firstErr == nil {
@@ -257,7 +265,7 @@ func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc
 	for i, w := range workers {
 		ids[i] = w.id()
 	}
-	e.pub.setPartitions(ids)
+	e.register(ids)
 	e.o.stats.Partitions.Store(int64(len(workers)))
 	e.runWorkers(stop, abort, cancel, workers)
 	return stop.Err()
@@ -322,7 +330,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 				return gen.Commit(ctx, map[PartitionID]int64{id: next})
 			}
 		}
-		e.pub.setPartitions(gen.Partitions())
+		e.register(gen.Partitions())
 		e.o.stats.Partitions.Store(int64(len(workers)))
 		e.o.log.Info("generation assigned", zap.Int("partitions", len(workers)))
 		e.runWorkers(genStop, abort, cancel, workers)

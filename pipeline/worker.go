@@ -37,6 +37,9 @@ type closeNotice struct {
 	Windows   []*openWindow
 	Acct      PartitionAccounting
 	Head      string
+	// Register only makes the partition known to the publisher, before any
+	// worker runs, so that no window is published without it.
+	Register bool
 }
 
 // worker works one partition: it owns the partition's state and nothing in

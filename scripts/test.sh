@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it: starts what the tests
+# need (a real Kafka broker on 127.0.0.1, the Python read-back virtualenv,
+# headless Chromium), requires them so that nothing skips silently, runs
+# every Go test with the race detector, and stops the broker.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/kafka-local.sh start
+trap 'bash scripts/kafka-local.sh stop || true' EXIT
+eval "$(bash scripts/kafka-local.sh env)"
+export DEID_REQUIRE_KAFKA=1
+
+if [ -f scripts/pyenv.sh ]; then
+  bash scripts/pyenv.sh
+  export DEID_PYTHON="$PWD/.cache/venv/bin/python" DEID_REQUIRE_PYTHON=1
+fi
+if [ -f scripts/chromium.sh ]; then
+  bash scripts/chromium.sh
+  export DEID_REQUIRE_CHROMIUM=1
+fi
+
+go test -race -count=1 -timeout 30m ./...
