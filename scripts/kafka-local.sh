@@ -166,7 +166,7 @@ EOF
 		fi
 		if ((SECONDS >= deadline)); then
 			log_tail
-			kill "$p" 2>/dev/null || true
+			stop 2>/dev/null
 			die "the broker did not start within ${START_TIMEOUT}s (DEID_KAFKA_START_TIMEOUT)"
 		fi
 		sleep 0.2

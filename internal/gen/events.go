@@ -136,6 +136,16 @@ func intField(b []byte, key string, v int64, f int, m *mutation) []byte {
 	return append(b, ',')
 }
 
+// counter appends an optional counter: like intField, except that a zero
+// is left out half the time, as producers that omit zeros do (an absent
+// counter counts as 0).
+func (g *renderer) counter(b []byte, key string, v int64, f int, m *mutation) []byte {
+	if v == 0 && !m.hits(f) && g.r.chance(0.5) {
+		return b
+	}
+	return intField(b, key, v, f, m)
+}
+
 // close turns an object's trailing comma into its closing brace.
 func closeObj(b []byte) []byte {
 	if b[len(b)-1] == ',' {
@@ -396,20 +406,20 @@ func (g *renderer) campaignPayload(p []byte, m *mutation) []byte {
 		p = append(p, ',')
 	}
 	p = intField(p, `"impressions":`, e.imp, fImpressions, m)
-	p = intField(p, `"reach":`, e.reach, fNone, m)
-	p = intField(p, `"clicks":`, e.clicks, fClicks, m)
-	p = intField(p, `"likes":`, e.likes, fLikes, m)
-	p = intField(p, `"comments":`, e.comments, fNone, m)
-	p = intField(p, `"shares":`, e.shares, fNone, m)
+	p = g.counter(p, `"reach":`, e.reach, fNone, m)
+	p = g.counter(p, `"clicks":`, e.clicks, fClicks, m)
+	p = g.counter(p, `"likes":`, e.likes, fLikes, m)
+	p = g.counter(p, `"comments":`, e.comments, fNone, m)
+	p = g.counter(p, `"shares":`, e.shares, fNone, m)
 	if e.platform != "x" && e.platform != "linkedin" {
-		p = intField(p, `"saves":`, e.saves, fNone, m) // absent counters count as 0
+		p = g.counter(p, `"saves":`, e.saves, fNone, m)
 	}
 	if e.video || m.hits(fViews) {
-		p = intField(p, `"video_views":`, e.views, fViews, m)
+		p = g.counter(p, `"video_views":`, e.views, fViews, m)
 	}
-	p = intField(p, `"conversions":`, e.conv, fNone, m)
-	p = intField(p, `"spend_cents":`, e.spend, fSpend, m)
-	p = intField(p, `"revenue_cents":`, e.rev, fNone, m)
+	p = g.counter(p, `"conversions":`, e.conv, fNone, m)
+	p = g.counter(p, `"spend_cents":`, e.spend, fSpend, m)
+	p = g.counter(p, `"revenue_cents":`, e.rev, fNone, m)
 	p = append(p, `"currency":"USD","post_id":"`...)
 	p = appendHex(p, r.u64(), 12)
 	p = append(p, `",`...)

@@ -21,7 +21,7 @@ func TestWriteFilesWritesOneFilePerPartitionAndTheSettings(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "events-07.ndjson"), []byte("{}\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644)
 
-	cfg := smallConfig(20_000)
+	cfg := smallConfig(8_000)
 	cfg.Gzip = true
 	st, err := WriteFiles(dir, cfg)
 	if err != nil {

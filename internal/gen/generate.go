@@ -304,9 +304,10 @@ type chunk struct {
 	done     chan struct{}
 }
 
-// run plans, renders and writes the event lines. The planner and the
-// writer run in this goroutine's helpers in line order; renderers run in
-// parallel, and chunks are written in order as they complete.
+// run plans, renders and writes the event lines: the planner in one
+// goroutine, in line order; renderers in parallel, one per CPU; the writer
+// in the calling goroutine, chunk after chunk in line order. At most
+// 2×workers chunks exist, so memory stays bounded.
 func run(cfg *Config, w *world, pl *planner, agg *aggregate, out Writer) error {
 	n := cfg.Events
 	nchunks := (n + chunkLines - 1) / chunkLines
@@ -328,7 +329,11 @@ func run(cfg *Config, w *world, pl *planner, agg *aggregate, out Writer) error {
 			defer wg.Done()
 			rd := newRenderer(cfg, w)
 			for c := range jobs {
-				rd.renderChunk(c)
+				select {
+				case <-quit: // the writer failed: nothing more is written
+				default:
+					rd.renderChunk(c)
+				}
 				c.done <- struct{}{}
 			}
 		}()
@@ -338,6 +343,11 @@ func run(cfg *Config, w *world, pl *planner, agg *aggregate, out Writer) error {
 		defer close(jobs)
 		for start := 0; start < n; start += chunkLines {
 			var c *chunk
+			select {
+			case <-quit:
+				return
+			default:
+			}
 			select {
 			case c = <-free:
 			case <-quit:

@@ -177,8 +177,6 @@ var userAgents = []string{
 
 var tagSets = []string{`["q4","launch"]`, `["evergreen"]`, `["holiday","gifting"]`, `[]`, `["always_on","ugc"]`, `["blackfriday"]`}
 
-var pollerHosts = []string{"poller-1", "poller-2", "poller-3", "poller-7"}
-
 var appVersions = []string{"4.12.3", "4.12.4", "4.13.0"}
 
 var browsers = []string{"chrome", "safari", "firefox", "edge"}

@@ -222,8 +222,7 @@ func (w *world) assignKinds(r *rng, cfg *Config) {
 	for i := range order {
 		order[i] = i
 	}
-	// Candidates: smallest volume share first is not realistic either, so
-	// take a random order and move the five largest to the end.
+	// A random order, with the five largest moved to the end.
 	shuffle(r, order)
 	big := make([]int, n)
 	copy(big, order)

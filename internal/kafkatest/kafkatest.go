@@ -212,6 +212,8 @@ func client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
+		// Records as deid's tests and benchmarks expect them: uncompressed.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 	}, opts...)...)
 	if err != nil {
@@ -459,19 +461,28 @@ func Committed(t testing.TB, brokers []string, group, topic string) map[int32]in
 	req.Group = group
 	rt := kmsg.NewOffsetFetchRequestTopic()
 	rt.Topic = topic
-	for p := range endOffsets(t, timeout(t), cl, topic) {
+	ctx := timeout(t)
+	for p := range endOffsets(t, ctx, cl, topic) {
 		rt.Partitions = append(rt.Partitions, p)
 	}
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(timeout(t), cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-	}
-	if err == kerr.GroupIDNotFound {
-		return map[int32]int64{} // kfake's answer for a group that never committed
-	}
-	if err != nil {
-		t.Fatalf("kafkatest: fetching the offsets of group %s: %v", group, err)
+	var resp *kmsg.OffsetFetchResponse
+	for {
+		var err error
+		resp, err = req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err == nil {
+			break
+		}
+		if err == kerr.GroupIDNotFound {
+			return map[int32]int64{} // kfake's answer for a group that never committed
+		}
+		if !kerr.IsRetriable(err) || ctx.Err() != nil {
+			t.Fatalf("kafkatest: fetching the offsets of group %s: %v", group, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the coordinator is loading: ask again
 	}
 	out := map[int32]int64{}
 	for _, t2 := range resp.Topics {

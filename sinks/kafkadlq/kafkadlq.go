@@ -120,7 +120,11 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		Balancer:     kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    1 << 14,
-		BatchBytes:   64 << 20,
+		// Below the brokers' default message.max.bytes (1048588): a batch
+		// is never refused as too large. A record larger than this (a
+		// malformed record can be any size) fails the Flush with a
+		// message-too-large error.
+		BatchBytes:   1_000_000,
 		BatchTimeout: time.Millisecond,
 		WriteTimeout: cfg.Kafka.RequestTimeout,
 		ReadTimeout:  cfg.Kafka.RequestTimeout,

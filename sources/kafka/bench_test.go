@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"sync"
 	"syscall"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/mya/deid/internal/kafkatest"
 	"github.com/mya/deid/pipeline"
@@ -66,21 +66,36 @@ func measure(b *testing.B, total int, read func(b *testing.B) int) {
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/recs, "allocs/rec")
 }
 
-// BenchmarkConsume reads a 4-partition topic to its end, one goroutine per
-// partition as the engine does: through deid's Source (Conn batches,
-// Batch.Read into a reused buffer), through a bare kafka-go Conn batch
-// reader (Batch.ReadMessage, allocating each message), and through
-// kafka-go's Reader (FetchMessage per record). The fake broker runs in
-// process and its CPU counts in rec/cpu-s; set DEID_KAFKA_BROKERS to run
-// the same against the real broker.
+// BenchmarkConsume reads a 4-partition topic, one goroutine per partition
+// as the engine does: through deid's Source (Conn batches, Batch.Read into
+// a reused buffer), through a bare kafka-go Conn batch reader
+// (Batch.ReadMessage, allocating each message), and through kafka-go's
+// Reader (FetchMessage per record).
+//
+//   - synthetic: kfake serving one canned batch of 423-byte records from
+//     every offset (kfake.SyntheticFetch), so the broker costs little and
+//     the client's cost shows: the setting of PERF.md;
+//   - fake: kfake serving 200,000 stored events from its log (the broker,
+//     in process, costs most of the CPU);
+//   - real: the same against the real broker, when DEID_KAFKA_BROKERS is set.
+//
+// rec/cpu-s counts the whole process's CPU, so an in-process broker's share
+// is included.
 func BenchmarkConsume(b *testing.B) {
-	clusters := map[string]func(testing.TB) *kafkatest.Cluster{
-		"fake": func(tb testing.TB) *kafkatest.Cluster { return kafkatest.Fake(tb) },
-		"real": kafkatest.Real,
-	}
+	b.Run("synthetic", func(b *testing.B) {
+		c := kafkatest.Fake(b, kfake.SyntheticFetch(kfake.SyntheticBatch{Records: 200, RecordBytes: 423, RandomFrac: 0.5}))
+		topic := kafkatest.Name(b, "bench")
+		kafkatest.CreateTopic(b, c.Brokers, topic, benchPartitions, false)
+		consumers(b, c, topic, 125_000)
+	})
 	for _, name := range []string{"fake", "real"} {
 		b.Run(name, func(b *testing.B) {
-			c := clusters[name](b)
+			var c *kafkatest.Cluster
+			if name == "fake" {
+				c = kafkatest.Fake(b)
+			} else {
+				c = kafkatest.Real(b)
+			}
 			topic := kafkatest.Name(b, "bench")
 			kafkatest.CreateTopic(b, c.Brokers, topic, benchPartitions, false)
 			var msgs []kafkatest.Message
@@ -90,86 +105,87 @@ func BenchmarkConsume(b *testing.B) {
 				}
 			}
 			kafkatest.Produce(b, c.Brokers, topic, msgs)
-			total := benchPartitions * benchPerPart
-			b.SetBytes(int64(len(msgs[0].Value)) * int64(total))
-
-			b.Run("deid-source", func(b *testing.B) {
-				cfg := testConfig(b, c, topic)
-				cfg.FetchMaxBytes = 4 << 20
-				g := assign(b, newSource(b, cfg, kafkasrc.StopAtEnd()))
-				zero := func(pipeline.PartitionID) (int64, bool) { return 0, true }
-				measure(b, total, func(b *testing.B) int {
-					rs, err := g.Open(context.Background(), zero)
-					if err != nil {
-						b.Fatal(err)
-					}
-					return eachPartition(len(rs), func(i int) int {
-						defer rs[i].Close()
-						n := 0
-						for {
-							batch, err := rs[i].Next(context.Background())
-							if errors.Is(err, io.EOF) {
-								return n
-							}
-							if err != nil {
-								b.Error(err)
-								return n
-							}
-							n += len(batch)
-						}
-					})
-				})
-			})
-
-			b.Run("kafka-go-conn-batch", func(b *testing.B) {
-				measure(b, total, func(b *testing.B) int {
-					return eachPartition(benchPartitions, func(p int) int {
-						conn, err := kafka.DialLeader(context.Background(), "tcp", c.Brokers[0], topic, p)
-						if err != nil {
-							b.Error(err)
-							return 0
-						}
-						defer conn.Close()
-						n, next := 0, int64(0)
-						for next < benchPerPart {
-							batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
-							for {
-								m, err := batch.ReadMessage()
-								if err != nil {
-									break
-								}
-								n, next = n+1, m.Offset+1
-							}
-							if err := batch.Close(); err != nil && !errors.Is(err, kafka.RequestTimedOut) {
-								b.Error(err)
-								return n
-							}
-						}
-						return n
-					})
-				})
-			})
-
-			b.Run("kafka-go-reader-fetchmessage", func(b *testing.B) {
-				measure(b, total, func(b *testing.B) int {
-					return eachPartition(benchPartitions, func(p int) int {
-						r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers, Topic: topic, Partition: p,
-							MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
-						defer r.Close()
-						n := 0
-						for n < benchPerPart {
-							if _, err := r.FetchMessage(context.Background()); err != nil {
-								b.Error(err)
-								return n
-							}
-							n++
-						}
-						return n
-					})
-				})
-			})
+			consumers(b, c, topic, benchPerPart)
 		})
 	}
+}
+
+// consumers runs the three consumers over the first perPart records of each
+// partition of topic.
+func consumers(b *testing.B, c *kafkatest.Cluster, topic string, perPart int) {
+	total := benchPartitions * perPart
+	b.Run("deid-source", func(b *testing.B) {
+		cfg := testConfig(b, c, topic)
+		cfg.FetchMaxBytes = 4 << 20
+		g := assign(b, newSource(b, cfg))
+		zero := func(pipeline.PartitionID) (int64, bool) { return 0, true }
+		measure(b, total, func(b *testing.B) int {
+			rs, err := g.Open(context.Background(), zero)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return eachPartition(len(rs), func(i int) int {
+				defer rs[i].Close()
+				n := 0
+				for n < perPart {
+					batch, err := rs[i].Next(context.Background())
+					if err != nil {
+						b.Error(err)
+						return n
+					}
+					n += min(len(batch), perPart-n)
+				}
+				return n
+			})
+		})
+	})
+
+	b.Run("kafka-go-conn-batch", func(b *testing.B) {
+		measure(b, total, func(b *testing.B) int {
+			return eachPartition(benchPartitions, func(p int) int {
+				conn, err := kafka.DialLeader(context.Background(), "tcp", c.Brokers[0], topic, p)
+				if err != nil {
+					b.Error(err)
+					return 0
+				}
+				defer conn.Close()
+				n := 0
+				for n < perPart {
+					batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
+					for n < perPart {
+						if _, err := batch.ReadMessage(); err != nil {
+							break
+						}
+						n++
+					}
+					if err := batch.Close(); err != nil && !errors.Is(err, kafka.RequestTimedOut) {
+						b.Error(err)
+						return n
+					}
+				}
+				return n
+			})
+		})
+	})
+
+	b.Run("kafka-go-reader-fetchmessage", func(b *testing.B) {
+		measure(b, total, func(b *testing.B) int {
+			return eachPartition(benchPartitions, func(p int) int {
+				r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers, Topic: topic, Partition: p,
+					MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
+				defer r.Close()
+				n := 0
+				for n < perPart {
+					if _, err := r.FetchMessage(context.Background()); err != nil {
+						b.Error(err)
+						return n
+					}
+					n++
+				}
+				return n
+			})
+		})
+	})
 }
 
 // eachPartition runs read for partitions 0..n-1 concurrently and sums what
@@ -190,4 +206,45 @@ func eachPartition(n int, read func(p int) int) int {
 		total += c
 	}
 	return total
+}
+
+// BenchmarkProduce loads 100,000 events of about 420 bytes into a
+// 4-partition topic through the Producer, as `deid gen --brokers` does.
+func BenchmarkProduce(b *testing.B) {
+	for _, name := range []string{"fake", "real"} {
+		b.Run(name, func(b *testing.B) {
+			var c *kafkatest.Cluster
+			if name == "fake" {
+				c = kafkatest.Fake(b)
+			} else {
+				c = kafkatest.Real(b)
+			}
+			topic := kafkatest.Name(b, "bench")
+			kafkatest.CreateTopic(b, c.Brokers, topic, benchPartitions, false)
+			const n = 100_000
+			lines := make([][]byte, n)
+			for i := range lines {
+				lines[i] = benchEvent(i)
+			}
+			b.SetBytes(int64(len(lines[0])) * n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			t0 := time.Now()
+			for range b.N {
+				p, err := kafkasrc.NewProducer(testConfig(b, c, topic), topic, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, l := range lines {
+					if err := p.Event(i%benchPartitions, nil, l); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := p.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/time.Since(t0).Seconds(), "rec/s")
+		})
+	}
 }

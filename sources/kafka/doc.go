@@ -41,4 +41,11 @@
 // A Kafka source never ends; the StopAtEnd option bounds each reader by the
 // high-water mark its partition had when it was opened, for batch runs and
 // benchmarks.
+//
+// Limitation: kafka-go's batch reader does not recognise transaction
+// control batches, and deid reads with read_uncommitted. Topics written by
+// transactional producers are not supported: their commit and abort
+// markers would come out as (malformed) records, and aborted records would
+// be read. The platform's producers are expected to be idempotent, not
+// transactional.
 package kafka

@@ -86,6 +86,19 @@ type rec struct {
 
 func (r rec) String() string { return fmt.Sprintf("%d@%d=%s", r.Partition, r.Offset, r.Value) }
 
+// produceInBatches produces msgs n at a time, so the partitions hold many
+// small record batches and a reader needs many fetches.
+func produceInBatches(t testing.TB, brokers []string, topic string, msgs []kafkatest.Message, n int) []kafkatest.Message {
+	t.Helper()
+	var out []kafkatest.Message
+	for len(msgs) > 0 {
+		k := min(n, len(msgs))
+		out = append(out, kafkatest.Produce(t, brokers, topic, msgs[:k])...)
+		msgs = msgs[k:]
+	}
+	return out
+}
+
 func recsOf(msgs []kafkatest.Message) []rec {
 	out := make([]rec, len(msgs))
 	for i, m := range msgs {

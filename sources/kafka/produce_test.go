@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
@@ -67,4 +68,23 @@ func TestProducerWritesEventsToTheirPartitionAndSettingsByKey(t *testing.T) {
 			t.Errorf("settings: %d keys, tombstones %v; want 10 keys and a tombstone for ws-3", len(partOf), tombstones)
 		}
 	})
+}
+
+func TestProducerReportsAFailedFlush(t *testing.T) {
+	c := kafkatest.Fake(t)
+	topic := kafkatest.Name(t, "missing")
+	p, err := kafkasrc.NewProducer(testConfig(t, c, topic), topic, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Event(0, nil, []byte("x")); err != nil {
+		t.Fatalf("Event (buffered): %v", err)
+	}
+	err = p.Close()
+	if err == nil || !strings.HasPrefix(err.Error(), "kafka: producing 1 records to "+topic+": ") {
+		t.Errorf("Close = %v, want the failure naming the topic", err)
+	}
+	if err := p.Event(0, nil, []byte("y")); err == nil {
+		t.Error("Event after Close succeeded")
+	}
 }

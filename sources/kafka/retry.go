@@ -47,9 +47,6 @@ type retrier struct {
 // reset marks a success: the next failure starts a new run.
 func (r *retrier) reset() { r.since, r.attempt = time.Time{}, 0 }
 
-// failing tells whether the last operation failed (and no success followed).
-func (r *retrier) failing() bool { return !r.since.IsZero() }
-
 // backoff records a transient failure and waits before the next attempt.
 // It returns an error wrapping err when the budget is spent, or ctx.Err()
 // when ctx is done while waiting.

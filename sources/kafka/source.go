@@ -119,9 +119,13 @@ func (s *Source) groupLocked() (*kafka.ConsumerGroup, error) {
 		SessionTimeout:    s.cfg.SessionTimeout,
 		RebalanceTimeout:  s.cfg.RebalanceTimeout,
 		JoinGroupBackoff:  s.cfg.RetryBackoffMax,
-		StartOffset:       start,
-		Timeout:           s.cfg.RequestTimeout,
-		Logger:            debugLogger{s.opts.log.Named("group")},
+		// Partitions added to an event topic rebalance the group, so they
+		// are read too.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 10 * time.Second,
+		StartOffset:            start,
+		Timeout:                s.cfg.RequestTimeout,
+		Logger:                 debugLogger{s.opts.log.Named("group")},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer group %q: %w", s.cfg.Group, err)
@@ -286,9 +290,10 @@ func (g *generation) Open(ctx context.Context, resume func(pipeline.PartitionID)
 // generation's id and member id. The request goes to the group's current
 // coordinator (found anew if it moved), so it also works while a rebalance
 // is in progress; once the group has moved to a new generation the
-// coordinator refuses it and the error wraps ErrGenerationEnded. Commit
-// blocks until the coordinator answers or ctx is done; safe for concurrent
-// use.
+// coordinator refuses it and the error wraps ErrGenerationEnded. Transient
+// failures (the coordinator loading or moving) are retried within the
+// retry budget. Commit blocks until the coordinator answers or ctx is done;
+// safe for concurrent use.
 func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]int64) error {
 	if len(next) == 0 {
 		return nil
@@ -297,37 +302,52 @@ func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]i
 	for id, off := range next {
 		topics[id.Source] = append(topics[id.Source], kafka.OffsetCommit{Partition: int(id.Partition), Offset: off})
 	}
-	c := g.src.client
-	resp, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+	r := retrier{cfg: &g.src.cfg}
+	for {
+		err := g.commit(ctx, topics)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
+			errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID) {
+			err = fmt.Errorf("%w: %w", ErrGenerationEnded, err)
+		} else if transient(err) {
+			g.src.opts.log.Warn("committing offsets failed; retrying", zap.String("group", g.gen.GroupID), zap.Error(err))
+			if err = r.backoff(ctx, err); err == nil {
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		return fmt.Errorf("kafka: committing offsets of group %q (generation %d) to %s: %w",
+			g.gen.GroupID, g.gen.ID, addrs(g.src.cfg.Brokers), err)
+	}
+}
+
+func (g *generation) commit(ctx context.Context, topics map[string][]kafka.OffsetCommit) error {
+	resp, err := g.src.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
 		Addr:         kafka.TCP(g.src.cfg.Brokers...),
 		GroupID:      g.gen.GroupID,
 		GenerationID: int(g.gen.ID),
 		MemberID:     g.gen.MemberID,
 		Topics:       topics,
 	})
-	if err == nil {
-		var errs []error
-		for topic, parts := range resp.Topics {
-			for _, p := range parts {
-				if p.Error != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", pipeline.PartitionID{Source: topic, Partition: int32(p.Partition)}, p.Error))
-				}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for topic, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", pipeline.PartitionID{Source: topic, Partition: int32(p.Partition)}, p.Error))
 			}
 		}
-		err = errors.Join(errs...)
 	}
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
-		errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID) {
-		err = fmt.Errorf("%w: %w", ErrGenerationEnded, err)
-	}
-	return fmt.Errorf("kafka: committing offsets of group %q (generation %d) to %s: %w",
-		g.gen.GroupID, g.gen.ID, addrs(g.src.cfg.Brokers), err)
+	return errors.Join(errs...)
 }
 
 func addrs(brokers []string) string { return strings.Join(brokers, ",") }

@@ -47,7 +47,7 @@ func TestSourceReadsEveryRecordOnceInOffsetOrder(t *testing.T) {
 		// dead-letters them.
 		msgs = append(msgs, kafkatest.Message{Partition: 1}, kafkatest.Message{Partition: 1, Value: []byte{}},
 			kafkatest.Message{Partition: 1, Value: []byte("after-the-tombstone")})
-		want := sortRecs(recsOf(kafkatest.Produce(t, c.Brokers, topic, msgs)))
+		want := sortRecs(recsOf(produceInBatches(t, c.Brokers, topic, msgs, 40)))
 
 		cfg := testConfig(t, c, topic)
 		cfg.FetchMaxBytes = 2048 // several fetches per partition
@@ -73,8 +73,8 @@ func TestStopAtEndReadsUpToTheHighWaterMarkAtOpen(t *testing.T) {
 	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
 		topic := kafkatest.Name(t, "events")
 		kafkatest.CreateTopic(t, c.Brokers, topic, 3, false)
-		want := sortRecs(recsOf(kafkatest.Produce(t, c.Brokers, topic,
-			append(kafkatest.Values(0, "a", 40), kafkatest.Values(1, "b", 7)...))))
+		want := sortRecs(recsOf(produceInBatches(t, c.Brokers, topic,
+			append(kafkatest.Values(0, "a", 40), kafkatest.Values(1, "b", 7)...), 10)))
 		cfg := testConfig(t, c, topic)
 		cfg.FetchMaxBytes = 1024
 		rs := open(t, assign(t, newSource(t, cfg, kafkasrc.StopAtEnd())), nil)
@@ -220,7 +220,7 @@ func TestFetchErrorsAreRetriedWithoutLossOrDuplicates(t *testing.T) {
 	c := kafkatest.Fake(t)
 	topic := kafkatest.Name(t, "events")
 	kafkatest.CreateTopic(t, c.Brokers, topic, 2, false)
-	want := sortRecs(recsOf(kafkatest.Produce(t, c.Brokers, topic, append(kafkatest.Values(0, "a", 100), kafkatest.Values(1, "b", 100)...))))
+	want := sortRecs(recsOf(produceInBatches(t, c.Brokers, topic, append(kafkatest.Values(0, "a", 100), kafkatest.Values(1, "b", 100)...), 10)))
 	cfg := testConfig(t, c, topic)
 	cfg.FetchMaxBytes = 1024
 	rs := open(t, assign(t, newSource(t, cfg)), nil)
@@ -324,73 +324,96 @@ func TestReaderFollowsTheLeaderToAnotherBroker(t *testing.T) {
 
 // TestSourceSurvivesABrokerRestart drives the source as the engine does: on
 // ErrGenerationEnded it joins the next generation and reopens its
-// partitions at the positions it had reached.
+// partitions at the positions it had reached. A short outage is ridden out
+// by the readers in place; a longer one ends the generation (the heartbeat
+// fails) and the group is joined again once the broker is back.
 func TestSourceSurvivesABrokerRestart(t *testing.T) {
-	c := kafkatest.Fake(t)
-	topic := kafkatest.Name(t, "events")
-	kafkatest.CreateTopic(t, c.Brokers, topic, 2, false)
-	want := sortRecs(recsOf(kafkatest.Produce(t, c.Brokers, topic, append(kafkatest.Values(0, "a", 200), kafkatest.Values(1, "b", 200)...))))
-	cfg := testConfig(t, c, topic)
-	cfg.FetchMaxBytes = 1024
-	watch := newLogWatch(t)
-	src := newSource(t, cfg, kafkasrc.WithLogger(watch.log))
-	ctx := ctxT(t)
+	for _, tt := range []struct {
+		name            string
+		outlastSession  bool
+		wantGenerations int
+	}{
+		{"a short outage is retried in place", false, 1},
+		{"a longer outage ends the generation and the group is joined again", true, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := kafkatest.Fake(t)
+			topic := kafkatest.Name(t, "events")
+			kafkatest.CreateTopic(t, c.Brokers, topic, 2, false)
+			want := sortRecs(recsOf(produceInBatches(t, c.Brokers, topic, append(kafkatest.Values(0, "a", 200), kafkatest.Values(1, "b", 200)...), 10)))
+			cfg := testConfig(t, c, topic)
+			cfg.FetchMaxBytes = 1024
+			if !tt.outlastSession {
+				cfg.SessionTimeout = 30 * time.Second // a heartbeat every 3s: none during the outage
+			}
+			watch := newLogWatch(t)
+			src := newSource(t, cfg, kafkasrc.WithLogger(watch.log))
+			ctx := ctxT(t)
 
-	got := map[int32][]rec{}
-	next := map[pipeline.PartitionID]int64{}
-	restarted := false
-	generations := 0
-	for ; len(got[0])+len(got[1]) < len(want); generations++ {
-		if generations > 10 {
-			t.Fatalf("%d generations and still not done", generations)
-		}
-		g, err := src.Assign(ctx)
-		if err != nil {
-			t.Fatalf("Assign: %v", err)
-		}
-		rs, err := g.Open(ctx, func(id pipeline.PartitionID) (int64, bool) { n, ok := next[id]; return n, ok })
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-	read:
-		for len(got[0])+len(got[1]) < len(want) {
-			for _, r := range rs {
-				p := r.ID().Partition
-				if len(got[p]) == 200 {
-					continue
+			got := map[int32][]rec{}
+			next := map[pipeline.PartitionID]int64{}
+			restarted, back := false, make(chan struct{})
+			generations := 0
+			for ; len(got[0])+len(got[1]) < len(want); generations++ {
+				if generations > 10 {
+					t.Fatalf("%d generations and still not done", generations)
 				}
-				batch, err := r.Next(ctx)
-				if errors.Is(err, kafkasrc.ErrGenerationEnded) {
-					break read
-				}
+				g, err := src.Assign(ctx)
 				if err != nil {
-					t.Fatalf("Next: %v", err)
+					t.Fatalf("Assign: %v", err)
 				}
-				for _, b := range batch {
-					got[p] = append(got[p], rec{p, b.Pos.Offset, string(b.Value)})
-					next[r.ID()] = b.Pos.Offset + 1
+				rs, err := g.Open(ctx, func(id pipeline.PartitionID) (int64, bool) { n, ok := next[id]; return n, ok })
+				if err != nil {
+					t.Fatalf("Open: %v", err)
 				}
-				if !restarted && len(got[0]) > 0 && len(got[1]) > 0 {
-					restarted = true
-					c.Stop(t)
-					go func() {
-						watch.wait(t, "warn") // something noticed the broker is gone
-						c.Start(t)
-					}()
+			read:
+				for len(got[0])+len(got[1]) < len(want) {
+					for _, r := range rs {
+						p := r.ID().Partition
+						if len(got[p]) == 200 {
+							continue
+						}
+						batch, err := r.Next(ctx)
+						if errors.Is(err, kafkasrc.ErrGenerationEnded) {
+							break read
+						}
+						if err != nil {
+							t.Fatalf("Next: %v", err)
+						}
+						for _, b := range batch {
+							got[p] = append(got[p], rec{p, b.Pos.Offset, string(b.Value)})
+							next[r.ID()] = b.Pos.Offset + 1
+						}
+						if !restarted && len(got[0]) > 0 && len(got[1]) > 0 {
+							restarted = true
+							c.Stop(t)
+							go func() {
+								defer close(back)
+								watch.wait(t, "warn") // a reader noticed the broker is gone
+								if tt.outlastSession {
+									<-g.Done() // the heartbeat failed
+								}
+								c.Start(t)
+							}()
+						}
+					}
+				}
+				for _, r := range rs {
+					r.Close()
 				}
 			}
-		}
-		for _, r := range rs {
-			r.Close()
-		}
+			if diff := gocmp.Diff(want, append(got[0], got[1]...)); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if !restarted {
+				t.Fatal("the broker was never stopped")
+			}
+			<-back
+			if generations != tt.wantGenerations {
+				t.Errorf("%d generations, want %d", generations, tt.wantGenerations)
+			}
+		})
 	}
-	if diff := gocmp.Diff(want, append(got[0], got[1]...)); diff != "" {
-		t.Errorf("records (-want +got):\n%s", diff)
-	}
-	if !restarted {
-		t.Error("the broker was never restarted")
-	}
-	t.Logf("%d generations", generations)
 }
 
 func TestAssignRespectsTheContext(t *testing.T) {
