@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -271,10 +273,12 @@ func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc
 	return stop.Err()
 }
 
-// runWorkers runs one generation's workers to their end and records their
-// final accounting.
-func (e *engine) runWorkers(stop, abort context.Context, cancel context.CancelFunc, workers []*worker) {
+// runWorkers runs one generation's workers to their end, records their
+// final accounting, and reports whether every one read its input to the end
+// (rather than being stopped).
+func (e *engine) runWorkers(stop, abort context.Context, cancel context.CancelFunc, workers []*worker) bool {
 	var wg sync.WaitGroup
+	var ended atomic.Int64
 	for _, w := range workers {
 		wg.Add(1)
 		go func() {
@@ -284,12 +288,16 @@ func (e *engine) runWorkers(stop, abort context.Context, cancel context.CancelFu
 			if err := w.run(abort, stop); err != nil {
 				e.fail(err, cancel)
 			}
+			if w.closedEnd == math.MaxInt64 {
+				ended.Add(1)
+			}
 			e.mu.Lock()
 			e.finals[w.id()] = w.snapshot()
 			e.mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	return int(ended.Load()) == len(workers)
 }
 
 func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFunc) error {
@@ -333,8 +341,12 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 		e.register(gen.Partitions())
 		e.o.stats.Partitions.Store(int64(len(workers)))
 		e.o.log.Info("generation assigned", zap.Int("partitions", len(workers)))
-		e.runWorkers(genStop, abort, cancel, workers)
+		atEnd := e.runWorkers(genStop, abort, cancel, workers)
 		genCancel()
+		if atEnd && len(workers) > 0 {
+			// A bounded run (the source stops at the topics' ends): done.
+			return nil
+		}
 	}
 	return nil
 }
