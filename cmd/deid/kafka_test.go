@@ -52,7 +52,7 @@ func produceSample(t *testing.T, c *kafkatest.Cluster, cfg gen.Config) kafkaSamp
 		t.Fatal(err)
 	}
 	s.conf = filepath.Join(t.TempDir(), "deid.yaml")
-	writeFile(t, s.conf, fmt.Sprintf("settings_topic: %s\npipeline:\n  idle_timeout: 5s\n  checkpoint_interval: 200ms\n", s.settings))
+	writeFile(t, s.conf, fmt.Sprintf("settings_topic: %s\ndead_letters:\n  topic: %s\npipeline:\n  idle_timeout: 5s\n  checkpoint_interval: 200ms\n", s.settings, s.dlq))
 	return s
 }
 

@@ -31,6 +31,22 @@ Usage:
                [--start 2026-11-01] [--gzip] [--out DIR]
                Write seeded, realistic sample events (one file per partition) and
                a settings file, with every hazard the pipeline must handle.
+  deid verify  <out> [--input PATH]... [--settings FILE] [--public-key FILE] [--config FILE]
+               Check an output and say what was found, one line per check: manifests
+               and file hashes, the exclusion log's hash chains, the accounting, k on
+               every row, the schemas; with the input, that nothing opted out,
+               deleted, unknown, a message or a minor's contributed and no free text
+               reached an output; with the key, every signature. Exit 1 if any fails.
+  deid exclusions <out> --workspace ID [--from T] [--to T] [--input PATH]... [--settings FILE]
+               Every exclusion-log entry of one workspace, and whether any of its
+               records contributed to a published window after it opted out.
+  deid report  <out> [--html FILE] [--input PATH]... [--settings FILE] [--public-key FILE]
+               Write one self-contained HTML page of an output's figures, charts and
+               verify result (default report.html).
+  deid describe [--config FILE]
+               Print the data dictionary of the datasets as Markdown (docs/datasets.md).
+  deid keygen  --out DIR
+               Write an ed25519 key pair for signing manifests and exclusion segments.
   deid version Print the version.
   deid help    Print this help; "deid <command> --help" lists a command's flags.
 
@@ -55,18 +71,33 @@ func usageErr(format string, args ...any) error {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runCtx(ctx, args, stdout, stderr)
+}
+
+// runCtx runs a command line until it ends or ctx is done (a stop signal).
+func runCtx(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var err error
 	switch args[0] {
 	case "run":
 		err = cmdRun(ctx, args[1:], stdout, stderr)
 	case "gen":
 		err = cmdGen(args[1:], stdout, stderr)
+	case "verify":
+		err = cmdVerify(ctx, args[1:], stdout, stderr)
+	case "exclusions":
+		err = cmdExclusions(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(ctx, args[1:], stdout, stderr)
+	case "describe":
+		err = cmdDescribe(args[1:], stdout, stderr)
+	case "keygen":
+		err = cmdKeygen(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "deid %s\n", version)
 	case "help", "--help", "-help", "-h":
