@@ -1,6 +1,15 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrGenerationEnded is wrapped by a stream source's reader (Next) or
+// Commit once a rebalance has ended the generation. It is benign: the
+// checkpoint is the source of truth, so the engine checkpoints, stops the
+// generation's workers and asks for the next one.
+var ErrGenerationEnded = errors.New("the consumer group generation has ended (a rebalance)")
 
 // StreamSource is an unbounded source whose partitions are assigned
 // dynamically, as a Kafka consumer group assigns them. The engine works one

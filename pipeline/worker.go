@@ -211,7 +211,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 				return fmt.Errorf("partition %s: %w", id, cerr)
 			}
 			return nil
-		case err != nil && stop.Err() != nil:
+		case err != nil && (stop.Err() != nil || errors.Is(err, ErrGenerationEnded)):
 			// Stopping: keep what was read, so a restart continues here.
 			if cerr := w.checkpoint(ctx); cerr != nil {
 				return fmt.Errorf("partition %s: checkpoint at stop: %w", id, cerr)
@@ -446,7 +446,9 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	ps.Checkpoints.Add(1)
 	ps.CheckpointNanos.Add(int64(w.now().Sub(start)))
 	if w.commitOffset != nil && w.next > 0 {
-		if err := w.commitOffset(ctx, w.next); err != nil {
+		// After a rebalance the group refuses the commit; the checkpoint
+		// stays the source of truth, so that loses nothing.
+		if err := w.commitOffset(ctx, w.next); err != nil && !errors.Is(err, ErrGenerationEnded) {
 			return fmt.Errorf("committing offset %d: %w", w.next, err)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 // the partition may belong to another member, and a Commit the coordinator
 // refused because the group has moved on. The checkpoint is the source of
 // truth, so neither loses anything; the engine moves to the next generation.
-var ErrGenerationEnded = errors.New("the consumer group generation has ended (a rebalance)")
+var ErrGenerationEnded = pipeline.ErrGenerationEnded
 
 // Option configures what code injects into a Source, a Settings follower or
 // a Producer.
