@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mya/deid/sinks/deadletter"
-	"github.com/mya/deid/sinks/exclusions"
 	"github.com/mya/deid/sinks/parquet"
 )
 
@@ -65,25 +64,13 @@ func readOutputs(t *testing.T, out string) outputs {
 		o.Rows[rel] = jsonRoundTrip(t, rows).([]map[string]any)
 		o.WindowAccounting[rel] = jsonRoundTrip(t, m.Accounting)
 	}
-	reports, err := exclusions.VerifyAll(out)
-	if err != nil {
-		t.Fatalf("exclusion log: %v", err)
-	}
-	for _, r := range reports {
-		for _, seg := range r.Segments {
-			entries, _, err := exclusions.ReadSegment(seg.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				if e.Cell != nil {
-					o.CellExclusions = append(o.CellExclusions, fmt.Sprintf("%s %s level=%d %s events=%d workspaces=%d %s",
-						e.Cell.Dataset, e.Reason, e.Cell.Level, strings.Join(e.Cell.Dims, ","), e.Cell.Events, e.Cell.Workspaces, e.WorkspaceID))
-					continue
-				}
-				o.Exclusions = append(o.Exclusions, fmt.Sprintf("%s %s %s %s %s", e.Pos, e.EventID, e.EventType, e.WorkspaceID, e.Reason))
-			}
+	for _, e := range exclusionEntries(t, out) {
+		if e.Cell != nil {
+			o.CellExclusions = append(o.CellExclusions, fmt.Sprintf("%s %s level=%d %s events=%d workspaces=%d %s",
+				e.Cell.Dataset, e.Reason, e.Cell.Level, strings.Join(e.Cell.Dims, ","), e.Cell.Events, e.Cell.Workspaces, e.WorkspaceID))
+			continue
 		}
+		o.Exclusions = append(o.Exclusions, fmt.Sprintf("%s %s %s %s %s", e.Pos, e.EventID, e.EventType, e.WorkspaceID, e.Reason))
 	}
 	letters, _ := filepath.Glob(filepath.Join(out, "dead-letters", "*"))
 	for _, p := range letters {

@@ -85,10 +85,7 @@ func TestKafkaModeEqualsFileMode(t *testing.T) {
 			t.Errorf("Kafka-mode datasets differ from file mode (-file +kafka):\n%s", diff)
 		}
 		excluded, _ := dispositions(t, kafkaOut)
-		byReason := map[string]int64{}
-		for _, r := range excluded {
-			byReason[r]++
-		}
+		byReason := countValues(excluded)
 		if diff := cmp.Diff(s.stats.Expected.Excluded, byReason); diff != "" {
 			t.Errorf("exclusions by reason (-want +got):\n%s", diff)
 		}

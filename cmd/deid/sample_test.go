@@ -120,30 +120,48 @@ func readInput(t *testing.T, dir string) []inputLine {
 	return lines
 }
 
-// dispositions reads the exclusion log and dead letters: position → reason.
-func dispositions(t *testing.T, out string) (excluded, dead map[string]string) {
+// exclusionEntries verifies the hash chains of the exclusion log under out
+// and returns every entry of every segment.
+func exclusionEntries(t *testing.T, out string) []pipeline.Exclusion {
 	t.Helper()
-	excluded, dead = map[string]string{}, map[string]string{}
 	reports, err := exclusions.VerifyAll(out)
 	if err != nil {
 		t.Fatalf("exclusion log chain: %v", err)
 	}
+	var all []pipeline.Exclusion
 	for _, r := range reports {
 		for _, seg := range r.Segments {
 			entries, _, err := exclusions.ReadSegment(seg.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, e := range entries {
-				if e.Cell != nil {
-					continue
-				}
-				if prev, dup := excluded[e.Pos.String()]; dup {
-					t.Errorf("%s has two exclusion entries: %s and %s", e.Pos, prev, e.Reason)
-				}
-				excluded[e.Pos.String()] = e.Reason.String()
-			}
+			all = append(all, entries...)
 		}
+	}
+	return all
+}
+
+// countValues counts the values of m: reason → records.
+func countValues(m map[string]string) map[string]int64 {
+	n := map[string]int64{}
+	for _, v := range m {
+		n[v]++
+	}
+	return n
+}
+
+// dispositions reads the exclusion log and dead letters: position → reason.
+func dispositions(t *testing.T, out string) (excluded, dead map[string]string) {
+	t.Helper()
+	excluded, dead = map[string]string{}, map[string]string{}
+	for _, e := range exclusionEntries(t, out) {
+		if e.Cell != nil {
+			continue
+		}
+		if prev, dup := excluded[e.Pos.String()]; dup {
+			t.Errorf("%s has two exclusion entries: %s and %s", e.Pos, prev, e.Reason)
+		}
+		excluded[e.Pos.String()] = e.Reason.String()
 	}
 	letters, _ := filepath.Glob(filepath.Join(out, "dead-letters", "*"))
 	for _, p := range letters {
@@ -172,14 +190,7 @@ func TestEveryRecordHasExactlyOneDisposition(t *testing.T) {
 			t.Errorf("%s is both excluded and a dead letter", pos)
 		}
 	}
-	byReason := map[string]int64{}
-	for _, r := range excluded {
-		byReason[r]++
-	}
-	byCode := map[string]int64{}
-	for _, c := range dead {
-		byCode[c]++
-	}
+	byReason, byCode := countValues(excluded), countValues(dead)
 	if diff := cmp.Diff(s.stats.Expected.Excluded, byReason); diff != "" {
 		t.Errorf("exclusions by reason (-generator +deid):\n%s", diff)
 	}

@@ -210,10 +210,7 @@ func TestKafkaKillAnywhereThenResume(t *testing.T) {
 					t.Errorf("datasets differ from the uninterrupted run (-want +got):\n%s", diff)
 				}
 				excluded, _ := dispositions(t, out)
-				byReason := map[string]int64{}
-				for _, r := range excluded {
-					byReason[r]++
-				}
+				byReason := countValues(excluded)
 				if diff := cmp.Diff(s.stats.Expected.Excluded, byReason); diff != "" {
 					t.Errorf("exclusion entries by reason (-want +got):\n%s", diff)
 				}
