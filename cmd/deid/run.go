@@ -212,13 +212,15 @@ func checkOutDir(dir string) error {
 	return nil
 }
 
-// hasCheckpoints tells whether dir holds a run's checkpoints.
+// hasCheckpoints tells whether dir is the state directory of an earlier
+// run. A run creates it before it writes any output, so a run killed before
+// its first checkpoint resumes too (from the start of its input).
 func hasCheckpoints(dir string) bool {
 	if dir == "" {
 		return false
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, "partitions"))
-	return err == nil && len(entries) > 0
+	fi, err := os.Stat(filepath.Join(dir, "partitions"))
+	return err == nil && fi.IsDir()
 }
 
 // builder builds every stage of a run from the config, and keeps what must
@@ -242,6 +244,15 @@ func (b *builder) close() {
 
 func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	cfg, log := b.cfg, b.log
+	// The state directory first: it marks the output as this run's, so a
+	// run killed before its first checkpoint can resume (hasCheckpoints).
+	var ckpt *pipeline.Checkpoints
+	if cfg.StateDir != "" {
+		var err error
+		if ckpt, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
 	cons, err := consent.New(cfg.Consent, b.key)
 	if err != nil {
 		return nil, err
@@ -284,11 +295,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 		Datasets:     datasets,
 		Exclusions:   excl,
 		PseudonymKey: b.key,
-	}
-	if cfg.StateDir != "" {
-		if st.Checkpoints, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
-			return nil, err
-		}
+		Checkpoints:  ckpt,
 	}
 	if cfg.Mode == modeKafka {
 		return st, b.kafkaStages(ctx, st, cons)

@@ -9,8 +9,9 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// Decoder is the allowlist decoder: it implements pipeline.Decoder. Each
-// worker owns one; Decode is not safe for concurrent use, DroppedFields is.
+// Decoder is the allowlist decoder: it implements pipeline.Decoder. Make
+// one with New (or Decoders.NewDecoder); the zero value is not usable. Each
+// worker owns one: Decode is not safe for concurrent use, DroppedFields is.
 type Decoder struct {
 	cfg Config
 
@@ -27,8 +28,10 @@ type Decoder struct {
 	lowBuf []byte
 	// keyBuf holds an escaped object key, unescaped.
 	keyBuf []byte
-	// strs interns open dimension values (industry, feature).
-	strs map[string]string
+	// strs interns open dimension values (industry, feature); recent caches
+	// its entries by a hash of their bytes.
+	strs   map[string]string
+	recent [1 << recentBits]string
 
 	drops *dropTable
 	// pending are the counters of the fields dropped from the current
@@ -71,6 +74,11 @@ func New(cfg Config) (*Decoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return newDecoder(cfg), nil
+}
+
+// newDecoder returns a decoder with cfg, which must be valid.
+func newDecoder(cfg Config) *Decoder {
 	d := &Decoder{
 		cfg:     cfg,
 		text:    make([]byte, 0, max(cfg.MaxDimensionBytes, maxTimestampBytes)+utf8.UTFMax),
@@ -84,7 +92,7 @@ func New(cfg Config) (*Decoder, error) {
 		d.ids[s] = make([]byte, 0, cfg.MaxIDBytes+utf8.UTFMax)
 	}
 	d.ids[slotEventType] = make([]byte, 0, maxEventTypeBytes+utf8.UTFMax)
-	return d, nil
+	return d
 }
 
 // Decode fills ev from one record (SPEC §3.1–§3.3, §3.6). It returns a
@@ -323,13 +331,16 @@ func (d *Decoder) key(b []byte, i int) ([]byte, int) {
 	}
 	var name []byte
 	end := 0
-	// Fast path: a key of up to 15 bytes without escapes, the common case.
-	if j := i + 1; j+16 <= len(b) {
+	// Fast path: a key of up to 23 bytes without escapes, the common case.
+	if j := i + 1; j+24 <= len(b) {
 		m := specialMask(binary.LittleEndian.Uint64(b[j:]))
 		k := j
 		if m == 0 {
 			k += 8
-			m = specialMask(binary.LittleEndian.Uint64(b[k:]))
+			if m = specialMask(binary.LittleEndian.Uint64(b[k:])); m == 0 {
+				k += 8
+				m = specialMask(binary.LittleEndian.Uint64(b[k:]))
+			}
 		}
 		if m != 0 {
 			if k += bits.TrailingZeros64(m) >> 3; b[k] == '"' {

@@ -3,6 +3,7 @@ package decode
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func envEvent(kind pipeline.EventKind, typ string) pipeline.Event {
 	return pipeline.Event{Kind: kind, EventID: []byte("e1"), EventType: []byte(typ), OccurredAt: at, WorkspaceID: []byte("w1")}
 }
 
-func newDecoder(t testing.TB) *Decoder {
+func testDecoder(t testing.TB) *Decoder {
 	t.Helper()
 	d, err := New(DefaultConfig())
 	if err != nil {
@@ -117,6 +118,13 @@ func TestDecodeWellFormed(t *testing.T) {
 				ev.EventID, ev.WorkspaceID = []byte("a\"b\\c/dé😀"), []byte("w\n1")
 				return ev
 			}()},
+		{"every JSON escape is decoded in an id", `{"event_id":"\b\f\n\r\t\u00C9\u20AC","event_type":"message.direct","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1","payload":{}}`,
+			func() pipeline.Event {
+				ev := envEvent(pipeline.KindMessage, "message.direct")
+				ev.EventID = []byte("\b\f\n\r\tÉ€")
+				return ev
+			}()},
+		{"a long escaped key is skipped like any unknown key", campaignRec(minCampaign + `,"` + strings.Repeat(`\u0061`, 70) + `":{"b":"c"}`), campaignEvent(nil)},
 		{"a lone surrogate escape becomes U+FFFD as encoding/json makes it",
 			`{"event_id":"a\ud800b","event_type":"message.direct","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1","payload":{}}`,
 			func() pipeline.Event {
@@ -194,7 +202,7 @@ func TestDecodeWellFormed(t *testing.T) {
 				return ev
 			}()},
 	}
-	d := newDecoder(t)
+	d := testDecoder(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got pipeline.Event
@@ -240,7 +248,7 @@ func TestNormalization(t *testing.T) {
 		{"a non-ASCII country is unknown", `"audience_country":"ÜS"`, dims{"other", "other", "other", "ZZ"}},
 		{"a lower-case country is upper-cased", `"audience_country":"de"`, dims{"other", "other", "other", "DE"}},
 	}
-	d := newDecoder(t)
+	d := testDecoder(t)
 	for _, tt := range campaign {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev pipeline.Event
@@ -463,7 +471,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"a duplicate team_size is malformed", usageRec(`"team_size":1,"team_size":2`), CodeDuplicateField, "payload.team_size"},
 		{"a duplicate event_type is malformed even when equal", `{"event_type":"message.sms",` + envCampaign + `,"payload":{}}`, CodeDuplicateField, "event_type"},
 	}
-	d := newDecoder(t)
+	d := testDecoder(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev pipeline.Event
@@ -489,7 +497,7 @@ func TestDecodeMalformed(t *testing.T) {
 func campaignRec2(env string) string { return rec(env, minCampaign) }
 
 func TestDroppedFieldsCountsNamesPerKind(t *testing.T) {
-	d := newDecoder(t)
+	d := testDecoder(t)
 	var ev pipeline.Event
 	for _, in := range []string{
 		`{"ip":"1.2.3.4",` + envCampaign + `,"payload":{` + minCampaign + `,"caption":"a","handle":"@b"}}`,
@@ -537,7 +545,7 @@ func TestDroppedFieldNamesAreBounded(t *testing.T) {
 }
 
 func TestDroppedFieldsIsSafeDuringDecode(t *testing.T) {
-	d := newDecoder(t)
+	d := testDecoder(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -582,7 +590,7 @@ func TestInternTableIsBounded(t *testing.T) {
 }
 
 func TestWellFormedEventsDoNotAllocate(t *testing.T) {
-	d := newDecoder(t)
+	d := testDecoder(t)
 	for name, in := range map[string][]byte{"campaign": benchCampaign, "usage": benchUsage, "message": benchMessage,
 		"escaped ids": []byte(`{"event_id":"e\u00e9","event_type":"campaign.metrics","occurred_at":"2026-11-01T10:00:00+01:00","workspace_id":"w\"1","payload":{"campaign_id":"c\/1","creator_id":"cr1","follower_count":10,"industry":"Food.Vegan","platform":" X "}}`)} {
 		var ev pipeline.Event
@@ -596,7 +604,7 @@ func TestWellFormedEventsDoNotAllocate(t *testing.T) {
 }
 
 func TestDecodeResetsTheEvent(t *testing.T) {
-	d := newDecoder(t)
+	d := testDecoder(t)
 	var ev pipeline.Event
 	if err := d.Decode([]byte(campaignRec(minCampaign+`,"clicks":9,"creator_age":30`)), &ev); err != nil {
 		t.Fatal(err)
@@ -610,7 +618,7 @@ func TestDecodeResetsTheEvent(t *testing.T) {
 }
 
 func TestEscapedIDsOfOneRecordDoNotOverwriteEachOther(t *testing.T) {
-	d := newDecoder(t)
+	d := testDecoder(t)
 	var ev pipeline.Event
 	in := `{"event_id":"\u0045","event_type":"campaign\u002emetrics","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"\u0057","user_id":"\u0055",` +
 		`"payload":{"campaign_id":"\u0043","creator_id":"\u0052","follower_count":1}}`
@@ -676,5 +684,66 @@ func TestSmallerBoundsApply(t *testing.T) {
 	var ev pipeline.Event
 	if err := d.Decode([]byte(rec(`"event_id":"e1","event_type":"x","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1"`, `"a":{"b":1}`)), &ev); err != nil {
 		t.Errorf("depth 3 within max_depth 3: %v", err)
+	}
+}
+
+func TestDecodersSumTheirDecodersCounts(t *testing.T) {
+	ds, err := NewDecoders(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []byte(campaignRec(minCampaign + `,"caption":"x"`))
+	var ev pipeline.Event
+	a, b := ds.NewDecoder(), ds.NewDecoder()
+	for _, d := range []pipeline.Decoder{a, a, b} {
+		if err := d.Decode(in, &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[DroppedField]int64{{pipeline.KindCampaignMetrics, "payload.caption"}: 3}
+	if diff := cmp.Diff(want, ds.DroppedFields()); diff != "" {
+		t.Errorf("DroppedFields (-want +got):\n%s", diff)
+	}
+	// What the garbage collector does once a worker's decoder is gone.
+	ds.fold(a.(*Decoder).drops)
+	if diff := cmp.Diff(want, ds.DroppedFields()); diff != "" {
+		t.Errorf("DroppedFields after a decoder is folded (-want +got):\n%s", diff)
+	}
+	if len(ds.live) != 1 {
+		t.Errorf("%d live decoders, want 1", len(ds.live))
+	}
+	if _, err := NewDecoders(Config{}); err == nil {
+		t.Error("NewDecoders accepted an invalid config")
+	}
+}
+
+func TestDecodersForgetCollectedDecodersWithoutLosingCounts(t *testing.T) {
+	ds, err := NewDecoders(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		var ev pipeline.Event
+		if err := ds.NewDecoder().Decode([]byte(campaignRec(minCampaign+`,"caption":"x"`)), &ev); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	live := func() int {
+		ds.mu.Lock()
+		defer ds.mu.Unlock()
+		return len(ds.live)
+	}
+	// Each round is a full collection; the cleanup then runs on its own
+	// goroutine.
+	for round := 0; live() > 0 && round < 1000; round++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if n := live(); n != 0 {
+		t.Fatalf("%d decoders still held after they became unreachable", n)
+	}
+	want := map[DroppedField]int64{{pipeline.KindCampaignMetrics, "payload.caption"}: 1}
+	if diff := cmp.Diff(want, ds.DroppedFields()); diff != "" {
+		t.Errorf("DroppedFields (-want +got):\n%s", diff)
 	}
 }

@@ -6,7 +6,7 @@
 // of the payload of each aggregated event type, straight from the bytes into
 // the Event. Every other field — captions, message bodies, handles, e-mail
 // addresses, anything added upstream tomorrow — is validated as JSON and
-// skipped: free text is never materialized as a Go string, never copied into
+// skipped: its text is never materialized as a Go string, never copied into
 // a buffer, never logged, and never appears in an error. The payload of a
 // message or an unsupported event type is not read at all. Of a dropped
 // field only its name is kept, as a count (DroppedFields).
@@ -35,5 +35,9 @@
 // free text pushed into a dimension field is noticed; occurred_at must use
 // "T" and "Z" in upper case, as Go's time.RFC3339 parser requires.
 //
-// A Decoder is owned by one worker: Decode is not safe for concurrent use.
+// Ownership: an Event's ids alias the record's bytes, or, when written with
+// JSON escapes, scratch buffers owned by the decoder; both are valid until
+// the next Decode. A Decoder is owned by one worker: Decode is not safe for
+// concurrent use. Decoders makes one per worker (pipeline.Stages.NewDecoder)
+// and sums their dropped-field counts for metrics.
 package decode

@@ -2,6 +2,8 @@ package decode
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
 )
@@ -149,12 +151,37 @@ func country(s []byte) string {
 // intern returns s as a string shared between events. The table is bounded
 // by Config.InternEntries; past it, values are allocated per event.
 func (d *Decoder) intern(s []byte) string {
-	if v, ok := d.strs[string(s)]; ok {
-		return v
+	slot := &d.recent[quickHash(s, recentBits)]
+	if *slot == string(s) && len(s) > 0 {
+		return *slot
 	}
-	v := string(s)
-	if len(d.strs) < d.cfg.InternEntries {
+	v, ok := d.strs[string(s)]
+	if !ok {
+		v = string(s)
+		if len(d.strs) >= d.cfg.InternEntries {
+			return v
+		}
 		d.strs[v] = v
 	}
+	*slot = v
 	return v
+}
+
+// recentBits sizes the decoder's direct-mapped cache of interned values.
+const recentBits = 8
+
+// quickHash hashes a short name into n bits, for the direct-mapped caches
+// in front of the decoder's maps: from its length and its first and last
+// eight bytes, in constant time. A collision only costs a map lookup.
+func quickHash(s []byte, n uint) uint32 {
+	var h uint64
+	if l := len(s); l >= 8 {
+		h = binary.LittleEndian.Uint64(s) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(s[l-8:]), 29) ^ uint64(l)
+	} else {
+		h = uint64(l)
+		for _, c := range s {
+			h = h<<8 | uint64(c)
+		}
+	}
+	return uint32((h * 0x9e3779b97f4a7c15) >> (64 - n))
 }

@@ -40,7 +40,7 @@ func TestAllowlistKeepsNoPII(t *testing.T) {
 		{"a support message keeps none of the PII around it", piiRecord("support.message", "")},
 		{"an unsupported event keeps none of the PII around it", piiRecord("profile.updated", "")},
 	}
-	d := newDecoder(t)
+	d := testDecoder(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev pipeline.Event
@@ -73,7 +73,7 @@ func TestAllowlistKeepsNoPII(t *testing.T) {
 // TestSkippedValuesAreNotCopied checks that the decoder's own buffers never
 // hold a skipped value, even one with escapes.
 func TestSkippedValuesAreNotCopied(t *testing.T) {
-	d := newDecoder(t)
+	d := testDecoder(t)
 	var ev pipeline.Event
 	in := piiRecord("campaign.metrics", `,"escaped":"jane.doe\u0040example.com call +1 415 555 0134",`+minCampaign)
 	if err := d.Decode([]byte(in), &ev); err != nil {

@@ -265,14 +265,21 @@ func scanInt(b []byte, i int) (mag int64, neg bool, next int, res int) {
 	case b[i] == '0':
 		i++
 	case '1' <= b[i] && b[i] <= '9':
-		for ; i < len(b) && isDigit(b[i]); i++ {
-			if mag <= plausibleMax {
-				mag = mag*10 + int64(b[i]-'0')
+		// Accumulate freely (a long run wraps around) and saturate after:
+		// 13 digits or fewer never overflow.
+		j := i
+		var u uint64
+		for ; i < len(b); i++ {
+			c := b[i] - '0'
+			if c > 9 {
+				break
 			}
+			u = u*10 + uint64(c)
 		}
-		if mag > plausibleMax {
-			mag = plausibleMax + 1
+		if i-j > 13 || u > plausibleMax {
+			u = plausibleMax + 1
 		}
+		mag = int64(u)
 	default:
 		if neg {
 			return 0, false, ^i, intNotJSON

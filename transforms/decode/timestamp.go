@@ -68,10 +68,11 @@ func parseTimestamp(s []byte) (int64, bool) {
 func digits(s []byte) int {
 	n := 0
 	for _, c := range s {
-		if !isDigit(c) {
+		c -= '0'
+		if c > 9 {
 			return -1
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + int(c)
 	}
 	return n
 }
