@@ -30,7 +30,9 @@ type Source interface {
 // MalformedError says why a record is malformed (SPEC §3.1). Code is a
 // stable machine-readable reason (invalid_json, missing_field, wrong_type,
 // invalid_value, negative_counter, implausible_counter, invalid_timestamp,
-// future_timestamp, too_long); Field names the offending field, if any.
+// future_timestamp, too_long, duplicate_field, empty_record); Field names the
+// offending field, if any. Detail never holds a field's value: it may be
+// personal data.
 type MalformedError struct {
 	Code   string
 	Field  string
@@ -58,7 +60,9 @@ func Malformed(code, field, format string, args ...any) *MalformedError {
 // allowlist (SPEC §3.3). Each worker owns one; not safe for concurrent use.
 type Decoder interface {
 	// Decode fills ev from value. It returns a *MalformedError when the
-	// record is malformed; ev is then undefined. ev's byte slices alias value.
+	// record is malformed; ev is then undefined. ev's byte slices alias value
+	// or decoder-owned scratch buffers (unescaped ids), valid until the next
+	// Decode.
 	Decode(value []byte, ev *Event) error
 }
 

@@ -1,20 +1,42 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/transforms/decode"
 )
+
+// writeDropped writes the count of dropped (non-allowlisted) field names per
+// event type (SPEC §3.3). Field names only, never values.
+func writeDropped(w io.Writer, dropped func() map[decode.DroppedField]int64) {
+	if dropped == nil {
+		return
+	}
+	m := dropped()
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b decode.DroppedField) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.Field, b.Field))
+	})
+	fmt.Fprintf(w, "# HELP deid_decode_dropped_fields_total Fields skipped by the allowlist, by event type and field name.\n# TYPE deid_decode_dropped_fields_total counter\n")
+	for _, k := range keys {
+		fmt.Fprintf(w, "deid_decode_dropped_fields_total{event_type=%q,field=%q} %d\n", k.Kind.String(), k.Field, m[k])
+	}
+}
 
 // serveOps serves the operations endpoints: /metrics (Prometheus text
 // format), /healthz (the process is alive) and /readyz (consent caught up
 // and partitions assigned). It returns once listening.
-func serveOps(addr string, stats *pipeline.Stats, ready func() bool, log *zap.Logger) (*http.Server, error) {
+func serveOps(addr string, stats *pipeline.Stats, ready func() bool, dropped func() map[decode.DroppedField]int64, log *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr: %w", err)
@@ -31,6 +53,7 @@ func serveOps(addr string, stats *pipeline.Stats, ready func() bool, log *zap.Lo
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		stats.WritePrometheus(w)
+		writeDropped(w, dropped)
 	})
 	srv := &http.Server{Handler: mux}
 	go func() {

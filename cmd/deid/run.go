@@ -157,7 +157,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	pcfg.PipelineVersion = version
 
 	if cfg.HTTPAddr != "" {
-		srv, err := serveOps(cfg.HTTPAddr, stats, b.ready, log)
+		srv, err := serveOps(cfg.HTTPAddr, stats, b.ready, b.dropped, log)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -234,6 +234,8 @@ type builder struct {
 	// ready tells /readyz whether consent has caught up and partitions
 	// are assigned.
 	ready func() bool
+	// dropped counts the non-allowlisted fields the decoders skipped.
+	dropped func() map[decode.DroppedField]int64
 }
 
 func (b *builder) close() {
@@ -279,15 +281,13 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	decCfg := cfg.Decode
-	if _, err := decode.New(decCfg); err != nil {
+	decoders, err := decode.NewDecoders(cfg.Decode)
+	if err != nil {
 		return nil, err
 	}
+	b.dropped = decoders.DroppedFields
 	st := &pipeline.Stages{
-		NewDecoder: func() pipeline.Decoder {
-			d, _ := decode.New(decCfg) // validated above
-			return d
-		},
+		NewDecoder:   decoders.NewDecoder,
 		Consent:      cons,
 		Gates:        []pipeline.Gate{agegate.Gate{}},
 		Aggregators:  aggs,
