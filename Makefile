@@ -9,7 +9,7 @@ SEED ?= 42
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run sample test unit lint fmt-check vet staticcheck bench fuzz golden clean kafka-start kafka-stop
+.PHONY: build run sample test unit lint fmt-check vet staticcheck bench fuzz golden clean kafka-start kafka-stop docs
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/deid ./cmd/deid
@@ -60,6 +60,10 @@ staticcheck: $(STATICCHECK)
 ## bench: per-stage and end-to-end benchmarks (measured, never asserted).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## docs: regenerate the data dictionary from the dataset declarations.
+docs: build
+	$(BIN)/deid describe > docs/datasets.md
 
 ## fuzz: a short run of every fuzz target.
 fuzz:

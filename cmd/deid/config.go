@@ -69,6 +69,12 @@ type SecretsConfig struct {
 	PseudonymKeyFile string `yaml:"pseudonym_key_file"`
 	// PseudonymKeyEnv names the environment variable holding the key.
 	PseudonymKeyEnv string `yaml:"pseudonym_key_env"`
+	// SigningKeyFile holds the ed25519 private key that signs manifests and
+	// exclusion-log segments (deid keygen writes it).
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// SigningKeyEnv names the environment variable holding that key (PEM,
+	// or base64 of the 32-byte seed).
+	SigningKeyEnv string `yaml:"signing_key_env"`
 }
 
 // defaultConfig is what deid runs with no config file: file mode on the
@@ -87,7 +93,7 @@ func defaultConfig() Config {
 		Consent:  cons,
 		Parquet:  parquet.DefaultConfig(),
 		Datasets: aggregate.DefaultConfig().Datasets,
-		Secrets:  SecretsConfig{PseudonymKeyEnv: "DEID_PSEUDONYM_KEY"},
+		Secrets:  SecretsConfig{PseudonymKeyEnv: "DEID_PSEUDONYM_KEY", SigningKeyEnv: "DEID_SIGNING_KEY"},
 
 		Kafka:           kafkasrc.DefaultConfig(),
 		SettingsTopic:   "workspace-settings",

@@ -269,15 +269,23 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 			return nil, err
 		}
 	}
+	// With a signing key, every manifest and exclusion segment is signed.
+	signer, err := loadSigner(cfg.Secrets.SigningKeyFile, cfg.Secrets.SigningKeyEnv)
+	if err != nil {
+		return nil, err
+	}
+	if signer != nil {
+		log.Info("signing manifests and exclusion segments", zap.String("key_id", signer.KeyID()))
+	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
-	datasets, err := parquet.New(pq)
+	datasets, err := parquet.New(pq, parquet.WithSigner(signer))
 	if err != nil {
 		return nil, err
 	}
 	ex := exclusions.DefaultConfig()
 	ex.Dir = cfg.Out
-	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...))
+	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer))
 	if err != nil {
 		return nil, err
 	}

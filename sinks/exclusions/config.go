@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/signing"
 )
 
 // Compression codecs a Config accepts.
@@ -60,3 +61,10 @@ func WithDatasets(specs ...*pipeline.DatasetSpec) Option {
 // WithClock sets the clock that dates entries appended without a decision
 // time (DecidedAt 0). The default is time.Now.
 func WithClock(now func() time.Time) Option { return func(l *Log) { l.now = now } }
+
+// WithSigner signs every segment the log commits with signer: a detached
+// signature, segment-000001.parquet.sig, signs the segment's path and
+// SHA-256 (its chain head), and is written beside it before the segment is
+// published, so no committed segment is unsigned. A nil signer leaves the
+// log unsigned (hash-chained only).
+func WithSigner(signer signing.Signer) Option { return func(l *Log) { l.signer = signer } }

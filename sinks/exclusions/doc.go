@@ -20,6 +20,11 @@
 // replaced or edited segment is detected and named; deleting the newest
 // segments is detected by comparing with the heads the manifests record.
 //
+// With a signer (WithSigner), each segment gets a detached ed25519
+// signature beside it, segment-000001.parquet.sig (package signing), written
+// before the segment is published; a signature whose segment is missing is
+// reported by VerifyChain, since it means the segment was deleted.
+//
 // Guarantees:
 //   - nothing appended is visible until Commit; a segment is written under
 //     a temporary name, fsynced, published under its sequence number only if

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/internal/fsutil"
+	"github.com/mya/deid/sinks/signing"
 )
 
 // File and directory permissions: the log holds raw workspace ids, for
@@ -26,8 +27,12 @@ const (
 	dirPerm  = 0o750
 )
 
-// segmentName matches a committed segment's file name.
-var segmentName = regexp.MustCompile(`^segment-([0-9]{6,})\.parquet$`)
+// segmentName matches a committed segment's file name, sigName its
+// signature's.
+var (
+	segmentName = regexp.MustCompile(`^segment-([0-9]{6,})\.parquet$`)
+	sigName     = regexp.MustCompile(`^(segment-[0-9]{6,}\.parquet)\.sig$`)
+)
 
 // SegmentName returns the file name of segment seq: "segment-000042.parquet".
 func SegmentName(seq int) string { return fmt.Sprintf("segment-%06d.parquet", seq) }
@@ -41,6 +46,8 @@ type Log struct {
 	dims  map[string][]string
 	now   func() time.Time
 	mem   memory.Allocator
+	// signer, when set, signs every segment (WithSigner).
+	signer signing.Signer
 }
 
 var _ pipeline.ExclusionLog = (*Log)(nil)
@@ -95,6 +102,11 @@ func (l *Log) open(name string) (*Chain, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A signature beyond the newest segment is left by a commit that died
+	// between writing it and publishing its segment.
+	if err := removeSigsAfter(c.dir, lastOf(segs)); err != nil {
+		return nil, err
+	}
 	if len(segs) == 0 {
 		return c, nil
 	}
@@ -136,6 +148,9 @@ func listSegments(dir string) ([]int, []string, error) {
 	for _, e := range ents {
 		m := segmentName.FindStringSubmatch(e.Name())
 		if m == nil || !e.Type().IsRegular() {
+			if sigName.MatchString(e.Name()) && e.Type().IsRegular() {
+				continue
+			}
 			if !fsutil.IsTemp(e.Name()) {
 				other = append(other, e.Name())
 			}
@@ -151,6 +166,43 @@ func listSegments(dir string) ([]int, []string, error) {
 	// By number: past 999999 a name has seven digits.
 	slices.Sort(seqs)
 	return seqs, other, nil
+}
+
+func lastOf(seqs []int) int {
+	if len(seqs) == 0 {
+		return 0
+	}
+	return seqs[len(seqs)-1]
+}
+
+// removeSigsAfter removes the signature files of segments numbered above
+// seq, which do not exist.
+func removeSigsAfter(dir string, seq int) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	removed := false
+	for _, e := range ents {
+		m := sigName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(segmentName.FindStringSubmatch(m[1])[1])
+		if n > seq {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return fsutil.SyncDir(dir)
+	}
+	return nil
 }
 
 // Chain is one hash chain of segments. It implements
@@ -256,6 +308,12 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 	if err := f.Sync(); err != nil {
 		return "", fmt.Errorf("writing %s: %w", SegmentName(meta.Seq), err)
 	}
+	// The signature goes in place before the segment, so a committed
+	// segment is never unsigned; Chain removes it if the segment never
+	// follows.
+	if err := c.sign(meta.Seq, f.SHA256()); err != nil {
+		return "", err
+	}
 	if c.hook != nil {
 		if err := c.hook(); err != nil {
 			return "", err
@@ -263,6 +321,13 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 	}
 	err = f.Publish(SegmentName(meta.Seq))
 	if errors.Is(err, fs.ErrExist) {
+		// Our signature may have replaced the other writer's: sign what
+		// is there.
+		if c.log.signer != nil {
+			if sum, herr := hashFile(filepath.Join(c.dir, SegmentName(meta.Seq))); herr == nil {
+				_ = c.sign(meta.Seq, sum)
+			}
+		}
 		return "", fmt.Errorf("%s already exists: another writer advanced the chain: %w", SegmentName(meta.Seq), err)
 	}
 	if f.Placed() {
@@ -276,4 +341,32 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 		return "", fmt.Errorf("writing %s: %w", SegmentName(meta.Seq), err)
 	}
 	return c.head, nil
+}
+
+// sign writes the detached signature of segment seq, whose content hashes
+// to sum, when the log has a signer.
+func (c *Chain) sign(seq int, sum string) error {
+	if c.log.signer == nil {
+		return nil
+	}
+	name := SegmentName(seq)
+	b, err := signing.Sign(c.log.signer, "exclusions/"+filepath.Base(c.dir)+"/"+name, sum)
+	if err != nil {
+		return err
+	}
+	sf, err := fsutil.Create(c.dir, "sig", filePerm)
+	if err != nil {
+		return err
+	}
+	defer sf.Abort()
+	if _, err := sf.Write(b); err != nil {
+		return fmt.Errorf("writing %s%s: %w", name, signing.Suffix, err)
+	}
+	if err := sf.Sync(); err != nil {
+		return fmt.Errorf("writing %s%s: %w", name, signing.Suffix, err)
+	}
+	if err := sf.Rename(name + signing.Suffix); err != nil {
+		return fmt.Errorf("writing %s%s: %w", name, signing.Suffix, err)
+	}
+	return nil
 }

@@ -23,6 +23,11 @@ func (c *Chain) Rollback(seq int) error {
 			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 		}
 	}
+	// Their signatures go too (after the segments: a crash in between
+	// leaves signatures of missing segments, which Chain removes).
+	if err := removeSigsAfter(c.dir, seq); err != nil {
+		return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+	}
 	if c.seq > seq {
 		if err := fsutil.SyncDir(c.dir); err != nil {
 			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)

@@ -63,6 +63,9 @@ func VerifyChain(dir string) (*ChainReport, error) {
 	for _, n := range other {
 		fail("%s: unexpected file in a chain directory", n)
 	}
+	for _, n := range orphanSigs(dir, seqs) {
+		fail("%s: the signature of a segment that is not there: the segment was deleted (or its commit was interrupted and deid has not run since)", n)
+	}
 	if len(seqs) == 0 {
 		fail("no segments")
 		return r, errors.Join(errs...)
@@ -126,6 +129,26 @@ func VerifyChain(dir string) (*ChainReport, error) {
 		r.Name = name
 	}
 	return r, errors.Join(errs...)
+}
+
+// orphanSigs returns the names of the signature files in dir whose
+// segment is not among seqs.
+func orphanSigs(dir string, seqs []int) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, n := range seqs {
+		have[SegmentName(n)] = true
+	}
+	var out []string
+	for _, e := range ents {
+		if m := sigName.FindStringSubmatch(e.Name()); m != nil && !have[m[1]] {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 func short(h string) string {

@@ -3,6 +3,8 @@ package parquet
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mya/deid/sinks/signing"
 )
 
 // Compression codecs a Config accepts.
@@ -52,3 +54,12 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Option customizes a Sink with something code injects.
+type Option func(*Sink)
+
+// WithSigner signs every manifest the sink commits with signer: a detached
+// signature, _manifest.json.sig, is written beside the manifest before the
+// manifest itself, so no committed window is unsigned. A nil signer leaves
+// the outputs unsigned.
+func WithSigner(signer signing.Signer) Option { return func(s *Sink) { s.signer = signer } }

@@ -29,6 +29,11 @@
 //   - a window with no rows still gets a data file, with the schema and no
 //     row groups, so a dataset directory always shows its columns.
 //
+// With a signer (WithSigner), every manifest gets a detached ed25519
+// signature, _manifest.json.sig (package signing), written before the
+// manifest is published; readers that honour Hive partitioning skip it like
+// the manifest, its name starting with '_'.
+//
 // Data files: window_start and window_end as TIMESTAMP(MICROS, UTC), each
 // dimension as a dictionary-encoded string, generalization_level INT32,
 // counters INT64, ratios DOUBLE (null when undefined), in that order, rows

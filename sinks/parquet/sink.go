@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/internal/fsutil"
+	"github.com/mya/deid/sinks/signing"
 )
 
 // ErrPublished is wrapped by Commit's error when the window already has a
@@ -44,6 +45,9 @@ type Sink struct {
 	mu   sync.Mutex
 	busy map[string]*dirLock
 
+	// signer, when set, signs every manifest (WithSigner).
+	signer signing.Signer
+
 	// hook, when set (tests), is called before each step of a commit
 	// ("data": renaming the data file; "manifest": publishing the
 	// manifest) and fails the commit with the error it returns.
@@ -54,7 +58,7 @@ var _ pipeline.DatasetSink = (*Sink)(nil)
 
 // New returns a sink writing under cfg.Dir/datasets. It creates nothing
 // until the first commit.
-func New(cfg Config) (*Sink, error) {
+func New(cfg Config, opts ...Option) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -62,8 +66,12 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Compression == CompressionZstd {
 		codec = compress.Codecs.Zstd
 	}
-	return &Sink{cfg: cfg, root: filepath.Join(cfg.Dir, "datasets"), codec: codec,
-		mem: memory.NewGoAllocator(), busy: map[string]*dirLock{}}, nil
+	s := &Sink{cfg: cfg, root: filepath.Join(cfg.Dir, "datasets"), codec: codec,
+		mem: memory.NewGoAllocator(), busy: map[string]*dirLock{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Dir returns the directory of a dataset window: <out>/datasets/<dataset>/
@@ -192,6 +200,12 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err := mf.Sync(); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
+	// The signature goes in place before the manifest, so a committed
+	// window is never unsigned; without a manifest it is not committed,
+	// and the next commit's clean removes it.
+	if err := s.sign(dir, mf.SHA256()); err != nil {
+		return err
+	}
 	if err := s.step("manifest"); err != nil {
 		return err
 	}
@@ -204,6 +218,12 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 					committed = committed || f.Path == name
 				}
 			}
+			// Our signature may have replaced theirs: sign what is there.
+			if s.signer != nil {
+				if sum, herr := fsutil.HashFile(manifestPath); herr == nil {
+					_ = s.sign(dir, sum)
+				}
+			}
 			return ErrPublished
 		}
 		// A manifest in place is a commit, durable or not: keep its data.
@@ -211,6 +231,37 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	committed = true
+	return nil
+}
+
+// sign writes the detached signature of the directory's manifest, whose
+// content hashes to sum, when the sink has a signer.
+func (s *Sink) sign(dir, sum string) error {
+	if s.signer == nil {
+		return nil
+	}
+	rel, err := filepath.Rel(filepath.Dir(s.root), filepath.Join(dir, ManifestName))
+	if err != nil {
+		return err
+	}
+	b, err := signing.Sign(s.signer, filepath.ToSlash(rel), sum)
+	if err != nil {
+		return err
+	}
+	sf, err := fsutil.Create(dir, "sig", filePerm)
+	if err != nil {
+		return err
+	}
+	defer sf.Abort()
+	if _, err := sf.Write(b); err != nil {
+		return fmt.Errorf("writing manifest signature: %w", err)
+	}
+	if err := sf.Sync(); err != nil {
+		return fmt.Errorf("writing manifest signature: %w", err)
+	}
+	if err := sf.Rename(ManifestName + signing.Suffix); err != nil {
+		return fmt.Errorf("writing manifest signature: %w", err)
+	}
 	return nil
 }
 
@@ -260,7 +311,7 @@ func clean(dir string) error {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		if fsutil.IsTemp(n) || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
+		if fsutil.IsTemp(n) || n == ManifestName+signing.Suffix || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
 			if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

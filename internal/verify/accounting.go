@@ -1,0 +1,335 @@
+package verify
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// checkAccounting checks the identities of SPEC §8 and that the exclusion
+// log and the dead letters agree with the counts.
+func (v *verifier) checkAccounting() error {
+	const sec = SectionAccounting
+	chains := v.partitionChains()
+
+	// Per partition: read = contributed + excluded + dead letters, at every
+	// commit of the log and in every manifest, and counts only grow.
+	var problems []string
+	var total pipeline.PartitionAccounting
+	total.Excluded = map[string]int64{}
+	parts := 0
+	for _, c := range chains {
+		var prev *pipeline.PartitionAccounting
+		for _, s := range c.Segments {
+			a := s.Meta.Accounting
+			if a == nil {
+				continue
+			}
+			if !a.Balanced() {
+				problems = append(problems, fmt.Sprintf("partition %s, %s: %s does not add up", c.Name, baseName(s.Meta.Path), acctText(a)))
+			}
+			if a.Partition != c.Name {
+				problems = append(problems, fmt.Sprintf("partition %s, %s: records the accounting of partition %s", c.Name, baseName(s.Meta.Path), a.Partition))
+			}
+			if prev != nil && shrank(prev, a) {
+				problems = append(problems, fmt.Sprintf("partition %s, %s: counts went down since the segment before (%s, then %s)",
+					c.Name, baseName(s.Meta.Path), acctText(prev), acctText(a)))
+			}
+			prev = a
+		}
+		if f := c.Final(); f != nil {
+			parts++
+			total.Read += f.Read
+			total.Contributed += f.Contributed
+			total.DeadLetters += f.DeadLetters
+			for k, n := range f.Excluded {
+				total.Excluded[k] += n
+			}
+		}
+	}
+	for _, w := range v.windows() {
+		for _, p := range w.Manifest.Partitions {
+			if !p.Balanced() {
+				problems = append(problems, fmt.Sprintf("%s: partition %s: %s does not add up", v.out.rel(w.Path), p.Partition, acctText(&p)))
+			}
+		}
+	}
+	if parts > 0 || len(problems) > 0 {
+		v.r.add(sec, problems,
+			fmt.Sprintf("%d partitions: read %d = contributed %d + excluded %d + dead letters %d, at every commit of the log and in every manifest",
+				parts, total.Read, total.Contributed, sum(total.Excluded), total.DeadLetters),
+			fmt.Sprintf("%s do not add up", many(len(problems), "partition accounting")))
+	}
+
+	// Per window: contributed = published + withdrawn + suppressed, and
+	// the per-level and per-reason splits add up to the totals.
+	problems = nil
+	var wt pipeline.WindowAccounting
+	for _, w := range v.windows() {
+		a := w.Manifest.Accounting
+		label := windowLabel(w)
+		wt.Contributed += a.Contributed
+		wt.Published += a.Published
+		wt.Withdrawn += a.Withdrawn
+		wt.Suppressed += a.Suppressed
+		if !a.Balanced() {
+			problems = append(problems, fmt.Sprintf("%s: contributed %d ≠ published %d + withdrawn %d + suppressed %d",
+				label, a.Contributed, a.Published, a.Withdrawn, a.Suppressed))
+		}
+		if n := sum(a.WithdrawnByReason); n != a.Withdrawn {
+			problems = append(problems, fmt.Sprintf("%s: withdrawn by reason adds up to %d, not %d", label, n, a.Withdrawn))
+		}
+		if n := sum(a.SuppressedByReason); n != a.Suppressed {
+			problems = append(problems, fmt.Sprintf("%s: suppressed by reason adds up to %d, not %d", label, n, a.Suppressed))
+		}
+		if n := sumInt(a.EventsByLevel); n != a.Published {
+			problems = append(problems, fmt.Sprintf("%s: published events by level add up to %d, not %d", label, n, a.Published))
+		}
+		if n := sumInt(a.RowsByLevel); n != w.Manifest.Rows {
+			problems = append(problems, fmt.Sprintf("%s: rows by level add up to %d, but the window has %d rows", label, n, w.Manifest.Rows))
+		}
+	}
+	if len(v.windows()) > 0 {
+		v.r.add(sec, problems,
+			fmt.Sprintf("%d windows: contributed %d = published %d + withdrawn %d + suppressed %d events; the splits by level and reason add up",
+				len(v.windows()), wt.Contributed, wt.Published, wt.Withdrawn, wt.Suppressed),
+			fmt.Sprintf("%s do not add up", many(len(problems), "window accounting")))
+	}
+
+	// The log's record entries agree with the partitions' excluded counts,
+	// reason by reason, at every commit.
+	problems = nil
+	var entries int64
+	for _, c := range chains {
+		cum := map[string]int64{}
+		for _, s := range c.Segments {
+			for _, e := range s.Entries {
+				if e.Cell != nil {
+					problems = append(problems, fmt.Sprintf("partition %s, %s: a cell-level entry (%s) in a partition's chain",
+						c.Name, baseName(s.Meta.Path), e.Reason))
+					continue
+				}
+				cum[e.Reason.String()]++
+				entries++
+			}
+			if a := s.Meta.Accounting; a != nil && !equalCounts(cum, a.Excluded) {
+				problems = append(problems, fmt.Sprintf("partition %s, up to %s: the log holds %s; the accounting says %s",
+					c.Name, baseName(s.Meta.Path), reasonCounts(cum), reasonCounts(a.Excluded)))
+			}
+		}
+	}
+	if len(chains) > 0 {
+		v.r.add(sec, problems,
+			fmt.Sprintf("the exclusion log holds one entry per excluded record: %d entries, matching the accounting reason by reason (%s)",
+				entries, reasonCounts(total.Excluded)),
+			fmt.Sprintf("the exclusion log and the accounting disagree: %s", many(len(problems), "problem")))
+	}
+
+	// Publish-time entries agree with each window's withdrawn and
+	// suppressed events and suppressed cells.
+	v.checkPublishEntries()
+
+	// Dead letters agree with the partitions' counts.
+	problems = nil
+	switch {
+	case v.out.DeadLetters == nil && total.DeadLetters > 0:
+		v.r.note(sec, fmt.Sprintf("%d dead letters are counted, and there is no dead-letters/ directory: in streaming mode they go to a topic, which verify does not read",
+			total.DeadLetters))
+	case v.out.DeadLetters != nil:
+		problems = append(problems, v.out.DeadLetterErrs...)
+		names := map[string]bool{}
+		var n int64
+		for _, c := range chains {
+			names[c.Name] = true
+			f := c.Final()
+			if f == nil {
+				continue
+			}
+			got := int64(len(v.out.DeadLetters[c.Name]))
+			n += got
+			if got != f.DeadLetters {
+				problems = append(problems, fmt.Sprintf("partition %s: %d dead letters in dead-letters/, the accounting says %d", c.Name, got, f.DeadLetters))
+			}
+			seen := map[int64]bool{}
+			for _, l := range v.out.DeadLetters[c.Name] {
+				if seen[l.Offset] {
+					problems = append(problems, fmt.Sprintf("partition %s: position %d is dead-lettered twice", c.Name, l.Offset))
+				}
+				seen[l.Offset] = true
+			}
+		}
+		for _, p := range sortedKeys(v.out.DeadLetters) {
+			if !names[p] {
+				problems = append(problems, fmt.Sprintf("partition %s: %d dead letters, but the exclusion log has no chain for it", p, len(v.out.DeadLetters[p])))
+			}
+		}
+		v.r.add(sec, problems,
+			fmt.Sprintf("the dead letters agree with the accounting: %d, each once", n),
+			fmt.Sprintf("the dead letters and the accounting disagree: %s", many(len(problems), "problem")))
+	}
+
+	// Contributions by dataset: what the partitions contributed is what
+	// the windows account for (less what is in windows not yet published).
+	problems = nil
+	fromParts, fromWindows := map[string]int64{}, map[string]int64{}
+	for _, c := range chains {
+		if f := c.Final(); f != nil {
+			for d, n := range f.ContributedByDataset {
+				fromParts[d] += n
+			}
+			if sum(f.ContributedByDataset) != f.Contributed {
+				problems = append(problems, fmt.Sprintf("partition %s: contributed %d, but by dataset %d", c.Name, f.Contributed, sum(f.ContributedByDataset)))
+			}
+		}
+	}
+	for _, w := range v.windows() {
+		fromWindows[w.Manifest.Dataset] += w.Manifest.Accounting.Contributed
+	}
+	var pending []string
+	for _, d := range sortedKeys(union(fromParts, fromWindows)) {
+		switch p, w := fromParts[d], fromWindows[d]; {
+		case w > p:
+			problems = append(problems, fmt.Sprintf("dataset %s: the windows account for %d contributed events, but the partitions contributed only %d", d, w, p))
+		case w < p && v.opts.HasInput():
+			problems = append(problems, fmt.Sprintf("dataset %s: the partitions contributed %d events, but the windows account for %d: at the end of a file-mode run every window is published, so a window is missing",
+				d, p, w))
+		case w < p:
+			pending = append(pending, fmt.Sprintf("%s %d", d, p-w))
+		}
+	}
+	if len(chains) > 0 {
+		pass := fmt.Sprintf("every contributed event is accounted for by a published window (%s)", countsBy64(fromParts))
+		if len(pending) > 0 {
+			pass = fmt.Sprintf("contributed events not yet in a published window (open windows, or a window deleted): %s", joinComma(pending))
+		}
+		v.r.add(sec, problems, pass, fmt.Sprintf("the partitions and the windows disagree on contributed events: %s", many(len(problems), "problem")))
+	}
+	return nil
+}
+
+// checkPublishEntries compares the publish chain's cell-level entries with
+// each window's withdrawn and suppressed counts.
+func (v *verifier) checkPublishEntries() {
+	const sec = SectionAccounting
+	type key struct {
+		dataset string
+		start   int64
+	}
+	type agg struct {
+		withdrawn, suppressed map[string]int64
+		cells                 int64
+	}
+	got := map[key]*agg{}
+	var problems []string
+	pc := v.out.Chain(PublishChain)
+	if pc != nil {
+		pc.Entries(func(s *Segment, e *pipeline.Exclusion) {
+			if e.Cell == nil {
+				problems = append(problems, fmt.Sprintf("publish chain, %s: a record-level entry (%s at %s)", baseName(s.Meta.Path), e.Reason, e.Pos))
+				return
+			}
+			k := key{e.Cell.Dataset, e.Cell.Window.Start}
+			a := got[k]
+			if a == nil {
+				a = &agg{withdrawn: map[string]int64{}, suppressed: map[string]int64{}}
+				got[k] = a
+			}
+			switch e.Reason {
+			case pipeline.ReasonSuppressedFrequency, pipeline.ReasonSuppressedDominance:
+				a.suppressed[e.Reason.String()] += e.Cell.Events
+				a.cells++
+			default:
+				a.withdrawn[e.Reason.String()] += e.Cell.Events
+			}
+		})
+	}
+	var withdrawn, suppressed, cells int64
+	for _, w := range v.windows() {
+		m := w.Manifest
+		k := key{m.Dataset, m.Window.Start.UnixMicro()}
+		a := got[k]
+		delete(got, k)
+		if a == nil {
+			a = &agg{withdrawn: map[string]int64{}, suppressed: map[string]int64{}}
+		}
+		withdrawn += sum(a.withdrawn)
+		suppressed += sum(a.suppressed)
+		cells += a.cells
+		label := windowLabel(w)
+		if !equalCounts(a.withdrawn, m.Accounting.WithdrawnByReason) {
+			problems = append(problems, fmt.Sprintf("%s: the log withdraws %s; the manifest says %s", label, reasonCounts(a.withdrawn), reasonCounts(m.Accounting.WithdrawnByReason)))
+		}
+		if !equalCounts(a.suppressed, m.Accounting.SuppressedByReason) {
+			problems = append(problems, fmt.Sprintf("%s: the log suppresses %s; the manifest says %s", label, reasonCounts(a.suppressed), reasonCounts(m.Accounting.SuppressedByReason)))
+		}
+		if a.cells != m.Accounting.CellsSuppressed {
+			problems = append(problems, fmt.Sprintf("%s: the log suppresses %d cells; the manifest says %d", label, a.cells, m.Accounting.CellsSuppressed))
+		}
+	}
+	if len(v.windows()) == 0 {
+		return
+	}
+	v.r.add(sec, problems,
+		fmt.Sprintf("the publish-time entries agree with every window: %d events withdrawn, %d events suppressed in %d cells", withdrawn, suppressed, cells),
+		fmt.Sprintf("the publish-time entries and the windows disagree: %s", many(len(problems), "problem")))
+	if len(got) > 0 {
+		var ws []string
+		for k := range got {
+			ws = append(ws, fmt.Sprintf("%s %s", k.dataset, day(timeOf(k.start))))
+		}
+		v.r.note(sec, fmt.Sprintf("publish-time entries for %d windows without a manifest (a publication interrupted before its commit): %s",
+			len(got), joinComma(sortedStrings(ws))))
+	}
+}
+
+// shrank tells whether any count of b is below a's.
+func shrank(a, b *pipeline.PartitionAccounting) bool {
+	if b.Read < a.Read || b.Contributed < a.Contributed || b.DeadLetters < a.DeadLetters || b.LastOffset < a.LastOffset {
+		return true
+	}
+	for k, n := range a.Excluded {
+		if b.Excluded[k] < n {
+			return true
+		}
+	}
+	return false
+}
+
+func equalCounts(a, b map[string]int64) bool {
+	for k, n := range a {
+		if b[k] != n {
+			return false
+		}
+	}
+	for k, n := range b {
+		if a[k] != n {
+			return false
+		}
+	}
+	return true
+}
+
+func sumInt(m map[int]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func union(a, b map[string]int64) map[string]int64 {
+	out := maps.Clone(a)
+	for k, v := range b {
+		out[k] += v
+	}
+	return out
+}
+
+func countsBy64(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return joinComma(parts)
+}

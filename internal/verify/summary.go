@@ -1,0 +1,151 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// Summary holds the figures of an output, for the HTML report.
+type Summary struct {
+	// WindowSize is the size of the windows.
+	WindowSize time.Duration
+	// Windows are the published dataset windows, by start then dataset.
+	Windows []WindowSummary
+	// Partitions are each partition's accounting at its newest commit.
+	Partitions []pipeline.PartitionAccounting
+	// Periods are the windows by start, with the records excluded and
+	// dead-lettered whose event time falls in them.
+	Periods []Period
+	// Undated counts excluded and dead-lettered records without a usable
+	// event time, or outside every published window, by reason (dead
+	// letters under "dead_letter").
+	Undated map[string]int64
+	// Chains, Segments and Entries size the exclusion log.
+	Chains, Segments int
+	Entries          int64
+	// Signed counts the signature files beside manifests and segments.
+	Signed int
+}
+
+// WindowSummary is one published dataset window.
+type WindowSummary struct {
+	Dataset    string
+	Start, End time.Time
+	Rows       int64
+	Accounting pipeline.WindowAccounting
+	// PolicyVersion and PipelineVersion are the manifest's.
+	PolicyVersion, PipelineVersion string
+	// K is the k the window was published with.
+	K int
+}
+
+// Period is one window of time across datasets.
+type Period struct {
+	Start, End time.Time
+	// Excluded counts the record-level exclusion entries whose event time
+	// falls in the period, by reason; withdrawals and suppressions are in
+	// each dataset's WindowSummary.
+	Excluded map[string]int64
+	// DeadLetters counts the dead letters whose event time could be read
+	// and falls in the period.
+	DeadLetters int64
+}
+
+// summarize fills the report's Summary.
+func (v *verifier) summarize() {
+	s := &v.r.Summary
+	s.WindowSize = v.out.WindowSize()
+	s.Undated = map[string]int64{}
+	for _, w := range v.windows() {
+		m := w.Manifest
+		s.Windows = append(s.Windows, WindowSummary{Dataset: m.Dataset, Start: m.Window.Start.UTC(), End: m.Window.End.UTC(),
+			Rows: m.Rows, Accounting: m.Accounting, PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K})
+	}
+	slices.SortStableFunc(s.Windows, func(a, b WindowSummary) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return compareStrings(a.Dataset, b.Dataset)
+	})
+	periods := map[int64]*Period{}
+	for _, w := range s.Windows {
+		k := w.Start.UnixMicro()
+		if periods[k] == nil {
+			periods[k] = &Period{Start: w.Start, End: w.End, Excluded: map[string]int64{}}
+		}
+	}
+	size := s.WindowSize.Microseconds()
+	periodOf := func(t int64) *Period {
+		if size <= 0 || t == 0 {
+			return nil
+		}
+		start := t - ((t%size)+size)%size
+		return periods[start]
+	}
+	for _, c := range v.out.Chains {
+		s.Chains++
+		if c.Report != nil {
+			s.Segments += len(c.Report.Segments)
+			s.Entries += c.Report.Entries
+		}
+		if c.Name == PublishChain {
+			continue
+		}
+		if f := c.Final(); f != nil {
+			s.Partitions = append(s.Partitions, *f)
+		}
+		c.Entries(func(_ *Segment, e *pipeline.Exclusion) {
+			if e.Cell != nil {
+				return
+			}
+			if p := periodOf(e.OccurredAt); p != nil {
+				p.Excluded[e.Reason.String()]++
+			} else {
+				s.Undated[e.Reason.String()]++
+			}
+		})
+	}
+	for _, letters := range v.out.DeadLetters {
+		for _, l := range letters {
+			if p := periodOf(eventTime(l.Value)); p != nil {
+				p.DeadLetters++
+			} else {
+				s.Undated["dead_letter"]++
+			}
+		}
+	}
+	for _, k := range sortedKeys(periods) {
+		s.Periods = append(s.Periods, *periods[k])
+	}
+}
+
+// eventTime reads occurred_at from a malformed record's bytes when it can,
+// 0 otherwise.
+func eventTime(b []byte) int64 {
+	var env struct {
+		OccurredAt string `json:"occurred_at"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if dec.Decode(&env) != nil {
+		return 0
+	}
+	t, err := time.Parse(time.RFC3339Nano, env.OccurredAt)
+	if err != nil {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

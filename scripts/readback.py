@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""readback.py OUT — read every deid dataset under OUT/datasets with the ML
+team's tools (pyarrow, pandas, polars, duckdb), each the way its users do
+(Hive partitioning on the dataset directory), and print one JSON document:
+
+  {"tools": {"pyarrow": "26.0.1", ...},
+   "datasets": {"<dataset>": {"<tool>": {
+       "rows": N,
+       "columns": {"<column>": {"type": "<the tool's own type name>",
+                                "kind": "timestamp_us_utc|int32|int64|double|string|date|other"}},
+       "partition_columns": ["dt", ...],
+       "digest": "<sha256 of the canonical values>"}}}}
+
+The digest covers the dataset's own columns (not the partition columns the
+reader adds from the directory names): each row is rendered column by column
+in name order as name=value with timestamps as integer microseconds since the
+epoch (UTC), integers in decimal, doubles as the hex of their IEEE-754 bits,
+strings as they are and nulls (and pandas' NaN, which deid never writes) as
+null; the rows are sorted and hashed. cmd/deid/readback_test.go computes the
+same digest from deid's own reader and compares.
+
+Run it with the venv scripts/pyenv.sh makes: .cache/venv/bin/python
+scripts/readback.py OUT.
+"""
+import datetime
+import hashlib
+import json
+import math
+import os
+import struct
+import sys
+
+import duckdb
+import pandas
+import polars
+import pyarrow
+import pyarrow.dataset
+
+PARTITION_KEYS = {"dt", "hour", "minute"}
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def canon(value):
+    """Renders one value canonically (see the module's doc)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "b:" + str(value).lower()
+    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
+        value = value.to_pydatetime()
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            return "naive:" + value.isoformat()
+        delta = value - EPOCH
+        return "t:%d" % (delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
+    if isinstance(value, int):
+        return "i:%d" % value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "null"
+        return "f:" + struct.pack(">d", value).hex()
+    if isinstance(value, str):
+        return "s:" + value
+    return "other:" + repr(value)
+
+
+def digest(columns, rows):
+    """Hashes rows (sequences of values in the order of columns)."""
+    names = sorted(c for c in columns if c not in PARTITION_KEYS)
+    index = {c: i for i, c in enumerate(columns)}
+    lines = sorted("\x1f".join("%s=%s" % (n, canon(r[index[n]])) for n in names) for r in rows)
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def arrow_kind(t):
+    if pyarrow.types.is_dictionary(t):
+        t = t.value_type
+    if pyarrow.types.is_timestamp(t):
+        return "timestamp_us_utc" if t.unit == "us" and t.tz in ("UTC", "+00:00") else "other"
+    for name, pred in (("int32", pyarrow.types.is_int32), ("int64", pyarrow.types.is_int64),
+                       ("double", pyarrow.types.is_float64), ("date", pyarrow.types.is_date)):
+        if pred(t):
+            return name
+    if pyarrow.types.is_string(t) or pyarrow.types.is_large_string(t):
+        return "string"
+    return "other"
+
+
+def with_pyarrow(path):
+    ds = pyarrow.dataset.dataset(path, format="parquet", partitioning="hive")
+    table = ds.to_table()
+    cols = table.column_names
+    rows = list(zip(*(table.column(c).to_pylist() for c in cols))) if table.num_rows else []
+    return table.num_rows, {c: (str(table.schema.field(c).type), arrow_kind(table.schema.field(c).type)) for c in cols}, cols, rows
+
+
+def pandas_kind(dtype):
+    s = str(dtype)
+    if isinstance(dtype, pandas.CategoricalDtype):
+        cats = dtype.categories.dtype
+        return "string" if cats == object or str(cats) in ("str", "string") else "other"
+    if s.startswith("datetime64[us, UTC]"):
+        return "timestamp_us_utc"
+    return {"int32": "int32", "int64": "int64", "float64": "double", "str": "string", "string": "string",
+            "object": "string"}.get(s, "other")
+
+
+def with_pandas(path):
+    df = pandas.read_parquet(path)
+    cols = list(df.columns)
+    rows = list(df.itertuples(index=False, name=None))
+    return len(df), {c: (str(df[c].dtype), pandas_kind(df[c].dtype)) for c in cols}, cols, rows
+
+
+def polars_kind(dtype):
+    if isinstance(dtype, polars.Datetime):
+        return "timestamp_us_utc" if dtype.time_unit == "us" and dtype.time_zone == "UTC" else "other"
+    for name, t in (("int32", polars.Int32), ("int64", polars.Int64), ("double", polars.Float64),
+                    ("string", polars.String), ("string", polars.Categorical), ("date", polars.Date)):
+        if dtype == t:
+            return name
+    if isinstance(dtype, (polars.Categorical, polars.Enum)):
+        return "string"
+    return "other"
+
+
+def with_polars(path):
+    df = polars.scan_parquet(os.path.join(path, "**", "*.parquet"), hive_partitioning=True).collect()
+    cols = df.columns
+    rows = df.rows()
+    return df.height, {c: (str(df.schema[c]), polars_kind(df.schema[c])) for c in cols}, cols, rows
+
+
+def duckdb_kind(t):
+    return {"TIMESTAMP WITH TIME ZONE": "timestamp_us_utc", "INTEGER": "int32", "BIGINT": "int64",
+            "DOUBLE": "double", "VARCHAR": "string", "DATE": "date"}.get(t, "other")
+
+
+def with_duckdb(path):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    glob = os.path.join(path, "**", "*.parquet").replace("'", "''")
+    query = "SELECT * FROM read_parquet('%s', hive_partitioning = true)" % glob
+    types = {name: typ for name, typ, *_ in con.sql("DESCRIBE " + query).fetchall()}
+    table = con.sql(query).to_arrow_table()
+    cols = table.column_names
+    rows = list(zip(*(table.column(c).to_pylist() for c in cols))) if table.num_rows else []
+    return table.num_rows, {c: (types[c], duckdb_kind(types[c])) for c in cols}, cols, rows
+
+
+TOOLS = {"pyarrow": with_pyarrow, "pandas": with_pandas, "polars": with_polars, "duckdb": with_duckdb}
+
+
+def main(out):
+    root = os.path.join(out, "datasets")
+    result = {"tools": {"pyarrow": pyarrow.__version__, "pandas": pandas.__version__,
+                        "polars": polars.__version__, "duckdb": duckdb.__version__},
+              "datasets": {}}
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if not os.path.isdir(path) or name.startswith((".", "_")):
+            continue
+        per = result["datasets"][name] = {}
+        for tool, read in TOOLS.items():
+            try:
+                n, types, cols, rows = read(path)
+            except Exception as e:  # report, and let the test fail on it
+                per[tool] = {"error": "%s: %s" % (type(e).__name__, e)}
+                continue
+            per[tool] = {
+                "rows": n,
+                "columns": {c: {"type": t, "kind": k} for c, (t, k) in types.items() if c not in PARTITION_KEYS},
+                "partition_columns": sorted(c for c in cols if c in PARTITION_KEYS),
+                "digest": digest(cols, rows),
+            }
+    json.dump(result, sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: readback.py OUT")
+    main(sys.argv[1])
