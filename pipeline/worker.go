@@ -376,9 +376,12 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 		}
 	}
 	slices.SortFunc(closed, func(a, b *openWindow) int { return cmpInt64(a.w.Start, b.w.Start) })
-	for _, ow := range closed {
-		if ow.hasData() {
-			w.handed = append(w.handed, snapWindow(ow, false))
+	if w.ckpt != nil {
+		// Kept in the checkpoint until published, so a crash cannot lose them.
+		for _, ow := range closed {
+			if ow.hasData() {
+				w.handed = append(w.handed, snapWindow(ow, false))
+			}
 		}
 	}
 	if err := w.checkpoint(ctx); err != nil {

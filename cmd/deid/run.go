@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		group      = fs.String("group", "", "consumer group (overrides kafka.group)")
 		httpAddr   = fs.String("http-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9090")
 		stopAtEnd  = fs.Bool("stop-at-end", false, "Kafka mode: stop at the topics' ends as seen at start")
+		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 		check      = fs.Bool("check", false, "validate the configuration and exit without reading anything")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
@@ -90,6 +92,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *check {
 		fmt.Fprintf(stdout, "configuration is valid (policy version %s)\n", cfg.policyVersion())
 		return nil
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return usageErr("--cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usageErr("--cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	log, err := newLogger(*logLevel, stderr)
 	if err != nil {
