@@ -21,14 +21,18 @@ const usage = `deid — privacy-safe training data from the platform's event str
 
 Usage:
   deid run     [--config deid.yaml] [--input PATH]... [--settings FILE] [--out DIR]
-               Read events (NDJSON files in file mode), drop everything the privacy
-               policy forbids, aggregate into k-anonymous cells and write Parquet
-               datasets, manifests, the exclusion log and dead letters under --out.
-               With no config it runs on the embedded defaults (file mode, input
-               sample/, settings sample/settings.ndjson, output out/).
-               --check validates the configuration and exits.
+               [--state-dir DIR] [--brokers B,.. --topics T,.. --group G [--stop-at-end]]
+               [--http-addr ADDR] [--check]
+               Read events (NDJSON files, or Kafka topics with --brokers), drop
+               everything the privacy policy forbids, aggregate into k-anonymous
+               cells and write Parquet datasets, manifests, the exclusion log and
+               dead letters under --out. With no config it runs on the embedded
+               defaults (file mode, input sample/, settings sample/settings.ndjson,
+               output out/). --state-dir keeps checkpoints: a restart resumes.
+               Kafka mode runs until SIGTERM/SIGINT (or the topics' ends with
+               --stop-at-end). --check validates the configuration and exits.
   deid gen     [--seed N] [--events N] [--partitions N] [--workspaces N] [--days N]
-               [--start 2026-11-01] [--gzip] [--out DIR]
+               [--start 2026-11-01] [--gzip] [--out DIR | --brokers B,.. --topic T]
                Write seeded, realistic sample events (one file per partition) and
                a settings file, with every hazard the pipeline must handle.
   deid verify  <out> [--input PATH]... [--settings FILE] [--public-key FILE] [--config FILE]
