@@ -67,8 +67,6 @@ func (s *Stats) Partition(id PartitionID) *PartitionStats {
 	return p
 }
 
-func (s *Stats) excluded(r Reason) { s.Excluded[r].Add(1) }
-
 func (s *Stats) observePublish(d time.Duration) {
 	s.PublishCount.Add(1)
 	s.PublishNanos.Add(int64(d))

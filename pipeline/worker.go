@@ -185,6 +185,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 	w.lastCheckpoint = w.now()
 	ps := w.stats.Partition(id)
 	hw, _ := w.reader.(HighWaterMarker)
+	reported := w.snapshot()
 	for {
 		readCtx, cancel := stop, context.CancelFunc(func() {})
 		if w.streaming {
@@ -198,7 +199,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 			}
 			w.next = batch[i].Pos.Offset + 1
 		}
-		w.stats.Records.Add(int64(len(batch)))
+		w.publishStats(&reported)
 		ps.Records.Add(int64(len(batch)))
 		ps.Next.Store(w.next)
 		if hw != nil {
@@ -329,13 +330,11 @@ func (w *worker) gate(rec *Record, ev *Event) (Reason, error) {
 	p.Events++
 	w.acct.Contributed++
 	w.acct.ContributedByDataset[p.Dataset]++
-	w.stats.Contributed.Add(1)
 	return ReasonNone, nil
 }
 
 func (w *worker) deadLetter(rec *Record, me *MalformedError) error {
 	w.acct.DeadLetters++
-	w.stats.DeadLetters.Add(1)
 	if err := w.dead.Write(*rec, me); err != nil {
 		return fmt.Errorf("dead letter at %s: %w", rec.Pos, err)
 	}
@@ -344,7 +343,6 @@ func (w *worker) deadLetter(rec *Record, me *MalformedError) error {
 
 func (w *worker) exclude(rec *Record, ev *Event, reason Reason) error {
 	w.acct.Excluded[reason.String()]++
-	w.stats.excluded(reason)
 	w.exc = Exclusion{EventID: string(ev.EventID), EventType: string(ev.EventType), WorkspaceID: string(ev.WorkspaceID),
 		Pos: rec.Pos, OccurredAt: ev.OccurredAt, Reason: reason, PolicyVersion: w.cfg.PolicyVersion,
 		DecidedAt: w.now().UnixMicro()}
@@ -456,6 +454,24 @@ func (w *worker) checkpoint(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// publishStats adds what the partition did since the last report to the
+// shared live counters: once a batch, not once a record, so that workers on
+// different cores do not fight over the counters' cache lines.
+func (w *worker) publishStats(last *PartitionAccounting) {
+	a := &w.acct
+	w.stats.Records.Add(a.Read - last.Read)
+	w.stats.Contributed.Add(a.Contributed - last.Contributed)
+	w.stats.DeadLetters.Add(a.DeadLetters - last.DeadLetters)
+	for _, r := range RecordReasons() {
+		name := r.String()
+		if d := a.Excluded[name] - last.Excluded[name]; d != 0 {
+			w.stats.Excluded[r].Add(d)
+			last.Excluded[name] = a.Excluded[name]
+		}
+	}
+	last.Read, last.Contributed, last.DeadLetters = a.Read, a.Contributed, a.DeadLetters
 }
 
 // snapshot copies the partition's accounting.
