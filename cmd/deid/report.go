@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mya/deid/internal/report"
-	"github.com/mya/deid/internal/verify"
 )
 
 // cmdReport verifies an output and writes the HTML page of its figures and
@@ -28,18 +27,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs)
 	htmlPath := fs.String("html", "report.html", "the HTML file to write")
 	title := fs.String("title", "", `the page's title (default "deid output report")`)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageErr("name one output directory: deid report <out> (see deid report --help)")
-	}
-	opts, err := f.options()
-	if err != nil {
-		return err
-	}
-	r, err := verify.Run(ctx, pos[0], opts)
+	r, err := f.verifyArgs(ctx, fs, args, "report")
 	if err != nil {
 		return err
 	}

@@ -96,18 +96,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var f verifyFlags
 	f.register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageErr("name one output directory: deid verify <out> (see deid verify --help)")
-	}
-	opts, err := f.options()
-	if err != nil {
-		return err
-	}
-	r, err := verify.Run(ctx, pos[0], opts)
+	r, err := f.verifyArgs(ctx, fs, args, "verify")
 	if err != nil {
 		return err
 	}
@@ -145,4 +134,21 @@ func readSpecs(path string) ([]*pipeline.DatasetSpec, error) {
 		return nil, err
 	}
 	return aggregate.Build(aggregate.Config{Datasets: cfg.Datasets}, os.DirFS("."))
+}
+
+// verifyArgs parses a command line naming one output directory (flags may
+// stand before or after it) and verifies that output.
+func (f *verifyFlags) verifyArgs(ctx context.Context, fs *flag.FlagSet, args []string, cmd string) (*verify.Report, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 1 {
+		return nil, usageErr("name one output directory: deid %s <out> (see deid %s --help)", cmd, cmd)
+	}
+	opts, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	return verify.Run(ctx, pos[0], opts)
 }
