@@ -9,7 +9,7 @@ SEED ?= 42
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run sample test unit lint fmt-check vet staticcheck bench fuzz golden clean kafka-start kafka-stop docs
+.PHONY: build run sample test unit lint fmt-check vet staticcheck bench fuzz golden clean kafka-start kafka-stop docs bench-stages
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/deid ./cmd/deid
@@ -57,8 +57,13 @@ $(STATICCHECK):
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
-## bench: per-stage and end-to-end benchmarks (measured, never asserted).
+## bench: deid vs DuckDB vs the decode limit on a cached 2 M-event input
+## (scripts/bench.sh; JSON under bench/results/). Measured, never asserted.
 bench:
+	bash scripts/bench.sh
+
+## bench-stages: the per-stage Go benchmarks, with allocations.
+bench-stages:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## docs: regenerate the data dictionary from the dataset declarations.
