@@ -137,10 +137,10 @@ func intField(b []byte, key string, v int64, f int, m *mutation) []byte {
 }
 
 // counter appends an optional counter: like intField, except that a zero
-// is left out half the time, as producers that omit zeros do (an absent
-// counter counts as 0).
+// is mostly left out, as producers that omit zeros do (an absent counter
+// counts as 0); some still write it.
 func (g *renderer) counter(b []byte, key string, v int64, f int, m *mutation) []byte {
-	if v == 0 && !m.hits(f) && g.r.chance(0.5) {
+	if v == 0 && !m.hits(f) && g.r.chance(0.85) {
 		return b
 	}
 	return intField(b, key, v, f, m)
@@ -189,7 +189,11 @@ func (g *renderer) eventID(b []byte, m *mutation) []byte {
 		return append(b, ',')
 	}
 	b = append(b, `"event_id":"`...)
-	b = appendUUID(b, g.r)
+	if g.r.chance(0.7) {
+		b = appendULID(b, g.r)
+	} else {
+		b = appendUUID(b, g.r)
+	}
 	return append(b, '"', ',')
 }
 
@@ -347,8 +351,8 @@ func (g *renderer) buildCampaign(ws *workspace) {
 	e.conv = int64(float64(e.clicks) * r.uniform(0.01, 0.08))
 	e.spend = int64(imp * e.camp.cpm * r.uniform(0.8, 1.2) / 1000)
 	e.rev = int64(float64(e.conv) * e.camp.aov * r.uniform(0.7, 1.3))
-	e.userID = ""
-	if r.chance(0.5) {
+	e.userID = "" // mostly a poller's, not a person's
+	if r.chance(0.2) {
 		e.userID = ws.users[r.intn(len(ws.users))]
 	}
 	e.pii = r.chance(rt.PII)
@@ -369,13 +373,22 @@ func (g *renderer) renderCampaign(occ int64, style int, m mutation) []byte {
 		return g.finishLine(b, &m)
 	}
 	b = g.envelope(b, "campaign.metrics", occ, style, e.ws, e.userID, &m, false)
-	b = append(b, `"source":"metrics-poller",`...)
+	if r.chance(0.3) {
+		b = append(b, `"source":"metrics-poller",`...)
+	}
 	b = g.payloadField(b, &m, plCampaign, "")
-	b = append(b, `"client":{"app":"metrics-poller","version":"`...)
-	b = append(b, pick(r, appVersions)...)
-	b = append(b, `"},"tags":`...)
-	b = append(b, e.camp.tags...)
-	b = append(b, ',')
+	// Envelope extras deid drops: a nested object and an array now and
+	// then, as some producers add them.
+	if r.chance(0.2) {
+		b = append(b, `"client":{"app":"metrics-poller","version":"`...)
+		b = append(b, pick(r, appVersions)...)
+		b = append(b, `"},`...)
+	}
+	if r.chance(0.2) {
+		b = append(b, `"tags":`...)
+		b = append(b, e.camp.tags...)
+		b = append(b, ',')
+	}
 	return g.finishLine(b, &m)
 }
 
@@ -420,9 +433,11 @@ func (g *renderer) campaignPayload(p []byte, m *mutation) []byte {
 	p = g.counter(p, `"conversions":`, e.conv, fNone, m)
 	p = g.counter(p, `"spend_cents":`, e.spend, fSpend, m)
 	p = g.counter(p, `"revenue_cents":`, e.rev, fNone, m)
-	p = append(p, `"currency":"USD","post_id":"`...)
-	p = appendHex(p, r.u64(), 12)
-	p = append(p, `",`...)
+	if r.chance(0.15) {
+		p = append(p, `"currency":"USD","post_id":"`...)
+		p = appendHex(p, r.u64(), 12)
+		p = append(p, `",`...)
+	}
 	if e.pii {
 		p = g.appendPII(p)
 	}
@@ -605,11 +620,13 @@ func (g *renderer) renderUsage(occ int64, style int, m mutation) []byte {
 	b = g.envelope(b, "usage.interaction", occ, style, e.ws, e.userID, &m, false)
 	b = append(b, `"source":"web-app",`...)
 	b = g.payloadField(b, &m, plUsage, "")
-	b = append(b, `"client":{"app":"web","version":"2026.11.`...)
-	b = append(b, byte('0'+r.intn(4)))
-	b = append(b, `","browser":"`...)
-	b = append(b, e.browser...)
-	b = append(b, `"},`...)
+	if r.chance(0.2) {
+		b = append(b, `"client":{"app":"web","version":"2026.11.`...)
+		b = append(b, byte('0'+r.intn(4)))
+		b = append(b, `","browser":"`...)
+		b = append(b, e.browser...)
+		b = append(b, `"},`...)
+	}
 	return g.finishLine(b, &m)
 }
 
@@ -629,17 +646,27 @@ func (g *renderer) usagePayload(p []byte, m *mutation) []byte {
 	p = append(p, e.device...)
 	p = append(p, `",`...)
 	p = intField(p, `"duration_ms":`, e.duration, fDuration, m)
-	p = append(p, `"session_id":"s_`...)
-	p = appendHex(p, r.u64(), 10)
-	p = append(p, `","page":"`...)
-	p = append(p, e.page...)
-	p = append(p, `","locale":"`...)
-	p = append(p, e.locale...)
-	p = append(p, `","experiment":{"id":"exp_`...)
-	p = append2(p, r.intn(40))
-	p = append(p, `","arm":"`...)
-	p = append(p, "ab"[r.intn(2)])
-	return append(p, `"},`...)
+	// Payload extras deid drops, each now and then.
+	if r.chance(0.5) {
+		p = append(p, `"session_id":"s_`...)
+		p = appendHex(p, r.u64(), 10)
+		p = append(p, `",`...)
+	}
+	if r.chance(0.3) {
+		p = append(p, `"page":"`...)
+		p = append(p, e.page...)
+		p = append(p, `","locale":"`...)
+		p = append(p, e.locale...)
+		p = append(p, `",`...)
+	}
+	if r.chance(0.2) {
+		p = append(p, `"experiment":{"id":"exp_`...)
+		p = append2(p, r.intn(40))
+		p = append(p, `","arm":"`...)
+		p = append(p, "ab"[r.intn(2)])
+		p = append(p, `"},`...)
+	}
+	return p
 }
 
 // --- messages and unsupported types ---

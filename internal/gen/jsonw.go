@@ -88,6 +88,23 @@ func appendUUID(b []byte, r *rng) []byte {
 	return appendHex(b, lo, 12)
 }
 
+// crockford is the alphabet of ULIDs (Crockford's base32).
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// appendULID appends a random id in the shape of a ULID: 26 characters of
+// Crockford's base32, as many producers write event ids.
+func appendULID(b []byte, r *rng) []byte {
+	var v uint64
+	for i := range 26 {
+		if i%12 == 0 {
+			v = r.u64()
+		}
+		b = append(b, crockford[v&31])
+		v >>= 5
+	}
+	return b
+}
+
 // appendKey appends `"key":`.
 func appendKey(b []byte, key string) []byte {
 	b = append(b, '"')

@@ -85,7 +85,7 @@ func buildWorld(cfg *Config) *world {
 	salt := r.u64()
 	pool := make([]*creator, min(max(50, 15*n), maxCreators))
 	for i := range pool {
-		c := newCreator(r, "cr_"+hex12(mix(uint64(i)^salt^0x2545f491)))
+		c := newCreator(r, "cr_"+hexID(mix(uint64(i)^salt^0x2545f491)))
 		if r.chance(0.4) {
 			c.age = int(r.between(18, 64))
 		}
@@ -94,7 +94,7 @@ func buildWorld(cfg *Config) *world {
 	// Ids come from a bijection of an index, so they are unique.
 	for i := range w.ws {
 		ws := &workspace{
-			id:       "ws_" + hex12(mix(uint64(i)^salt)),
+			id:       "ws_" + hexID(mix(uint64(i)^salt)),
 			industry: industries.pick(r.float()),
 			country:  countries.pick(r.float()),
 		}
@@ -135,7 +135,7 @@ func buildWorld(cfg *Config) *world {
 		users := min(ws.teamSize, 60)
 		ws.users = make([]string, users)
 		for u := range ws.users {
-			ws.users[u] = "usr_" + hex12(mix(uint64(i)<<20|uint64(u)^salt^0x5bd1e995))
+			ws.users[u] = "usr_" + hexID(mix(uint64(i)<<20|uint64(u)^salt^0x5bd1e995))
 		}
 		nc := int(r.pareto(3, 150, 0.8))
 		ws.creators = make([]*creator, nc)
@@ -144,7 +144,7 @@ func buildWorld(cfg *Config) *world {
 			ws.creators[c] = pool[int(float64(len(pool))*math.Pow(r.float(), 2))]
 		}
 		for m := range ws.minors {
-			c := newCreator(r, "cr_"+hex12(mix(uint64(i*3+m)^salt^0x68e31da4^1<<46)))
+			c := newCreator(r, "cr_"+hexID(mix(uint64(i*3+m)^salt^0x68e31da4^1<<46)))
 			switch m {
 			case 0:
 				c.age = int(r.between(9, 12))
@@ -167,7 +167,7 @@ func buildWorld(cfg *Config) *world {
 		ws.campaigns = make([]campaign, ncamp)
 		for c := range ws.campaigns {
 			camp := campaign{
-				id:       "cmp_" + hex12(mix(uint64(i)<<24|uint64(c)^salt^0x27d4eb2f)),
+				id:       "cmp_" + hexID(mix(uint64(i)<<24|uint64(c)^salt^0x27d4eb2f)),
 				industry: ws.industry,
 				platform: platforms.pick(r.float()),
 				cpm:      r.uniform(300, 2500),
@@ -302,7 +302,9 @@ func mix(x uint64) uint64 {
 	return x
 }
 
-func hex12(v uint64) string { return string(appendHex(nil, v, 12)) }
+// hexID returns a 10-hex-digit id (40 bits: no collision to speak of
+// among the millions of entities of the largest configs).
+func hexID(v uint64) string { return string(appendHex(nil, v, 10)) }
 
 func itoa(v int) string {
 	var b [20]byte

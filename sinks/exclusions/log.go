@@ -217,6 +217,8 @@ type Chain struct {
 	head     string
 	lastAcct []byte
 	entries  []entry
+	// strs interns the entries' repeated strings (see entry).
+	strs map[string]string
 
 	// hook, when set (tests), is called before the segment is published
 	// and fails the commit with the error it returns.
@@ -233,6 +235,25 @@ func (c *Chain) Head() string { return c.head }
 // none.
 func (c *Chain) Seq() int { return c.seq }
 
+// intern returns s, or an equal string appended before, so that the
+// buffered entries of a segment share one copy of each event type and
+// workspace id. The table is bounded; past it, strings are kept as given.
+func (c *Chain) intern(s string) string {
+	if t, ok := c.strs[s]; ok {
+		return t
+	}
+	if c.strs == nil {
+		c.strs = make(map[string]string)
+	}
+	if len(c.strs) < maxInterned {
+		c.strs[s] = s
+	}
+	return s
+}
+
+// maxInterned bounds a chain's intern table.
+const maxInterned = 1 << 14
+
 // Append buffers a copy of e; nothing is visible until Commit. The caller
 // may reuse e (and its Cell) afterwards. An entry without a reason, or whose
 // cell disagrees with it, is refused.
@@ -242,6 +263,7 @@ func (c *Chain) Append(e *pipeline.Exclusion) error {
 	}
 	en := entry{Exclusion: *e}
 	en.Cell = nil
+	en.EventType, en.WorkspaceID = c.intern(en.EventType), c.intern(en.WorkspaceID)
 	if en.DecidedAt == 0 {
 		en.DecidedAt = c.log.now().UnixMicro()
 	}
@@ -258,7 +280,7 @@ func (c *Chain) Append(e *pipeline.Exclusion) error {
 		}
 		cell.Reason, cell.WorkspaceID = e.Reason, en.WorkspaceID
 		cell.Dims = slices.Clone(cell.Dims)
-		en.cell, en.hasCell = cell, true
+		en.Cell = &cell
 	}
 	c.entries = append(c.entries, en)
 	return nil

@@ -120,10 +120,14 @@ type SegmentMeta struct {
 
 // entry is one buffered exclusion: the caller's strings (immutable) and a
 // private copy of its cell, if any (Exclusion.Cell is always nil).
+//
+// A chain buffers up to a segment's worth of entries (the pipeline's
+// segment_entries, 100 000 by default) per partition, so an entry is kept
+// small: a record-level entry has no cell (Cell nil), and its repeated
+// strings (event type, workspace id) are shared through the chain's intern
+// table rather than held once per entry.
 type entry struct {
 	pipeline.Exclusion
-	cell    pipeline.CellExclusion
-	hasCell bool
 }
 
 // encoder writes segments. Not safe for concurrent use.
@@ -225,7 +229,7 @@ func (enc *encoder) record(schema *arrow.Schema, entries []entry) arrow.Record {
 		reason.add(e.Reason.String())
 		policy.add(e.PolicyVersion)
 		decided.Append(arrow.Timestamp(e.DecidedAt))
-		if !e.hasCell {
+		if e.Cell == nil {
 			dataset.add("")
 			wStart.AppendNull()
 			wEnd.AppendNull()
@@ -235,7 +239,7 @@ func (enc *encoder) record(schema *arrow.Schema, entries []entry) arrow.Record {
 			wss.AppendNull()
 			continue
 		}
-		c := &e.cell
+		c := e.Cell
 		dataset.add(c.Dataset)
 		wStart.Append(arrow.Timestamp(c.Window.Start))
 		wEnd.Append(arrow.Timestamp(c.Window.End))

@@ -1,0 +1,115 @@
+// Command deid-bench is the end-to-end benchmark behind `make bench`
+// (scripts/bench.sh builds it and runs it): deid in file mode, the same job
+// as DuckDB SQL, and the decode limit, on one cached seeded input, several
+// runs each, alternating. It prints a table of medians with min–max and
+// writes the figures as JSON under bench/results/ so runs can be compared.
+//
+//	deid-bench [flags]                 run the benchmark
+//	deid-bench decode-limit FILE...    read and decode FILEs, nothing else
+//	                                   (the benchmark runs this as a child)
+//
+// It is a separate binary, not a deid subcommand, so deid ships nothing of
+// the benchmark, and so that the decode limit runs as its own process,
+// measured (CPU time, peak RSS) exactly as deid and DuckDB are.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/mya/deid/internal/bench"
+	"github.com/mya/deid/internal/gen"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "decode-limit" {
+		if err := decodeLimit(ctx, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "deid-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "deid-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func decodeLimit(ctx context.Context, files []string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("decode-limit: name the input files")
+	}
+	c, err := bench.DecodeLimit(ctx, files)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(c)
+}
+
+func run(ctx context.Context, args []string) error {
+	g := gen.DefaultConfig()
+	g.Events, g.Partitions = 2_000_000, 2
+	cfg := bench.Config{Reps: 3, Threads: 2, CacheDir: ".cache/bench", ResultsDir: "bench/results",
+		Deid: "bin/deid", Python: ".cache/venv/bin/python", Script: "scripts/bench_duckdb.py",
+		Region: "transforms/aggregate/region.csv", Lenient: true}
+	fs := flag.NewFlagSet("deid-bench", flag.ContinueOnError)
+	fs.IntVar(&g.Events, "events", g.Events, "events in the generated input")
+	fs.IntVar(&g.Partitions, "partitions", g.Partitions, "partitions (files) of the input; deid runs one worker each")
+	fs.Int64Var(&g.Seed, "seed", g.Seed, "generator seed")
+	fs.IntVar(&g.Workspaces, "workspaces", g.Workspaces, "workspaces in the generated input")
+	fs.IntVar(&g.Days, "days", g.Days, "days of event time in the generated input")
+	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "runs of each contender")
+	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "DuckDB threads")
+	fs.StringVar(&cfg.CacheDir, "cache", cfg.CacheDir, "directory of generated inputs")
+	fs.StringVar(&cfg.ResultsDir, "results", cfg.ResultsDir, "directory of result JSON files")
+	fs.StringVar(&cfg.WorkDir, "work", "", "directory for the runs' outputs (default: the system's temporary directory)")
+	fs.StringVar(&cfg.Deid, "deid", cfg.Deid, "deid binary")
+	fs.StringVar(&cfg.AltDeid, "deid-alt", "", "another deid binary (a patched build) to run alternating with --deid")
+	fs.StringVar(&cfg.Python, "python", cfg.Python, "Python with duckdb (scripts/pyenv.sh makes .cache/venv)")
+	fs.StringVar(&cfg.Script, "script", cfg.Script, "the DuckDB side of the benchmark")
+	fs.StringVar(&cfg.Region, "region", cfg.Region, "deid's country → continent table")
+	fs.BoolVar(&cfg.SkipDuckDB, "skip-duckdb", false, "leave DuckDB out")
+	fs.BoolVar(&cfg.Lenient, "lenient", cfg.Lenient, "also time DuckDB reading fields typed (its fastest idiom)")
+	fs.IntVar(&cfg.Scale, "memory-scale", 0, "also run deid once on this many times the events (same workspaces and days) to show peak RSS growth, e.g. 10")
+	fs.StringVar(&cfg.Note, "note", "", "free text recorded with the results")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Self, cfg.Gen = self, g
+	if cfg.AltDeid != "" {
+		if cfg.AltDeid, err = filepath.Abs(cfg.AltDeid); err != nil {
+			return err
+		}
+	}
+	for _, p := range []*string{&cfg.Deid, &cfg.Python, &cfg.Script, &cfg.Region} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(cfg.Deid); err != nil {
+		return fmt.Errorf("deid binary: %w (run make build)", err)
+	}
+	if !cfg.SkipDuckDB {
+		if _, err := os.Stat(cfg.Python); err != nil {
+			return fmt.Errorf("python: %w (run scripts/pyenv.sh, or pass --skip-duckdb)", err)
+		}
+	}
+	_, err = bench.Run(ctx, cfg, os.Stdout)
+	return err
+}

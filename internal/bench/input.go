@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/mya/deid/internal/gen"
+)
+
+// Input is a generated benchmark input: one NDJSON file per partition and
+// the settings file, in one directory.
+type Input struct {
+	// Dir holds the files.
+	Dir string `json:"dir"`
+	// Events are the event files, one per partition.
+	Events []string `json:"events"`
+	// Settings is the settings file.
+	Settings string `json:"settings"`
+	// Lines is the number of event lines; Bytes their size on disk.
+	Lines int64 `json:"lines"`
+	Bytes int64 `json:"bytes"`
+	// Workspaces and Days are the generator's.
+	Workspaces int   `json:"workspaces"`
+	Days       int   `json:"days"`
+	Seed       int64 `json:"seed"`
+	Partitions int   `json:"partitions"`
+	// Fingerprint identifies the generator's output; the cache is
+	// rebuilt when it changes.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// MeanEventBytes is the mean size of an event line, newline included.
+func (in *Input) MeanEventBytes() float64 {
+	if in.Lines == 0 {
+		return 0
+	}
+	return float64(in.Bytes) / float64(in.Lines)
+}
+
+// stampName is the file, beside the input, that records it once complete.
+const stampName = "input.json"
+
+// Prepare returns the input cfg describes, generating it under cacheDir
+// unless a complete copy from the same generator is already there. The
+// directory is named after cfg, so inputs of several sizes coexist; a
+// generator change (a different fingerprint) regenerates it.
+func Prepare(cacheDir string, cfg gen.Config, logf func(string, ...any)) (*Input, error) {
+	fp, err := Fingerprint(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cacheDir, fmt.Sprintf("seed%d-events%d-p%d-ws%d-days%d", cfg.Seed, cfg.Events,
+		cfg.Partitions, cfg.Workspaces, cfg.Days))
+	stamp := filepath.Join(dir, stampName)
+	if b, err := os.ReadFile(stamp); err == nil {
+		var in Input
+		if json.Unmarshal(b, &in) == nil && in.Fingerprint == fp && in.complete() {
+			return &in, nil
+		}
+		logf("bench: the cached input in %s is from another generator; regenerating", dir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	logf("bench: generating %d events in %d partitions into %s (once; cached)", cfg.Events, cfg.Partitions, dir)
+	os.Remove(stamp)
+	st, err := gen.WriteFiles(dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := &Input{Dir: dir, Settings: filepath.Join(dir, gen.SettingsFileName), Lines: st.Events,
+		Workspaces: cfg.Workspaces, Days: cfg.Days, Seed: cfg.Seed, Partitions: cfg.Partitions, Fingerprint: fp}
+	for p := range cfg.Partitions {
+		f := filepath.Join(dir, gen.EventsFileName(p, cfg.Gzip))
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		in.Events = append(in.Events, f)
+		in.Bytes += fi.Size()
+	}
+	b, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(stamp, b, 0o644); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// complete tells whether every file of the input is there with its size.
+func (in *Input) complete() bool {
+	var size int64
+	for _, f := range append([]string{in.Settings}, in.Events...) {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return false
+		}
+		if f != in.Settings {
+			size += fi.Size()
+		}
+	}
+	return size == in.Bytes && len(in.Events) == in.Partitions
+}
+
+// Fingerprint hashes a small sample of cfg's generator, so that a change
+// to the generator (its vocabulary, sizes or hazards) is noticed and the
+// cached input rebuilt.
+func Fingerprint(cfg gen.Config) (string, error) {
+	small := cfg
+	small.Events, small.Gzip = 4000, false
+	h := &hashWriter{h: sha256.New()}
+	if _, err := gen.Generate(small, h); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h.h, "%d/%d/%d/%d/%d", cfg.Seed, cfg.Events, cfg.Partitions, cfg.Workspaces, cfg.Days)
+	return hex.EncodeToString(h.h.Sum(nil)[:8]), nil
+}
+
+type hashWriter struct {
+	h interface {
+		Write([]byte) (int, error)
+		Sum([]byte) []byte
+	}
+}
+
+func (w *hashWriter) Event(p int, key, line []byte) error {
+	fmt.Fprintf(w.h, "%d:", p)
+	w.h.Write(line)
+	return nil
+}
+
+func (w *hashWriter) Setting(key, line []byte) error {
+	w.h.Write(line)
+	return nil
+}

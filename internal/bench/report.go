@@ -1,0 +1,138 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// labels are the contenders' names in the table, in table order.
+var labels = []struct{ key, label string }{
+	{Deid, "deid (file mode)"},
+	{DeidAlt, "deid, other build"},
+	{DuckDB, "DuckDB (same SQL semantics)"},
+	{DuckDBLenient, "DuckDB (typed read)"},
+	{DecodeLimitC, "decode limit"},
+}
+
+// Print writes res as a table: medians with [min–max].
+func Print(w io.Writer, res *Result) {
+	in := res.Input
+	fmt.Fprintf(w, "\ndeid bench: %s events in %d partitions (%.0f B/event, %.0f MB), %d workspaces over %d days, seed %d\n",
+		group(in.Lines), in.Partitions, in.MeanEventBytes(), float64(in.Bytes)/1e6, in.Workspaces, in.Days, in.Seed)
+	fmt.Fprintf(w, "%d runs each, alternating; median [min–max]; %d CPUs; load %.1f → %.1f\n\n", res.Reps,
+		res.Host.CPUs, res.Host.LoadStart, res.Host.LoadEnd)
+	fmt.Fprintf(w, "%-29s %-20s %-20s %-17s %-17s %-9s %s\n", "", "events/s (M)", "events/CPU-s (M)", "MB/s",
+		"peak RSS (MiB)", "CPU util", "contention")
+	for _, l := range labels {
+		f, ok := res.Contenders[l.key]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "%-29s %-20s %-20s %-17s %-17s %-9s %s\n", l.label, mspread(f.EventsPerSec, 1e6),
+			mspread(f.EventsPerCPUSec, 1e6), mspread(f.MBPerSec, 1), mspread(f.PeakRSSMB, 1),
+			fmt.Sprintf("%.2f", f.CPUUtilization.Median), pct(f.Contention.Median))
+	}
+	fmt.Fprintf(w, "%-29s %s\n\n", "deid (Kafka mode)", res.Kafka.Note)
+	keys := make([]string, 0, len(res.Ratios))
+	for k := range res.Ratios {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r := res.Ratios[k]
+		name := "deid / " + label(strings.TrimPrefix(k, "deid_vs_"))
+		if k == DeidAlt+"_vs_deid" {
+			name = "other build / deid"
+		}
+		fmt.Fprintf(w, "%-37s %s throughput, %s per CPU-second\n", name+":", xspread(r.Wall), xspread(r.CPU))
+	}
+	fmt.Fprintln(w, "\ntargets (this run's medians; information, never a failure):")
+	for _, t := range res.Targets {
+		mark := "no "
+		if t.Met {
+			mark = "yes"
+		}
+		fmt.Fprintf(w, "  %s  %-58s %.2f (want ≥ %.2f)\n", mark, t.Name, t.Got, t.Want)
+	}
+	if len(res.Equivalence) > 0 {
+		printEquivalence(w, res.Equivalence)
+	}
+	if m := res.Memory; m != nil {
+		fmt.Fprintf(w, "\nmemory: %s events → %.0f MiB peak; %s events (×%d, same workspaces and days) → %.0f MiB (×%.2f), %.1f s wall, %.1f s CPU\n",
+			group(m.BaseEvents), m.BaseRSSMB, group(m.BigEvents), m.Scale, m.BigRSSMB, m.BigRSSMB/m.BaseRSSMB,
+			m.BigWall, m.BigCPU)
+	}
+}
+
+func printEquivalence(w io.Writer, raw json.RawMessage) {
+	var eq struct {
+		Datasets map[string]struct {
+			Deid      int64 `json:"deid_level0_rows"`
+			Duck      int64 `json:"duckdb_cells"`
+			Equal     int64 `json:"equal"`
+			Differ    int64 `json:"measures_differ"`
+			DeidOnly  int64 `json:"deid_only"`
+			DuckOnly  int64 `json:"duckdb_only"`
+			Dominance int64 `json:"duckdb_only_failing_dominance_or_p"`
+		} `json:"datasets"`
+		Unexplained int64 `json:"unexplained"`
+	}
+	if err := json.Unmarshal(raw, &eq); err != nil {
+		fmt.Fprintf(w, "\nequivalence: unreadable check: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "\nequivalence (deid's level-0 rows against DuckDB's cells with ≥ k workspaces and ≥ k creators/users):")
+	names := make([]string, 0, len(eq.Datasets))
+	for n := range eq.Datasets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		d := eq.Datasets[n]
+		fmt.Fprintf(w, "  %-17s deid %d level-0 rows, %d equal to DuckDB's (%d differ, %d deid only); DuckDB %d cells, %d more, of which %d fail dominance or p%%\n",
+			n, d.Deid, d.Equal, d.Differ, d.DeidOnly, d.Duck, d.DuckOnly, d.Dominance)
+	}
+	verdict := "every difference explained"
+	if eq.Unexplained != 0 {
+		verdict = fmt.Sprintf("%d UNEXPLAINED differences (see the JSON)", eq.Unexplained)
+	}
+	fmt.Fprintf(w, "  %s\n", verdict)
+}
+
+func label(key string) string {
+	for _, l := range labels {
+		if l.key == key {
+			return l.label
+		}
+	}
+	return key
+}
+
+// mspread formats a spread divided by unit: "1.23 [1.10–1.30]".
+func mspread(s Spread, unit float64) string {
+	f := "%.2f [%.2f–%.2f]"
+	if s.Median/unit >= 100 {
+		f = "%.0f [%.0f–%.0f]"
+	}
+	return fmt.Sprintf(f, s.Median/unit, s.Min/unit, s.Max/unit)
+}
+
+func xspread(s Spread) string {
+	return fmt.Sprintf("%.2f× [%.2f–%.2f]", s.Median, s.Min, s.Max)
+}
+
+// group writes n with thousands separators.
+func group(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
