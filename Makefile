@@ -59,8 +59,9 @@ staticcheck: $(STATICCHECK)
 
 ## bench: deid vs DuckDB vs the decode limit on a cached 2 M-event input
 ## (scripts/bench.sh; JSON under bench/results/). Measured, never asserted.
+## Flags for deid-bench: BENCH_ARGS="--reps 5 --partitions 1 --deid-alt /tmp/deid".
 bench:
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 ## bench-stages: the per-stage Go benchmarks, with allocations.
 bench-stages:

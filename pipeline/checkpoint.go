@@ -183,8 +183,8 @@ func (s *Checkpoints) writeBytes(path string, b []byte) error {
 func snapWindow(ow *openWindow, withSeen bool) windowSnap {
 	ws := windowSnap{W: ow.w, Partials: make([]*partialSnap, len(ow.partials))}
 	if withSeen {
-		ws.Seen = make([]dedupKey, 0, len(ow.seen))
-		for k := range ow.seen {
+		ws.Seen = make([]dedupKey, 0, ow.seen.Len())
+		for k := range ow.seen.All {
 			ws.Seen = append(ws.Seen, k)
 		}
 		slices.SortFunc(ws.Seen, func(a, b dedupKey) int { return bytes.Compare(a[:], b[:]) })
@@ -218,9 +218,9 @@ func snapPartial(p *Partial) *partialSnap {
 
 // restore rebuilds a window's state from its checkpoint form.
 func (ws *windowSnap) restore() *openWindow {
-	ow := &openWindow{w: ws.W, seen: make(map[dedupKey]struct{}, len(ws.Seen)), partials: make([]*Partial, len(ws.Partials))}
+	ow := &openWindow{w: ws.W, seen: newDedupSet(len(ws.Seen)), partials: make([]*Partial, len(ws.Partials))}
 	for _, k := range ws.Seen {
-		ow.seen[k] = struct{}{}
+		ow.seen.Add(k)
 	}
 	for i, ps := range ws.Partials {
 		if ps == nil {

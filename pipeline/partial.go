@@ -85,6 +85,8 @@ type Partial struct {
 	Cells   map[CellKey]map[Pseudonym]*Contribution
 	// Events is the number of events contributed into this partial.
 	Events int64
+	// slab allocates the partial's contributions (NewContribution).
+	slab contribSlab
 }
 
 // NewPartial returns an empty partial.
@@ -92,19 +94,21 @@ func NewPartial(dataset string, w Window) *Partial {
 	return &Partial{Dataset: dataset, Window: w, Cells: make(map[CellKey]map[Pseudonym]*Contribution)}
 }
 
-// Merge adds every contribution of o into p (same dataset and window).
+// Merge adds every contribution of o into p (same dataset and window). It
+// moves o's cells and contributions into p where p has none of its own
+// rather than copying them: o must not be used afterwards.
 func (p *Partial) Merge(o *Partial) {
 	for key, byWS := range o.Cells {
 		dst := p.Cells[key]
 		if dst == nil {
-			dst = make(map[Pseudonym]*Contribution, len(byWS))
-			p.Cells[key] = dst
+			p.Cells[key] = byWS
+			continue
 		}
 		for ws, c := range byWS {
 			if d := dst[ws]; d != nil {
 				d.Merge(c)
 			} else {
-				dst[ws] = c.Clone()
+				dst[ws] = c
 			}
 		}
 	}

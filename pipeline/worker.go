@@ -24,7 +24,7 @@ type openWindow struct {
 	w Window
 	// seen holds the keys of every well-formed, non-late event_id of the
 	// window in this partition, whatever became of the record.
-	seen map[dedupKey]struct{}
+	seen *dedupSet
 	// partials holds one partial per aggregator, nil until it gets an event.
 	partials []*Partial
 }
@@ -79,10 +79,16 @@ type worker struct {
 	maxSeen   int64
 	closedEnd int64
 	windows   map[int64]*openWindow
-	acct      PartitionAccounting
-	pending   int
-	ev        Event
-	exc       Exclusion
+	// seenHint sizes a new window's dedup set: the size of the last one
+	// closed, since a partition's windows tend to be alike.
+	seenHint int
+	acct     PartitionAccounting
+	pending  int
+	ev       Event
+	exc      Exclusion
+	// batchNow is the processing time of the current batch, read once
+	// per batch: the reference of max_future_skew and decision times.
+	batchNow int64
 }
 
 // resume restores the partition's checkpoint, if any, rolls its exclusion
@@ -193,6 +199,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 		}
 		batch, err := w.reader.Next(readCtx)
 		cancel()
+		w.batchNow = w.now().UnixMicro()
 		for i := range batch {
 			if perr := w.process(&batch[i]); perr != nil {
 				return fmt.Errorf("partition %s: %w", id, perr)
@@ -267,7 +274,7 @@ func (w *worker) process(rec *Record) error {
 		}
 		return w.deadLetter(rec, me)
 	}
-	if ev.OccurredAt > w.now().Add(w.cfg.MaxFutureSkew).UnixMicro() {
+	if ev.OccurredAt > w.batchNow+w.cfg.MaxFutureSkew.Microseconds() {
 		return w.deadLetter(rec, &MalformedError{Code: "future_timestamp", Field: "occurred_at",
 			Detail: "more than max_future_skew ahead of the processing time"})
 	}
@@ -295,15 +302,14 @@ func (w *worker) gate(rec *Record, ev *Event) (Reason, error) {
 	}
 	ow := w.windows[win.Start]
 	if ow == nil {
-		ow = &openWindow{w: win, seen: map[dedupKey]struct{}{}, partials: make([]*Partial, len(w.st.Aggregators))}
+		ow = &openWindow{w: win, seen: newDedupSet(w.seenHint), partials: make([]*Partial, len(w.st.Aggregators))}
 		w.windows[win.Start] = ow
 	}
 	sum := sha256.Sum256(ev.EventID)
 	key := dedupKey(sum[:16])
-	if _, dup := ow.seen[key]; dup {
+	if !ow.seen.Add(key) {
 		return ReasonDuplicate, nil
 	}
-	ow.seen[key] = struct{}{}
 	if ev.Kind == KindMessage {
 		return ReasonMessageContent, nil
 	}
@@ -345,7 +351,7 @@ func (w *worker) exclude(rec *Record, ev *Event, reason Reason) error {
 	w.acct.Excluded[reason.String()]++
 	w.exc = Exclusion{EventID: string(ev.EventID), EventType: string(ev.EventType), WorkspaceID: string(ev.WorkspaceID),
 		Pos: rec.Pos, OccurredAt: ev.OccurredAt, Reason: reason, PolicyVersion: w.cfg.PolicyVersion,
-		DecidedAt: w.now().UnixMicro()}
+		DecidedAt: w.batchNow}
 	if err := w.chain.Append(&w.exc); err != nil {
 		return fmt.Errorf("exclusion log at %s: %w", rec.Pos, err)
 	}
@@ -371,6 +377,7 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 		if ow.w.End <= end {
 			closed = append(closed, ow)
 			delete(w.windows, start)
+			w.seenHint = ow.seen.Len()
 		}
 	}
 	slices.SortFunc(closed, func(a, b *openWindow) int { return cmpInt64(a.w.Start, b.w.Start) })
@@ -426,7 +433,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	}
 	var keys int64
 	for _, ow := range w.windows {
-		keys += int64(len(ow.seen))
+		keys += int64(ow.seen.Len())
 	}
 	ps.DedupKeys.Store(keys)
 	if w.ckpt == nil {

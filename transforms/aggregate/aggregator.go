@@ -147,7 +147,7 @@ func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Ps
 	}
 	c := byWS[ws]
 	if c == nil {
-		c = pipeline.NewContribution(len(a.sums), len(a.sets))
+		c = p.NewContribution(len(a.sums), len(a.sets))
 		byWS[ws] = c
 	}
 	var ok bool
