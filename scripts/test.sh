@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/kafka-local.sh start
-trap 'bash scripts/kafka-local.sh stop || true' EXIT
+# Stop the broker afterwards only if this script started it.
+if ! bash scripts/kafka-local.sh status >/dev/null 2>&1; then
+  bash scripts/kafka-local.sh start
+  trap 'bash scripts/kafka-local.sh stop || true' EXIT
+fi
 eval "$(bash scripts/kafka-local.sh env)"
 export DEID_REQUIRE_KAFKA=1
 
