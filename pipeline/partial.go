@@ -59,13 +59,6 @@ func (c *Contribution) Merge(o *Contribution) {
 	c.Overflow = c.Overflow || o.Overflow
 }
 
-// Clone returns a deep copy of c.
-func (c *Contribution) Clone() *Contribution {
-	d := NewContribution(len(c.Sums), len(c.Sets))
-	d.Merge(c)
-	return d
-}
-
 // AddInt64 returns a+b and whether it did not overflow.
 func AddInt64(a, b int64) (int64, bool) {
 	s := a + b

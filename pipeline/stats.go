@@ -24,10 +24,8 @@ type Stats struct {
 	// Partitions is the number of partitions being worked now.
 	Partitions atomic.Int64
 
-	PublishCount   atomic.Int64
-	PublishNanos   atomic.Int64
-	WithdrawnRows  atomic.Int64
-	SuppressedCell atomic.Int64
+	PublishCount atomic.Int64
+	PublishNanos atomic.Int64
 
 	mu    sync.Mutex
 	parts map[PartitionID]*PartitionStats
@@ -45,11 +43,10 @@ type PartitionStats struct {
 	// HighWater is the source's high-water mark, when it reports one (Kafka).
 	HighWater atomic.Int64
 	// StateBytes is the size of the partition's last checkpoint.
-	StateBytes       atomic.Int64
-	Checkpoints      atomic.Int64
-	CheckpointNanos  atomic.Int64
-	DedupKeys        atomic.Int64
-	HandedOverUnpubl atomic.Int64
+	StateBytes      atomic.Int64
+	Checkpoints     atomic.Int64
+	CheckpointNanos atomic.Int64
+	DedupKeys       atomic.Int64
 }
 
 // Partition returns the counters of partition id, creating them.
