@@ -142,7 +142,12 @@ background.threads=2
 num.recovery.threads.per.data.dir=1
 log.cleaner.threads=1
 EOF
-	cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+	# A KRaft cluster id is 16 random bytes in URL-safe base64. One that
+	# starts with '-' would be read by kafka-storage as an option: draw again.
+	cluster_id=-
+	while [ "${cluster_id#-}" != "$cluster_id" ]; do
+		cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+	done
 	local java_opts=(-Xms128m "-Xmx$HEAP" -XX:+UseSerialGC -Djava.awt.headless=true
 		"-Dkafka.logs.dir=$LOGDIR" "-Dlog4j2.configurationFile=$ROOT/scripts/kafka/log4j2.properties")
 	if ! java "${java_opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
