@@ -110,8 +110,10 @@ func (s *dedupSet) home(k dedupKey) int {
 // put stores k in the first free slot along its probe sequence, unless it
 // finds k first; it reports whether it stored k. The table is never full.
 func (s *dedupSet) put(k dedupKey) bool {
-	n := len(s.buckets)
-	for b := s.home(k); ; b = (b + 1) % n {
+	for b := s.home(k); ; b++ {
+		if b == len(s.buckets) {
+			b = 0
+		}
 		bk := &s.buckets[b]
 		for i := range bk {
 			switch bk[i] {

@@ -80,6 +80,8 @@ type Partial struct {
 	Events int64
 	// slab allocates the partial's contributions (NewContribution).
 	slab contribSlab
+	// index is the aggregators' fast path into Cells (cellindex.go).
+	index *cellIndex
 }
 
 // NewPartial returns an empty partial.
@@ -91,6 +93,7 @@ func NewPartial(dataset string, w Window) *Partial {
 // moves o's cells and contributions into p where p has none of its own
 // rather than copying them: o must not be used afterwards.
 func (p *Partial) Merge(o *Partial) {
+	p.dropIndex()
 	for key, byWS := range o.Cells {
 		dst := p.Cells[key]
 		if dst == nil {

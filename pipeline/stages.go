@@ -13,8 +13,9 @@ type PartitionReader interface {
 	// Next returns the next batch of records, in position order. It blocks
 	// until at least one record is available, ctx is done (ctx.Err()), or
 	// the input ends (io.EOF, with no records). The batch and the records'
-	// Values are owned by the reader and valid until the next call to Next.
-	// Not safe for concurrent use.
+	// Values are owned by the reader and valid until the second call to Next
+	// after the one that returned them: the worker decodes one batch while
+	// it gates the one before. Not safe for concurrent use.
 	Next(ctx context.Context) ([]Record, error)
 	// Close releases the partition. Safe to call more than once.
 	Close() error

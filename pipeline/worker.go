@@ -84,7 +84,6 @@ type worker struct {
 	seenHint int
 	acct     PartitionAccounting
 	pending  int
-	ev       Event
 	exc      Exclusion
 	// batchNow is the processing time of the current batch, read once
 	// per batch: the reference of max_future_skew and decision times.
@@ -180,9 +179,10 @@ func kindAggregators(aggs []Aggregator) [4]int {
 	return k
 }
 
-// run reads the partition until its end (files), until stop is done (a
+// run works the partition until its end (files), until stop is done (a
 // shutdown or the end of a Kafka generation: it then checkpoints and
 // returns nil), or until ctx is done (an abort: it returns ctx's error).
+// Its reader goroutine reads and decodes one batch ahead (ahead.go).
 func (w *worker) run(ctx, stop context.Context) error {
 	id := w.id()
 	if err := w.handOverAgain(ctx); err != nil {
@@ -190,28 +190,53 @@ func (w *worker) run(ctx, stop context.Context) error {
 	}
 	w.lastCheckpoint = w.now()
 	ps := w.stats.Partition(id)
-	hw, _ := w.reader.(HighWaterMarker)
 	reported := w.snapshot()
+
+	full, free := make(chan *ahead, aheadBatches), make(chan *ahead, aheadBatches)
+	for range aheadBatches {
+		free <- &ahead{}
+	}
+	readStop, stopReading := context.WithCancel(stop)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		w.readAhead(ctx, readStop, full, free)
+	}()
+	// The reader goroutine has stopped using the reader when run returns.
+	defer func() { stopReading(); <-readDone }()
+
 	for {
-		readCtx, cancel := stop, context.CancelFunc(func() {})
-		if w.streaming {
-			readCtx, cancel = context.WithTimeout(stop, w.cfg.IdleTimeout)
+		var b *ahead
+		select {
+		case b = <-full:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		batch, err := w.reader.Next(readCtx)
-		cancel()
-		w.batchNow = w.now().UnixMicro()
+		if b == nil {
+			// The reader goroutine stopped between batches: stop or abort.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if cerr := w.checkpoint(ctx); cerr != nil {
+				return fmt.Errorf("partition %s: checkpoint at stop: %w", id, cerr)
+			}
+			return nil
+		}
+		batch, err := b.recs, b.err
+		w.batchNow = b.now
 		for i := range batch {
-			if perr := w.process(&batch[i]); perr != nil {
+			if perr := w.process(&batch[i], &b.evs[i], b.bad[i]); perr != nil {
 				return fmt.Errorf("partition %s: %w", id, perr)
 			}
 			w.next = batch[i].Pos.Offset + 1
 		}
+		if b.highWater >= 0 {
+			ps.HighWater.Store(b.highWater)
+		}
+		free <- b // done with it: the reader goroutine may fill it again
 		w.publishStats(&reported)
 		ps.Records.Add(int64(len(batch)))
 		ps.Next.Store(w.next)
-		if hw != nil {
-			ps.HighWater.Store(hw.HighWaterMark())
-		}
 		switch {
 		case errors.Is(err, io.EOF):
 			// At end of input every open window closes (SPEC §5).
@@ -225,7 +250,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 				return fmt.Errorf("partition %s: checkpoint at stop: %w", id, cerr)
 			}
 			return nil
-		case err != nil && errors.Is(err, context.DeadlineExceeded) && w.streaming && len(batch) == 0:
+		case err != nil && w.continues(stop, err, len(batch)):
 			// A quiet partition must not hold windows open forever: its
 			// watermark follows processing time (SPEC §5 idle_timeout).
 			if now := w.now().UnixMicro(); now > w.maxSeen {
@@ -255,8 +280,9 @@ func (w *worker) bound() int64 {
 	return wm - mod(wm, w.cfg.Window.Microseconds())
 }
 
-// process gives one record its disposition.
-func (w *worker) process(rec *Record) error {
+// process gives one record its disposition. The reader goroutine decoded
+// it into ev, or found it malformed (bad).
+func (w *worker) process(rec *Record, ev *Event, bad *MalformedError) error {
 	a := &w.acct
 	a.Read++
 	if a.FirstOffset < 0 {
@@ -266,13 +292,8 @@ func (w *worker) process(rec *Record) error {
 	if rec.Err != nil {
 		return w.deadLetter(rec, rec.Err)
 	}
-	ev := &w.ev
-	if err := w.dec.Decode(rec.Value, ev); err != nil {
-		var me *MalformedError
-		if !errors.As(err, &me) {
-			me = &MalformedError{Code: "invalid_value", Detail: err.Error()}
-		}
-		return w.deadLetter(rec, me)
+	if bad != nil {
+		return w.deadLetter(rec, bad)
 	}
 	if ev.OccurredAt > w.batchNow+w.cfg.MaxFutureSkew.Microseconds() {
 		return w.deadLetter(rec, &MalformedError{Code: "future_timestamp", Field: "occurred_at",
@@ -378,6 +399,11 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 			closed = append(closed, ow)
 			delete(w.windows, start)
 			w.seenHint = ow.seen.Len()
+			for _, p := range ow.partials {
+				if p != nil {
+					p.dropIndex() // no event is added to it any more
+				}
+			}
 		}
 	}
 	slices.SortFunc(closed, func(a, b *openWindow) int { return cmpInt64(a.w.Start, b.w.Start) })

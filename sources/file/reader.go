@@ -36,11 +36,15 @@ type Reader struct {
 	err error
 
 	// arena holds the bytes of the current batch's records, recs the batch
-	// and ends the end of each record's Value in arena; all three are reused
-	// from batch to batch.
-	arena []byte
-	recs  []pipeline.Record
-	ends  []int
+	// and ends the end of each record's Value in arena; all three are reused.
+	// The previous batch's arena and records are kept aside (spareArena,
+	// spareRecs) and reused by the batch after: a batch stays valid while
+	// the next one is read (pipeline.PartitionReader).
+	arena      []byte
+	recs       []pipeline.Record
+	ends       []int
+	spareArena []byte
+	spareRecs  []pipeline.Record
 }
 
 // readBufferSize is the size of the buffer lines are read through.
@@ -115,8 +119,9 @@ func (r *Reader) SeekLine(next int64) error {
 // Next returns the next batch of at most BatchSize records, in line order.
 // It returns io.EOF, with no records, after the last line; a read or gzip
 // failure is returned after the records read before it. The batch and its
-// records' Values live in buffers the reader reuses: they are valid only
-// until the next call to Next, which overwrites them. ctx is checked between
+// records' Values live in buffers the reader reuses: they are valid until
+// the second call to Next after the one that returned them, which
+// overwrites them. ctx is checked between
 // batches (and while skipping to a resume point); a file read never blocks
 // for long.
 func (r *Reader) Next(ctx context.Context) ([]pipeline.Record, error) {
@@ -134,7 +139,9 @@ func (r *Reader) Next(ctx context.Context) ([]pipeline.Record, error) {
 			return nil, err
 		}
 	}
-	r.arena, r.recs, r.ends = r.arena[:0], r.recs[:0], r.ends[:0]
+	r.arena, r.spareArena = r.spareArena[:0], r.arena
+	r.recs, r.spareRecs = r.spareRecs[:0], r.recs
+	r.ends = r.ends[:0]
 	for len(r.recs) < r.batch && len(r.arena) < batchBytes {
 		start := len(r.arena)
 		n, err := r.readLine()

@@ -261,9 +261,22 @@ func TestBatchesAreBoundedAndTheirBuffersReused(t *testing.T) {
 			if string(firstValue) != `{"n":1,"pad":"p"}` {
 				t.Fatalf("first record = %q", firstValue)
 			}
-		} else if len(sizes) == 1 && &firstValue[0] != &batch[0].Value[0] {
-			// Documented: a previous batch's Values may be overwritten.
-			t.Error("the second batch did not reuse the first batch's arena")
+		} else {
+			// Documented: a batch stays valid while the next one is read,
+			// and the one after reuses its buffers.
+			switch len(sizes) {
+			case 1:
+				if string(firstValue) != `{"n":1,"pad":"p"}` {
+					t.Errorf("reading the second batch overwrote the first: %q", firstValue)
+				}
+				if &firstValue[0] == &batch[0].Value[0] {
+					t.Error("the second batch reuses the first batch's arena while the first is still valid")
+				}
+			case 2:
+				if &firstValue[0] != &batch[0].Value[0] {
+					t.Error("the third batch did not reuse the first batch's arena")
+				}
+			}
 		}
 		if c := cap(batch[0].Value); c != len(batch[0].Value) {
 			t.Errorf("a Value has spare capacity %d: appending to it would overwrite the next record", c)

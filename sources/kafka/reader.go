@@ -36,6 +36,10 @@ type partitionReader struct {
 
 	recs  []pipeline.Record
 	arena []byte
+	// spareRecs and spareArena hold the previous batch, which stays valid
+	// while this one is read; the next fetch reuses them.
+	spareRecs  []pipeline.Record
+	spareArena []byte
 	// keyed makes fetch keep keys too (the settings follower); msgs then
 	// holds the records instead of recs.
 	keyed  bool
@@ -233,12 +237,17 @@ func (r *partitionReader) dropConn() {
 // an error unless offset_out_of_range says otherwise: records are never
 // skipped silently.
 //
-// The batch and the records' Values are the reader's, valid until the next
-// call. Not safe for concurrent use.
+// The batch and the records' Values are the reader's, valid until the
+// second call to Next after the one that returned them. Not safe for
+// concurrent use.
 func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 	if r.closed {
 		return nil, r.errorf("reading a closed partition reader")
 	}
+	// The previous batch stays valid while this one is read: its buffers
+	// are set aside and this batch takes the ones before them.
+	r.arena, r.spareArena = r.spareArena, r.arena
+	r.recs, r.spareRecs = r.spareRecs, r.recs
 	for {
 		if r.end >= 0 && r.next >= r.end {
 			return nil, io.EOF

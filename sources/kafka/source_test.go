@@ -436,3 +436,41 @@ func TestAssignRespectsTheContext(t *testing.T) {
 		t.Errorf("Assign = %v, want the failure after the retry budget", err)
 	}
 }
+
+// The worker decodes a batch while it gates the one before, so a batch must
+// stay intact while the next one is read (PartitionReader's contract).
+func TestABatchStaysValidWhileTheNextIsRead(t *testing.T) {
+	c := kafkatest.Fake(t)
+	topic := kafkatest.Name(t, "events")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 1, false)
+	want := recsOf(produceInBatches(t, c.Brokers, topic, kafkatest.Values(0, "v", 200), 20))
+	cfg := testConfig(t, c, topic)
+	cfg.FetchMaxBytes = 1024 // many fetches, each filling the buffer
+	r := open(t, assign(t, newSource(t, cfg)), nil)[0]
+	ctx := ctxT(t)
+	var prev []pipeline.Record
+	var prevWant []rec
+	var got []rec
+	for len(got) < len(want) {
+		batch, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after %d records: %v", len(got), err)
+		}
+		// The previous batch, read again after this Next.
+		for i, p := range prev {
+			if string(p.Value) != prevWant[i].Value || p.Pos.Offset != prevWant[i].Offset {
+				t.Fatalf("reading a batch changed the one before: offset %d holds %q, want %q",
+					p.Pos.Offset, p.Value, prevWant[i].Value)
+			}
+		}
+		prevWant = prevWant[:0]
+		for _, b := range batch {
+			rc := rec{b.Pos.Partition, b.Pos.Offset, string(b.Value)}
+			got, prevWant = append(got, rc), append(prevWant, rc)
+		}
+		prev = batch
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}

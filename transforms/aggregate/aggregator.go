@@ -3,16 +3,13 @@ package aggregate
 import (
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 
 	"github.com/mya/deid/pipeline"
 )
 
 // Aggregator adds events into one dataset's partials (pipeline.Aggregator).
-// It is built once per dataset and is safe for concurrent use on different
-// partials: its only mutable state, the string intern table, is locked and
-// touched only when a new cell is created.
+// It is built once per dataset, is immutable, and is safe for concurrent use
+// on different partials.
 type Aggregator struct {
 	spec *pipeline.DatasetSpec
 	dims []dimReader
@@ -22,9 +19,6 @@ type Aggregator struct {
 	// sets holds, per set entity (like DatasetSpec.SetEntities), how to
 	// read its identifier.
 	sets []func(*pipeline.Event) []byte
-
-	mu     sync.Mutex
-	intern map[string]string
 }
 
 var _ pipeline.Aggregator = (*Aggregator)(nil)
@@ -37,10 +31,6 @@ type dimReader struct {
 	bucket *Buckets
 }
 
-// maxInterned bounds the intern table; past it new cell keys keep their
-// own strings (still correct, only less compact).
-const maxInterned = 1 << 16
-
 // New compiles spec into an aggregator: every field the spec names is
 // resolved in the field table now, so Add does no lookups by name. A
 // numeric dimension needs a *Buckets hierarchy, which labels its values.
@@ -52,7 +42,7 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("aggregate: dataset %s: %s", spec.Name, fmt.Sprintf(format, args...)))
 	}
-	a := &Aggregator{spec: spec, intern: map[string]string{}}
+	a := &Aggregator{spec: spec}
 	if len(spec.Kinds) == 0 {
 		fail("takes no event kind")
 	}
@@ -127,29 +117,21 @@ func (a *Aggregator) Spec() *pipeline.DatasetSpec { return a.spec }
 // Add aggregates ev into p under its level-0 cell, in the contribution of
 // workspace ws: one event, the sums (overflow-checked: an overflow marks the
 // contribution, which fails its cell closed) and the pseudonyms of the
-// other entities (an absent identifier adds nothing). Once the cell and the
-// contribution exist, Add allocates nothing unless an entity set grows.
+// other entities (an absent identifier adds nothing). The cell and the
+// contribution are found through the partial's index of the window's
+// values; once they exist, Add allocates nothing unless an entity set
+// grows.
 func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Pseudonym, pz *pipeline.Pseudonymizer) {
-	var key pipeline.CellKey
+	var ids pipeline.CellIDs
 	for i := range a.dims {
 		d := &a.dims[i]
 		if d.bucket != nil {
-			key[i] = d.bucket.Label(d.num(ev))
+			ids[i] = p.ValueID(i, d.bucket.Label(d.num(ev)), d.h)
 		} else {
-			key[i] = d.h.Generalize(d.str(ev), 0)
+			ids[i] = p.ValueID(i, d.str(ev), d.h)
 		}
 	}
-	byWS := p.Cells[key]
-	if byWS == nil {
-		key = a.internKey(key)
-		byWS = make(map[pipeline.Pseudonym]*pipeline.Contribution, 1)
-		p.Cells[key] = byWS
-	}
-	c := byWS[ws]
-	if c == nil {
-		c = p.NewContribution(len(a.sums), len(a.sets))
-		byWS[ws] = c
-	}
+	c := p.Contribution(&ids, ws, len(a.sums), len(a.sets))
 	var ok bool
 	if c.Events, ok = pipeline.AddInt64(c.Events, 1); !ok {
 		c.Overflow = true
@@ -166,24 +148,4 @@ func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Ps
 			c.Sets[i].Add(pz.Of(id))
 		}
 	}
-}
-
-// internKey replaces key's strings by shared copies, so that the many
-// cells of a window share one copy of each dimension value.
-func (a *Aggregator) internKey(key pipeline.CellKey) pipeline.CellKey {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for i := range a.dims {
-		if t, ok := a.intern[key[i]]; ok {
-			key[i] = t
-			continue
-		}
-		// A copy, so that a key never holds on to memory the event owns.
-		s := strings.Clone(key[i])
-		if len(a.intern) < maxInterned {
-			a.intern[s] = s
-		}
-		key[i] = s
-	}
-	return key
 }
