@@ -57,6 +57,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// HTTPAddr serves /metrics, /healthz and /readyz when set, e.g. ":9090".
 	HTTPAddr string `yaml:"http_addr"`
+	// MemoryLimit is a soft limit on the process's memory (Go's
+	// runtime/debug.SetMemoryLimit): the collector works harder as the heap
+	// nears it, so that resident memory follows the live state rather than
+	// twice it. 0 leaves Go's default (no limit, or GOMEMLIMIT).
+	MemoryLimit byteSize `yaml:"memory_limit"`
 	// StopAtEnd ends a Kafka run at the high-water marks seen at start
 	// (--stop-at-end; for bounded runs and benchmarks).
 	StopAtEnd bool `yaml:"-"`
@@ -150,6 +155,9 @@ func (c *Config) Validate() error {
 		add(dl.Validate())
 	default:
 		errs = append(errs, fmt.Errorf("mode: must be %q or %q (got %q)", modeFile, modeKafka, c.Mode))
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		errs = append(errs, fmt.Errorf("memory_limit: %s is below the 64MiB deid needs to run; raise it (e.g. 1GiB) or set 0 for no limit", c.MemoryLimit))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, e.g. 30s (got %s)", c.ShutdownTimeout))

@@ -18,8 +18,10 @@ func TestConfigs(t *testing.T) {
 			`consent.unknown_workspaces: must be "exclude" or "include"`,
 			"parquet.compression:",
 			"shutdown_timeout: must be positive",
+			"memory_limit: 1MiB is below the 64MiB",
 		},
-		"kafka.bad.yaml": {"kafka.brokers:", "settings_topic:", "state_dir:"},
+		"memory.bad.yaml": {`"lots" is not a size; write bytes or a number with a unit, e.g. 512MiB`},
+		"kafka.bad.yaml":  {"kafka.brokers:", "settings_topic:", "state_dir:"},
 	}
 	files, _ := filepath.Glob("../../testdata/config/*.yaml")
 	if len(files) < 5 {
@@ -51,5 +53,22 @@ func TestConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestByteSizes(t *testing.T) {
+	for in, want := range map[string]byteSize{
+		"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "2GiB": 2 << 30, "1.5 GiB": 3 << 29,
+		"10MB": 10_000_000, "3KiB": 3 << 10, "7B": 7,
+	} {
+		got, err := parseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1GiB", "1XB", "9e30"} {
+		if _, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) accepted", in)
+		}
 	}
 }

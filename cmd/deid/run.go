@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -157,6 +158,10 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	}
 	if resuming {
 		log.Info("resuming from checkpoints", zap.String("state_dir", cfg.StateDir))
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+		log.Info("soft memory limit set", zap.Stringer("memory_limit", cfg.MemoryLimit))
 	}
 	stats := &pipeline.Stats{}
 	b := &builder{cfg: cfg, key: key, log: log, stats: stats}
