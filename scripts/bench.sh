@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # bench.sh — `make bench`: deid in file mode against the same job as DuckDB
-# SQL and against the decode limit, on one cached seeded input (2 M events in
-# 2 partitions by default, generated once under .cache/bench/), 3 runs each,
+# SQL and against the decode limit, and deid in Kafka mode against a bare
+# kafka-go consumer, on one cached seeded input (2 M events in 2 partitions
+# by default, generated once under .cache/bench/), 3 runs each,
 # alternating. Prints medians with min–max and writes the figures as JSON
 # under bench/results/ (both git-ignored). It measures; it never fails on
 # time. Arguments go to deid-bench, e.g.:
 #
 #   scripts/bench.sh                          the default comparison
 #   scripts/bench.sh --reps 5 --events 4000000
-#   scripts/bench.sh --partitions 1 --skip-duckdb
+#   scripts/bench.sh --partitions 1 --skip-duckdb --skip-kafka
 #   scripts/bench.sh --memory-scale 10        also deid on 10× the events
 #   scripts/bench.sh --deid-alt /tmp/deid     a patched build, alternating
 #   scripts/bench.sh --help
+#
+# Kafka mode runs against the local broker of scripts/kafka-local.sh (on
+# 127.0.0.1, jars cached under .cache/kafka): this script starts it when it
+# is not running, and then stops it at the end; a broker that was already
+# running is left running. --skip-kafka leaves Kafka mode out, and
+# --brokers names another broker on 127.0.0.1 instead.
 #
 # DuckDB runs in .cache/venv (Python, PyPI wheels cached in .cache/pip):
 # scripts/pyenv.sh makes it when present; otherwise, or when its duckdb is
@@ -27,9 +34,13 @@ req="$root/scripts/requirements-bench.txt"
 python="${PYTHON:-python3}"
 
 skip_duckdb=false
+local_kafka=true
 for a in "$@"; do
-	[ "$a" = "--skip-duckdb" ] && skip_duckdb=true
-	[ "$a" = "--help" ] || [ "$a" = "-h" ] && skip_duckdb=true
+	case "$a" in
+	--skip-duckdb) skip_duckdb=true ;;
+	--skip-kafka | --brokers | --brokers=*) local_kafka=false ;;
+	--help | -h) skip_duckdb=true local_kafka=false ;;
+	esac
 done
 
 mkdir -p bin
@@ -56,4 +67,13 @@ if ! $skip_duckdb; then
 	fi
 fi
 
-exec bin/deid-bench "$@"
+if $local_kafka; then
+	# Stop the broker afterwards only if this script started it.
+	if ! bash scripts/kafka-local.sh status >/dev/null 2>&1; then
+		bash scripts/kafka-local.sh start
+		trap 'bash scripts/kafka-local.sh stop || true' EXIT
+	fi
+	eval "$(bash scripts/kafka-local.sh env)"
+fi
+
+bin/deid-bench "$@"

@@ -1,16 +1,23 @@
 // Command deid-bench is the end-to-end benchmark behind `make bench`
 // (scripts/bench.sh builds it and runs it): deid in file mode, the same job
-// as DuckDB SQL, and the decode limit, on one cached seeded input, several
+// as DuckDB SQL, the decode limit, and deid in Kafka mode against a bare
+// kafka-go consumer on a local broker, on one cached seeded input, several
 // runs each, alternating. It prints a table of medians with min–max and
 // writes the figures as JSON under bench/results/ so runs can be compared.
 //
 //	deid-bench [flags]                 run the benchmark
 //	deid-bench decode-limit FILE...    read and decode FILEs, nothing else
-//	                                   (the benchmark runs this as a child)
+//	deid-bench bare-consumer --brokers B --topic T --group G
+//	                                   read T to its end offsets, counting
+//	                                   records, nothing else
+//	deid-bench load-kafka --brokers B --prefix P --settings FILE EVENTS...
+//	                                   create topics P.* and produce the
+//	                                   input into them
 //
-// It is a separate binary, not a deid subcommand, so deid ships nothing of
-// the benchmark, and so that the decode limit runs as its own process,
-// measured (CPU time, peak RSS) exactly as deid and DuckDB are.
+// The benchmark runs the last three as children. It is a separate binary, not
+// a deid subcommand, so deid ships nothing of the benchmark, and so that the
+// decode limit and the bare consumer run as their own processes, measured
+// (CPU time, peak RSS) exactly as deid and DuckDB are.
 package main
 
 import (
@@ -22,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/mya/deid/internal/bench"
@@ -31,14 +39,20 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "decode-limit" {
-		if err := decodeLimit(ctx, os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "deid-bench:", err)
-			os.Exit(1)
-		}
-		return
+	// The subcommands the benchmark runs as children; without one, the
+	// benchmark itself.
+	subcommands := map[string]func(context.Context, []string) error{
+		"decode-limit":            decodeLimit,
+		bench.BareConsumerCommand: bareConsumer,
+		bench.LoadCommand:         loadKafka,
 	}
-	if err := run(ctx, os.Args[1:]); err != nil {
+	cmd, args := run, os.Args[1:]
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			cmd, args = sub, args[1:]
+		}
+	}
+	if err := cmd(ctx, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
@@ -56,6 +70,26 @@ func decodeLimit(ctx context.Context, files []string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(c)
+}
+
+func bareConsumer(ctx context.Context, args []string) error {
+	c, err := bench.ParseConsumerArgs(args)
+	if err != nil {
+		return err
+	}
+	n, err := bench.BareConsumer(ctx, c)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(n)
+}
+
+func loadKafka(ctx context.Context, args []string) error {
+	c, err := bench.ParseLoadArgs(args)
+	if err != nil {
+		return err
+	}
+	return bench.LoadKafka(ctx, c)
 }
 
 func run(ctx context.Context, args []string) error {
@@ -81,6 +115,9 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Script, "script", cfg.Script, "the DuckDB side of the benchmark")
 	fs.StringVar(&cfg.Region, "region", cfg.Region, "deid's country → continent table")
 	fs.BoolVar(&cfg.SkipDuckDB, "skip-duckdb", false, "leave DuckDB out")
+	brokers := fs.String("brokers", os.Getenv("DEID_KAFKA_BROKERS"),
+		"Kafka broker on 127.0.0.1 for Kafka mode, comma-separated (default $DEID_KAFKA_BROKERS; scripts/bench.sh starts one)")
+	fs.BoolVar(&cfg.SkipKafka, "skip-kafka", false, "leave Kafka mode out")
 	fs.BoolVar(&cfg.Lenient, "lenient", cfg.Lenient, "also time DuckDB reading fields typed (its fastest idiom)")
 	fs.IntVar(&cfg.Scale, "memory-scale", 0, "also run deid once on this many times the events (same workspaces and days) to show peak RSS growth, e.g. 10")
 	fs.StringVar(&cfg.Note, "note", "", "free text recorded with the results")
@@ -104,6 +141,12 @@ func run(ctx context.Context, args []string) error {
 	}
 	if _, err := os.Stat(cfg.Deid); err != nil {
 		return fmt.Errorf("deid binary: %w (run make build)", err)
+	}
+	if !cfg.SkipKafka {
+		if *brokers == "" {
+			return errors.New("no Kafka broker for Kafka mode: pass --brokers (scripts/bench.sh starts one), or --skip-kafka")
+		}
+		cfg.Brokers = strings.Split(*brokers, ",")
 	}
 	if !cfg.SkipDuckDB {
 		if _, err := os.Stat(cfg.Python); err != nil {

@@ -43,6 +43,10 @@ type Config struct {
 	Python, Script, Region string
 	// SkipDuckDB leaves DuckDB out (no Python environment).
 	SkipDuckDB bool
+	// Brokers is the Kafka broker (on 127.0.0.1) for deid in Kafka mode
+	// and the bare consumer; SkipKafka leaves Kafka mode out.
+	Brokers   []string
+	SkipKafka bool
 	// Lenient also times DuckDB reading the fields typed, its fastest
 	// idiom, whose casts accept some records deid finds malformed.
 	Lenient bool
@@ -78,9 +82,9 @@ type Result struct {
 	Ratios      map[string]Ratio `json:"ratios"`
 	Targets     []Target         `json:"targets"`
 	Equivalence json.RawMessage  `json:"equivalence,omitempty"`
-	// Kafka is deid in Kafka mode: not measured yet.
-	Kafka  KafkaHook `json:"kafka"`
-	Memory *Memory   `json:"memory,omitempty"`
+	// Kafka is deid in Kafka mode against a bare kafka-go consumer.
+	Kafka  KafkaRun `json:"kafka"`
+	Memory *Memory  `json:"memory,omitempty"`
 }
 
 // Host describes the machine and how busy it was.
@@ -106,12 +110,6 @@ type Target struct {
 	Got    float64 `json:"got"`
 	Met    bool    `json:"met"`
 	Reason string  `json:"reason,omitempty"`
-}
-
-// KafkaHook marks where deid's Kafka mode will be measured.
-type KafkaHook struct {
-	Measured bool   `json:"measured"`
-	Note     string `json:"note"`
 }
 
 // Memory compares deid's peak RSS on the input and on Scale times its
@@ -140,7 +138,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	res := &Result{Version: 1, Started: time.Now().UTC(), Note: cfg.Note, Input: in, Reps: cfg.Reps,
 		Threads: cfg.Threads, Contenders: map[string]Figures{}, Ratios: map[string]Ratio{},
-		Kafka: KafkaHook{Note: "kafka: not measured yet"}}
+		Kafka: KafkaRun{Note: "kafka: left out (--skip-kafka)"}}
 	res.Host = Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Commit: commit(), LoadStart: LoadAvg()}
 	work, err := os.MkdirTemp(cfg.WorkDir, "deid-bench-")
 	if err != nil {
@@ -193,6 +191,22 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		return Measure(ctx, "", []string{"GOMAXPROCS=" + fmt.Sprint(runtime.NumCPU())}, cfg.Self,
 			append([]string{"decode-limit"}, in.Events...)...)
 	}})
+	if !cfg.SkipKafka {
+		k, err := loadKafka(ctx, cfg, in, res, work, logf)
+		if k != nil {
+			defer k.drop()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: kafka: %w", err)
+		}
+		// Side by side, so that their runs, paired for the ratio, are
+		// next to each other in time.
+		contenders = append(contenders, contender{DeidKafka, func(rep int) (Sample, error) {
+			return measureDeidKafka(ctx, cfg, k, in, work, rep)
+		}}, contender{KafkaConsumer, func(rep int) (Sample, error) {
+			return measureConsumer(ctx, cfg, k, in, rep)
+		}})
+	}
 
 	samples := map[string][]Sample{}
 	for rep := range cfg.Reps {
@@ -220,6 +234,13 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if alt, ok := samples[DeidAlt]; ok {
 		// The other build's speed-up over deid.
 		res.Ratios[DeidAlt+"_vs_deid"] = ratios(alt, samples[Deid])
+	}
+	if dk, ok := samples[DeidKafka]; ok {
+		r := ratios(dk, samples[KafkaConsumer])
+		res.Ratios[KafkaRatio] = r
+		res.Kafka.Ratio, res.Kafka.Target = &r, KafkaTarget
+		// And what reading from Kafka costs deid over reading files.
+		res.Ratios[DeidKafka+"_vs_deid"] = ratios(dk, samples[Deid])
 	}
 	res.Targets = targets(res)
 	if !cfg.SkipDuckDB {
@@ -275,6 +296,9 @@ func targets(res *Result) []Target {
 	ts = append(ts, Target{Name: "deid events per CPU-second (M)", Want: 0.5, Got: d.EventsPerCPUSec.Median / 1e6})
 	if r, ok := res.Ratios["deid_vs_"+DecodeLimitC]; ok {
 		ts = append(ts, Target{Name: "deid throughput / decode limit", Want: 0.5, Got: r.Wall.Median})
+	}
+	if r, ok := res.Ratios[KafkaRatio]; ok {
+		ts = append(ts, Target{Name: "deid Kafka-mode throughput / bare kafka-go consumer", Want: KafkaTarget, Got: r.Wall.Median})
 	}
 	for i := range ts {
 		ts[i].Met = ts[i].Got >= ts[i].Want

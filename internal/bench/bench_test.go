@@ -154,17 +154,17 @@ func TestMeasureReadsTheChildsUsage(t *testing.T) {
 	}
 }
 
-func TestPrintShowsEveryContenderAndTheKafkaHook(t *testing.T) {
+func TestPrintShowsEveryContenderAndWhyKafkaModeIsLeftOut(t *testing.T) {
 	f := summarize([]Sample{{Wall: time.Second, User: time.Second, MaxRSS: 1 << 20}}, 1000, 1000)
 	res := &Result{Input: &Input{Lines: 1000, Bytes: 400_000, Partitions: 2}, Reps: 1,
 		Contenders: map[string]Figures{Deid: f, DuckDB: f, DecodeLimitC: f},
 		Ratios:     map[string]Ratio{"deid_vs_" + DuckDB: {Wall: Spread{2, 2, 2}}},
-		Kafka:      KafkaHook{Note: "kafka: not measured yet"}}
+		Kafka:      KafkaRun{Note: "kafka: left out (--skip-kafka)"}}
 	res.Targets = targets(res)
 	var out bytes.Buffer
 	Print(&out, res)
 	for _, want := range []string{"deid (file mode)", "DuckDB (same SQL semantics)", "decode limit",
-		"kafka: not measured yet", "deid / DuckDB (same SQL semantics):", "2.00×", "(want ≥ 1.50)"} {
+		"kafka: left out (--skip-kafka)", "deid / DuckDB (same SQL semantics):", "2.00×", "(want ≥ 1.50)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
 		}

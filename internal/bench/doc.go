@@ -1,7 +1,9 @@
 // Package bench is the end-to-end benchmark behind `make bench`: deid in
 // file mode against the same job written as DuckDB SQL, and against the
 // decode limit (reading and decoding the input and nothing else), side by
-// side, on one cached seeded input.
+// side, on one cached seeded input; and deid in Kafka mode against a bare
+// kafka-go consumer (reading the topic and nothing else), on the same input
+// produced to a local broker.
 //
 // Every contender runs as a child process, so each is measured the same
 // way: wall time, user and system CPU time and peak RSS from the child's
@@ -15,5 +17,6 @@
 // The benchmark measures; it never passes or fails on time. What it checks
 // is correctness: DuckDB's level-0 cells must equal deid's level-0 rows,
 // and every cell DuckDB keeps that deid did not publish at level 0 must fail
-// deid's dominance or p% rule (scripts/bench_duckdb.py compare).
+// deid's dominance or p% rule (scripts/bench_duckdb.py compare); deid in
+// Kafka mode and the bare consumer must each read every line of the input.
 package bench
