@@ -13,7 +13,7 @@ import (
 )
 
 // checkpointVersion is the format version of checkpoint files.
-const checkpointVersion = 1
+const checkpointVersion = 2
 
 // Checkpoints persists each partition's state with its input position, and
 // the publisher's intent, under a state directory. Every file is written to
@@ -57,8 +57,10 @@ type checkpoint struct {
 }
 
 type windowSnap struct {
-	W        Window
-	Seen     []dedupKey
+	W Window
+	// Seen is the dedup set's keys, 16 bytes each, end to end: one byte
+	// string encodes far faster than a list of arrays.
+	Seen     []byte
 	Partials []*partialSnap
 }
 
@@ -103,9 +105,19 @@ func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	if cp.Version != checkpointVersion || cp.Partition != id {
-		return nil, false, fmt.Errorf("checkpoints: %s holds version %d of partition %s; it is not this partition's checkpoint",
-			s.partitionPath(id), cp.Version, cp.Partition)
+	if cp.Version != checkpointVersion {
+		return nil, false, fmt.Errorf("checkpoints: %s is in format %d and this deid reads format %d; finish the run with the deid that wrote it, or start over with an empty state_dir and out",
+			s.partitionPath(id), cp.Version, checkpointVersion)
+	}
+	for _, ws := range cp.Open {
+		if len(ws.Seen)%len(dedupKey{}) != 0 {
+			return nil, false, fmt.Errorf("checkpoints: %s: the dedup set of window %d is %d bytes, not whole keys; the state directory is damaged — restore it or start over with an empty state_dir and out",
+				s.partitionPath(id), ws.W.Start, len(ws.Seen))
+		}
+	}
+	if cp.Partition != id {
+		return nil, false, fmt.Errorf("checkpoints: %s holds partition %s; it is not this partition's checkpoint",
+			s.partitionPath(id), cp.Partition)
 	}
 	return &cp, true, nil
 }
@@ -183,11 +195,10 @@ func (s *Checkpoints) writeBytes(path string, b []byte) error {
 func snapWindow(ow *openWindow, withSeen bool) windowSnap {
 	ws := windowSnap{W: ow.w, Partials: make([]*partialSnap, len(ow.partials))}
 	if withSeen {
-		ws.Seen = make([]dedupKey, 0, ow.seen.Len())
+		ws.Seen = make([]byte, 0, ow.seen.Len()*len(dedupKey{}))
 		for k := range ow.seen.All {
-			ws.Seen = append(ws.Seen, k)
+			ws.Seen = append(ws.Seen, k[:]...)
 		}
-		slices.SortFunc(ws.Seen, func(a, b dedupKey) int { return bytes.Compare(a[:], b[:]) })
 	}
 	for i, p := range ow.partials {
 		if p != nil {
@@ -199,11 +210,12 @@ func snapWindow(ow *openWindow, withSeen bool) windowSnap {
 
 func snapPartial(p *Partial) *partialSnap {
 	ps := &partialSnap{Dataset: p.Dataset, Events: p.Events}
-	for _, key := range sortedCells(p.Cells) {
-		byWS := p.Cells[key]
+	// In map order: a restore builds maps again, so order does not matter,
+	// and sorting a window's cells at every checkpoint would cost more than
+	// encoding them.
+	for key, byWS := range p.Cells {
 		cs := cellSnap{Key: key}
-		for _, ws := range sortedPseudonyms(byWS) {
-			c := byWS[ws]
+		for ws, c := range byWS {
 			s := contribSnap{WS: ws, Events: c.Events, Sums: slices.Clone(c.Sums), Overflow: c.Overflow,
 				Sets: make([][]Pseudonym, len(c.Sets))}
 			for i := range c.Sets {
@@ -218,9 +230,10 @@ func snapPartial(p *Partial) *partialSnap {
 
 // restore rebuilds a window's state from its checkpoint form.
 func (ws *windowSnap) restore() *openWindow {
-	ow := &openWindow{w: ws.W, seen: newDedupSet(len(ws.Seen)), partials: make([]*Partial, len(ws.Partials))}
-	for _, k := range ws.Seen {
-		ow.seen.Add(k)
+	n := len(ws.Seen) / len(dedupKey{})
+	ow := &openWindow{w: ws.W, seen: newDedupSet(n), partials: make([]*Partial, len(ws.Partials))}
+	for i := range n {
+		ow.seen.Add(dedupKey(ws.Seen[i*len(dedupKey{}):]))
 	}
 	for i, ps := range ws.Partials {
 		if ps == nil {
