@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"unsafe"
 )
@@ -24,6 +25,9 @@ type ahead struct {
 	// is not decoded.
 	evs []Event
 	bad []*MalformedError
+	// keys are the events' dedup keys, hashed here too: it balances the
+	// two goroutines' work.
+	keys []dedupKey
 	// err is the reader's error after recs.
 	err error
 	// now is the processing time when the batch was read, in microseconds.
@@ -83,11 +87,11 @@ func (w *worker) continues(stop context.Context, err error, n int) bool {
 
 // decode decodes every record of the batch with dec.
 func (b *ahead) decode(dec Decoder) {
-	if cap(b.evs) < len(b.recs) {
-		b.evs = make([]Event, len(b.recs))
-		b.bad = make([]*MalformedError, len(b.recs))
+	if n := len(b.recs); cap(b.evs) < n {
+		b.evs, b.bad, b.keys = make([]Event, n), make([]*MalformedError, n), make([]dedupKey, n)
 	}
-	b.evs, b.bad = b.evs[:len(b.recs)], b.bad[:len(b.recs)]
+	n := len(b.recs)
+	b.evs, b.bad, b.keys = b.evs[:n], b.bad[:n], b.keys[:n]
 	for i := range b.recs {
 		rec, ev := &b.recs[i], &b.evs[i]
 		b.bad[i] = nil
@@ -103,6 +107,8 @@ func (b *ahead) decode(dec Decoder) {
 			continue
 		}
 		detach(ev, rec.Value)
+		sum := sha256.Sum256(ev.EventID)
+		b.keys[i] = dedupKey(sum[:16])
 	}
 }
 

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -225,7 +224,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 		batch, err := b.recs, b.err
 		w.batchNow = b.now
 		for i := range batch {
-			if perr := w.process(&batch[i], &b.evs[i], b.bad[i]); perr != nil {
+			if perr := w.process(b, i); perr != nil {
 				return fmt.Errorf("partition %s: %w", id, perr)
 			}
 			w.next = batch[i].Pos.Offset + 1
@@ -280,9 +279,10 @@ func (w *worker) bound() int64 {
 	return wm - mod(wm, w.cfg.Window.Microseconds())
 }
 
-// process gives one record its disposition. The reader goroutine decoded
-// it into ev, or found it malformed (bad).
-func (w *worker) process(rec *Record, ev *Event, bad *MalformedError) error {
+// process gives the batch's record i its disposition. The reader goroutine
+// decoded it (with its dedup key), or found it malformed.
+func (w *worker) process(b *ahead, i int) error {
+	rec, ev, bad := &b.recs[i], &b.evs[i], b.bad[i]
 	a := &w.acct
 	a.Read++
 	if a.FirstOffset < 0 {
@@ -299,7 +299,7 @@ func (w *worker) process(rec *Record, ev *Event, bad *MalformedError) error {
 		return w.deadLetter(rec, &MalformedError{Code: "future_timestamp", Field: "occurred_at",
 			Detail: "more than max_future_skew ahead of the processing time"})
 	}
-	reason, err := w.gate(rec, ev)
+	reason, err := w.gate(ev, b.keys[i])
 	if err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func (w *worker) process(rec *Record, ev *Event, bad *MalformedError) error {
 
 // gate runs the gates in the order of SPEC §3.7 and, when the record passes
 // them all, aggregates it.
-func (w *worker) gate(rec *Record, ev *Event) (Reason, error) {
+func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 	win := w.cfg.windowOf(ev.OccurredAt)
 	if win.End <= w.bound() || win.End <= w.closedEnd || win.End <= w.published.Load() {
 		return ReasonLateEvent, nil
@@ -326,8 +326,6 @@ func (w *worker) gate(rec *Record, ev *Event) (Reason, error) {
 		ow = &openWindow{w: win, seen: newDedupSet(w.seenHint), partials: make([]*Partial, len(w.st.Aggregators))}
 		w.windows[win.Start] = ow
 	}
-	sum := sha256.Sum256(ev.EventID)
-	key := dedupKey(sum[:16])
 	if !ow.seen.Add(key) {
 		return ReasonDuplicate, nil
 	}
