@@ -4,6 +4,8 @@
 #   scripts/kafka-local.sh start    fetch the broker (once), format a fresh
 #                                   single-node KRaft log dir, start it in the
 #                                   background and wait until it serves
+#                                   (with DEID_KAFKA_KEEP=1: restart it on its
+#                                   state and port of before, see below)
 #   scripts/kafka-local.sh stop     stop it and wait until it has exited
 #   scripts/kafka-local.sh status   say whether it runs (exit 0) or not (exit 1)
 #   scripts/kafka-local.sh env      print "export DEID_KAFKA_BROKERS=127.0.0.1:PORT",
@@ -15,7 +17,14 @@
 # nothing outside the repository is needed and a second run fetches nothing.
 # The broker is combined broker+controller (KRaft), listens on 127.0.0.1 only,
 # never creates topics on its own, and runs with a small heap (the test
-# machines have 2 cores). Its state and logs live in .cache/kafka-local/.
+# machines have 2 cores). Its state and logs live in .cache/kafka-local/, or
+# in DEID_KAFKA_STATE: each state directory is its own broker (pid, port,
+# logs, data), so a test can run a second one beside the shared one, on the
+# next free port, and stop and restart it without touching the shared one:
+#
+#   DEID_KAFKA_STATE=.cache/kafka-mine scripts/kafka-local.sh start
+#   DEID_KAFKA_STATE=.cache/kafka-mine scripts/kafka-local.sh stop
+#   DEID_KAFKA_STATE=.cache/kafka-mine DEID_KAFKA_KEEP=1 scripts/kafka-local.sh start
 #
 # Environment:
 #   DEID_KAFKA_VERSION        Apache Kafka version (default 4.4.0)
@@ -23,13 +32,20 @@
 #                             free port is taken when it is busy
 #   DEID_KAFKA_START_TIMEOUT  seconds to wait for the broker (default 90)
 #   DEID_KAFKA_HEAP           JVM heap (default 512m)
+#   DEID_KAFKA_STATE          state directory (default .cache/kafka-local; a
+#                             relative path is relative to the repository)
+#   DEID_KAFKA_KEEP           1: start keeps the state directory's formatted
+#                             log dir, topics, records and port, as a broker
+#                             restart does (a fresh one when there is none)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${DEID_KAFKA_VERSION:-4.4.0}"
 CACHE="$ROOT/.cache"
 LIBS="$CACHE/kafka/$VERSION/libs"
-STATE="$CACHE/kafka-local"
+STATE="${DEID_KAFKA_STATE:-$CACHE/kafka-local}"
+[[ "$STATE" == /* ]] || STATE="$ROOT/$STATE"
+STATE="${STATE%/}"
 PIDFILE="$STATE/kafka.pid"
 PORTFILE="$STATE/port"
 LOGDIR="$STATE/logs"
@@ -70,8 +86,14 @@ pid() {
 	p="$(cat "$PIDFILE")"
 	[[ -n "$p" && -d "/proc/$p" ]] || return 1
 	# The pid file may be stale and the pid reused: check it is our broker.
-	tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "kafka.Kafka $STATE/server.properties" || return 1
+	tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "kafka.Kafka $STATE/server.properties " || return 1
 	echo "$p"
+}
+
+# alive tells whether process $1 runs (exists and is not a zombie).
+alive() {
+	local state
+	state="$(cut -d ' ' -f 3 "/proc/$1/stat" 2>/dev/null)" && [[ -n "$state" && "$state" != Z ]]
 }
 
 # listening tells whether something accepts connections on 127.0.0.1:$1.
@@ -98,14 +120,51 @@ log_tail() {
 	done
 }
 
+# check_state refuses a state directory that this script did not write: a
+# fresh start deletes it.
+check_state() {
+	[[ -n "$STATE" && "$STATE" != "$ROOT" && "$STATE" != "$CACHE" && "$STATE" != "${HOME:-}" ]] ||
+		die "DEID_KAFKA_STATE=${DEID_KAFKA_STATE:-} cannot be a state directory"
+	if [[ -d "$STATE" && -n "$(ls -A "$STATE")" ]] &&
+		! grep -qs "^# Written by scripts/kafka-local.sh" "$STATE/server.properties"; then
+		die "$STATE is not empty and holds no broker of this script; not deleting it"
+	fi
+}
+
+# java_opts are the JVM's options, for the storage tool and the broker.
+java_opts=()
+set_java_opts() {
+	java_opts=(-Xms128m "-Xmx$HEAP" -XX:+UseSerialGC -Djava.awt.headless=true
+		"-Dkafka.logs.dir=$LOGDIR" "-Dlog4j2.configurationFile=$ROOT/scripts/kafka/log4j2.properties")
+}
+
 start() {
 	if p="$(pid)"; then
 		say "already running (pid $p) on 127.0.0.1:$(cat "$PORTFILE")"
 		return
 	fi
+	check_state
 	fetch
-	local port cport cluster_id
-	port="$(free_port "${DEID_KAFKA_PORT:-19092}")"
+	set_java_opts
+	local port
+	if [[ "${DEID_KAFKA_KEEP:-}" == 1 && -f "$STATE/data/meta.properties" && -s "$PORTFILE" ]]; then
+		# A restart: same log dir (topics, records, offsets), same port.
+		port="$(cat "$PORTFILE")"
+		if listening "$port" || listening "$((port + 1))"; then
+			die "cannot restart on 127.0.0.1:$port: the port (or $((port + 1))) is taken"
+		fi
+		say "restarting on the state in ${STATE#"$ROOT"/}"
+	else
+		port="$(free_port "${DEID_KAFKA_PORT:-19092}")"
+		format "$port"
+	fi
+	launch "$port"
+}
+
+# format writes a fresh state directory for a broker on 127.0.0.1:$1 (and
+# its controller on the port after) and formats its KRaft log dir.
+format() {
+	local port="$1" cport cluster_id
 	cport=$((port + 1))
 	rm -rf "$STATE"
 	mkdir -p "$STATE/data" "$LOGDIR"
@@ -148,25 +207,35 @@ EOF
 	while [ "${cluster_id#-}" != "$cluster_id" ]; do
 		cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 	done
-	local java_opts=(-Xms128m "-Xmx$HEAP" -XX:+UseSerialGC -Djava.awt.headless=true
-		"-Dkafka.logs.dir=$LOGDIR" "-Dlog4j2.configurationFile=$ROOT/scripts/kafka/log4j2.properties")
 	if ! java "${java_opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
 		-t "$cluster_id" -c "$STATE/server.properties" >"$LOGDIR/format.log" 2>&1; then
 		cat "$LOGDIR/format.log" >&2
 		die "formatting the KRaft log dir failed"
 	fi
 	echo "$port" >"$PORTFILE"
+}
+
+# launch starts the broker of $STATE on port $1 and waits until it serves.
+launch() {
+	local port="$1" logged=0
+	# server.log is appended to: only a line written by this start counts.
+	if [[ -f "$LOGDIR/server.log" ]]; then
+		logged="$(stat -c %s "$LOGDIR/server.log")"
+	fi
 	# setsid: the broker outlives the shell (and make) that started it.
 	setsid nohup java "${java_opts[@]}" -cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" \
-		>"$LOGDIR/stdout.log" 2>&1 </dev/null &
-	echo $! >"$PIDFILE"
-	local deadline=$((SECONDS + START_TIMEOUT)) p
+		>>"$LOGDIR/stdout.log" 2>&1 </dev/null &
+	local p=$!
+	echo "$p" >"$PIDFILE"
+	local deadline=$((SECONDS + START_TIMEOUT))
 	while :; do
-		if ! p="$(pid)"; then
+		# Not pid: until the child has exec'd java its command line is
+		# this script's.
+		if ! alive "$p"; then
 			log_tail
 			die "the broker exited during start-up"
 		fi
-		if listening "$port" && grep -q "Kafka Server started" "$LOGDIR/server.log" 2>/dev/null; then
+		if listening "$port" && tail -c "+$((logged + 1))" "$LOGDIR/server.log" 2>/dev/null | grep -q "Kafka Server started"; then
 			break
 		fi
 		if ((SECONDS >= deadline)); then

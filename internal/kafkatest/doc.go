@@ -14,8 +14,11 @@
 // the same mistake in its checks. Every resource is released with
 // t.Cleanup; tests only ever talk to 127.0.0.1 (Real refuses other hosts).
 //
-// Fault injection (fake clusters only): FailFetches and FailCommits install
-// kfake faults; Stop and Start take the broker away and bring it back on
-// the same ports with the same state, as a broker restart would; Kfake
-// exposes kfake's control hooks for anything else.
+// Fault injection: FailFetches and FailCommits install kfake faults; Stop
+// and Start take the broker away and bring it back on the same ports with
+// the same state, as a broker restart would; Kfake exposes kfake's control
+// hooks for anything else. Those need a fake cluster, except Stop and
+// Start, which also work on a Dedicated one: a real broker of the test's
+// own, started by scripts/kafka-local.sh on a state directory of its own
+// (the shared real broker is never restarted).
 package kafkatest

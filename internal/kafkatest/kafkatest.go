@@ -46,6 +46,8 @@ type Cluster struct {
 	fake  *kfake.Cluster
 	opts  []kfake.Opt
 	ports []int
+	// local is the broker process of a Dedicated cluster.
+	local *localBroker
 }
 
 // IsFake tells whether the cluster is a kfake cluster.
@@ -90,6 +92,8 @@ func Fake(t testing.TB, opts ...kfake.Opt) *Cluster {
 // set the test is skipped, unless DEID_REQUIRE_KAFKA is set: then the test
 // fails, so a CI run never skips the real-broker suite silently. The
 // brokers must be on the loopback interface: tests create and write topics.
+// Every test package shares it at once: it is never restarted (Dedicated
+// runs one that can be).
 func Real(t testing.TB) *Cluster {
 	t.Helper()
 	env := strings.TrimSpace(os.Getenv(EnvBrokers))
@@ -150,9 +154,15 @@ func (c *Cluster) FailCommits(t testing.TB, group string, n int, err *kerr.Error
 
 // Stop shuts the fake cluster down as a crashed broker would disappear:
 // its ports refuse connections and open connections break. Start brings
-// it back.
+// it back. On a Dedicated cluster it stops the broker process (SIGTERM,
+// as an operator's restart does) and waits until it has exited; on the
+// shared real broker it fails the test.
 func (c *Cluster) Stop(t testing.TB) {
 	t.Helper()
+	if c.local != nil {
+		c.local.stop(t)
+		return
+	}
 	c.Kfake(t)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -162,8 +172,17 @@ func (c *Cluster) Stop(t testing.TB) {
 
 // Start brings a stopped fake cluster back on the same ports with the state
 // it had (topics, records, committed offsets), as a restarted broker would.
+// On a Dedicated cluster it starts the broker process again on its port
+// and log dir, and waits until it serves.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
+	if c.local != nil {
+		c.local.start(t)
+		return
+	}
+	if !c.IsFake() {
+		t.Fatalf("kafkatest: the shared real broker is never restarted; use Dedicated")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fake != nil {

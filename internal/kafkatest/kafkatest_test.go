@@ -1,11 +1,17 @@
 package kafkatest_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/mya/deid/internal/kafkatest"
 )
@@ -95,5 +101,94 @@ func TestAStoppedFakeComesBackWithItsState(t *testing.T) {
 	got := kafkatest.ReadAll(t, c.Brokers, topic)
 	if len(got) != 3 || string(got[2].Value) != "a-2" {
 		t.Errorf("after the restart: %v, want the 3 records", got)
+	}
+}
+
+func TestDedicatedSkipsOnlyWhenTheBrokerIsNotRequired(t *testing.T) {
+	t.Setenv(kafkatest.EnvBrokers, "")
+	t.Setenv(kafkatest.EnvRequire, "")
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kafkatest.Dedicated(r)
+	}()
+	<-done
+	if r.skip == "" || r.fatal != "" {
+		t.Errorf("no real-broker suite: skip %q, fatal %q; want a skip", r.skip, r.fatal)
+	}
+}
+
+// TestBrokerRestartOfADedicatedBroker stops a dedicated real broker and
+// starts it again: it comes back on the same address with its topics,
+// records and the group's committed offsets, and serves writes.
+func TestBrokerRestartOfADedicatedBroker(t *testing.T) {
+	c := kafkatest.Dedicated(t)
+	if c.IsFake() || len(c.Brokers) != 1 {
+		t.Fatalf("Dedicated = %+v, want one real broker", c)
+	}
+	topic, group := kafkatest.Name(t, "restart"), kafkatest.Name(t, "group")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 2, false)
+	want := kafkatest.Produce(t, c.Brokers, topic, append(kafkatest.Values(0, "a", 3), kafkatest.Values(1, "b", 2)...))
+	commit(t, c.Brokers, group, topic, map[int32]int64{0: 2, 1: 1})
+
+	c.Stop(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := cl.Ping(ctx); err == nil {
+		t.Error("the stopped broker still answers")
+	}
+	cancel()
+	cl.Close()
+	c.Start(t)
+
+	if diff := gocmp.Diff(want, kafkatest.ReadAll(t, c.Brokers, topic)); diff != "" {
+		t.Errorf("records after the restart (-want +got):\n%s", diff)
+	}
+	if diff := gocmp.Diff(map[int32]int64{0: 2, 1: 1}, kafkatest.Committed(t, c.Brokers, group, topic)); diff != "" {
+		t.Errorf("committed offsets after the restart (-want +got):\n%s", diff)
+	}
+	more := kafkatest.Produce(t, c.Brokers, topic, kafkatest.Values(0, "c", 1))
+	if more[0].Offset != 3 {
+		t.Errorf("a record produced after the restart got offset %d, want 3", more[0].Offset)
+	}
+}
+
+// commit commits offsets for group as a consumer outside any generation
+// does (a standalone commit), by topic name: the versions of Kafka 4.0,
+// before commits named topics by id.
+func commit(t *testing.T, brokers []string, group, topic string, offsets map[int32]int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MaxVersions(kversion.V4_0_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group = group
+	req.Generation = -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	for p, o := range offsets {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = p, o
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("committing offsets: %v", err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("committing %s[%d]: %v", rt.Topic, rp.Partition, err)
+			}
+		}
 	}
 }
