@@ -90,6 +90,8 @@ func WithLogger(l *zap.Logger) Option { return func(s *Sink) { s.log = l } }
 type Sink struct {
 	topic string
 	w     *kafka.Writer
+	// kafka holds the retry budget and backoff Flush retries with.
+	kafka kafkasrc.Config
 	log   *zap.Logger
 }
 
@@ -106,7 +108,7 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{topic: cfg.TopicName(), log: zap.NewNop()}
+	s := &Sink{topic: cfg.TopicName(), kafka: cfg.Kafka, log: zap.NewNop()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -128,9 +130,10 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		BatchTimeout: time.Millisecond,
 		WriteTimeout: cfg.Kafka.RequestTimeout,
 		ReadTimeout:  cfg.Kafka.RequestTimeout,
-		// kafka-go retries a failed batch with backoff (transient broker
-		// failures); only then does Flush fail.
-		MaxAttempts:     10,
+		// kafka-go retries a failed batch a few times; Flush retries on
+		// (kafkasrc.Retry) until kafka.retry_budget is spent, so that a
+		// broker restart does not end the run.
+		MaxAttempts:     3,
 		WriteBackoffMin: cfg.Kafka.RetryBackoff,
 		WriteBackoffMax: cfg.Kafka.RetryBackoffMax,
 		Logger: kafka.LoggerFunc(func(format string, args ...any) {
@@ -193,14 +196,27 @@ func (w *writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) err
 }
 
 // Flush produces everything written so far and waits until every in-sync
-// replica has it. On error the dead letters stay buffered, so a later Flush
-// sends them again (some may then appear twice: dead letters are delivered
-// at least once). It blocks until the acknowledgements or ctx is done.
+// replica has it. Transient failures (a broker restarting, a leader moving)
+// are retried for up to kafka.retry_budget, resending only what the broker
+// did not take. On error the dead letters not taken stay buffered, so a
+// later Flush sends them again (some may then appear twice: dead letters
+// are delivered at least once). It blocks until the acknowledgements or
+// ctx is done.
 func (w *writer) Flush(ctx context.Context) error {
 	if len(w.msgs) == 0 {
 		return nil
 	}
-	if err := w.s.w.WriteMessages(ctx, w.msgs...); err != nil {
+	n := len(w.msgs)
+	err := kafkasrc.Retry(ctx, &w.s.kafka, func(ctx context.Context) error {
+		err := w.s.w.WriteMessages(ctx, w.msgs...)
+		if err != nil {
+			w.keepFailed(err)
+			w.s.log.Warn("producing dead letters failed; retrying", zap.String("topic", w.s.topic),
+				zap.Int("messages", len(w.msgs)), zap.Error(err))
+		}
+		return err
+	})
+	if err != nil {
 		var we kafka.WriteErrors
 		if errors.As(err, &we) {
 			for _, e := range we {
@@ -210,11 +226,29 @@ func (w *writer) Flush(ctx context.Context) error {
 				}
 			}
 		}
-		return fmt.Errorf("dead letters: producing %d to %s: %w", len(w.msgs), w.s.topic, err)
+		return fmt.Errorf("producing %d to %s: %w", n, w.s.topic, err)
 	}
 	clear(w.msgs)
 	w.msgs = w.msgs[:0]
 	return nil
+}
+
+// keepFailed drops from the buffer the messages a partly failed produce
+// delivered, keeping those it did not.
+func (w *writer) keepFailed(err error) {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) || len(we) != len(w.msgs) {
+		return
+	}
+	kept := 0
+	for i, e := range we {
+		if e != nil {
+			w.msgs[kept] = w.msgs[i]
+			kept++
+		}
+	}
+	clear(w.msgs[kept:])
+	w.msgs = w.msgs[:kept]
 }
 
 // Close flushes (bounded by the request timeout) and releases the writer.

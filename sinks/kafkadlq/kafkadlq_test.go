@@ -126,7 +126,7 @@ func TestFlushFailsClearlyAndKeepsTheDeadLetters(t *testing.T) {
 	}
 	h := c.Kfake(t).Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: cfg.Topic, Err: kerr.TopicAuthorizationFailed, Count: -1})
 	err := w.Flush(ctxT(t))
-	if err == nil || !strings.HasPrefix(err.Error(), "dead letters: producing 1 to "+cfg.Topic+": ") || !strings.Contains(err.Error(), "Topic Authorization Failed") {
+	if err == nil || !strings.HasPrefix(err.Error(), "producing 1 to "+cfg.Topic+": ") || !strings.Contains(err.Error(), "Topic Authorization Failed") {
 		t.Fatalf("Flush = %v, want the broker's refusal naming the topic", err)
 	}
 	// Once the broker takes it, the same dead letter goes out.
@@ -159,4 +159,72 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("Validate = %v, topic %q", err, cfg.TopicName())
 	}
 	var _ kafkasrc.Config = cfg.Kafka
+}
+
+// A broker that goes away and comes back within kafka.retry_budget — a
+// restart — does not fail a Flush: it retries, and every dead letter gets
+// out once the broker is back.
+func TestFlushRidesOutABrokerRestart(t *testing.T) {
+	c := kafkatest.Fake(t)
+	cfg := config(t, c)
+	cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = time.Second, 500*time.Millisecond
+	cfg.Kafka.RetryBudget = 30 * time.Second
+	cfg.Topic = kafkatest.Name(t, "dlq")
+	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
+	s := newSink(t, cfg)
+	w, _ := s.Writer(pipeline.PartitionID{Source: "events"})
+	for _, v := range []string{"a", "b", "c"} {
+		if err := w.Write(pipeline.Record{Value: []byte(v)}, pipeline.Malformed("invalid_json", "", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Stop(t)
+	// Longer than kafka-go's own attempts last (3 here, ~1 s at most).
+	back := time.AfterFunc(3*time.Second, func() { c.Start(t) })
+	defer back.Stop()
+	if err := w.Flush(ctxT(t)); err != nil {
+		t.Fatalf("Flush across a broker restart: %v", err)
+	}
+	var got []string
+	for _, m := range kafkatest.ReadAll(t, c.Brokers, cfg.Topic) {
+		got = append(got, string(m.Value))
+	}
+	if diff := gocmp.Diff([]string{"a", "b", "c"}, got); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+}
+
+// A broker that stays away longer than kafka.retry_budget fails the Flush,
+// saying so, and the dead letters stay buffered.
+func TestFlushGivesUpAfterTheRetryBudget(t *testing.T) {
+	c := kafkatest.Fake(t)
+	cfg := config(t, c)
+	cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = 500*time.Millisecond, 200*time.Millisecond
+	cfg.Kafka.RetryBudget = time.Second
+	cfg.Topic = kafkatest.Name(t, "dlq")
+	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
+	s := newSink(t, cfg)
+	w, _ := s.Writer(pipeline.PartitionID{Source: "events"})
+	if err := w.Write(pipeline.Record{Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(t)
+	err := w.Flush(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "kafka.retry_budget") {
+		t.Fatalf("Flush = %v, want a failure naming the retry budget", err)
+	}
+	c.Start(t)
+	kafkatest.EndOffsets(t, c.Brokers, cfg.Topic) // serving again
+	var ferr error
+	for range 5 { // each Flush has a budget of 1s only
+		if ferr = w.Flush(ctxT(t)); ferr == nil {
+			break
+		}
+	}
+	if ferr != nil {
+		t.Fatalf("Flush once the broker is back: %v", ferr)
+	}
+	if got := kafkatest.ReadAll(t, c.Brokers, cfg.Topic); len(got) != 1 || string(got[0].Value) != "x" {
+		t.Errorf("dead letters %v, want the one buffered", got)
+	}
 }

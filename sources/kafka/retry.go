@@ -20,6 +20,17 @@ func transient(err error) bool {
 	if err == nil {
 		return false
 	}
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		// A produce that failed for some messages: worth retrying when
+		// every failure is.
+		for _, e := range we {
+			if e != nil && !transient(e) {
+				return false
+			}
+		}
+		return we.Count() > 0
+	}
 	var ke kafka.Error
 	if errors.As(err, &ke) {
 		return ke.Temporary()
@@ -70,5 +81,26 @@ func (r *retrier) backoff(ctx context.Context, err error) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// Retry calls op until it succeeds, fails with an error that retrying cannot
+// fix, or its transient failures (a broker restarting, a leader moving) have
+// lasted longer than cfg.RetryBudget, backing off between attempts as the
+// readers do. It returns op's last error, saying so when the budget ran
+// out, or ctx's error.
+func Retry(ctx context.Context, cfg *Config, op func(context.Context) error) error {
+	r := retrier{cfg: cfg}
+	for {
+		err := op(ctx)
+		if err == nil || !transient(err) {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if berr := r.backoff(ctx, err); berr != nil {
+			return berr
+		}
 	}
 }
