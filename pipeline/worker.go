@@ -79,7 +79,9 @@ type worker struct {
 	closedEnd int64
 	windows   map[int64]*openWindow
 	// seenHint sizes a new window's dedup set: the size of the last one
-	// closed, since a partition's windows tend to be alike.
+	// closed, or of the largest one open if larger (windows overlap by the
+	// allowed lateness, so the second window opens before the first
+	// closes), since a partition's windows tend to be alike.
 	seenHint int
 	acct     PartitionAccounting
 	pending  int
@@ -323,6 +325,9 @@ func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 	}
 	ow := w.windows[win.Start]
 	if ow == nil {
+		for _, o := range w.windows {
+			w.seenHint = max(w.seenHint, o.seen.Len())
+		}
 		ow = &openWindow{w: win, seen: newDedupSet(w.seenHint), partials: make([]*Partial, len(w.st.Aggregators))}
 		w.windows[win.Start] = ow
 	}
