@@ -1,6 +1,9 @@
 package pipeline
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // CellIDs names a level-0 cell inside one partial by small ids of its
 // dimension values (Partial.ValueID), in declaration order; slots past the
@@ -31,21 +34,41 @@ type cellIndex struct {
 	raw    [MaxDims]map[string]uint32
 	canon  [MaxDims]map[string]uint32
 	values [MaxDims][]string
+	// recent remembers, per dimension, values by the address of their bytes:
+	// the decoder hands out one shared string per dimension value, so most
+	// events find theirs here without hashing it. A slot holds the string
+	// itself, which keeps its bytes from being reused for another.
+	recent [MaxDims][recentValues]recentValue
 }
+
+// recentValue is a value of a dimension and its id.
+type recentValue struct {
+	s  string
+	id uint32
+}
+
+// recentValues is the size of a dimension's recent table (a power of two).
+const recentValues = 64
 
 // ValueID returns the partial's id of raw, a value of dimension dim as an
 // event carries it, whose level-0 form h gives; h is asked once per value
 // and partial. Values with the same level-0 form share their id.
 func (p *Partial) ValueID(dim int, raw string, h Hierarchy) uint32 {
 	x := p.cellIndex()
-	if id, ok := x.raw[dim][raw]; ok {
-		return id
+	data := unsafe.StringData(raw)
+	r := &x.recent[dim][(uintptr(unsafe.Pointer(data))>>4^uintptr(len(raw)))&(recentValues-1)]
+	if unsafe.StringData(r.s) == data && len(r.s) == len(raw) && data != nil {
+		return r.id
 	}
-	id := x.canonID(dim, h.Generalize(raw, 0))
-	if x.raw[dim] == nil {
-		x.raw[dim] = map[string]uint32{}
+	id, ok := x.raw[dim][raw]
+	if !ok {
+		id = x.canonID(dim, h.Generalize(raw, 0))
+		if x.raw[dim] == nil {
+			x.raw[dim] = map[string]uint32{}
+		}
+		x.raw[dim][raw] = id
 	}
-	x.raw[dim][raw] = id
+	*r = recentValue{s: raw, id: id}
 	return id
 }
 

@@ -16,9 +16,10 @@ type Pseudonymizer struct {
 	mac  hash.Hash
 	sum  []byte
 	seed maphash.Seed
-	// cache is direct-mapped by a hash of the identifier: a slot holds the
-	// identifier itself beside its pseudonym, in one cache line, so a hit
-	// reads one line and a miss replaces the slot. It starts small and
+	// cache is two-way set-associative, by a hash of the identifier: a
+	// slot holds the identifier itself beside its pseudonym, in one cache
+	// line, so a hit reads one or two lines. A set's first slot is its most
+	// recently used; a miss replaces the other. It starts small and
 	// doubles, up to maxPseudonymSlots, once half its slots are filled.
 	cache  []pseudonymSlot
 	filled int
@@ -53,23 +54,34 @@ func (z *Pseudonymizer) Of(id []byte) Pseudonym {
 	if len(id) == 0 || len(id) > maxCachedID {
 		return z.hmac(id)
 	}
-	s := z.slot(id)
-	if int(s.n) == len(id) && string(s.id[:len(id)]) == string(id) {
-		return s.p
+	set := z.set(id)
+	if set[0].holds(id) {
+		return set[0].p
 	}
-	if s.n == 0 {
+	if set[1].holds(id) {
+		set[0], set[1] = set[1], set[0]
+		return set[0].p
+	}
+	if set[1].n == 0 {
 		if z.filled++; 2*z.filled > len(z.cache) && len(z.cache) < maxPseudonymSlots {
 			z.grow()
-			s = z.slot(id)
+			set = z.set(id)
 		}
 	}
-	s.p = z.hmac(id)
-	s.n = uint8(copy(s.id[:], id))
-	return s.p
+	set[1] = set[0]
+	set[0].p = z.hmac(id)
+	set[0].n = uint8(copy(set[0].id[:], id))
+	return set[0].p
 }
 
-func (z *Pseudonymizer) slot(id []byte) *pseudonymSlot {
-	return &z.cache[maphash.Bytes(z.seed, id)&uint64(len(z.cache)-1)]
+func (s *pseudonymSlot) holds(id []byte) bool {
+	return int(s.n) == len(id) && string(s.id[:len(id)]) == string(id)
+}
+
+// set returns the two slots id may be in.
+func (z *Pseudonymizer) set(id []byte) *[2]pseudonymSlot {
+	i := maphash.Bytes(z.seed, id) & uint64(len(z.cache)/2-1)
+	return (*[2]pseudonymSlot)(z.cache[2*i:])
 }
 
 // grow doubles the cache, keeping what it holds.
@@ -78,14 +90,16 @@ func (z *Pseudonymizer) grow() {
 	z.cache, z.filled = make([]pseudonymSlot, 2*len(old)), 0
 	for i := range old {
 		if o := &old[i]; o.n > 0 {
-			s := z.slot(o.id[:o.n])
-			if s.n == 0 {
+			set := z.set(o.id[:o.n])
+			if set[0].n == 0 {
+				set[0] = *o
+				z.filled++
+			} else if set[1].n == 0 {
+				set[1] = *o
 				z.filled++
 			}
-			*s = *o
 		}
 	}
-	z.filled++ // the slot the caller is about to fill
 }
 
 // hmac computes id's pseudonym.
