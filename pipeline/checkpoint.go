@@ -13,7 +13,7 @@ import (
 )
 
 // checkpointVersion is the format version of checkpoint files.
-const checkpointVersion = 2
+const checkpointVersion = 3
 
 // Checkpoints persists each partition's state with its input position, and
 // the publisher's intent, under a state directory. Every file is written to
@@ -60,11 +60,15 @@ type windowSnap struct {
 	W Window
 	// Seen is the dedup set's keys, 16 bytes each, end to end: one byte
 	// string encodes far faster than a list of arrays.
-	Seen     []byte
-	Partials []*partialSnap
+	Seen []byte
+	// Partials has one entry per dataset; gob cannot write a nil pointer
+	// in a list, so a dataset without events in the window is an entry
+	// with Present false.
+	Partials []partialSnap
 }
 
 type partialSnap struct {
+	Present bool
 	Dataset string
 	Events  int64
 	Cells   []cellSnap
@@ -75,11 +79,13 @@ type cellSnap struct {
 	WS  []contribSnap
 }
 
+// contribSnap is a contribution. Pseudonyms are byte strings (WS one, each
+// of Sets its members end to end): gob writes an array byte by byte.
 type contribSnap struct {
-	WS       Pseudonym
+	WS       []byte
 	Events   int64
 	Sums     []int64
-	Sets     [][]Pseudonym
+	Sets     [][]byte
 	Overflow bool
 }
 
@@ -109,17 +115,42 @@ func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
 		return nil, false, fmt.Errorf("checkpoints: %s is in format %d and this deid reads format %d; finish the run with the deid that wrote it, or start over with an empty state_dir and out",
 			s.partitionPath(id), cp.Version, checkpointVersion)
 	}
-	for _, ws := range cp.Open {
-		if len(ws.Seen)%len(dedupKey{}) != 0 {
-			return nil, false, fmt.Errorf("checkpoints: %s: the dedup set of window %d is %d bytes, not whole keys; the state directory is damaged — restore it or start over with an empty state_dir and out",
-				s.partitionPath(id), ws.W.Start, len(ws.Seen))
-		}
+	if err := cp.check(); err != nil {
+		return nil, false, fmt.Errorf("checkpoints: %s: %v; the state directory is damaged — restore it or start over with an empty state_dir and out",
+			s.partitionPath(id), err)
 	}
 	if cp.Partition != id {
 		return nil, false, fmt.Errorf("checkpoints: %s holds partition %s; it is not this partition's checkpoint",
 			s.partitionPath(id), cp.Partition)
 	}
 	return &cp, true, nil
+}
+
+// check finds byte strings that are not whole keys or pseudonyms.
+func (cp *checkpoint) check() error {
+	for _, ws := range append(slices.Clone(cp.Open), cp.Handed...) {
+		if len(ws.Seen)%len(dedupKey{}) != 0 {
+			return fmt.Errorf("the dedup set of window %d is %d bytes, not whole keys", ws.W.Start, len(ws.Seen))
+		}
+		for _, ps := range ws.Partials {
+			if !ps.Present {
+				continue
+			}
+			for _, cs := range ps.Cells {
+				for _, c := range cs.WS {
+					if len(c.WS) != len(Pseudonym{}) {
+						return fmt.Errorf("a workspace pseudonym of window %d is %d bytes", ws.W.Start, len(c.WS))
+					}
+					for _, set := range c.Sets {
+						if len(set)%len(Pseudonym{}) != 0 {
+							return fmt.Errorf("an entity set of window %d is %d bytes, not whole pseudonyms", ws.W.Start, len(set))
+						}
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // save writes cp and returns its size in bytes.
@@ -193,7 +224,7 @@ func (s *Checkpoints) writeBytes(path string, b []byte) error {
 // snapWindow copies a window's state into its checkpoint form; withSeen
 // keeps the dedup set (open windows need it, handed ones do not).
 func snapWindow(ow *openWindow, withSeen bool) windowSnap {
-	ws := windowSnap{W: ow.w, Partials: make([]*partialSnap, len(ow.partials))}
+	ws := windowSnap{W: ow.w, Partials: make([]partialSnap, len(ow.partials))}
 	if withSeen {
 		ws.Seen = make([]byte, 0, ow.seen.Len()*len(dedupKey{}))
 		for k := range ow.seen.All {
@@ -202,24 +233,24 @@ func snapWindow(ow *openWindow, withSeen bool) windowSnap {
 	}
 	for i, p := range ow.partials {
 		if p != nil {
-			ws.Partials[i] = snapPartial(p)
+			ws.Partials[i] = *snapPartial(p)
 		}
 	}
 	return ws
 }
 
 func snapPartial(p *Partial) *partialSnap {
-	ps := &partialSnap{Dataset: p.Dataset, Events: p.Events}
+	ps := &partialSnap{Present: true, Dataset: p.Dataset, Events: p.Events}
 	// In map order: a restore builds maps again, so order does not matter,
 	// and sorting a window's cells at every checkpoint would cost more than
 	// encoding them.
 	for key, byWS := range p.Cells {
 		cs := cellSnap{Key: key}
 		for ws, c := range byWS {
-			s := contribSnap{WS: ws, Events: c.Events, Sums: slices.Clone(c.Sums), Overflow: c.Overflow,
-				Sets: make([][]Pseudonym, len(c.Sets))}
+			s := contribSnap{WS: bytes.Clone(ws[:]), Events: c.Events, Sums: slices.Clone(c.Sums), Overflow: c.Overflow,
+				Sets: make([][]byte, len(c.Sets))}
 			for i := range c.Sets {
-				s.Sets[i] = c.Sets[i].Sorted()
+				s.Sets[i] = c.Sets[i].appendTo(nil)
 			}
 			cs.WS = append(cs.WS, s)
 		}
@@ -236,7 +267,7 @@ func (ws *windowSnap) restore() *openWindow {
 		ow.seen.Add(dedupKey(ws.Seen[i*len(dedupKey{}):]))
 	}
 	for i, ps := range ws.Partials {
-		if ps == nil {
+		if !ps.Present {
 			continue
 		}
 		p := NewPartial(ps.Dataset, ws.W)
@@ -246,11 +277,11 @@ func (ws *windowSnap) restore() *openWindow {
 			for _, s := range cs.WS {
 				c := &Contribution{Events: s.Events, Sums: slices.Clone(s.Sums), Overflow: s.Overflow, Sets: make([]EntitySet, len(s.Sets))}
 				for j, set := range s.Sets {
-					for _, m := range set {
-						c.Sets[j].Add(m)
+					for k := 0; k+len(Pseudonym{}) <= len(set); k += len(Pseudonym{}) {
+						c.Sets[j].Add(Pseudonym(set[k:]))
 					}
 				}
-				byWS[s.WS] = c
+				byWS[Pseudonym(s.WS)] = c
 			}
 			p.Cells[cs.Key] = byWS
 		}

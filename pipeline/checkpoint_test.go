@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"encoding/gob"
+	"slices"
 	"testing"
 )
 
@@ -65,5 +66,63 @@ func TestCheckpointKeepsTheDedupSet(t *testing.T) {
 	}
 	if !got.Has(dedupKey{}) || got.Has(keyOf(5000)) {
 		t.Fatal("the zero key lost, or a key never added found")
+	}
+}
+
+// A window's partials survive a checkpoint: every contribution with its
+// events, sums, overflow and entity sets, small and large.
+func TestCheckpointKeepsThePartials(t *testing.T) {
+	w := Window{Start: 0, End: 10}
+	p := NewPartial("d", w)
+	pseudo := func(i int) Pseudonym { return Pseudonym(keyOf(uint64(i))) }
+	for cell := range 5 {
+		key := CellKey{"a", string(rune('a' + cell))}
+		p.Cells[key] = map[Pseudonym]*Contribution{}
+		for ws := range 3 {
+			c := NewContribution(2, 2)
+			c.Events, c.Sums[0], c.Sums[1], c.Overflow = int64(cell+ws+1), int64(cell*100+ws), -7, ws == 2
+			for m := range 1 + cell*10 { // past entitySetSmall from the third cell on
+				c.Sets[0].Add(pseudo(1000 + m))
+			}
+			c.Sets[1].Add(pseudo(ws))
+			p.Cells[key][pseudo(ws)] = c
+		}
+		p.Events += 6
+	}
+	snap := snapWindow(&openWindow{w: w, seen: newDedupSet(0), partials: []*Partial{p, nil}}, true)
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
+		t.Fatal(err)
+	}
+	var back windowSnap
+	if err := gob.NewDecoder(&buf).Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&checkpoint{Open: []windowSnap{back}}).check(); err != nil {
+		t.Fatal(err)
+	}
+	ow := back.restore()
+	if ow.partials[1] != nil {
+		t.Fatal("an empty partial came back")
+	}
+	got := ow.partials[0]
+	if got.Events != p.Events || len(got.Cells) != len(p.Cells) {
+		t.Fatalf("restored %d events in %d cells, want %d in %d", got.Events, len(got.Cells), p.Events, len(p.Cells))
+	}
+	for key, byWS := range p.Cells {
+		for ws, c := range byWS {
+			g := got.Cells[key][ws]
+			if g == nil {
+				t.Fatalf("cell %v workspace %x lost", key, ws)
+			}
+			if g.Events != c.Events || !slices.Equal(g.Sums, c.Sums) || g.Overflow != c.Overflow {
+				t.Fatalf("cell %v workspace %x: %+v, want %+v", key, ws, g, c)
+			}
+			for i := range c.Sets {
+				if !slices.Equal(g.Sets[i].Sorted(), c.Sets[i].Sorted()) {
+					t.Fatalf("cell %v workspace %x: set %d differs", key, ws, i)
+				}
+			}
+		}
 	}
 }

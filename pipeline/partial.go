@@ -165,6 +165,20 @@ func (s *EntitySet) Union(o *EntitySet) {
 	}
 }
 
+// appendTo appends the members' bytes to dst, in no particular order.
+func (s *EntitySet) appendTo(dst []byte) []byte {
+	if s.large != nil {
+		for p := range s.large {
+			dst = append(dst, p[:]...)
+		}
+		return dst
+	}
+	for _, p := range s.small {
+		dst = append(dst, p[:]...)
+	}
+	return dst
+}
+
 // Sorted returns the members in ascending order (for checkpoints and
 // deterministic iteration).
 func (s *EntitySet) Sorted() []Pseudonym {

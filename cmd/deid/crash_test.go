@@ -160,3 +160,59 @@ func killAfter(bin string, env []string, d time.Duration, args ...string) (bool,
 		return true, nil
 	}
 }
+
+// TestCheckpointsOfAnInputOfOneEventType runs with checkpoints on an input
+// that feeds one dataset only (a topic of campaign events, say): its
+// windows have no partial for the other dataset, and a checkpoint must
+// still be written and restored — the datasets equal a run without them.
+func TestCheckpointsOfAnInputOfOneEventType(t *testing.T) {
+	bin := deidBinary(t)
+	gen0 := filepath.Join(t.TempDir(), "gen")
+	cfg := gen.DefaultConfig()
+	cfg.Seed, cfg.Events, cfg.Partitions = 5, 20_000, 1
+	if _, err := gen.WriteFiles(gen0, cfg); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(gen0, "events-00.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var campaign []byte
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		if bytes.Contains(line, []byte(`"campaign.metrics"`)) {
+			campaign = append(campaign, line...)
+		}
+	}
+	in := filepath.Join(t.TempDir(), "in")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "events-00.ndjson"), campaign, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "deid.yaml")
+	if err := os.WriteFile(conf, []byte("pipeline:\n  checkpoint_interval: 1ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "DEID_PSEUDONYM_KEY=one-type-key-0123456789")
+	args := []string{"run", "--config", conf, "--input", in, "--settings", filepath.Join(gen0, gen.SettingsFileName)}
+	ref := filepath.Join(t.TempDir(), "ref")
+	if out, err := runProcess(bin, env, append(args, "--out", ref)...); err != nil {
+		t.Fatalf("without checkpoints: %v\n%s", err, out)
+	}
+	out, state := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "state")
+	// Killed once midway, so that a checkpoint is also read back.
+	if _, err := killAfter(bin, env, 150*time.Millisecond, append(args, "--out", out, "--state-dir", state)...); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := runProcess(bin, env, append(args, "--out", out, "--state-dir", state)...); err != nil {
+		t.Fatalf("with checkpoints: %v\n%s", err, msg)
+	}
+	want := datasetFiles(t, ref)
+	if len(want) == 0 {
+		t.Fatal("no dataset written")
+	}
+	if diff := cmp.Diff(want, datasetFiles(t, out)); diff != "" {
+		t.Errorf("datasets differ with checkpoints (-without +with):\n%s", diff)
+	}
+}
