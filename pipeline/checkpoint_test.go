@@ -46,16 +46,7 @@ func TestCheckpointKeepsTheDedupSet(t *testing.T) {
 		ow.seen.Add(keyOf(uint64(i)))
 	}
 	ow.seen.Add(dedupKey{}) // the all-zero key is a key too
-	snap := snapWindow(ow, true)
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
-		t.Fatal(err)
-	}
-	var back windowSnap
-	if err := gob.NewDecoder(&buf).Decode(&back); err != nil {
-		t.Fatal(err)
-	}
-	got := back.restore().seen
+	got := gobRoundTrip(t, snapWindow(ow, true)).restore().seen
 	if got.Len() != 1001 {
 		t.Fatalf("restored %d keys, want 1001", got.Len())
 	}
@@ -89,16 +80,8 @@ func TestCheckpointKeepsThePartials(t *testing.T) {
 		}
 		p.Events += 6
 	}
-	snap := snapWindow(&openWindow{w: w, seen: newDedupSet(0), partials: []*Partial{p, nil}}, true)
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
-		t.Fatal(err)
-	}
-	var back windowSnap
-	if err := gob.NewDecoder(&buf).Decode(&back); err != nil {
-		t.Fatal(err)
-	}
-	if err := (&checkpoint{Open: []windowSnap{back}}).check(); err != nil {
+	back := gobRoundTrip(t, snapWindow(&openWindow{w: w, seen: newDedupSet(0), partials: []*Partial{p, nil}}, true))
+	if err := (&checkpoint{Open: []windowSnap{*back}}).check(); err != nil {
 		t.Fatal(err)
 	}
 	ow := back.restore()
@@ -125,4 +108,19 @@ func TestCheckpointKeepsThePartials(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gobRoundTrip encodes a window's checkpoint form as a checkpoint file does
+// and decodes it back.
+func gobRoundTrip(t *testing.T, snap windowSnap) *windowSnap {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(snap); err != nil {
+		t.Fatal(err)
+	}
+	var back windowSnap
+	if err := gob.NewDecoder(&buf).Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	return &back
 }

@@ -40,15 +40,7 @@ func TestBrokerRestartMidRun(t *testing.T) {
 	appendFile(t, s.conf, "kafka:\n  session_timeout: 6s\n")
 	env := append(os.Environ(), "DEID_PSEUDONYM_KEY=broker-restart-key-0123456789")
 
-	fileOut := filepath.Join(t.TempDir(), "file-out")
-	if out, err := runProcess(bin, env, "run", "--config", s.conf, "--input", s.files, "--settings",
-		filepath.Join(s.files, gen.SettingsFileName), "--out", fileOut); err != nil {
-		t.Fatalf("file mode: %v\n%s", err, out)
-	}
-	want := datasetFiles(t, fileOut)
-	if len(want) == 0 {
-		t.Fatal("file mode wrote no dataset")
-	}
+	want := s.fileModeDatasets(t, bin, env)
 	t.Logf("sample produced and file mode done in %s", time.Since(begin).Round(time.Millisecond))
 
 	// The Kafka run, to the topics' ends, watched through /metrics.

@@ -56,6 +56,22 @@ func produceSample(t *testing.T, c *kafkatest.Cluster, cfg gen.Config) kafkaSamp
 	return s
 }
 
+// fileModeDatasets runs the sample's files through file mode with bin and
+// returns the dataset files, the reference a Kafka run must equal.
+func (s kafkaSample) fileModeDatasets(t *testing.T, bin string, env []string) map[string]string {
+	t.Helper()
+	fileOut := filepath.Join(t.TempDir(), "file-out")
+	if out, err := runProcess(bin, env, "run", "--config", s.conf, "--input", s.files, "--settings",
+		filepath.Join(s.files, gen.SettingsFileName), "--out", fileOut); err != nil {
+		t.Fatalf("file mode: %v\n%s", err, out)
+	}
+	want := datasetFiles(t, fileOut)
+	if len(want) == 0 {
+		t.Fatal("file mode wrote no dataset")
+	}
+	return want
+}
+
 func (s kafkaSample) args(c *kafkatest.Cluster, out, state string) []string {
 	return []string{"run", "--config", s.conf, "--brokers", joinComma(c.Brokers), "--topics", s.events,
 		"--group", s.group, "--out", out, "--state-dir", state, "--stop-at-end"}

@@ -160,15 +160,7 @@ func TestSigtermStopsAKafkaRunCleanly(t *testing.T) {
 		appendFile(t, s.conf, fmt.Sprintf("shutdown_timeout: %s\nkafka:\n  session_timeout: 6s\n", shutdownTimeout))
 		env := append(os.Environ(), "DEID_PSEUDONYM_KEY=sigterm-test-key-0123456789")
 
-		fileOut := filepath.Join(t.TempDir(), "file-out")
-		if out, err := runProcess(bin, env, "run", "--config", s.conf, "--input", s.files, "--settings",
-			filepath.Join(s.files, gen.SettingsFileName), "--out", fileOut); err != nil {
-			t.Fatalf("file mode: %v\n%s", err, out)
-		}
-		want := datasetFiles(t, fileOut)
-		if len(want) == 0 {
-			t.Fatal("file mode wrote no dataset")
-		}
+		want := s.fileModeDatasets(t, bin, env)
 
 		out, state := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "state")
 		args := s.args(c, out, state)

@@ -174,12 +174,7 @@ func TestKafkaKillAnywhereThenResume(t *testing.T) {
 		}
 		appendFile(t, s.conf, fmt.Sprintf("kafka:\n  session_timeout: %s\n", session))
 		env := append(os.Environ(), "DEID_PSEUDONYM_KEY=kafka-crash-key-0123456789")
-		fileOut := filepath.Join(t.TempDir(), "file-out")
-		if out, err := runProcess(bin, env, "run", "--config", s.conf, "--input", s.files, "--settings",
-			filepath.Join(s.files, gen.SettingsFileName), "--out", fileOut); err != nil {
-			t.Fatalf("file mode: %v\n%s", err, out)
-		}
-		want := datasetFiles(t, fileOut)
+		want := s.fileModeDatasets(t, bin, env)
 
 		ref := filepath.Join(t.TempDir(), "ref")
 		start := time.Now()
