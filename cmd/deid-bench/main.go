@@ -13,8 +13,9 @@
 //	deid-bench load-kafka --brokers B --prefix P --settings FILE EVENTS...
 //	                                   create topics P.* and produce the
 //	                                   input into them
+//	deid-bench write-input DIR CONFIG  generate the input into DIR
 //
-// The benchmark runs the last three as children. It is a separate binary, not
+// The benchmark runs the last four as children. It is a separate binary, not
 // a deid subcommand, so deid ships nothing of the benchmark, and so that the
 // decode limit and the bare consumer run as their own processes, measured
 // (CPU time, peak RSS) exactly as deid and DuckDB are.
@@ -45,6 +46,10 @@ func main() {
 		"decode-limit":            decodeLimit,
 		bench.BareConsumerCommand: bareConsumer,
 		bench.LoadCommand:         loadKafka,
+		bench.WriteInputCommand:   writeInput,
+	}
+	if exe, err := os.Executable(); err == nil {
+		bench.WriteInput = bench.WriteInputChild(exe)
 	}
 	cmd, args := run, os.Args[1:]
 	if len(args) > 0 {
@@ -59,6 +64,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "deid-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// writeInput generates an input (bench.WriteInputChild runs it).
+func writeInput(_ context.Context, args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("%s: want DIR CONFIG-JSON", bench.WriteInputCommand)
+	}
+	var cfg gen.Config
+	if err := json.Unmarshal([]byte(args[1]), &cfg); err != nil {
+		return fmt.Errorf("%s: the configuration: %w", bench.WriteInputCommand, err)
+	}
+	st, err := gen.WriteFiles(args[0], cfg)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(st)
 }
 
 func decodeLimit(ctx context.Context, files []string) error {

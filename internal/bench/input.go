@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/mya/deid/internal/gen"
@@ -69,7 +70,7 @@ func Prepare(cacheDir string, cfg gen.Config, logf func(string, ...any)) (*Input
 	}
 	logf("bench: generating %d events in %d partitions into %s (once; cached)", cfg.Events, cfg.Partitions, dir)
 	os.Remove(stamp)
-	st, err := gen.WriteFiles(dir, cfg)
+	st, err := WriteInput(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +93,37 @@ func Prepare(cacheDir string, cfg gen.Config, logf func(string, ...any)) (*Input
 		return nil, err
 	}
 	return in, nil
+}
+
+// WriteInput generates the input files; Prepare calls it. deid-bench sets it
+// to a child process (WriteInputCommand): on Linux a child's peak RSS starts
+// from its parent's at the fork, so a generator run in the benchmark's own
+// process would show in the peak RSS of every contender that follows.
+var WriteInput = gen.WriteFiles
+
+// WriteInputCommand is the deid-bench subcommand that generates an input:
+// write-input DIR CONFIG-JSON, printing the generator's stats as JSON.
+const WriteInputCommand = "write-input"
+
+// WriteInputChild returns a WriteInput that runs exe's WriteInputCommand.
+func WriteInputChild(exe string) func(string, gen.Config) (gen.Stats, error) {
+	return func(dir string, cfg gen.Config) (gen.Stats, error) {
+		var st gen.Stats
+		c, err := json.Marshal(cfg)
+		if err != nil {
+			return st, err
+		}
+		cmd := exec.Command(exe, WriteInputCommand, dir, string(c))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return st, fmt.Errorf("generating the input in a child process: %w", err)
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return st, fmt.Errorf("generating the input: reading the child's stats: %w", err)
+		}
+		return st, nil
+	}
 }
 
 // complete tells whether every file of the input is there with its size.
