@@ -176,16 +176,22 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 	return nil
 }
 
-// window builds one dataset window's output: withdrawals, privacy gate,
-// accounting.
-func (p *publisher) window(ctx context.Context, spec *DatasetSpec, part *Partial) (*WindowOutput, error) {
-	acct := WindowAccounting{Contributed: part.Events, WithdrawnByReason: map[string]int64{},
-		SuppressedByReason: map[string]int64{}, RowsByLevel: map[int]int64{}, EventsByLevel: map[int]int64{}}
-	decided := p.now().UnixMicro()
-	// Nothing adds to the partial any more, and Cells changes below.
-	part.dropIndex()
+// withdrawals tells whether consent as of now withdraws any workspace of
+// the partial.
+func withdrawals(c Consent, part *Partial) bool {
+	for _, byWS := range part.Cells {
+		for ws := range byWS {
+			if r, _ := c.AtPublish(ws); r != ReasonNone {
+				return true
+			}
+		}
+	}
+	return false
+}
 
-	// Consent as of publication: withdraw workspaces that have left since.
+// withdraw removes the contributions of the workspaces consent withdraws as
+// of now, logging each (cell, workspace) in cell and pseudonym order.
+func (p *publisher) withdraw(spec *DatasetSpec, part *Partial, acct *WindowAccounting, decided int64) error {
 	for _, key := range sortedCells(part.Cells) {
 		byWS := part.Cells[key]
 		for _, ws := range sortedPseudonyms(byWS) {
@@ -200,11 +206,31 @@ func (p *publisher) window(ctx context.Context, spec *DatasetSpec, part *Partial
 			ce := &CellExclusion{Dataset: spec.Name, Window: part.Window, Dims: key[:len(spec.Dimensions)],
 				Reason: reason, Events: c.Events, Workspaces: 1, WorkspaceID: id}
 			if err := p.logCell(ce, decided); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if len(byWS) == 0 {
 			delete(part.Cells, key)
+		}
+	}
+	return nil
+}
+
+// window builds one dataset window's output: withdrawals, privacy gate,
+// accounting.
+func (p *publisher) window(ctx context.Context, spec *DatasetSpec, part *Partial) (*WindowOutput, error) {
+	acct := WindowAccounting{Contributed: part.Events, WithdrawnByReason: map[string]int64{},
+		SuppressedByReason: map[string]int64{}, RowsByLevel: map[int]int64{}, EventsByLevel: map[int]int64{}}
+	decided := p.now().UnixMicro()
+	// Nothing adds to the partial any more, and Cells changes below.
+	part.dropIndex()
+
+	// Consent as of publication: withdraw workspaces that have left since.
+	// Most windows have none to withdraw; only then are the cells walked in
+	// order, so that the log's entries are always in the same order.
+	if withdrawals(p.st.Consent, part) {
+		if err := p.withdraw(spec, part, &acct, decided); err != nil {
+			return nil, err
 		}
 	}
 
