@@ -87,10 +87,10 @@ func (w *worker) continues(stop context.Context, err error, n int) bool {
 
 // decode decodes every record of the batch with dec.
 func (b *ahead) decode(dec Decoder) {
-	if n := len(b.recs); cap(b.evs) < n {
+	n := len(b.recs)
+	if cap(b.evs) < n {
 		b.evs, b.bad, b.keys = make([]Event, n), make([]*MalformedError, n), make([]dedupKey, n)
 	}
-	n := len(b.recs)
 	b.evs, b.bad, b.keys = b.evs[:n], b.bad[:n], b.keys[:n]
 	for i := range b.recs {
 		rec, ev := &b.recs[i], &b.evs[i]

@@ -128,7 +128,7 @@ func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
 
 // check finds byte strings that are not whole keys or pseudonyms.
 func (cp *checkpoint) check() error {
-	for _, ws := range append(slices.Clone(cp.Open), cp.Handed...) {
+	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
 		if len(ws.Seen)%len(dedupKey{}) != 0 {
 			return fmt.Errorf("the dedup set of window %d is %d bytes, not whole keys", ws.W.Start, len(ws.Seen))
 		}

@@ -266,7 +266,7 @@ func (p *publisher) window(ctx context.Context, spec *DatasetSpec, part *Partial
 	out := &WindowOutput{Spec: spec, Window: part.Window, Rows: res.Rows, Acct: acct,
 		ChainHeads: map[string]string{PublishChain: head}, PolicyVersion: p.cfg.PolicyVersion,
 		PipelineVersion: p.cfg.PipelineVersion}
-	for _, id := range sortedParts(p.parts) {
+	for _, id := range sortedPartitions(p.parts) {
 		ps := p.parts[id]
 		out.Partitions = append(out.Partitions, ps.acct)
 		out.ChainHeads[id.String()] = ps.head
@@ -304,18 +304,8 @@ func sortedPseudonyms(m map[Pseudonym]*Contribution) []Pseudonym {
 	return keys
 }
 
-func sortedParts(m map[PartitionID]*partState) []PartitionID {
-	keys := make([]PartitionID, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b PartitionID) int {
-		return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Partition, b.Partition))
-	})
-	return keys
-}
-
-func sortedAccts(m map[PartitionID]PartitionAccounting) []PartitionID {
+// sortedPartitions returns m's partitions by source, then number.
+func sortedPartitions[V any](m map[PartitionID]V) []PartitionID {
 	keys := make([]PartitionID, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -168,7 +168,7 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 	}
 	close(e.notices)
 	<-pubDone
-	for _, id := range sortedAccts(e.finals) {
+	for _, id := range sortedPartitions(e.finals) {
 		summary.Partitions = append(summary.Partitions, e.finals[id])
 	}
 	if err := e.failed(); err != nil {

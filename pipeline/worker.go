@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -409,7 +410,7 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 			}
 		}
 	}
-	slices.SortFunc(closed, func(a, b *openWindow) int { return cmpInt64(a.w.Start, b.w.Start) })
+	slices.SortFunc(closed, func(a, b *openWindow) int { return cmp.Compare(a.w.Start, b.w.Start) })
 	if w.ckpt != nil {
 		// Kept in the checkpoint until published, so a crash cannot lose them.
 		for _, ow := range closed {
@@ -524,16 +525,6 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 		c[k] = v
 	}
 	return c
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // atomicInt64 is shared between the publisher (writer) and the workers.

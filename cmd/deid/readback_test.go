@@ -19,9 +19,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/xitongsys/parquet-go-source/local"
-	"github.com/xitongsys/parquet-go/reader"
 
+	"github.com/mya/deid/internal/parquettest"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sinks/signing"
@@ -261,28 +260,9 @@ func TestIndependentReaderReadsEveryFile(t *testing.T) {
 // file's column names; timestamps come back as int64 microseconds.
 func readWithParquetGo(t *testing.T, path string) (map[string][]any, int64) {
 	t.Helper()
-	f, err := local.NewLocalFileReader(path)
+	cols, n, err := parquettest.ReadColumns(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	pr, err := reader.NewParquetColumnReader(f, 1)
-	if err != nil {
-		t.Fatalf("parquet-go: %s: %v", path, err)
-	}
-	defer pr.ReadStop()
-	n := pr.GetNumRows()
-	cols := map[string][]any{}
-	for i, info := range pr.SchemaHandler.Infos[1:] {
-		if n == 0 {
-			cols[info.ExName] = nil
-			continue
-		}
-		vals, _, _, err := pr.ReadColumnByIndex(int64(i), n)
-		if err != nil {
-			t.Fatalf("parquet-go: %s: column %s: %v", path, info.ExName, err)
-		}
-		cols[info.ExName] = vals
 	}
 	return cols, n
 }

@@ -83,10 +83,10 @@ func (v *verifier) checkAccounting() error {
 		if n := sum(a.SuppressedByReason); n != a.Suppressed {
 			problems = append(problems, fmt.Sprintf("%s: suppressed by reason adds up to %d, not %d", label, n, a.Suppressed))
 		}
-		if n := sumInt(a.EventsByLevel); n != a.Published {
+		if n := sum(a.EventsByLevel); n != a.Published {
 			problems = append(problems, fmt.Sprintf("%s: published events by level add up to %d, not %d", label, n, a.Published))
 		}
-		if n := sumInt(a.RowsByLevel); n != w.Manifest.Rows {
+		if n := sum(a.RowsByLevel); n != w.Manifest.Rows {
 			problems = append(problems, fmt.Sprintf("%s: rows by level add up to %d, but the window has %d rows", label, n, w.Manifest.Rows))
 		}
 	}
@@ -296,7 +296,9 @@ func shrank(a, b *pipeline.PartitionAccounting) bool {
 	return false
 }
 
-func equalCounts(a, b map[string]int64) bool {
+// equalCounts tells whether a and b hold the same counts, a missing key
+// counting as 0.
+func equalCounts[K comparable](a, b map[K]int64) bool {
 	for k, n := range a {
 		if b[k] != n {
 			return false
@@ -308,14 +310,6 @@ func equalCounts(a, b map[string]int64) bool {
 		}
 	}
 	return true
-}
-
-func sumInt(m map[int]int64) int64 {
-	var n int64
-	for _, v := range m {
-		n += v
-	}
-	return n
 }
 
 func union(a, b map[string]int64) map[string]int64 {

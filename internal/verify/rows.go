@@ -159,27 +159,13 @@ func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map
 			}
 		}
 	}
-	if !equalLevels(rowsBy, acct.RowsByLevel) {
+	if !equalCounts(rowsBy, acct.RowsByLevel) {
 		problems = append(problems, fmt.Sprintf("%s: rows by level are %v, the manifest says %v", label, rowsBy, acct.RowsByLevel))
 	}
-	if events != "" && !equalLevels(eventsBy, acct.EventsByLevel) {
+	if events != "" && !equalCounts(eventsBy, acct.EventsByLevel) {
 		problems = append(problems, fmt.Sprintf("%s: events by level are %v, the manifest says %v", label, eventsBy, acct.EventsByLevel))
 	}
 	return problems
-}
-
-func equalLevels(a, b map[int]int64) bool {
-	for k, n := range a {
-		if b[k] != n {
-			return false
-		}
-	}
-	for k, n := range b {
-		if a[k] != n {
-			return false
-		}
-	}
-	return true
 }
 
 // cellText renders a row's cell: "instagram/reel/beauty/EU/micro".

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mya/deid/pipeline"
@@ -69,7 +70,7 @@ func (v *verifier) summarize() {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
-		return compareStrings(a.Dataset, b.Dataset)
+		return strings.Compare(a.Dataset, b.Dataset)
 	})
 	periods := map[int64]*Period{}
 	for _, w := range s.Windows {
@@ -138,14 +139,4 @@ func eventTime(b []byte) int64 {
 		return 0
 	}
 	return t.UnixMicro()
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -149,7 +149,8 @@ func allReasons() []string {
 	}
 }
 
-func sum(m map[string]int64) int64 {
+// sum adds up the counts of m.
+func sum[K comparable](m map[K]int64) int64 {
 	var n int64
 	for _, v := range m {
 		n += v

@@ -1,8 +1,10 @@
 package verify
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mya/deid/pipeline"
@@ -104,11 +106,11 @@ func QueryWorkspace(o *Output, q WorkspaceQuery) *WorkspaceReport {
 	}
 	slices.SortStableFunc(r.Records, func(a, b pipeline.Exclusion) int {
 		if a.OccurredAt != b.OccurredAt {
-			return cmpInt(a.OccurredAt, b.OccurredAt)
+			return cmp.Compare(a.OccurredAt, b.OccurredAt)
 		}
-		return compareStrings(a.Pos.String(), b.Pos.String())
+		return strings.Compare(a.Pos.String(), b.Pos.String())
 	})
-	slices.SortStableFunc(r.Withdrawals, func(a, b pipeline.Exclusion) int { return cmpInt(a.Cell.Window.Start, b.Cell.Window.Start) })
+	slices.SortStableFunc(r.Withdrawals, func(a, b pipeline.Exclusion) int { return cmp.Compare(a.Cell.Window.Start, b.Cell.Window.Start) })
 
 	in := q.Input
 	if in != nil {
@@ -273,14 +275,4 @@ func timeText(t time.Time) string {
 		return "its first settings record (no readable updated_at)"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -119,7 +119,7 @@ func (l *Log) open(name string) (*Chain, error) {
 		return nil, fmt.Errorf("%s: records chain %q seq %d; the log directory was tampered with or copied",
 			SegmentName(last), meta.Chain, meta.Seq)
 	}
-	head, err := hashFile(meta.Path)
+	head, err := fsutil.HashFile(meta.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +346,7 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 		// Our signature may have replaced the other writer's: sign what
 		// is there.
 		if c.log.signer != nil {
-			if sum, herr := hashFile(filepath.Join(c.dir, SegmentName(meta.Seq))); herr == nil {
+			if sum, herr := fsutil.HashFile(filepath.Join(c.dir, SegmentName(meta.Seq))); herr == nil {
 				_ = c.sign(meta.Seq, sum)
 			}
 		}

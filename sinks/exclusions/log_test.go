@@ -17,9 +17,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/google/go-cmp/cmp"
+	"github.com/mya/deid/internal/parquettest"
 	"github.com/mya/deid/pipeline"
-	"github.com/xitongsys/parquet-go-source/local"
-	"github.com/xitongsys/parquet-go/reader"
 )
 
 const chainName = "events-00.ndjson[0]"
@@ -208,28 +207,12 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
+// readIndependent reads a segment with xitongsys/parquet-go (parquettest).
 func readIndependent(t testing.TB, path string) (map[string][]any, int64) {
 	t.Helper()
-	f, err := local.NewLocalFileReader(path)
+	cols, n, err := parquettest.ReadColumns(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	pr, err := reader.NewParquetColumnReader(f, 1)
-	if err != nil {
-		t.Fatalf("parquet-go: %v", err)
-	}
-	defer pr.ReadStop()
-	n := pr.GetNumRows()
-	cols := map[string][]any{}
-	for i, info := range pr.SchemaHandler.Infos[1:] {
-		var vals []any
-		if n > 0 {
-			if vals, _, _, err = pr.ReadColumnByIndex(int64(i), n); err != nil {
-				t.Fatalf("parquet-go: column %s: %v", info.ExName, err)
-			}
-		}
-		cols[info.ExName] = vals
 	}
 	return cols, n
 }

@@ -42,7 +42,7 @@ func (c *Chain) Rollback(seq int) error {
 	if err != nil {
 		return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 	}
-	if c.head, err = hashFile(meta.Path); err != nil {
+	if c.head, err = fsutil.HashFile(meta.Path); err != nil {
 		return err
 	}
 	if meta.Accounting != nil {

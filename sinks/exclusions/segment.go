@@ -2,12 +2,9 @@ package exclusions
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -522,18 +519,4 @@ func ReadSegment(path string) ([]pipeline.Exclusion, *SegmentMeta, error) {
 		return nil, nil, fmt.Errorf("%d entries, but the metadata says %d", len(out), meta.Entries)
 	}
 	return out, meta, nil
-}
-
-// hashFile returns the hex SHA-256 of a file's content.
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

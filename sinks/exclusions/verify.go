@@ -88,7 +88,7 @@ func VerifyChain(dir string) (*ChainReport, error) {
 			}
 		}
 		path := filepath.Join(dir, file)
-		sum, err := hashFile(path)
+		sum, err := fsutil.HashFile(path)
 		if err != nil {
 			fail("%s: %v", file, err)
 			prevHash, prevSeq = "", seq

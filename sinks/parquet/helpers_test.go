@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mya/deid/internal/parquettest"
 	"github.com/mya/deid/pipeline"
-	"github.com/xitongsys/parquet-go-source/local"
-	"github.com/xitongsys/parquet-go/reader"
 )
 
 // testSpec is a small campaign-like dataset: three dimensions, two counters
@@ -123,29 +122,9 @@ func dataFile(t testing.TB, s *Sink, out *pipeline.WindowOutput) string {
 // name (nil for null) and the row count.
 func readIndependent(t testing.TB, path string) (map[string][]any, int64) {
 	t.Helper()
-	f, err := local.NewLocalFileReader(path)
+	cols, n, err := parquettest.ReadColumns(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	pr, err := reader.NewParquetColumnReader(f, 1)
-	if err != nil {
-		t.Fatalf("parquet-go: %v", err)
-	}
-	defer pr.ReadStop()
-	n := pr.GetNumRows()
-	cols := map[string][]any{}
-	// parquet-go renames columns to Go-style names; ExName is the file's.
-	for i, info := range pr.SchemaHandler.Infos[1:] {
-		if n == 0 {
-			cols[info.ExName] = nil
-			continue
-		}
-		vals, _, _, err := pr.ReadColumnByIndex(int64(i), n)
-		if err != nil {
-			t.Fatalf("parquet-go: column %s: %v", info.ExName, err)
-		}
-		cols[info.ExName] = vals
 	}
 	return cols, n
 }
