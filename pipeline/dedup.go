@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/binary"
 	"math/bits"
+	"runtime"
 	"unsafe"
 )
 
@@ -18,11 +19,16 @@ import (
 // of a key serves as its hash; an adversary choosing event ids cannot aim
 // them at one bucket without breaking SHA-256. Nothing is ever deleted, so
 // a key sits in the first bucket with room along its probe sequence when
-// it was added, and a lookup stops at the first free slot. Not safe for
-// concurrent use.
+// it was added, and a lookup stops at the first free slot.
+//
+// A big table lives outside the Go heap (allocBuckets): Release returns it
+// as soon as the window closes, and a set dropped without Release returns
+// it when it is collected. Not safe for concurrent use.
 type dedupSet struct {
 	buckets []dedupBucket
-	n       int
+	// mem owns the memory under buckets when it is not the heap's.
+	mem *tableMem
+	n   int
 	// zero records the all-zero key, which marks a free slot.
 	zero bool
 }
@@ -37,7 +43,16 @@ const (
 
 // newDedupSet returns a set sized for about n keys.
 func newDedupSet(n int) *dedupSet {
-	return &dedupSet{buckets: make([]dedupBucket, max(dedupMinBuckets, int(float64(n)/dedupMaxLoad/4)+1))}
+	s := &dedupSet{mem: new(tableMem)}
+	s.buckets = allocBuckets(max(dedupMinBuckets, int(float64(n)/dedupMaxLoad/4)+1), s.mem)
+	runtime.AddCleanup(s, (*tableMem).release, s.mem)
+	return s
+}
+
+// Release returns the table's memory; the set must not be used after.
+func (s *dedupSet) Release() {
+	s.mem.release()
+	s.buckets, s.n, s.zero = nil, 0, false
 }
 
 // Len returns the number of keys.
@@ -129,8 +144,9 @@ func (s *dedupSet) put(k dedupKey) bool {
 
 // grow rebuilds the table half as large again.
 func (s *dedupSet) grow() {
-	old := s.buckets
-	s.buckets = make([]dedupBucket, len(old)+len(old)/2)
+	old, oldMem := s.buckets, *s.mem
+	*s.mem = tableMem{}
+	s.buckets = allocBuckets(len(old)+len(old)/2, s.mem)
 	for i := range old {
 		for _, k := range old[i] {
 			if k != (dedupKey{}) {
@@ -138,4 +154,5 @@ func (s *dedupSet) grow() {
 			}
 		}
 	}
+	oldMem.release()
 }

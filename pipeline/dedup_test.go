@@ -25,6 +25,9 @@ func TestDedupSetAgreesWithAMap(t *testing.T) {
 	}{
 		{"uniform keys from an empty set", 200_000, 0, func(r *rand.Rand, i int) dedupKey { return keyOf(r.Uint64N(150_000)) }},
 		{"uniform keys from a presized set", 100_000, 100_000, func(r *rand.Rand, i int) dedupKey { return keyOf(r.Uint64N(80_000)) }},
+		// Past offHeapMin the table is mapped outside the heap, and its
+		// growth moves the keys from one mapping to the next.
+		{"a table that grows out of the heap", 600_000, 0, func(r *rand.Rand, i int) dedupKey { return keyOf(r.Uint64N(450_000)) }},
 		{"the zero key among others", 10_000, 0, func(r *rand.Rand, i int) dedupKey {
 			if i%100 == 0 {
 				return dedupKey{}

@@ -23,7 +23,8 @@ type dedupKey [16]byte
 type openWindow struct {
 	w Window
 	// seen holds the keys of every well-formed, non-late event_id of the
-	// window in this partition, whatever became of the record.
+	// window in this partition, whatever became of the record; nil once
+	// the window is closed.
 	seen *dedupSet
 	// partials holds one partial per aggregator, nil until it gets an event.
 	partials []*Partial
@@ -403,6 +404,8 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 			closed = append(closed, ow)
 			delete(w.windows, start)
 			w.seenHint = ow.seen.Len()
+			ow.seen.Release()
+			ow.seen = nil
 			for _, p := range ow.partials {
 				if p != nil {
 					p.dropIndex() // no event is added to it any more
