@@ -122,6 +122,14 @@ func (s *dedupSet) home(k dedupKey) int {
 	return int(b)
 }
 
+// firstSlot returns the first byte of the first slot k probes.
+func (s *dedupSet) firstSlot(k dedupKey) byte {
+	if len(s.buckets) == 0 {
+		return 0
+	}
+	return s.buckets[s.home(k)][0][0]
+}
+
 // put stores k in the first free slot along its probe sequence, unless it
 // finds k first; it reports whether it stored k. The table is never full.
 func (s *dedupSet) put(k dedupKey) bool {
