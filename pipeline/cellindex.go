@@ -27,7 +27,7 @@ type indexKey struct {
 // Partial.Contribution drops it (Merge, the publisher, a restored
 // checkpoint), and the next Contribution rebuilds it from Cells.
 type cellIndex struct {
-	contribs map[indexKey]*Contribution
+	contribs *contribTable
 	// raw maps, per dimension, a value as events carry it to the id of its
 	// level-0 form; canon maps a level-0 form to its id, and values an id
 	// back to it (values[d][0] is "", the empty slot).
@@ -98,7 +98,7 @@ func (x *cellIndex) canonID(dim int, v string) uint32 {
 func (p *Partial) Contribution(ids *CellIDs, ws Pseudonym, nSums, nSets int) *Contribution {
 	x := p.cellIndex()
 	k := indexKey{cell: *ids, ws: ws}
-	if c := x.contribs[k]; c != nil {
+	if c := x.contribs.get(&k); c != nil {
 		return c
 	}
 	var key CellKey
@@ -112,7 +112,7 @@ func (p *Partial) Contribution(ids *CellIDs, ws Pseudonym, nSums, nSets int) *Co
 	}
 	c := p.NewContribution(nSums, nSets)
 	byWS[ws] = c
-	x.contribs[k] = c
+	x.contribs.put(&k, c)
 	return c
 }
 
@@ -122,7 +122,7 @@ func (p *Partial) cellIndex() *cellIndex {
 	if p.index != nil {
 		return p.index
 	}
-	x := &cellIndex{contribs: make(map[indexKey]*Contribution, len(p.Cells))}
+	x := &cellIndex{contribs: newContribTable(len(p.Cells))}
 	for d := range x.values {
 		x.values[d] = []string{""}
 	}
@@ -132,7 +132,7 @@ func (p *Partial) cellIndex() *cellIndex {
 			ids[d] = x.canonID(d, v)
 		}
 		for ws, c := range byWS {
-			x.contribs[indexKey{cell: ids, ws: ws}] = c
+			x.contribs.put(&indexKey{cell: ids, ws: ws}, c)
 		}
 	}
 	p.index = x
