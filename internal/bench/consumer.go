@@ -81,10 +81,11 @@ func parseConsumeCounts(stdout string) (ConsumeCounts, error) {
 // goroutine, as deid runs one worker per partition, over a Conn to the
 // partition's leader, one batch read (Seek, ReadBatchWith with deid's
 // min/max bytes and max wait) at a time, each record's value read into a
-// fetch-sized buffer as deid's reader does. It commits nothing.
+// fetch-sized buffer as deid's reader does, through connections dialed as
+// deid dials them (kafkasrc.BufferedDial). It commits nothing.
 func BareConsumer(ctx context.Context, c ConsumerConfig) (ConsumeCounts, error) {
 	kc := kafkasrc.DefaultConfig()
-	dialer := &kafka.Dialer{ClientID: "deid-bench", Timeout: kc.DialTimeout, DualStack: true, KeepAlive: 30 * time.Second}
+	dialer := &kafka.Dialer{ClientID: "deid-bench", Timeout: kc.DialTimeout, DialFunc: kafkasrc.BufferedDial(30 * time.Second)}
 	g, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:      c.Group,
 		Brokers: c.Brokers,

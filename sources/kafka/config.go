@@ -318,10 +318,9 @@ func (c Config) connect() (*conn, error) {
 	d := &kafka.Dialer{
 		ClientID:      c.ClientID,
 		Timeout:       c.DialTimeout,
-		DualStack:     true,
+		DialFunc:      BufferedDial(30 * time.Second),
 		TLS:           tlsCfg,
 		SASLMechanism: mech,
-		KeepAlive:     30 * time.Second,
 	}
 	t := &kafka.Transport{
 		DialTimeout: c.DialTimeout,
