@@ -48,6 +48,7 @@ func allocBuckets(n int, mem *tableMem) []dedupBucket {
 	// on small pages.
 	_ = syscall.Madvise(m[off:off+body], syscall.MADV_HUGEPAGE)
 	mem.mapped = m
+	offHeapChanged(int64(len(m)))
 	return unsafe.Slice((*dedupBucket)(unsafe.Pointer(&m[off])), n)
 }
 
@@ -55,7 +56,9 @@ func allocBuckets(n int, mem *tableMem) []dedupBucket {
 // used after.
 func (m *tableMem) release() {
 	if m.mapped != nil {
+		n := len(m.mapped)
 		_ = syscall.Munmap(m.mapped)
 		m.mapped = nil
+		offHeapChanged(-int64(n))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"testing"
 	"unsafe"
 )
@@ -67,4 +68,37 @@ func mapped(t *testing.T, addr uintptr) bool {
 		}
 	}
 	return false
+}
+
+// The soft memory limit covers the mapped tables: Go's own limit is the
+// configured one less what they hold, and gets it back when they go.
+func TestMappedTablesCountAgainstTheMemoryLimit(t *testing.T) {
+	orig := debug.SetMemoryLimit(-1)
+	defer func() {
+		SetMemoryLimit(0)
+		debug.SetMemoryLimit(orig)
+	}()
+	const limit = 1 << 30
+	SetMemoryLimit(limit)
+	s := newDedupSet(300_000)
+	if got, want := debug.SetMemoryLimit(-1), int64(limit-len(s.mem.mapped)); got != want {
+		t.Errorf("with a %d-byte table mapped, Go's limit is %d; want %d", len(s.mem.mapped), got, want)
+	}
+	for i := range uint64(400_000) { // grows: a new mapping, the old one returned
+		s.Add(keyOf(i))
+	}
+	if got, want := debug.SetMemoryLimit(-1), int64(limit-len(s.mem.mapped)); got != want {
+		t.Errorf("after growth to %d mapped bytes, Go's limit is %d; want %d", len(s.mem.mapped), got, want)
+	}
+	s.Release()
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("every table returned, Go's limit is %d; want %d", got, limit)
+	}
+	// A table larger than the limit leaves the heap a quarter of it.
+	SetMemoryLimit(8 << 20)
+	big := newDedupSet(300_000)
+	defer big.Release()
+	if got := debug.SetMemoryLimit(-1); got != 2<<20 {
+		t.Errorf("with %d bytes mapped under an 8 MiB limit, Go's limit is %d; want 2 MiB", len(big.mem.mapped), got)
+	}
 }

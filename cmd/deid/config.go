@@ -57,10 +57,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// HTTPAddr serves /metrics, /healthz and /readyz when set, e.g. ":9090".
 	HTTPAddr string `yaml:"http_addr"`
-	// MemoryLimit is a soft limit on the process's memory (Go's
-	// runtime/debug.SetMemoryLimit): the collector works harder as the heap
-	// nears it, so that resident memory follows the live state rather than
-	// twice it. 0 leaves Go's default (no limit, or GOMEMLIMIT).
+	// MemoryLimit is a soft limit on the process's memory
+	// (pipeline.SetMemoryLimit: Go's runtime/debug.SetMemoryLimit, less the
+	// dedup tables kept outside the heap): the collector works harder as the
+	// heap nears it, so that resident memory follows the live state rather
+	// than twice it. 0 leaves Go's default (no limit, or GOMEMLIMIT).
 	MemoryLimit byteSize `yaml:"memory_limit"`
 	// StopAtEnd ends a Kafka run at the high-water marks seen at start
 	// (--stop-at-end; for bounded runs and benchmarks).

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -160,7 +159,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		log.Info("resuming from checkpoints", zap.String("state_dir", cfg.StateDir))
 	}
 	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+		pipeline.SetMemoryLimit(int64(cfg.MemoryLimit))
 		log.Info("soft memory limit set", zap.Stringer("memory_limit", cfg.MemoryLimit))
 	}
 	stats := &pipeline.Stats{}
