@@ -45,6 +45,7 @@ func TestDedupSetAgreesWithAMap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 2))
 			s := newDedupSet(tc.hint)
+			defer s.Release()
 			ref := map[dedupKey]struct{}{}
 			for i := range tc.n {
 				k := tc.keys(r, i)
