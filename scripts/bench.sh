@@ -10,7 +10,7 @@
 #   scripts/bench.sh                          the default comparison
 #   scripts/bench.sh --reps 5 --events 4000000
 #   scripts/bench.sh --partitions 1 --skip-duckdb --skip-kafka
-#   scripts/bench.sh --memory-scale 10        also deid on 10× the events
+#   scripts/bench.sh --memory-scale 10        also deid on 10× the events (generated; repeated)
 #   scripts/bench.sh --deid-alt /tmp/deid     a patched build, alternating
 #   scripts/bench.sh --help
 #

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string) error {
 		"Kafka broker on 127.0.0.1 for Kafka mode, comma-separated (default $DEID_KAFKA_BROKERS; scripts/bench.sh starts one)")
 	fs.BoolVar(&cfg.SkipKafka, "skip-kafka", false, "leave Kafka mode out")
 	fs.BoolVar(&cfg.Lenient, "lenient", cfg.Lenient, "also time DuckDB reading fields typed (its fastest idiom)")
-	fs.IntVar(&cfg.Scale, "memory-scale", 0, "also run deid once on this many times the events (same workspaces and days) to show peak RSS growth, e.g. 10")
+	fs.IntVar(&cfg.Scale, "memory-scale", 0, "also run deid on this many times the events, generated (same workspaces and days) and repeated (same cells and entities), to show what peak RSS grows with, e.g. 10")
 	fs.StringVar(&cfg.Note, "note", "", "free text recorded with the results")
 	if err := fs.Parse(args); err != nil {
 		return err

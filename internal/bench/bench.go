@@ -112,8 +112,12 @@ type Target struct {
 	Reason string  `json:"reason,omitempty"`
 }
 
-// Memory compares deid's peak RSS on the input and on Scale times its
-// events over the same workspaces and days.
+// Memory compares deid's peak RSS on the input and on two inputs of Scale
+// times its events: one generated over the same workspaces and days (more
+// events bring more cells, contributions and entities too), and one that
+// repeats each event in place under new ids (Repeat: the same cells,
+// contributions and entities, only the events and their dedup keys
+// multiplied).
 type Memory struct {
 	Scale      int     `json:"scale"`
 	BaseEvents int64   `json:"base_events"`
@@ -122,6 +126,16 @@ type Memory struct {
 	BigRSSMB   float64 `json:"big_peak_rss_mib"`
 	BigWall    float64 `json:"big_wall_seconds"`
 	BigCPU     float64 `json:"big_cpu_seconds"`
+	// Repeated is the run on the repeated input.
+	Repeated *ScaledRun `json:"repeated,omitempty"`
+}
+
+// ScaledRun is one run of deid on a scaled input.
+type ScaledRun struct {
+	Events int64   `json:"events"`
+	RSSMB  float64 `json:"peak_rss_mib"`
+	Wall   float64 `json:"wall_seconds"`
+	CPU    float64 `json:"cpu_seconds"`
 }
 
 // Run prepares the input, measures every contender cfg.Reps times
@@ -324,7 +338,8 @@ func compare(ctx context.Context, cfg Config, in *Input, deidOut, duckOut string
 	return check, nil
 }
 
-// memory runs deid once on cfg.Scale times the events.
+// memory runs deid once on cfg.Scale times the events generated, and once
+// on the input with each event repeated cfg.Scale times.
 func memory(ctx context.Context, cfg Config, in *Input, res *Result, work string, logf func(string, ...any)) (*Memory, error) {
 	big := cfg.Gen
 	big.Events *= cfg.Scale
@@ -332,18 +347,33 @@ func memory(ctx context.Context, cfg Config, in *Input, res *Result, work string
 	if err != nil {
 		return nil, fmt.Errorf("bench: scaled input: %w", err)
 	}
-	out := filepath.Join(work, "deid-scaled")
-	defer os.RemoveAll(out)
-	s, err := Measure(ctx, "", nil, cfg.Deid, "run", "--input", bigIn.Dir, "--settings", bigIn.Settings,
-		"--out", out, "--log-level", "error")
+	repIn, err := Repeat(in, cfg.Scale, logf)
 	if err != nil {
-		return nil, fmt.Errorf("bench: deid on the scaled input: %w", err)
+		return nil, fmt.Errorf("bench: repeated input: %w", err)
 	}
-	logf("  scaled   %-15s %7.2fs wall %7.2fs CPU %6.0f MiB peak  (%d events)", Deid, s.Wall.Seconds(),
-		s.CPU().Seconds(), float64(s.MaxRSS)/(1<<20), bigIn.Lines)
-	return &Memory{Scale: cfg.Scale, BaseEvents: in.Lines, BigEvents: bigIn.Lines,
-		BaseRSSMB: res.Contenders[Deid].PeakRSSMB.Median, BigRSSMB: float64(s.MaxRSS) / (1 << 20),
-		BigWall: s.Wall.Seconds(), BigCPU: s.CPU().Seconds()}, nil
+	run := func(name string, in *Input) (*ScaledRun, error) {
+		out := filepath.Join(work, "deid-"+name)
+		defer os.RemoveAll(out)
+		s, err := Measure(ctx, "", nil, cfg.Deid, "run", "--input", in.Dir, "--settings", in.Settings,
+			"--out", out, "--log-level", "error")
+		if err != nil {
+			return nil, fmt.Errorf("bench: deid on the %s input: %w", name, err)
+		}
+		logf("  %-8s %-15s %7.2fs wall %7.2fs CPU %6.0f MiB peak  (%d events)", name, Deid, s.Wall.Seconds(),
+			s.CPU().Seconds(), float64(s.MaxRSS)/(1<<20), in.Lines)
+		return &ScaledRun{Events: in.Lines, RSSMB: float64(s.MaxRSS) / (1 << 20), Wall: s.Wall.Seconds(), CPU: s.CPU().Seconds()}, nil
+	}
+	gen, err := run("scaled", bigIn)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := run("repeated", repIn)
+	if err != nil {
+		return nil, err
+	}
+	return &Memory{Scale: cfg.Scale, BaseEvents: in.Lines, BigEvents: gen.Events,
+		BaseRSSMB: res.Contenders[Deid].PeakRSSMB.Median, BigRSSMB: gen.RSSMB, BigWall: gen.Wall, BigCPU: gen.CPU,
+		Repeated: rep}, nil
 }
 
 // save writes res as JSON under dir, named by its start time.

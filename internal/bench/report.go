@@ -69,6 +69,10 @@ func Print(w io.Writer, res *Result) {
 		fmt.Fprintf(w, "\nmemory: %s events → %.0f MiB peak; %s events (×%d, same workspaces and days) → %.0f MiB (×%.2f), %.1f s wall, %.1f s CPU\n",
 			group(m.BaseEvents), m.BaseRSSMB, group(m.BigEvents), m.Scale, m.BigRSSMB, m.BigRSSMB/m.BaseRSSMB,
 			m.BigWall, m.BigCPU)
+		if r := m.Repeated; r != nil {
+			fmt.Fprintf(w, "        %s events (×%d, each event repeated: same cells, contributions, entities) → %.0f MiB (×%.2f), %.1f s wall, %.1f s CPU\n",
+				group(r.Events), m.Scale, r.RSSMB, r.RSSMB/m.BaseRSSMB, r.Wall, r.CPU)
+		}
 	}
 }
 
