@@ -122,7 +122,7 @@ func (p *Partial) cellIndex() *cellIndex {
 	if p.index != nil {
 		return p.index
 	}
-	x := &cellIndex{contribs: newContribTable(len(p.Cells))}
+	x := &cellIndex{contribs: newContribTable(max(len(p.Cells), p.sizeHint))}
 	for d := range x.values {
 		x.values[d] = []string{""}
 	}
@@ -141,3 +141,12 @@ func (p *Partial) cellIndex() *cellIndex {
 
 // dropIndex forgets the index after Cells changed behind it.
 func (p *Partial) dropIndex() { p.index = nil }
+
+// contributions returns how many contributions the index holds (0 without
+// an index).
+func (p *Partial) contributions() int {
+	if p.index == nil {
+		return 0
+	}
+	return p.index.contribs.n
+}

@@ -82,6 +82,10 @@ type Partial struct {
 	slab contribSlab
 	// index is the aggregators' fast path into Cells (cellindex.go).
 	index *cellIndex
+	// sizeHint sizes the index's contribution table when it is first
+	// built: the partition's previous window of the dataset tells how many
+	// contributions to expect.
+	sizeHint int
 }
 
 // NewPartial returns an empty partial.

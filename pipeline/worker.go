@@ -85,9 +85,13 @@ type worker struct {
 	// allowed lateness, so the second window opens before the first
 	// closes), since a partition's windows tend to be alike.
 	seenHint int
-	acct     PartitionAccounting
-	pending  int
-	exc      Exclusion
+	// contribHint sizes a new window's contribution tables, by aggregator:
+	// the most contributions a closed window of the partition had, or an
+	// open one has, as with seenHint.
+	contribHint []int
+	acct        PartitionAccounting
+	pending     int
+	exc         Exclusion
 	// batchNow is the processing time of the current batch, read once
 	// per batch: the reference of max_future_skew and decision times.
 	batchNow int64
@@ -164,7 +168,8 @@ func newWorker(e *engine, id PartitionID) (*worker, error) {
 	w := &worker{cfg: &e.cfg, st: &e.st, partID: id, dec: e.st.NewDecoder(), pz: NewPseudonymizer(e.st.PseudonymKey),
 		chain: chain, dead: dead, now: e.o.now, out: e.notices, stats: e.o.stats, ckpt: e.st.Checkpoints,
 		published: &e.publishedEnd, streaming: e.st.Stream != nil,
-		maxSeen: noTime, closedEnd: noTime, windows: map[int64]*openWindow{}}
+		maxSeen: noTime, closedEnd: noTime, windows: map[int64]*openWindow{},
+		contribHint: make([]int, len(e.st.Aggregators))}
 	w.kindAgg = kindAggregators(e.st.Aggregators)
 	w.acct = PartitionAccounting{Partition: id.String(), FirstOffset: -1, LastOffset: -1,
 		Excluded: map[string]int64{}, ContributedByDataset: map[string]int64{}}
@@ -389,6 +394,12 @@ func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 	p := ow.partials[agg]
 	if p == nil {
 		p = NewPartial(w.st.Aggregators[agg].Spec().Name, win)
+		p.sizeHint = w.contribHint[agg]
+		for _, o := range w.windows {
+			if q := o.partials[agg]; q != nil {
+				p.sizeHint = max(p.sizeHint, q.contributions())
+			}
+		}
 		ow.partials[agg] = p
 	}
 	w.st.Aggregators[agg].Add(p, ev, ws, w.pz)
@@ -439,8 +450,9 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 			w.seenHint = ow.seen.Len()
 			ow.seen.Release()
 			ow.seen = nil
-			for _, p := range ow.partials {
+			for agg, p := range ow.partials {
 				if p != nil {
+					w.contribHint[agg] = max(w.contribHint[agg], p.contributions())
 					p.dropIndex() // no event is added to it any more
 				}
 			}
