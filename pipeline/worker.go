@@ -97,6 +97,10 @@ type worker struct {
 	batchNow int64
 	// warmed keeps what warm reads, so that its loads are not optimized away.
 	warmed byte
+	// last is the open window of the last event gated, nil after it closed.
+	last *openWindow
+	// boundCache is bound's result for newest event times in [from, until).
+	boundCache struct{ from, until, bound int64 }
 }
 
 // resume restores the partition's checkpoint, if any, rolls its exclusion
@@ -287,8 +291,16 @@ func (w *worker) bound() int64 {
 	if w.maxSeen == noTime {
 		return noTime
 	}
-	wm := w.maxSeen - w.cfg.MaxOutOfOrderness.Microseconds() - w.cfg.AllowedLateness.Microseconds()
-	return wm - mod(wm, w.cfg.Window.Microseconds())
+	b := &w.boundCache
+	if b.from <= w.maxSeen && w.maxSeen < b.until {
+		return b.bound
+	}
+	delay, size := w.cfg.MaxOutOfOrderness.Microseconds()+w.cfg.AllowedLateness.Microseconds(), w.cfg.Window.Microseconds()
+	wm := w.maxSeen - delay
+	b.bound = wm - mod(wm, size)
+	// Every watermark in [bound, bound+size) gives the same bound.
+	b.from, b.until = b.bound+delay, b.bound+size+delay
+	return b.bound
 }
 
 // process gives the batch's record i its disposition. The reader goroutine
@@ -359,11 +371,19 @@ func (w *worker) warm(b *ahead) {
 // gate runs the gates in the order of SPEC §3.7 and, when the record passes
 // them all, aggregates it.
 func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
-	win := w.cfg.windowOf(ev.OccurredAt)
+	// Most events fall in the window of the event before.
+	ow, win := w.last, Window{}
+	if ow != nil && ow.w.Start <= ev.OccurredAt && ev.OccurredAt < ow.w.End {
+		win = ow.w
+	} else {
+		win, ow = w.cfg.windowOf(ev.OccurredAt), nil
+	}
 	if win.End <= w.bound() || win.End <= w.closedEnd || win.End <= w.published.Load() {
 		return ReasonLateEvent, nil
 	}
-	ow := w.windows[win.Start]
+	if ow == nil {
+		ow = w.windows[win.Start]
+	}
 	if ow == nil {
 		for _, o := range w.windows {
 			w.seenHint = max(w.seenHint, o.seen.Len())
@@ -371,6 +391,7 @@ func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 		ow = &openWindow{w: win, seen: newDedupSet(w.seenHint), partials: make([]*Partial, len(w.st.Aggregators))}
 		w.windows[win.Start] = ow
 	}
+	w.last = ow
 	if !ow.seen.Add(key) {
 		return ReasonDuplicate, nil
 	}
@@ -447,6 +468,9 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 		if ow.w.End <= end {
 			closed = append(closed, ow)
 			delete(w.windows, start)
+			if w.last == ow {
+				w.last = nil
+			}
 			w.seenHint = ow.seen.Len()
 			ow.seen.Release()
 			ow.seen = nil
