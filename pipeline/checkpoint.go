@@ -13,7 +13,7 @@ import (
 )
 
 // checkpointVersion is the format version of checkpoint files.
-const checkpointVersion = 3
+const checkpointVersion = 4
 
 // Checkpoints persists each partition's state with its input position, and
 // the publisher's intent, under a state directory. Every file is written to
@@ -49,7 +49,8 @@ type checkpoint struct {
 	// this checkpoint; a restart rolls the chain back to it.
 	ChainSeq  int
 	ChainHead string
-	// Open are the open windows, with their dedup sets.
+	// Open are the open windows; their dedup keys are in their key logs
+	// (keylog.go).
 	Open []windowSnap
 	// Handed are windows closed and handed to the publisher but not yet
 	// published: a restart hands them over again.
@@ -58,9 +59,9 @@ type checkpoint struct {
 
 type windowSnap struct {
 	W Window
-	// Seen is the dedup set's keys, 16 bytes each, end to end: one byte
-	// string encodes far faster than a list of arrays.
-	Seen []byte
+	// Keys is how many keys of the window's key log belong to the
+	// checkpoint (0 for a handed window, which needs no dedup set).
+	Keys int64
 	// Partials has one entry per dataset; gob cannot write a nil pointer
 	// in a list, so a dataset without events in the window is an entry
 	// with Present false.
@@ -129,8 +130,8 @@ func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
 // check finds byte strings that are not whole keys or pseudonyms.
 func (cp *checkpoint) check() error {
 	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
-		if len(ws.Seen)%len(dedupKey{}) != 0 {
-			return fmt.Errorf("the dedup set of window %d is %d bytes, not whole keys", ws.W.Start, len(ws.Seen))
+		if ws.Keys < 0 {
+			return fmt.Errorf("window %d counts %d dedup keys", ws.W.Start, ws.Keys)
 		}
 		for _, ps := range ws.Partials {
 			if !ps.Present {
@@ -221,16 +222,10 @@ func (s *Checkpoints) writeBytes(path string, b []byte) error {
 	return d.Sync()
 }
 
-// snapWindow copies a window's state into its checkpoint form; withSeen
-// keeps the dedup set (open windows need it, handed ones do not).
-func snapWindow(ow *openWindow, withSeen bool) windowSnap {
-	ws := windowSnap{W: ow.w, Partials: make([]partialSnap, len(ow.partials))}
-	if withSeen {
-		ws.Seen = make([]byte, 0, ow.seen.Len()*len(dedupKey{}))
-		for k := range ow.seen.All {
-			ws.Seen = append(ws.Seen, k[:]...)
-		}
-	}
+// snapWindow copies a window's partials into their checkpoint form, with
+// keys, the number of its dedup keys made durable in its key log.
+func snapWindow(ow *openWindow, keys int64) windowSnap {
+	ws := windowSnap{W: ow.w, Keys: keys, Partials: make([]partialSnap, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
 			ws.Partials[i] = *snapPartial(p)
@@ -259,12 +254,13 @@ func snapPartial(p *Partial) *partialSnap {
 	return ps
 }
 
-// restore rebuilds a window's state from its checkpoint form.
-func (ws *windowSnap) restore() *openWindow {
-	n := len(ws.Seen) / len(dedupKey{})
+// restore rebuilds a window's state from its checkpoint form and its dedup
+// keys, end to end (nil for a handed window).
+func (ws *windowSnap) restore(keys []byte) *openWindow {
+	n := len(keys) / len(dedupKey{})
 	ow := &openWindow{w: ws.W, seen: newDedupSet(n), partials: make([]*Partial, len(ws.Partials))}
 	for i := range n {
-		ow.seen.Add(dedupKey(ws.Seen[i*len(dedupKey{}):]))
+		ow.seen.Add(dedupKey(keys[i*len(dedupKey{}):]))
 	}
 	for i, ps := range ws.Partials {
 		if !ps.Present {

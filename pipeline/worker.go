@@ -26,6 +26,9 @@ type openWindow struct {
 	// window in this partition, whatever became of the record; nil once
 	// the window is closed.
 	seen *dedupSet
+	// log holds the same keys on disk when the run keeps checkpoints
+	// (keylog.go), nil otherwise.
+	log *keyLog
 	// partials holds one partial per aggregator, nil until it gets an event.
 	partials []*Partial
 }
@@ -124,7 +127,9 @@ func (w *worker) resume() (next int64, ok bool, err error) {
 		return 0, false, err
 	}
 	if !ok {
-		return 0, false, nil
+		// Key logs without a checkpoint are of windows opened before a
+		// crash that came before the first checkpoint.
+		return 0, false, w.ckpt.removeKeyLogs(w.id(), nil)
 	}
 	w.next, w.maxSeen, w.closedEnd, w.acct = cp.Next, cp.MaxSeen, cp.ClosedEnd, cp.Acct
 	if w.acct.Excluded == nil {
@@ -133,9 +138,24 @@ func (w *worker) resume() (next int64, ok bool, err error) {
 	if w.acct.ContributedByDataset == nil {
 		w.acct.ContributedByDataset = map[string]int64{}
 	}
+	open := map[int64]bool{}
 	for i := range cp.Open {
-		ow := cp.Open[i].restore()
+		ws := &cp.Open[i]
+		keys, err := w.ckpt.readKeys(w.id(), ws.W.Start, ws.Keys)
+		if err != nil {
+			return 0, false, err
+		}
+		ow := ws.restore(keys)
+		// Keys added after the checkpoint are dropped: reading on from its
+		// position adds them again.
+		if ow.log, err = w.ckpt.openKeyLog(w.id(), ws.W.Start, ws.Keys); err != nil {
+			return 0, false, err
+		}
 		w.windows[ow.w.Start] = ow
+		open[ow.w.Start] = true
+	}
+	if err := w.ckpt.removeKeyLogs(w.id(), open); err != nil {
+		return 0, false, err
 	}
 	w.handed = cp.Handed
 	return cp.Next, true, nil
@@ -146,7 +166,7 @@ func (w *worker) resume() (next int64, ok bool, err error) {
 func (w *worker) handOverAgain(ctx context.Context) error {
 	n := closeNotice{Part: w.id(), ClosedEnd: w.closedEnd, Acct: w.snapshot(), Head: w.chain.Head()}
 	for i := range w.handed {
-		n.Windows = append(n.Windows, w.handed[i].restore())
+		n.Windows = append(n.Windows, w.handed[i].restore(nil))
 	}
 	select {
 	case w.out <- n:
@@ -218,6 +238,14 @@ func (w *worker) run(ctx, stop context.Context) error {
 	}()
 	// The reader goroutine has stopped using the reader when run returns.
 	defer func() { stopReading(); <-readDone }()
+	// Key logs of windows still open stay on disk for the next run.
+	defer func() {
+		for _, ow := range w.windows {
+			if ow.log != nil {
+				ow.log.close()
+			}
+		}
+	}()
 
 	for {
 		var b *ahead
@@ -389,11 +417,20 @@ func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 			w.seenHint = max(w.seenHint, o.seen.Len())
 		}
 		ow = &openWindow{w: win, seen: newDedupSet(w.seenHint), partials: make([]*Partial, len(w.st.Aggregators))}
+		if w.ckpt != nil {
+			var err error
+			if ow.log, err = w.ckpt.openKeyLog(w.id(), win.Start, 0); err != nil {
+				return ReasonNone, err
+			}
+		}
 		w.windows[win.Start] = ow
 	}
 	w.last = ow
 	if !ow.seen.Add(key) {
 		return ReasonDuplicate, nil
+	}
+	if ow.log != nil {
+		ow.log.add(key)
 	}
 	if ev.Kind == KindMessage {
 		return ReasonMessageContent, nil
@@ -487,12 +524,21 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 		// Kept in the checkpoint until published, so a crash cannot lose them.
 		for _, ow := range closed {
 			if ow.hasData() {
-				w.handed = append(w.handed, snapWindow(ow, false))
+				w.handed = append(w.handed, snapWindow(ow, 0))
 			}
 		}
 	}
 	if err := w.checkpoint(ctx); err != nil {
 		return err
+	}
+	// The checkpoint without them is durable: their key logs can go.
+	for _, ow := range closed {
+		if ow.log != nil {
+			if err := ow.log.remove(); err != nil {
+				return err
+			}
+			ow.log = nil
+		}
 	}
 	n := closeNotice{Part: w.id(), ClosedEnd: end, Windows: closed, Acct: w.snapshot(), Head: w.chain.Head()}
 	select {
@@ -545,13 +591,21 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	w.handed = slices.DeleteFunc(w.handed, func(ws windowSnap) bool { return ws.W.End <= published })
 	cp := &checkpoint{Partition: w.id(), Next: w.next, MaxSeen: w.maxSeen, ClosedEnd: w.closedEnd, Acct: acct,
 		ChainSeq: w.chain.Seq(), ChainHead: w.chain.Head(), Handed: w.handed}
+	var keyBytes int64
 	for _, start := range slices.Sorted(maps.Keys(w.windows)) {
-		cp.Open = append(cp.Open, snapWindow(w.windows[start], true))
+		ow := w.windows[start]
+		keys, err := ow.log.sync() // before the checkpoint that counts them
+		if err != nil {
+			return err
+		}
+		keyBytes += keys * int64(len(dedupKey{}))
+		cp.Open = append(cp.Open, snapWindow(ow, keys))
 	}
 	size, err := w.ckpt.save(cp)
 	if err != nil {
 		return err
 	}
+	size += keyBytes
 	ps.StateBytes.Store(size)
 	ps.Checkpoints.Add(1)
 	ps.CheckpointNanos.Add(int64(w.now().Sub(start)))
