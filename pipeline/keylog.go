@@ -59,7 +59,7 @@ func (s *Checkpoints) openKeyLog(id PartitionID, start, keep int64) (*keyLog, er
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
 	size := keep * int64(len(dedupKey{}))
-	if err := f.Truncate(size); err == nil {
+	if err = f.Truncate(size); err == nil {
 		_, err = f.Seek(size, io.SeekStart)
 	}
 	if err != nil {
