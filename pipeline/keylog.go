@@ -41,12 +41,12 @@ const keyLogBuffer = 64 << 10
 // keyLogSuffix ends a key log's name: <partition>.w<window start>.keys.
 const keyLogSuffix = ".keys"
 
-func (s *Checkpoints) keyLogPrefix(id PartitionID) string {
+func keyLogPrefix(id PartitionID) string {
 	return url.PathEscape(id.String()) + ".w"
 }
 
 func (s *Checkpoints) keyLogPath(id PartitionID, start int64) string {
-	return filepath.Join(s.dir, "partitions", s.keyLogPrefix(id)+strconv.FormatInt(start, 10)+keyLogSuffix)
+	return filepath.Join(s.dir, "partitions", keyLogPrefix(id)+strconv.FormatInt(start, 10)+keyLogSuffix)
 }
 
 // openKeyLog opens the key log of partition id's window starting at start
@@ -128,7 +128,7 @@ func (s *Checkpoints) removeKeyLogs(id PartitionID, keep map[int64]bool) error {
 	if err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
-	prefix := s.keyLogPrefix(id)
+	prefix := keyLogPrefix(id)
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, keyLogSuffix) {

@@ -375,17 +375,16 @@ func (w *worker) process(b *ahead, i int) error {
 // gates makes theirs cache hits. It changes nothing; a window the batch
 // opens is not read ahead.
 func (w *worker) warm(b *ahead) {
-	size := w.cfg.Window.Microseconds()
-	start, set := int64(noTime), (*dedupSet)(nil)
+	var win Window // none yet: no time is in [0, 0)
+	var set *dedupSet
 	var x byte
 	for i := range b.recs {
 		if b.recs[i].Err != nil || b.bad[i] != nil {
 			continue
 		}
-		t := b.evs[i].OccurredAt
-		if s := t - mod(t, size); s != start {
-			start, set = s, nil
-			if ow := w.windows[s]; ow != nil {
+		if t := b.evs[i].OccurredAt; t < win.Start || t >= win.End {
+			win, set = w.cfg.windowOf(t), nil
+			if ow := w.windows[win.Start]; ow != nil {
 				set = ow.seen
 			}
 		}

@@ -36,6 +36,25 @@ func newSink(t *testing.T, cfg kafkadlq.Config) *kafkadlq.Sink {
 	return s
 }
 
+// fakeWriter returns a fake broker, the configuration of a sink on a fresh
+// one-partition dead-letter topic of it (edit, when not nil, changes it
+// first) and a writer of that sink.
+func fakeWriter(t *testing.T, edit func(*kafkadlq.Config)) (*kafkatest.Cluster, kafkadlq.Config, pipeline.DeadLetterWriter) {
+	t.Helper()
+	c := kafkatest.Fake(t)
+	cfg := config(t, c)
+	if edit != nil {
+		edit(&cfg)
+	}
+	cfg.Topic = kafkatest.Name(t, "dlq")
+	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
+	w, err := newSink(t, cfg).Writer(pipeline.PartitionID{Source: "events"})
+	if err != nil {
+		t.Fatalf("Writer: %v", err)
+	}
+	return c, cfg, w
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
 	t.Cleanup(cancel)
@@ -115,12 +134,7 @@ func TestDeadLettersKeepTheirBytesReasonAndPosition(t *testing.T) {
 }
 
 func TestFlushFailsClearlyAndKeepsTheDeadLetters(t *testing.T) {
-	c := kafkatest.Fake(t)
-	cfg := config(t, c)
-	cfg.Topic = kafkatest.Name(t, "dlq")
-	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
-	s := newSink(t, cfg)
-	w, _ := s.Writer(pipeline.PartitionID{Source: "events"})
+	c, cfg, w := fakeWriter(t, nil)
 	if err := w.Write(pipeline.Record{Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
 		t.Fatal(err)
 	}
@@ -165,14 +179,10 @@ func TestConfigValidation(t *testing.T) {
 // restart — does not fail a Flush: it retries, and every dead letter gets
 // out once the broker is back.
 func TestFlushRidesOutABrokerRestart(t *testing.T) {
-	c := kafkatest.Fake(t)
-	cfg := config(t, c)
-	cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = time.Second, 500*time.Millisecond
-	cfg.Kafka.RetryBudget = 30 * time.Second
-	cfg.Topic = kafkatest.Name(t, "dlq")
-	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
-	s := newSink(t, cfg)
-	w, _ := s.Writer(pipeline.PartitionID{Source: "events"})
+	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) {
+		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = time.Second, 500*time.Millisecond
+		cfg.Kafka.RetryBudget = 30 * time.Second
+	})
 	for _, v := range []string{"a", "b", "c"} {
 		if err := w.Write(pipeline.Record{Value: []byte(v)}, pipeline.Malformed("invalid_json", "", "")); err != nil {
 			t.Fatal(err)
@@ -197,14 +207,10 @@ func TestFlushRidesOutABrokerRestart(t *testing.T) {
 // A broker that stays away longer than kafka.retry_budget fails the Flush,
 // saying so, and the dead letters stay buffered.
 func TestFlushGivesUpAfterTheRetryBudget(t *testing.T) {
-	c := kafkatest.Fake(t)
-	cfg := config(t, c)
-	cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = 500*time.Millisecond, 200*time.Millisecond
-	cfg.Kafka.RetryBudget = time.Second
-	cfg.Topic = kafkatest.Name(t, "dlq")
-	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
-	s := newSink(t, cfg)
-	w, _ := s.Writer(pipeline.PartitionID{Source: "events"})
+	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) {
+		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = 500*time.Millisecond, 200*time.Millisecond
+		cfg.Kafka.RetryBudget = time.Second
+	})
 	if err := w.Write(pipeline.Record{Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
 		t.Fatal(err)
 	}
