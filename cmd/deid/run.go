@@ -46,6 +46,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		httpAddr   = fs.String("http-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9090")
 		stopAtEnd  = fs.Bool("stop-at-end", false, "Kafka mode: stop at the topics' ends as seen at start")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
+		memProfile = fs.String("memprofile", "", "write an allocation profile (pprof) of the run to this file when it ends")
 		check      = fs.Bool("check", false, "validate the configuration and exit without reading anything")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
@@ -103,6 +104,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return usageErr("--cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return usageErr("--memprofile: %v", err)
+		}
+		defer f.Close()
+		defer pprof.Lookup("allocs").WriteTo(f, 0)
 	}
 	log, err := newLogger(*logLevel, stderr)
 	if err != nil {
