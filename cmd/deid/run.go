@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -110,8 +111,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return usageErr("--memprofile: %v", err)
 		}
-		defer f.Close()
-		defer pprof.Lookup("allocs").WriteTo(f, 0)
+		defer func() {
+			if err := errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close()); err != nil {
+				fmt.Fprintf(stderr, "deid: --memprofile: %v\n", err)
+			}
+		}()
 	}
 	log, err := newLogger(*logLevel, stderr)
 	if err != nil {
