@@ -115,44 +115,21 @@ func (p *Partial) Merge(o *Partial) {
 	p.Events += o.Events
 }
 
-// EntitySet is a set of pseudonyms in one of three forms, smallest first:
-// most workspaces bring one or two creators or users to a cell, so the
-// first members live inline, in the set itself, where adding one more
-// event of the same entity touches no other memory; a slice holds a
-// handful, and a map the rest. The zero value is an empty set.
+// EntitySet is a set of pseudonyms, small-slice first: most workspaces bring
+// a handful of creators or users to a cell, so a slice beats a map until it
+// grows. The zero value is an empty set.
 type EntitySet struct {
-	// inline holds the first n members while small and large are nil.
-	inline [entitySetInline]Pseudonym
-	n      uint8
-	small  []Pseudonym
-	large  map[Pseudonym]struct{}
+	small []Pseudonym
+	large map[Pseudonym]struct{}
 }
 
-const (
-	entitySetInline = 2
-	entitySetSmall  = 16
-)
+const entitySetSmall = 16
 
 // Add inserts p.
 func (s *EntitySet) Add(p Pseudonym) {
-	switch {
-	case s.large != nil:
+	if s.large != nil {
 		s.large[p] = struct{}{}
 		return
-	case s.small == nil:
-		for _, q := range s.inline[:s.n] {
-			if q == p {
-				return
-			}
-		}
-		if s.n < entitySetInline {
-			s.inline[s.n] = p
-			s.n++
-			return
-		}
-		s.small = make([]Pseudonym, entitySetInline, 2*entitySetInline)
-		copy(s.small, s.inline[:])
-		s.n = 0
 	}
 	for _, q := range s.small {
 		if q == p {
@@ -171,20 +148,12 @@ func (s *EntitySet) Add(p Pseudonym) {
 	s.small = nil
 }
 
-// list returns the members of an inline or slice set (nil for a map).
-func (s *EntitySet) list() []Pseudonym {
-	if s.small != nil {
-		return s.small
-	}
-	return s.inline[:s.n]
-}
-
 // Len returns the number of distinct pseudonyms.
 func (s *EntitySet) Len() int {
 	if s.large != nil {
 		return len(s.large)
 	}
-	return len(s.list())
+	return len(s.small)
 }
 
 // Union adds every member of o.
@@ -195,7 +164,7 @@ func (s *EntitySet) Union(o *EntitySet) {
 		}
 		return
 	}
-	for _, p := range o.list() {
+	for _, p := range o.small {
 		s.Add(p)
 	}
 }
@@ -208,7 +177,7 @@ func (s *EntitySet) appendTo(dst []byte) []byte {
 		}
 		return dst
 	}
-	for _, p := range s.list() {
+	for _, p := range s.small {
 		dst = append(dst, p[:]...)
 	}
 	return dst
@@ -223,8 +192,8 @@ func (s *EntitySet) Sorted() []Pseudonym {
 		for p := range s.large {
 			out = append(out, p)
 		}
-	} else if l := s.list(); len(l) > 0 {
-		out = slices.Clone(l)
+	} else {
+		out = slices.Clone(s.small)
 	}
 	slices.SortFunc(out, Pseudonym.Compare)
 	return out
