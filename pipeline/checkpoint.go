@@ -117,14 +117,19 @@ func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
 			s.partitionPath(id), cp.Version, checkpointVersion)
 	}
 	if err := cp.check(); err != nil {
-		return nil, false, fmt.Errorf("checkpoints: %s: %v; the state directory is damaged — restore it or start over with an empty state_dir and out",
-			s.partitionPath(id), err)
+		return nil, false, damaged("%s: %v", s.partitionPath(id), err)
 	}
 	if cp.Partition != id {
 		return nil, false, fmt.Errorf("checkpoints: %s holds partition %s; it is not this partition's checkpoint",
 			s.partitionPath(id), cp.Partition)
 	}
 	return &cp, true, nil
+}
+
+// damaged is the error of a state directory whose content cannot be what
+// deid wrote, with what to do about it.
+func damaged(format string, args ...any) error {
+	return fmt.Errorf("checkpoints: "+format+"; the state directory is damaged — restore it or start over with an empty state_dir and out", args...)
 }
 
 // check finds byte strings that are not whole keys or pseudonyms.
@@ -181,7 +186,7 @@ func (s *Checkpoints) read(path string, v any) (bool, error) {
 		return false, fmt.Errorf("checkpoints: %w", err)
 	}
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
-		return false, fmt.Errorf("checkpoints: %s is unreadable (%v); the state directory is damaged — restore it or start over with an empty state_dir and out", path, err)
+		return false, damaged("%s is unreadable (%v)", path, err)
 	}
 	return true, nil
 }
@@ -228,14 +233,14 @@ func snapWindow(ow *openWindow, keys int64) windowSnap {
 	ws := windowSnap{W: ow.w, Keys: keys, Partials: make([]partialSnap, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
-			ws.Partials[i] = *snapPartial(p)
+			ws.Partials[i] = snapPartial(p)
 		}
 	}
 	return ws
 }
 
-func snapPartial(p *Partial) *partialSnap {
-	ps := &partialSnap{Present: true, Dataset: p.Dataset, Events: p.Events}
+func snapPartial(p *Partial) partialSnap {
+	ps := partialSnap{Present: true, Dataset: p.Dataset, Events: p.Events}
 	// In map order: a restore builds maps again, so order does not matter,
 	// and sorting a window's cells at every checkpoint would cost more than
 	// encoding them.

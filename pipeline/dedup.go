@@ -101,20 +101,6 @@ func (s *dedupSet) Has(k dedupKey) bool {
 	}
 }
 
-// All calls yield with every key, in table order.
-func (s *dedupSet) All(yield func(dedupKey) bool) {
-	if s.zero && !yield(dedupKey{}) {
-		return
-	}
-	for i := range s.buckets {
-		for _, k := range s.buckets[i] {
-			if k != (dedupKey{}) && !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // home returns k's first bucket: the first half of k mapped onto the
 // table's size by a multiply-shift, so the size need not be a power of two.
 func (s *dedupSet) home(k dedupKey) int {

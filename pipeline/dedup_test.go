@@ -111,3 +111,17 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapInuse)
 }
+
+// All calls yield with every key, in table order.
+func (s *dedupSet) All(yield func(dedupKey) bool) {
+	if s.zero && !yield(dedupKey{}) {
+		return
+	}
+	for i := range s.buckets {
+		for _, k := range s.buckets[i] {
+			if k != (dedupKey{}) && !yield(k) {
+				return
+			}
+		}
+	}
+}

@@ -109,12 +109,12 @@ func (s *Checkpoints) readKeys(id PartitionID, start, n int64) ([]byte, error) {
 	path := s.keyLogPath(id, start)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoints: the checkpoint counts %d dedup keys of window %d but its key log is unreadable (%w); the state directory is damaged — restore it or start over with an empty state_dir and out", n, start, err)
+		return nil, damaged("the checkpoint counts %d dedup keys of window %d but its key log is unreadable (%w)", n, start, err)
 	}
 	defer f.Close()
 	keys := make([]byte, n*int64(len(dedupKey{})))
 	if _, err := io.ReadFull(f, keys); err != nil {
-		return nil, fmt.Errorf("checkpoints: %s holds fewer than the %d dedup keys its checkpoint counts (%v); the state directory is damaged — restore it or start over with an empty state_dir and out", path, n, err)
+		return nil, damaged("%s holds fewer than the %d dedup keys its checkpoint counts (%v)", path, n, err)
 	}
 	return keys, nil
 }

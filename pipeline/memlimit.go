@@ -19,9 +19,9 @@ var memLimit struct {
 
 // SetMemoryLimit sets a soft limit on the memory of the process, the Go
 // heap and deid's off-heap tables together; 0 or less sets none (Go's limit
-// becomes unlimited). Go's collector works harder as the heap nears what the tables leave
-// of the limit, though never below a quarter of it, so that a window's
-// dedup table cannot leave the heap nothing.
+// becomes unlimited). Go's collector works harder as the heap nears what
+// the tables leave of the limit, though never below a quarter of it, so
+// that a window's dedup table cannot leave the heap nothing.
 func SetMemoryLimit(limit int64) {
 	memLimit.Lock()
 	defer memLimit.Unlock()

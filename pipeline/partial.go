@@ -183,8 +183,8 @@ func (s *EntitySet) appendTo(dst []byte) []byte {
 	return dst
 }
 
-// Sorted returns the members in ascending order (for checkpoints and
-// deterministic iteration).
+// Sorted returns the members in ascending order, a listing that does not
+// depend on how the set was built.
 func (s *EntitySet) Sorted() []Pseudonym {
 	var out []Pseudonym
 	if s.large != nil {

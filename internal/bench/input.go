@@ -58,18 +58,16 @@ func Prepare(cacheDir string, cfg gen.Config, logf func(string, ...any)) (*Input
 	}
 	dir := filepath.Join(cacheDir, fmt.Sprintf("seed%d-events%d-p%d-ws%d-days%d", cfg.Seed, cfg.Events,
 		cfg.Partitions, cfg.Workspaces, cfg.Days))
-	stamp := filepath.Join(dir, stampName)
-	if b, err := os.ReadFile(stamp); err == nil {
-		var in Input
-		if json.Unmarshal(b, &in) == nil && in.Fingerprint == fp && in.complete() {
-			return &in, nil
-		}
-		logf("bench: the cached input in %s is from another generator; regenerating", dir)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	switch in, stale, err := cached(dir, fp); {
+	case err != nil:
 		return nil, err
+	case in != nil:
+		return in, nil
+	case stale:
+		logf("bench: the cached input in %s is from another generator; regenerating", dir)
 	}
 	logf("bench: generating %d events in %d partitions into %s (once; cached)", cfg.Events, cfg.Partitions, dir)
-	os.Remove(stamp)
+	os.Remove(filepath.Join(dir, stampName))
 	st, err := WriteInput(dir, cfg)
 	if err != nil {
 		return nil, err
@@ -85,14 +83,34 @@ func Prepare(cacheDir string, cfg gen.Config, logf func(string, ...any)) (*Input
 		in.Events = append(in.Events, f)
 		in.Bytes += fi.Size()
 	}
+	return in, in.record()
+}
+
+// cached returns the input whose stamp in dir has fingerprint fp, when the
+// input is complete; stale tells that a stamp is there but names another
+// input or an incomplete one.
+func cached(dir, fp string) (in *Input, stale bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, stampName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	var c Input
+	if json.Unmarshal(b, &c) == nil && c.Fingerprint == fp && c.complete() {
+		return &c, false, nil
+	}
+	return nil, true, nil
+}
+
+// record writes the input's stamp, which makes it a cached input.
+func (in *Input) record() error {
 	b, err := json.MarshalIndent(in, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.WriteFile(stamp, b, 0o644); err != nil {
-		return nil, err
-	}
-	return in, nil
+	return os.WriteFile(filepath.Join(in.Dir, stampName), b, 0o644)
 }
 
 // WriteInput generates the input files; Prepare calls it. deid-bench sets it

@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -24,16 +23,12 @@ import (
 // base, like Prepare's inputs.
 func Repeat(base *Input, times int, logf func(string, ...any)) (*Input, error) {
 	dir := fmt.Sprintf("%s-repeat%d", base.Dir, times)
-	stamp := filepath.Join(dir, stampName)
 	fp := fmt.Sprintf("%s-repeat%d", base.Fingerprint, times)
-	if b, err := os.ReadFile(stamp); err == nil {
-		var in Input
-		if json.Unmarshal(b, &in) == nil && in.Fingerprint == fp && in.complete() {
-			return &in, nil
-		}
+	if in, _, err := cached(dir, fp); err == nil && in != nil {
+		return in, nil
 	}
 	logf("bench: writing %d× the events of %s, each event repeated in place, into %s (once; cached)", times, base.Dir, dir)
-	os.Remove(stamp)
+	os.Remove(filepath.Join(dir, stampName))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -56,11 +51,7 @@ func Repeat(base *Input, times int, logf func(string, ...any)) (*Input, error) {
 		in.Lines += lines
 		in.Bytes += size
 	}
-	b, err := json.MarshalIndent(in, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return in, os.WriteFile(stamp, b, 0o644)
+	return in, in.record()
 }
 
 // repeatFile writes each line of src times times to dst (see Repeat), and
