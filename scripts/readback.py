@@ -19,8 +19,16 @@ strings as they are and nulls (and pandas' NaN, which deid never writes) as
 null; the rows are sorted and hashed. cmd/deid/readback_test.go computes the
 same digest from deid's own reader and compares.
 
+With --readme README.md it also runs the README's reading recipes exactly as
+printed: the lines of the fenced block that follows the README's
+"<!-- reading recipes -->" marker, executed in a folder where `out` is OUT,
+once as printed (campaign_metrics) and once with the dataset name replaced by
+each other dataset. It adds {"recipes": {"<dataset>": {"<variable>": rows}}}:
+the rows each recipe's result holds (a pyarrow Table, a pandas or polars
+DataFrame, a DuckDB relation), or {"error": "..."}.
+
 Run it with the venv scripts/pyenv.sh makes: .cache/venv/bin/python
-scripts/readback.py OUT.
+scripts/readback.py OUT [--readme README.md].
 """
 import datetime
 import hashlib
@@ -29,6 +37,7 @@ import math
 import os
 import struct
 import sys
+import tempfile
 
 import duckdb
 import pandas
@@ -154,10 +163,66 @@ def with_duckdb(path):
     return table.num_rows, {c: (types[c], duckdb_kind(types[c])) for c in cols}, cols, rows
 
 
+RECIPES_MARKER = "<!-- reading recipes -->"
+RECIPES_DATASET = "campaign_metrics"
+
+
+def readme_recipes(readme):
+    """Returns the lines of the fenced block after RECIPES_MARKER."""
+    text = open(readme, encoding="utf-8").read()
+    at = text.find(RECIPES_MARKER)
+    if at < 0:
+        raise SystemExit("readback.py: %s has no %s block" % (readme, RECIPES_MARKER))
+    lines = text[at:].splitlines()[1:]
+    if not lines or not lines[0].startswith("```"):
+        raise SystemExit("readback.py: %s: a fenced block must follow %s" % (readme, RECIPES_MARKER))
+    block = []
+    for line in lines[1:]:
+        if line.startswith("```"):
+            return block
+        block.append(line)
+    raise SystemExit("readback.py: %s: the recipes block is not closed" % readme)
+
+
+def result_rows(value):
+    """Counts the rows of what a recipe read."""
+    if isinstance(value, pyarrow.Table):
+        return value.num_rows
+    if isinstance(value, (pandas.DataFrame, polars.DataFrame)):
+        return len(value)
+    if isinstance(value, duckdb.DuckDBPyRelation):
+        return value.aggregate("count(*)").fetchall()[0][0]
+    return None
+
+
+def run_recipes(out, lines, dataset):
+    """Runs the recipe lines in a folder where `out` points to OUT, with
+    RECIPES_DATASET replaced by dataset; returns rows per variable."""
+    code = "\n".join(lines).replace(RECIPES_DATASET, dataset)
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as d:
+        os.symlink(os.path.abspath(out), os.path.join(d, "out"))
+        os.chdir(d)
+        try:
+            scope = {}
+            exec(compile(code, "README recipes", "exec"), scope)
+            # Counted here: a DuckDB relation reads its files only now.
+            rows = {}
+            for name, value in scope.items():
+                n = result_rows(value)
+                if n is not None and not name.startswith("_"):
+                    rows[name] = n
+            return rows
+        except Exception as e:  # report, and let the test fail on it
+            return {"error": "%s: %s" % (type(e).__name__, e)}
+        finally:
+            os.chdir(cwd)
+
+
 TOOLS = {"pyarrow": with_pyarrow, "pandas": with_pandas, "polars": with_polars, "duckdb": with_duckdb}
 
 
-def main(out):
+def main(out, readme=None):
     root = os.path.join(out, "datasets")
     result = {"tools": {"pyarrow": pyarrow.__version__, "pandas": pandas.__version__,
                         "polars": polars.__version__, "duckdb": duckdb.__version__},
@@ -179,11 +244,18 @@ def main(out):
                 "partition_columns": sorted(c for c in cols if c in PARTITION_KEYS),
                 "digest": digest(cols, rows),
             }
+    if readme:
+        lines = readme_recipes(readme)
+        result["recipes"] = {name: run_recipes(out, lines, name) for name in result["datasets"]}
     json.dump(result, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: readback.py OUT")
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--readme":
+        main(args[0], args[2])
+    elif len(args) == 1:
+        main(args[0])
+    else:
+        sys.exit("usage: readback.py OUT [--readme README.md]")

@@ -50,7 +50,14 @@ func python(t *testing.T) string {
 type readback struct {
 	Tools    map[string]string                       `json:"tools"`
 	Datasets map[string]map[string]readbackOfOneTool `json:"datasets"`
+	// Recipes holds, per dataset, the rows each of the README's reading
+	// recipes read (or "error").
+	Recipes map[string]map[string]any `json:"recipes"`
 }
+
+// readmeRecipes are the variables the README's reading recipes assign, one
+// per tool.
+var readmeRecipes = []string{"table", "frame", "plf", "rel"}
 
 type readbackOfOneTool struct {
 	Error   string `json:"error"`
@@ -77,7 +84,7 @@ func TestMLToolsReadTheDatasets(t *testing.T) {
 	signAll(t, out, signing.NewEd25519(priv))
 
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(py, "../../scripts/readback.py", out)
+	cmd := exec.Command(py, "../../scripts/readback.py", out, "--readme", "../../README.md")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("readback.py: %v\n%s", err, stderr.String())
@@ -99,6 +106,15 @@ func TestMLToolsReadTheDatasets(t *testing.T) {
 		for _, c := range parquet.Columns(spec) {
 			want[c.Name] = map[string]string{parquet.TypeTimestamp: "timestamp_us_utc", parquet.TypeDictStr: "string",
 				parquet.TypeInt32: "int32", parquet.TypeInt64: "int64", parquet.TypeDouble: "double"}[c.Type]
+		}
+		recipes := rb.Recipes[ds]
+		if e, ok := recipes["error"]; ok {
+			t.Errorf("%s: the README's reading recipes fail: %v", ds, e)
+		}
+		for _, v := range readmeRecipes {
+			if n, ok := recipes[v].(float64); !ok || int64(n) != rows {
+				t.Errorf("%s: the README's recipe for %s reads %v rows, the manifests say %d", ds, v, recipes[v], rows)
+			}
 		}
 		per := rb.Datasets[ds]
 		for _, tool := range []string{"pyarrow", "pandas", "polars", "duckdb"} {
