@@ -213,6 +213,31 @@ func TestKeepPayloadNeedsTheConsentState(t *testing.T) {
 	}
 }
 
+func TestDetailsThatQuoteTheRecordAreWithheld(t *testing.T) {
+	record := []byte(`{"event_type":"campaign.metrics","payload":{"clicks":"call me at +1 415 555 0134"}}`)
+	tests := []struct {
+		name, field, detail string
+		want                Line
+	}{
+		{"a detail naming the rule is kept", "payload.clicks", "must be an integer",
+			Line{Field: "payload.clicks", Detail: "must be an integer"}},
+		{"a detail quoting the value is withheld", "payload.clicks", `invalid value "call me at +1 415 555 0134"`,
+			Line{Field: "payload.clicks", Detail: QuotedWithheld}},
+		{"a detail quoting twelve bytes is withheld", "", `unexpected ":"call me at`,
+			Line{Detail: QuotedWithheld}},
+		{"a field that quotes is withheld too", `payload.clicks":"call me`, "must be an integer",
+			Line{Field: QuotedWithheld, Detail: "must be an integer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := Retention{}.Letter(rec(part, 1, record), pipeline.Malformed("wrong_type", tt.field, "%s", tt.detail))
+			if l.Field != tt.want.Field || l.Detail != tt.want.Detail {
+				t.Errorf("field %q detail %q, want %q %q", l.Field, l.Detail, tt.want.Field, tt.want.Detail)
+			}
+		})
+	}
+}
+
 func TestLongDetailsAreShortened(t *testing.T) {
 	l := Retention{}.Letter(rec(part, 1, nil), pipeline.Malformed("too_long", "", "%s", strings.Repeat("é", 300)))
 	if len(l.Detail) > maxDetail+len("…") || !utf8.ValidString(l.Detail) || !strings.HasSuffix(l.Detail, "…") {

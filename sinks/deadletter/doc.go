@@ -9,7 +9,8 @@
 //	 "field":"workspace_id","detail":"required","length":211,"sha256":"9f86d0…"}
 //
 // where reason, field and detail come from the pipeline.MalformedError
-// (details name the rule broken, never the value), and length and sha256
+// (details name the rule broken, never the value; one that quotes 12 bytes
+// of its record is replaced by QuotedWithheld), and length and sha256
 // identify the record in the input, which keeps it for its own retention.
 //
 // Why not the bytes: a malformed record may be a private message, or

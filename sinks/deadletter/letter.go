@@ -18,7 +18,8 @@ type Line struct {
 	// Reason is the MalformedError's code, e.g. "invalid_json".
 	Reason string `json:"reason"`
 	Field  string `json:"field"`
-	// Detail says what rule the record broke; it never quotes the record.
+	// Detail says what rule the record broke and where; it never quotes
+	// the record (a field or detail that does is QuotedWithheld).
 	Detail string `json:"detail"`
 	// Length and SHA256 (hex) identify the record's bytes without keeping
 	// them: whoever holds the source can find the record and check it.
@@ -53,6 +54,38 @@ const (
 // maxDetail bounds a dead letter's detail, in bytes.
 const maxDetail = 256
 
+// QuotedWithheld replaces a field or detail that quotes its record: a
+// detail names the rule broken and where, never the content. deid's own
+// details never quote, so this is a second line of defence.
+const QuotedWithheld = "(withheld: it quoted the record)"
+
+// quoteRun is the shortest run of a record's bytes that, found in a detail,
+// counts as quoting the record.
+const quoteRun = 12
+
+// quotes tells whether s holds a run of quoteRun bytes of rec. It costs one
+// pass over rec, with a lookup per byte.
+func quotes(s string, rec []byte) bool {
+	if len(s) < quoteRun || len(rec) < quoteRun {
+		return false
+	}
+	runs := make(map[string]struct{}, len(s)-quoteRun+1)
+	var first [256]bool
+	for i := 0; i+quoteRun <= len(s); i++ {
+		runs[s[i:i+quoteRun]] = struct{}{}
+		first[s[i]] = true
+	}
+	for i := 0; i+quoteRun <= len(rec); i++ {
+		if !first[rec[i]] {
+			continue
+		}
+		if _, ok := runs[string(rec[i:i+quoteRun])]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Retention decides what a dead letter keeps of its record. The zero value
 // keeps nothing but the metadata, which is the default.
 type Retention struct {
@@ -76,6 +109,12 @@ func (r Retention) Letter(rec pipeline.Record, reason *pipeline.MalformedError) 
 		Length: len(rec.Value), SHA256: hex.EncodeToString(sum[:])}
 	if reason != nil {
 		l.Reason, l.Field, l.Detail = reason.Code, reason.Field, shorten(reason.Detail)
+		if quotes(l.Field, rec.Value) {
+			l.Field = QuotedWithheld
+		}
+		if quotes(l.Detail, rec.Value) {
+			l.Detail = QuotedWithheld
+		}
 	}
 	if r.KeepPayload {
 		if l.PayloadWithheld = r.withhold(rec.Value); l.PayloadWithheld == "" {
