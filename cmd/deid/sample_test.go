@@ -365,6 +365,9 @@ func TestCanariesReachNoOutput(t *testing.T) {
 				if l.Value != nil {
 					t.Errorf("%s: the dead letter of offset %d keeps its record's bytes by default", path, l.Offset)
 				}
+				if bytes.Contains(l.Value, []byte(gen.CanaryMarker)) {
+					t.Errorf("%s: the dead letter of offset %d holds a canary", path, l.Offset)
+				}
 			}
 		}
 		b, err := os.ReadFile(path)
