@@ -62,10 +62,11 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 
 	dl := cfg.DeadLetters
 	dl.Kafka = cfg.Kafka
-	dead, err := kafkadlq.New(dl, kafkadlq.WithLogger(log))
+	dead, err := kafkadlq.New(dl, kafkadlq.WithLogger(log), kafkadlq.WithExcluded(consentExcluded(cons)))
 	if err != nil {
 		return err
 	}
+	logKeepPayload(log, dl.KeepPayload)
 	b.closers = append(b.closers, dead.Close)
 	st.DeadLetters = dead
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mya/deid/internal/gen"
 	"github.com/mya/deid/internal/kafkatest"
+	"github.com/mya/deid/sinks/deadletter"
 	"github.com/mya/deid/sinks/kafkadlq"
 	kafkasrc "github.com/mya/deid/sources/kafka"
 )
@@ -112,6 +114,10 @@ func TestKafkaModeEqualsFileMode(t *testing.T) {
 			byCode[h[kafkadlq.HeaderReason]]++
 			if h[kafkadlq.HeaderSourceTopic] != s.events || h[kafkadlq.HeaderSourceOffset] == "" {
 				t.Errorf("dead letter without its source position: %v", h)
+			}
+			var l deadletter.Line
+			if err := json.Unmarshal(m.Value, &l); err != nil || len(l.SHA256) != 64 || l.Value != nil || l.Reason != h[kafkadlq.HeaderReason] {
+				t.Errorf("dead letter value %.200q (%v): want its record's length and SHA-256 as JSON, not its bytes", m.Value, err)
 			}
 		}
 		if diff := cmp.Diff(s.stats.Expected.DeadLetters, byCode); diff != "" {

@@ -349,11 +349,29 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	logConsent(log, cons)
 	dl := deadletter.DefaultConfig()
 	dl.Dir = cfg.Out
-	if st.DeadLetters, err = deadletter.New(dl); err != nil {
+	dl.KeepPayload = cfg.DeadLetters.KeepPayload
+	if st.DeadLetters, err = deadletter.New(dl, deadletter.WithExcluded(consentExcluded(cons))); err != nil {
 		return nil, err
 	}
+	logKeepPayload(log, cfg.DeadLetters.KeepPayload)
 	b.ready = func() bool { return true }
 	return st, nil
+}
+
+// consentExcluded tells the dead-letter sinks whether a workspace's records
+// are excluded at this moment, by the ingest gate's own rule, so that
+// dead_letters.keep_payload never keeps them.
+func consentExcluded(cons *consent.Store) func(workspaceID []byte) bool {
+	return func(ws []byte) bool {
+		return cons.Check(&pipeline.Event{WorkspaceID: ws}) != pipeline.ReasonNone
+	}
+}
+
+// logKeepPayload says once, at start, that dead letters hold raw input.
+func logKeepPayload(log *zap.Logger, keep bool) {
+	if keep {
+		log.Warn("dead letters keep malformed records' bytes (dead_letters.keep_payload), except message types and excluded workspaces': they hold raw input as long as they are kept")
+	}
 }
 
 func logConsent(log *zap.Logger, cons *consent.Store) {

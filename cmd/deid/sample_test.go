@@ -336,10 +336,11 @@ func TestPublishedRowsAreSafe(t *testing.T) {
 	}
 }
 
-// TestCanariesReachNoOutput greps every output file but the dead letters
-// (which keep malformed records' original bytes by contract) for the canary
-// marker planted in message bodies and captions, and decodes every Parquet
-// file so that compression cannot hide one.
+// TestCanariesReachNoOutput greps every output file, the dead letters
+// included (they keep no record's bytes by default), for the canary marker
+// planted in message bodies and captions, and decodes every Parquet file
+// and every dead letter so that neither compression nor base64 can hide
+// one.
 func TestCanariesReachNoOutput(t *testing.T) {
 	s := generatedSample(t)
 	planted := 0
@@ -352,8 +353,22 @@ func TestCanariesReachNoOutput(t *testing.T) {
 		t.Fatal("no canary planted in the sample: this test could not fail")
 	}
 	err := filepath.WalkDir(s.out, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.Contains(path, "dead-letters") {
+		if err != nil || d.IsDir() {
 			return err
+		}
+		if filepath.Base(filepath.Dir(path)) == "dead-letters" {
+			ls, err := deadletter.ReadAll(path)
+			if err != nil {
+				return err
+			}
+			for _, l := range ls {
+				if l.Value != nil {
+					t.Errorf("%s: the dead letter of offset %d keeps its record's bytes by default", path, l.Offset)
+				}
+				if bytes.Contains(l.Value, []byte(gen.CanaryMarker)) {
+					t.Errorf("%s: the dead letter of offset %d holds a canary", path, l.Offset)
+				}
+			}
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {

@@ -122,7 +122,10 @@ const verifyHelp = `Checks an output directory and says what it found, one line 
     schemas hold only declared columns, none for an identifier or free text;
   - with --input and --settings: that no record of an opted-out, deleted or
     unknown workspace, no message and no minor's record contributed, and
-    that no free text of the input occurs in any output but the dead letters;
+    that no free text of the input occurs in any output (a dead letter's
+    kept record, under dead_letters.keep_payload, is noted);
+  - that dead letters keep no record's bytes of a message, of an excluded
+    workspace or of a record too broken to tell;
   - with --public-key: the signature of every manifest and segment.
 `
 

@@ -30,8 +30,14 @@
 //     deleted and unknown workspaces, messages, minors — and proves each one
 //     has an exclusion entry or a dead letter, so none contributed; and no
 //     free-text value of the input (message bodies, captions, comments, any
-//     long string of a field outside the allowlist) occurs in any output but
-//     the dead letters, with Parquet decoded so compression hides nothing;
+//     long string of a field outside the allowlist) occurs in any output,
+//     with Parquet decoded so compression hides nothing, and no dead letter's
+//     detail or field quotes one (the record bytes a dead letter keeps under
+//     dead_letters.keep_payload are a retention decision: counted in a note);
+//   - the dead letters: each names its record by length and SHA-256, and
+//     none keeps the bytes of a message, of a workspace whose records are
+//     excluded, or of a record too broken to tell (with the input, verify's
+//     own reading of the line decides too);
 //   - with a public key, the ed25519 signature of every manifest and every
 //     segment (package signing); without one it says the log is hash-chained
 //     but unsigned.

@@ -110,9 +110,21 @@ func (v *verifier) summarize() {
 			}
 		})
 	}
-	for _, letters := range v.out.DeadLetters {
+	for name, letters := range v.out.DeadLetters {
+		var lines []Line
+		if v.input != nil {
+			if p := v.input.Partition(name); p != nil {
+				lines = p.Lines
+			}
+		}
 		for _, l := range letters {
-			if p := periodOf(eventTime(l.Value)); p != nil {
+			// A dead letter keeps its record's bytes only under
+			// keep_payload; the input, when given, has them all.
+			t := eventTime(l.Value)
+			if t == 0 && l.Offset >= 1 && l.Offset <= int64(len(lines)) {
+				t = lines[l.Offset-1].OccurredAt
+			}
+			if p := periodOf(t); p != nil {
 				p.DeadLetters++
 			} else {
 				s.Undated["dead_letter"]++

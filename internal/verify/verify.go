@@ -58,7 +58,7 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	for _, s := range specs {
 		v.specs[s.Name] = s
 	}
-	steps := []func() error{v.checkFiles, v.checkChains, v.checkAccounting, v.checkRows, v.checkInput, v.checkSignatures}
+	steps := []func() error{v.checkFiles, v.checkChains, v.checkAccounting, v.checkRows, v.checkInput, v.checkDeadLetters, v.checkSignatures}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -15,7 +15,8 @@ import (
 	"github.com/mya/deid/sinks/internal/fsutil"
 )
 
-// File and directory permissions: dead letters are raw input.
+// File and directory permissions: dead letters name input positions, and
+// with dead_letters.keep_payload hold raw input.
 const (
 	filePerm = 0o600
 	dirPerm  = 0o700
@@ -27,9 +28,13 @@ type Config struct {
 	// <out>/dead-letters. cmd/deid sets it from the top-level out key or
 	// --out.
 	Dir string `yaml:"-"`
+	// KeepPayload keeps malformed records' bytes in their dead letters,
+	// for debugging (dead_letters.keep_payload; cmd/deid sets it from the
+	// dead_letters section). See Retention for what is still withheld.
+	KeepPayload bool `yaml:"-"`
 }
 
-// DefaultConfig returns the defaults (there are none but the directory).
+// DefaultConfig returns the defaults: no payloads kept.
 func DefaultConfig() Config { return Config{} }
 
 // Validate reports every problem, each prefixed with its YAML path.
@@ -40,34 +45,39 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Line is one dead letter as written.
-type Line struct {
-	Source    string `json:"source"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-	// Reason is the MalformedError's code, e.g. "invalid_json".
-	Reason string `json:"reason"`
-	Field  string `json:"field"`
-	Detail string `json:"detail"`
-	// Value is the record's original bytes (base64 in the file).
-	Value []byte `json:"value_base64"`
+// Option configures what code injects into the sink.
+type Option func(*Sink)
+
+// WithExcluded gives the sink the consent state: f tells whether a
+// workspace's records are excluded at this moment. It is required with
+// KeepPayload and must be safe for concurrent use.
+func WithExcluded(f func(workspaceID []byte) bool) Option {
+	return func(s *Sink) { s.keep.Excluded = f }
 }
 
 // Sink opens dead-letter writers. It implements pipeline.DeadLetterSink and
 // is safe for concurrent use.
 type Sink struct {
-	dir string
+	dir  string
+	keep Retention
 }
 
 var _ pipeline.DeadLetterSink = (*Sink)(nil)
 
 // New returns a sink writing under cfg.Dir/dead-letters. It creates nothing
 // until a writer is opened.
-func New(cfg Config) (*Sink, error) {
+func New(cfg Config, opts ...Option) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sink{dir: filepath.Join(cfg.Dir, "dead-letters")}, nil
+	s := &Sink{dir: filepath.Join(cfg.Dir, "dead-letters"), keep: Retention{KeepPayload: cfg.KeepPayload}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.keep.KeepPayload && s.keep.Excluded == nil {
+		return nil, errors.New("dead_letters.keep_payload: the dead-letter sink has no consent state to withhold excluded workspaces' records with (WithExcluded)")
+	}
+	return s, nil
 }
 
 // Path returns the dead-letter file of a partition under outDir:
@@ -97,7 +107,7 @@ func (s *Sink) open(id pipeline.PartitionID) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{id: id, path: path, f: f, last: -1 << 63}
+	w := &Writer{id: id, path: path, f: f, last: -1 << 63, keep: s.keep}
 	if err := w.recover(); err != nil {
 		f.Close()
 		return nil, err
@@ -122,6 +132,7 @@ type Writer struct {
 	buf  bytes.Buffer
 	enc  *json.Encoder
 	line Line
+	keep Retention
 }
 
 // recover finds the end of the last complete line, truncates anything after
@@ -188,9 +199,11 @@ func lastLine(f *os.File, size int64) (int64, []byte, error) {
 	return end, tail, nil
 }
 
-// Write buffers one dead letter, copying rec.Value. A record at or below the
-// last offset already in the file is skipped: it was written before a
-// restart replayed it.
+// Write buffers one dead letter: rec's position, the reason, and the
+// length and SHA-256 of rec.Value — and, with KeepPayload and when
+// Retention allows, a copy of rec.Value. A record at or below the last
+// offset already in the file is skipped: it was written before a restart
+// replayed it.
 func (w *Writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) error {
 	if w.f == nil {
 		return fmt.Errorf("dead letters: %s: write after close", w.id)
@@ -202,11 +215,8 @@ func (w *Writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) err
 		w.enc = json.NewEncoder(&w.buf)
 		w.enc.SetEscapeHTML(false)
 	}
-	w.line = Line{Source: rec.Pos.Source, Partition: rec.Pos.Partition, Offset: rec.Pos.Offset, Value: rec.Value}
-	if reason != nil {
-		w.line.Reason, w.line.Field, w.line.Detail = reason.Code, reason.Field, reason.Detail
-	}
-	// Encoding copies Value (as base64) into the buffer.
+	w.line = w.keep.Letter(rec, reason)
+	// Encoding copies a kept Value (as base64) into the buffer.
 	err := w.enc.Encode(&w.line)
 	w.line.Value = nil
 	if err != nil {

@@ -2,6 +2,7 @@ package kafkadlq
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,11 +12,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/deadletter"
 	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
 // Header keys of a dead letter. The values are stable strings: the
-// MalformedError's code, field and detail, and the record's position.
+// MalformedError's code, field and detail, and the record's position. The
+// value repeats them as JSON (deadletter.Line).
 const (
 	HeaderReason          = "deid.reason"
 	HeaderField           = "deid.field"
@@ -37,6 +40,15 @@ type Config struct {
 	Kafka kafkasrc.Config `yaml:"-"`
 	// Topic is the dead-letter topic; empty means "<group>.dead-letters".
 	Topic string `yaml:"topic"`
+	// KeepPayload keeps malformed records' bytes in their dead letters, in
+	// file mode and in Kafka mode alike. It is a retention decision: off
+	// (the default), a dead letter holds the record's position, reason,
+	// length and SHA-256, and the source keeps the record for its own
+	// retention; on, the dead letters hold raw input for as long as they
+	// are kept. Even on, a record's bytes are withheld when its event_type
+	// is or may be a message type, its workspace is excluded at that
+	// moment, or it is too broken to tell (see deadletter.Retention).
+	KeepPayload bool `yaml:"keep_payload"`
 }
 
 // DefaultConfig returns the defaults: the topic named after the group.
@@ -84,6 +96,17 @@ type Option func(*Sink)
 // goes to it at debug level.
 func WithLogger(l *zap.Logger) Option { return func(s *Sink) { s.log = l } }
 
+// WithExcluded gives the sink the consent state: f tells whether a
+// workspace's records are excluded at this moment. It is required with
+// KeepPayload and must be safe for concurrent use.
+func WithExcluded(f func(workspaceID []byte) bool) Option {
+	return func(s *Sink) { s.keep.Excluded = f }
+}
+
+// maxKept bounds the bytes a dead letter keeps: base64 and the metadata
+// must fit under the writer's BatchBytes, or the Flush would fail.
+const maxKept = 600_000
+
 // Sink produces dead letters to a Kafka topic. It implements
 // pipeline.DeadLetterSink and is safe for concurrent use; each partition's
 // writer is not.
@@ -93,6 +116,7 @@ type Sink struct {
 	// kafka holds the retry budget and backoff Flush retries with.
 	kafka kafkasrc.Config
 	log   *zap.Logger
+	keep  deadletter.Retention
 }
 
 var _ pipeline.DeadLetterSink = (*Sink)(nil)
@@ -108,9 +132,13 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{topic: cfg.TopicName(), kafka: cfg.Kafka, log: zap.NewNop()}
+	s := &Sink{topic: cfg.TopicName(), kafka: cfg.Kafka, log: zap.NewNop(),
+		keep: deadletter.Retention{KeepPayload: cfg.KeepPayload, MaxPayload: maxKept}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.keep.KeepPayload && s.keep.Excluded == nil {
+		return nil, errors.New("dead_letters.keep_payload: the dead-letter sink has no consent state to withhold excluded workspaces' records with (WithExcluded)")
 	}
 	log := s.log.Named("dead-letters")
 	s.w = &kafka.Writer{
@@ -123,9 +151,8 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    1 << 14,
 		// Below the brokers' default message.max.bytes (1048588): a batch
-		// is never refused as too large. A record larger than this (a
-		// malformed record can be any size) fails the Flush with a
-		// message-too-large error.
+		// is never refused as too large. A dead letter keeps at most
+		// maxKept bytes of its record, so it always fits.
 		BatchBytes:   1_000_000,
 		BatchTimeout: time.Millisecond,
 		WriteTimeout: cfg.Kafka.RequestTimeout,
@@ -166,27 +193,28 @@ type writer struct {
 	closed bool
 }
 
-// Write buffers rec's original bytes with the reason and position as
-// headers. It copies rec.Value; nothing is sent until Flush.
+// Write buffers rec's dead letter: a deadletter.Line as JSON — position,
+// reason, length and SHA-256, and the record's bytes only when KeepPayload
+// and deadletter.Retention allow — with the reason and position as headers
+// too. Nothing of rec.Value is referenced after it returns; nothing is
+// sent until Flush.
 func (w *writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) error {
 	if w.closed {
 		return fmt.Errorf("dead letters to %s: writer of %s is closed", w.s.topic, w.key)
 	}
-	var code, field, detail string
-	if reason != nil {
-		code, field, detail = reason.Code, reason.Field, reason.Detail
-	}
-	var value []byte
-	if rec.Value != nil {
-		value = append(make([]byte, 0, len(rec.Value)), rec.Value...)
+	l := w.s.keep.Letter(rec, reason)
+	// Marshal copies a kept Value (as base64).
+	value, err := json.Marshal(&l)
+	if err != nil {
+		return fmt.Errorf("dead letters to %s: %w", w.s.topic, err)
 	}
 	w.msgs = append(w.msgs, kafka.Message{
 		Key:   w.key,
 		Value: value,
 		Headers: []kafka.Header{
-			{Key: HeaderReason, Value: []byte(code)},
-			{Key: HeaderField, Value: []byte(field)},
-			{Key: HeaderDetail, Value: []byte(detail)},
+			{Key: HeaderReason, Value: []byte(l.Reason)},
+			{Key: HeaderField, Value: []byte(l.Field)},
+			{Key: HeaderDetail, Value: []byte(l.Detail)},
 			{Key: HeaderSourceTopic, Value: []byte(rec.Pos.Source)},
 			{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(rec.Pos.Partition), 10)},
 			{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Pos.Offset, 10)},

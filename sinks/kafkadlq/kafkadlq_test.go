@@ -1,7 +1,11 @@
 package kafkadlq_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/mya/deid/internal/kafkatest"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/deadletter"
 	"github.com/mya/deid/sinks/kafkadlq"
 	kafkasrc "github.com/mya/deid/sources/kafka"
 )
@@ -26,9 +31,9 @@ func config(t *testing.T, c *kafkatest.Cluster) kafkadlq.Config {
 	return cfg
 }
 
-func newSink(t *testing.T, cfg kafkadlq.Config) *kafkadlq.Sink {
+func newSink(t *testing.T, cfg kafkadlq.Config, opts ...kafkadlq.Option) *kafkadlq.Sink {
 	t.Helper()
-	s, err := kafkadlq.New(cfg)
+	s, err := kafkadlq.New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -38,8 +43,8 @@ func newSink(t *testing.T, cfg kafkadlq.Config) *kafkadlq.Sink {
 
 // fakeWriter returns a fake broker, the configuration of a sink on a fresh
 // one-partition dead-letter topic of it (edit, when not nil, changes it
-// first) and a writer of that sink.
-func fakeWriter(t *testing.T, edit func(*kafkadlq.Config)) (*kafkatest.Cluster, kafkadlq.Config, pipeline.DeadLetterWriter) {
+// first) and a writer of that sink, made with opts.
+func fakeWriter(t *testing.T, edit func(*kafkadlq.Config), opts ...kafkadlq.Option) (*kafkatest.Cluster, kafkadlq.Config, pipeline.DeadLetterWriter) {
 	t.Helper()
 	c := kafkatest.Fake(t)
 	cfg := config(t, c)
@@ -48,7 +53,7 @@ func fakeWriter(t *testing.T, edit func(*kafkadlq.Config)) (*kafkatest.Cluster, 
 	}
 	cfg.Topic = kafkatest.Name(t, "dlq")
 	kafkatest.CreateTopic(t, c.Brokers, cfg.Topic, 1, false)
-	w, err := newSink(t, cfg).Writer(pipeline.PartitionID{Source: "events"})
+	w, err := newSink(t, cfg, opts...).Writer(pipeline.PartitionID{Source: "events"})
 	if err != nil {
 		t.Fatalf("Writer: %v", err)
 	}
@@ -69,7 +74,23 @@ func headers(kv ...string) []kafkatest.Header {
 	return out
 }
 
-func TestDeadLettersKeepTheirBytesReasonAndPosition(t *testing.T) {
+// sum is the hex SHA-256 of b.
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// letter decodes a dead letter's value.
+func letter(t *testing.T, m kafkatest.Message) deadletter.Line {
+	t.Helper()
+	var l deadletter.Line
+	if err := json.Unmarshal(m.Value, &l); err != nil {
+		t.Fatalf("dead letter at %d: %v: %q", m.Offset, err, m.Value)
+	}
+	return l
+}
+
+func TestDeadLettersCarryLengthHashReasonAndPositionNotBytes(t *testing.T) {
 	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
 		cfg := config(t, c)
 		kafkatest.CreateTopic(t, c.Brokers, cfg.Kafka.Group+".dead-letters", 3, false)
@@ -81,18 +102,17 @@ func TestDeadLettersKeepTheirBytesReasonAndPosition(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Bytes that are not text survive as they are; the caller's buffer
-		// is reused after Write.
-		buf := []byte("{\"event_id\":\"e1\",\xff\x00\n truncated")
+		// The caller's buffer is reused after Write.
+		buf := []byte("{\"event_type\":\"message.direct\",\"payload\":{\"body\":\"Hi Jane, call me\"\xff\x00\n truncated")
 		pos := pipeline.Position{Source: "events", Partition: 3, Offset: 41}
-		if err := w.Write(pipeline.Record{Pos: pos, Value: buf}, pipeline.Malformed("invalid_json", "", "unexpected byte 0xff")); err != nil {
+		if err := w.Write(pipeline.Record{Pos: pos, Value: buf}, pipeline.Malformed("invalid_json", "", "unexpected byte at offset 60")); err != nil {
 			t.Fatal(err)
 		}
-		want0 := append([]byte(nil), buf...)
+		v0 := append([]byte(nil), buf...)
 		copy(buf, "XXXXXXXX")
 		pos.Offset = 42
-		if err := w.Write(pipeline.Record{Pos: pos, Value: []byte(`{"event_id":"e2","payload":{"impressions":-3}}`)},
-			pipeline.Malformed("negative_counter", "payload.impressions", "-3 < 0")); err != nil {
+		v1 := []byte(`{"event_id":"e2","event_type":"campaign.metrics","workspace_id":"w1","payload":{"caption":"Glow up","impressions":-3}}`)
+		if err := w.Write(pipeline.Record{Pos: pos, Value: v1}, pipeline.Malformed("negative_counter", "payload.impressions", "must not be negative")); err != nil {
 			t.Fatal(err)
 		}
 		pos.Offset = 43
@@ -111,18 +131,38 @@ func TestDeadLettersKeepTheirBytesReasonAndPosition(t *testing.T) {
 			got[i].Partition, got[i].Offset = 0, int64(i)
 		}
 		key := []byte("events[3]")
+		value := func(l deadletter.Line) []byte {
+			b, err := json.Marshal(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
 		want := []kafkatest.Message{
-			{Offset: 0, Key: key, Value: want0, Headers: headers("deid.reason", "invalid_json", "deid.field", "",
-				"deid.detail", "unexpected byte 0xff", "deid.source.topic", "events", "deid.source.partition", "3", "deid.source.offset", "41")},
-			{Offset: 1, Key: key, Value: []byte(`{"event_id":"e2","payload":{"impressions":-3}}`), Headers: headers("deid.reason", "negative_counter",
-				"deid.field", "payload.impressions", "deid.detail", "-3 < 0", "deid.source.topic", "events", "deid.source.partition", "3", "deid.source.offset", "42")},
-			{Offset: 2, Key: key, Value: nil, Headers: headers("deid.reason", "invalid_json", "deid.field", "",
-				"deid.detail", "empty record", "deid.source.topic", "events", "deid.source.partition", "3", "deid.source.offset", "43")},
+			{Offset: 0, Key: key, Value: value(deadletter.Line{Source: "events", Partition: 3, Offset: 41, Reason: "invalid_json",
+				Detail: "unexpected byte at offset 60", Length: len(v0), SHA256: sum(v0)}),
+				Headers: headers("deid.reason", "invalid_json", "deid.field", "",
+					"deid.detail", "unexpected byte at offset 60", "deid.source.topic", "events", "deid.source.partition", "3", "deid.source.offset", "41")},
+			{Offset: 1, Key: key, Value: value(deadletter.Line{Source: "events", Partition: 3, Offset: 42, Reason: "negative_counter",
+				Field: "payload.impressions", Detail: "must not be negative", Length: len(v1), SHA256: sum(v1)}),
+				Headers: headers("deid.reason", "negative_counter", "deid.field", "payload.impressions", "deid.detail", "must not be negative",
+					"deid.source.topic", "events", "deid.source.partition", "3", "deid.source.offset", "42")},
+			{Offset: 2, Key: key, Value: value(deadletter.Line{Source: "events", Partition: 3, Offset: 43, Reason: "invalid_json",
+				Detail: "empty record", SHA256: sum(nil)}),
+				Headers: headers("deid.reason", "invalid_json", "deid.field", "",
+					"deid.detail", "empty record", "deid.source.topic", "events", "deid.source.partition", "3", "deid.source.offset", "43")},
 		}
 		// kafka-go writes an empty header value as empty, franz-go reads it
 		// back as empty or nil: compare as strings.
 		if diff := gocmp.Diff(want, got, gocmp.Transformer("bytes", func(b []byte) string { return string(b) })); diff != "" {
 			t.Errorf("dead letters (-want +got):\n%s", diff)
+		}
+		for _, m := range got {
+			for _, secret := range []string{"Hi Jane", "Glow up", "value_base64"} {
+				if strings.Contains(string(m.Value), secret) {
+					t.Errorf("dead letter %d holds %q", m.Offset, secret)
+				}
+			}
 		}
 		if err := w.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -133,9 +173,61 @@ func TestDeadLettersKeepTheirBytesReasonAndPosition(t *testing.T) {
 	})
 }
 
+func TestKeepPayloadKeepsOnlyWhatItMay(t *testing.T) {
+	ordinary := `{"event_id":"e1","event_type":"campaign.metrics","workspace_id":"w1","payload":{"clicks":-1}}`
+	tests := []struct {
+		name, in, withheld string
+	}{
+		{"an ordinary malformed record is kept", ordinary, ""},
+		{"a malformed direct message is withheld", `{"event_type":"message.direct","workspace_id":"w1","payload":{"body":"call me"`, deadletter.WithheldMessageType},
+		{"a record of an opted-out workspace is withheld", `{"event_type":"campaign.metrics","workspace_id":"w-gone","payload":{"clicks":-1}}`, deadletter.WithheldExcludedWorkspace},
+		{"a totally broken record is withheld", "\xff\x00 call me", deadletter.WithheldUnreadable},
+		{"a record larger than a dead letter carries is withheld",
+			`{"event_type":"campaign.metrics","workspace_id":"w1","x":"` + strings.Repeat("x", 700_000) + `"}`, deadletter.WithheldTooLarge},
+	}
+	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) { cfg.KeepPayload = true },
+		kafkadlq.WithExcluded(func(ws []byte) bool { return string(ws) == "w-gone" }))
+	for i, tt := range tests {
+		if err := w.Write(pipeline.Record{Pos: pipeline.Position{Source: "events", Offset: int64(i)}, Value: []byte(tt.in)},
+			pipeline.Malformed("invalid_json", "", "unexpected end of input")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctxT(t)); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	got := kafkatest.ReadAll(t, c.Brokers, cfg.Topic)
+	if len(got) != len(tests) {
+		t.Fatalf("%d dead letters, want %d", len(got), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := letter(t, got[i])
+			var want []byte
+			if tt.withheld == "" {
+				want = []byte(tt.in)
+			}
+			if l.PayloadWithheld != tt.withheld || !bytes.Equal(l.Value, want) {
+				t.Errorf("kept %.40q, withheld %q; want %.40q, %q", l.Value, l.PayloadWithheld, want, tt.withheld)
+			}
+			if l.Length != len(tt.in) || l.SHA256 != sum([]byte(tt.in)) {
+				t.Errorf("length %d, sha256 %s: not of the record", l.Length, l.SHA256)
+			}
+		})
+	}
+}
+
+func TestKeepPayloadNeedsTheConsentState(t *testing.T) {
+	cfg := kafkadlq.DefaultConfig()
+	cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.KeepPayload = []string{"127.0.0.1:9092"}, "deid", true
+	if _, err := kafkadlq.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "dead_letters.keep_payload: ") {
+		t.Errorf("New with keep_payload and no consent state = %v", err)
+	}
+}
+
 func TestFlushFailsClearlyAndKeepsTheDeadLetters(t *testing.T) {
 	c, cfg, w := fakeWriter(t, nil)
-	if err := w.Write(pipeline.Record{Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
+	if err := w.Write(pipeline.Record{Pos: pipeline.Position{Offset: 7}, Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
 		t.Fatal(err)
 	}
 	h := c.Kfake(t).Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: cfg.Topic, Err: kerr.TopicAuthorizationFailed, Count: -1})
@@ -148,7 +240,7 @@ func TestFlushFailsClearlyAndKeepsTheDeadLetters(t *testing.T) {
 	if err := w.Flush(ctxT(t)); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	if got := kafkatest.ReadAll(t, c.Brokers, cfg.Topic); len(got) != 1 || string(got[0].Value) != "x" {
+	if got := kafkatest.ReadAll(t, c.Brokers, cfg.Topic); len(got) != 1 || letter(t, got[0]).Offset != 7 {
 		t.Errorf("dead letters %v, want the one buffered", got)
 	}
 }
@@ -183,8 +275,8 @@ func TestFlushRidesOutABrokerRestart(t *testing.T) {
 		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = time.Second, 500*time.Millisecond
 		cfg.Kafka.RetryBudget = 30 * time.Second
 	})
-	for _, v := range []string{"a", "b", "c"} {
-		if err := w.Write(pipeline.Record{Value: []byte(v)}, pipeline.Malformed("invalid_json", "", "")); err != nil {
+	for i, v := range []string{"a", "b", "c"} {
+		if err := w.Write(pipeline.Record{Pos: pipeline.Position{Offset: int64(i)}, Value: []byte(v)}, pipeline.Malformed("invalid_json", "", "")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -197,9 +289,9 @@ func TestFlushRidesOutABrokerRestart(t *testing.T) {
 	}
 	var got []string
 	for _, m := range kafkatest.ReadAll(t, c.Brokers, cfg.Topic) {
-		got = append(got, string(m.Value))
+		got = append(got, letter(t, m).SHA256)
 	}
-	if diff := gocmp.Diff([]string{"a", "b", "c"}, got); diff != "" {
+	if diff := gocmp.Diff([]string{sum([]byte("a")), sum([]byte("b")), sum([]byte("c"))}, got); diff != "" {
 		t.Errorf("dead letters (-want +got):\n%s", diff)
 	}
 }
@@ -211,7 +303,7 @@ func TestFlushGivesUpAfterTheRetryBudget(t *testing.T) {
 		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = 500*time.Millisecond, 200*time.Millisecond
 		cfg.Kafka.RetryBudget = time.Second
 	})
-	if err := w.Write(pipeline.Record{Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
+	if err := w.Write(pipeline.Record{Pos: pipeline.Position{Offset: 7}, Value: []byte("x")}, pipeline.Malformed("invalid_json", "", "")); err != nil {
 		t.Fatal(err)
 	}
 	c.Stop(t)
@@ -230,7 +322,7 @@ func TestFlushGivesUpAfterTheRetryBudget(t *testing.T) {
 	if ferr != nil {
 		t.Fatalf("Flush once the broker is back: %v", ferr)
 	}
-	if got := kafkatest.ReadAll(t, c.Brokers, cfg.Topic); len(got) != 1 || string(got[0].Value) != "x" {
+	if got := kafkatest.ReadAll(t, c.Brokers, cfg.Topic); len(got) != 1 || letter(t, got[0]).Offset != 7 {
 		t.Errorf("dead letters %v, want the one buffered", got)
 	}
 }
