@@ -146,7 +146,8 @@ type PrivacyConfig struct {
 	// the two largest must be at least p% of the largest.
 	PPercent int `yaml:"p_percent"`
 	// DominanceMeasures name the count and sum measures the dominance and
-	// p% rules apply to.
+	// p% rules apply to. Every sum measure must be listed; the count may
+	// be.
 	DominanceMeasures []string `yaml:"dominance_measures"`
 }
 
@@ -686,5 +687,19 @@ func (d *DatasetConfig) validatePrivacy(p *problems, at string, measures map[str
 		case slices.Contains(pv.DominanceMeasures[:j], name):
 			p.add(pm, "%q is listed twice; remove one", name)
 		}
+	}
+	// Every published sum is a dominance measure: a sum left out could be
+	// published where one workspace holds nearly all of it, and the row
+	// would disclose that workspace's figure.
+	var omitted []string
+	for _, m := range d.Measures {
+		if m.Kind == KindSum && m.Name != "" && !slices.Contains(pv.DominanceMeasures, m.Name) {
+			omitted = append(omitted, m.Name)
+		}
+	}
+	if len(omitted) > 0 {
+		p.add(at+".dominance_measures", "leaves out the sum measures %s; every published sum must be a dominance measure, "+
+			"or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
+			strings.Join(omitted, ", "))
 	}
 }

@@ -82,7 +82,7 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		},
 		Entities: []string{"workspaces(workspace_id) protected=true", "creators(creator_id) protected=true",
 			"campaigns(campaign_id) protected=false"},
-		Privacy: privacy("spend_cents", "revenue_cents", "impressions", "conversions", "engagements"),
+		Privacy: privacy("impressions", "reach", "clicks", "engagements", "video_views", "conversions", "spend_cents", "revenue_cents"),
 	}, {
 		Name:  "usage_patterns",
 		Kinds: []pipeline.EventKind{pipeline.KindUsageInteraction},
@@ -175,9 +175,21 @@ func TestValidate(t *testing.T) {
 			`datasets[0].privacy.dominance_measures[0]: "ctr" is a ratio measure; dominance applies to count and sum measures only`,
 			`datasets[0].privacy.dominance_measures[1]: "spend" is not a measure of this dataset`,
 			`datasets[0].privacy.dominance_measures[2]: "creators" is a distinct measure; dominance applies to count and sum measures only`,
+			"datasets[0].privacy.dominance_measures: leaves out the sum measures impressions, reach, clicks, engagements, video_views, conversions, spend_cents, revenue_cents; every published sum must be a dominance measure, or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
 		}},
 		{"no dominance measure", func(c *Config) { c.Datasets[1].Privacy.DominanceMeasures = nil },
-			[]string{"datasets[1].privacy.dominance_measures: must name at least one count or sum measure, e.g. events"}},
+			[]string{
+				"datasets[1].privacy.dominance_measures: must name at least one count or sum measure, e.g. events",
+				"datasets[1].privacy.dominance_measures: leaves out the sum measures duration_ms_total; every published sum must be a dominance measure, or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
+			}},
+		{"dominance measures that leave out published sums", func(c *Config) {
+			c.Datasets[0].Privacy.DominanceMeasures = []string{"spend_cents", "revenue_cents", "impressions", "conversions", "engagements"}
+		}, []string{
+			"datasets[0].privacy.dominance_measures: leaves out the sum measures reach, clicks, video_views; every published sum must be a dominance measure, or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
+		}},
+		{"the event count may be left out of the dominance measures", func(c *Config) {
+			c.Datasets[1].Privacy.DominanceMeasures = []string{"duration_ms_total"}
+		}, nil},
 		{"an unknown event type and a message type", func(c *Config) {
 			c.Datasets[0].EventTypes = []string{"campaign.metric", "message.direct"}
 		}, []string{
