@@ -77,6 +77,12 @@ type HierarchyConfig struct {
 	// Default is a table's row for unknown values (e.g. ZZ), or the group
 	// of a value no group lists (default "other").
 	Default string `yaml:"default,omitempty"`
+	// Values is the value set of a value or prefix hierarchy: the level-0
+	// values, as normalization leaves them (trimmed, lower-cased). Any
+	// other value reads "other" before it is aggregated, so free text never
+	// becomes a dimension value. A groups hierarchy's value set is its
+	// groups' values, a table's its rows.
+	Values []string `yaml:"values,omitempty"`
 }
 
 // BucketConfig is one range of a buckets hierarchy: from From (inclusive)
@@ -356,6 +362,9 @@ func (d *DatasetConfig) validateDimensions(p *problems, at string, kinds []pipel
 			typ = f.typ
 		}
 		levels[dim.Name] = dim.Hierarchy.validate(p, pd+".hierarchy", typ, dim.Field)
+		if typ == fieldString {
+			dim.Hierarchy.validateValueSet(p, pd+".hierarchy", dim.Name, dim.Field, f)
+		}
 	}
 	return levels
 }
@@ -400,6 +409,9 @@ func (h *HierarchyConfig) validate(p *problems, at string, typ fieldType, fieldN
 	if h.Default != "" && h.Type != TypeTable && h.Type != TypeGroups {
 		p.add(at+".default", "applies to table and groups hierarchies only; remove it")
 	}
+	if h.Values != nil && h.Type != TypeValue && h.Type != TypePrefix {
+		p.add(at+".values", "applies to value and prefix hierarchies only (a groups hierarchy's value set is its groups' values, a table's its rows); remove it")
+	}
 	if h.Default == Star {
 		p.add(at+".default", "\"*\" is reserved for the top level; name a real value, e.g. ZZ or other")
 	}
@@ -435,6 +447,48 @@ func (h *HierarchyConfig) validate(p *problems, at string, typ fieldType, fieldN
 		p.add(at+".default", "must name the table's row for values it does not know, e.g. ZZ")
 	}
 	return 0
+}
+
+// validateValueSet checks that the hierarchy of dimension dim, read from
+// the string field fieldName (f), declares the dimension's value set, in the form
+// normalization leaves values in: a string dimension without one would
+// publish free text whenever enough workspaces sent the same.
+func (h *HierarchyConfig) validateValueSet(p *problems, at, dim, fieldName string, f field) {
+	// normal reports a value that normalization would change.
+	normal := func(path, v string) {
+		if n := f.normalForm(v); n != v && v != "" {
+			p.add(path, "%q could never match: values are compared after normalization, which makes it %q; write %q", v, n, n)
+		}
+	}
+	switch h.Type {
+	case TypeValue, TypePrefix:
+		if len(h.Values) == 0 {
+			p.add(at+".values", "dimension %q reads the string field %q and declares no value set, so free text could "+
+				"become a dimension value; list its values (values: [a, b]) or use a table hierarchy (type: table, table: <file>.csv, default: other)",
+				dim, fieldName)
+			return
+		}
+		for j, v := range h.Values {
+			pv := fmt.Sprintf("%s.values[%d]", at, j)
+			parent, leaf, dotted := strings.Cut(v, ".")
+			switch {
+			case v == "" || v == Star:
+				p.add(pv, "must be a value other than \"\" and \"*\" (got %q)", v)
+			case slices.Contains(h.Values[:j], v):
+				p.add(pv, "%q is listed twice; remove one", v)
+			case h.Type == TypePrefix && (parent == "" || dotted && leaf == ""):
+				p.add(pv, "%q has an empty part; a prefix hierarchy's values read parent.leaf or parent", v)
+			default:
+				normal(pv, v)
+			}
+		}
+	case TypeGroups:
+		for j, g := range h.Groups {
+			for k, v := range g.Values {
+				normal(fmt.Sprintf("%s.groups[%d].values[%d]", at, j, k), v)
+			}
+		}
+	}
 }
 
 func validateBuckets(p *problems, at string, buckets []BucketConfig) []string {

@@ -42,9 +42,12 @@ func (t fieldType) String() string {
 type field struct {
 	typ  fieldType
 	kind pipeline.EventKind
-	str  func(*pipeline.Event) string
-	num  func(*pipeline.Event) int64
-	id   func(*pipeline.Event) []byte
+	// upper tells that the decoder upper-cases the string field (a
+	// country code); the others it lower-cases.
+	upper bool
+	str   func(*pipeline.Event) string
+	num   func(*pipeline.Event) int64
+	id    func(*pipeline.Event) []byte
 }
 
 const (
@@ -60,7 +63,7 @@ var fields = map[string]field{
 	"platform":         {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.Platform }},
 	"content_type":     {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.ContentType }},
 	"industry":         {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.Industry }},
-	"audience_country": {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.Country }},
+	"audience_country": {typ: fieldString, kind: campaign, upper: true, str: func(e *pipeline.Event) string { return e.Campaign.Country }},
 	"feature":          {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.Feature }},
 	"action":           {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.Action }},
 	"plan_tier":        {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.PlanTier }},
@@ -125,4 +128,15 @@ func (f field) availableIn(kinds []pipeline.EventKind) bool {
 		}
 	}
 	return true
+}
+
+// normalForm returns v as normalization leaves a value of the string field
+// f (SPEC §3.6): trimmed, lower-cased, or upper-cased for a country code.
+// A declared value that differs from its normal form could never match.
+func (f field) normalForm(v string) string {
+	v = strings.TrimSpace(v)
+	if f.upper {
+		return strings.ToUpper(v)
+	}
+	return strings.ToLower(v)
 }
