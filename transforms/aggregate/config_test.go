@@ -63,8 +63,8 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		Name:  "campaign_metrics",
 		Kinds: []pipeline.EventKind{pipeline.KindCampaignMetrics},
 		Dimensions: []string{
-			"platform(platform): value → *",
-			"content_type(content_type): value → *",
+			"platform(platform): value (else other) → *",
+			"content_type(content_type): value (else other) → *",
 			"industry(industry): table industries.csv: 69 values in 3 levels, unknown → other",
 			"region(audience_country): table region.csv: 251 values in 3 levels, unknown → ZZ",
 			"follower_tier(follower_count): buckets nano [0, 10000) · micro [10000, 100000) · mid [100000, 500000) · " +
@@ -88,11 +88,11 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		Kinds: []pipeline.EventKind{pipeline.KindUsageInteraction},
 		Dimensions: []string{
 			"feature(feature): table features.csv: 41 values in 3 levels, unknown → other",
-			"action(action): value → *",
-			"plan_tier(plan_tier): value → *",
+			"action(action): value (else other) → *",
+			"plan_tier(plan_tier): value (else other) → *",
 			"team_size(team_size): buckets 1 [1, 2) · 2-5 [2, 6) · 6-20 [6, 21) · 21-100 [21, 101) · 101+ [101, ∞) → " +
 				"small (1, 2-5) · large (6-20, 21-100, 101+) → *",
-			"device_type(device_type): value → *",
+			"device_type(device_type): value (else other) → *",
 		},
 		Ladder: []string{"feature", "team_size", "device_type", "action", "feature", "team_size", "plan_tier"},
 		Top:    []string{"*", "*", "*", "*", "*"},

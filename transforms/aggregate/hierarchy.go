@@ -131,8 +131,8 @@ func (h *Values) Domain(level int) []string {
 // Default returns Other.
 func (*Values) Default() string { return Other }
 
-// Describe says "value → *".
-func (*Values) Describe() string { return "value → *" }
+// Describe says "value (else other) → *".
+func (*Values) Describe() string { return "value (else " + Other + ") → *" }
 
 // Prefix generalizes a dotted taxonomy value "parent.leaf" of a declared
 // value set to its parent, then to "*". A value without a dot is its own
@@ -201,8 +201,8 @@ func (h *Prefix) Domain(level int) []string {
 // Default returns Other.
 func (*Prefix) Default() string { return Other }
 
-// Describe says "parent.leaf → parent → *".
-func (*Prefix) Describe() string { return "parent.leaf → parent → *" }
+// Describe says "parent.leaf (else other) → parent → *".
+func (*Prefix) Describe() string { return "parent.leaf (else " + Other + ") → parent → *" }
 
 // StarHierarchy has a single level, "*": the dimension is never broken
 // down. It suits a column kept for schema stability.

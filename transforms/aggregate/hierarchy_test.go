@@ -180,8 +180,8 @@ func TestDescribe(t *testing.T) {
 		h    pipeline.Hierarchy
 		want string
 	}{
-		{"value", platformValues(t), "value → *"},
-		{"prefix", taxonomy(t), "parent.leaf → parent → *"},
+		{"value", platformValues(t), "value (else other) → *"},
+		{"prefix", taxonomy(t), "parent.leaf (else other) → parent → *"},
 		{"industries", industryTable(t), "table industries.csv: 69 values in 3 levels, unknown → other"},
 		{"star", StarHierarchy{}, "*"},
 		{"team sizes", teamSizes(t), "buckets 1 [1, 2) · 2-5 [2, 6) · 6-20 [6, 21) · 21-100 [21, 101) · 101+ [101, ∞) → small (1, 2-5) · large (6-20, 21-100, 101+) → *"},
