@@ -454,10 +454,16 @@ func (h *HierarchyConfig) validate(p *problems, at string, typ fieldType, fieldN
 // normalization leaves values in: a string dimension without one would
 // publish free text whenever enough workspaces sent the same.
 func (h *HierarchyConfig) validateValueSet(p *problems, at, dim, fieldName string, f field) {
-	// normal reports a value that normalization would change.
+	// normal reports a value that normalization would change, or that the
+	// decoder never produces for a field it closes itself.
 	normal := func(path, v string) {
-		if n := f.normalForm(v); n != v && v != "" {
+		switch n := f.normalForm(v); {
+		case v == "":
+		case n != v:
 			p.add(path, "%q could never match: values are compared after normalization, which makes it %q; write %q", v, n, n)
+		case f.closed != nil && v != Other && !slices.Contains(f.closed, v):
+			p.add(path, "%q can never occur: %s is read as one of %s, anything else as other; remove it",
+				v, fieldName, strings.Join(f.closed, ", "))
 		}
 	}
 	switch h.Type {

@@ -264,6 +264,13 @@ func TestValidate(t *testing.T) {
 			`datasets[0].ladder[4]: raises "region" to level 2, above its hierarchy's top (level 1, "*"); remove the step`,
 			`datasets[1].dimensions[2].hierarchy.groups[0].values[0]: "Pro" could never match: values are compared after normalization, which makes it "pro"; write "pro"`,
 		}},
+		{"a value the decoder never produces for a field it closes itself", func(c *Config) {
+			c.Datasets[0].Dimensions[0].Hierarchy.Values = []string{"instagram", "facebook", "other"}
+			c.Datasets[1].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypeGroups, Groups: []GroupConfig{{"paid", []string{"pro", "gold"}}}}
+		}, []string{
+			`datasets[0].dimensions[0].hierarchy.values[1]: "facebook" can never occur: platform is read as one of instagram, tiktok, x, linkedin, youtube, anything else as other; remove it`,
+			`datasets[1].dimensions[2].hierarchy.groups[0].values[1]: "gold" can never occur: plan_tier is read as one of free, pro, business, enterprise, anything else as other; remove it`,
+		}},
 		{"a string dimension's value set may be a prefix hierarchy's list or groups", func(c *Config) {
 			c.Datasets[0].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypePrefix, Values: []string{"beauty.skincare", "beauty", "food.cpg"}}
 			c.Datasets[1].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypeGroups, Groups: []GroupConfig{{"paid", []string{"pro", "business"}}}}

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bufio"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/transforms/decode"
 )
 
 // tableValues reads the first column of a built-in table.
@@ -156,5 +158,51 @@ func TestBuildRefusesATableWhoseValuesCouldNeverMatch(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, errLines(err)); diff != "" {
 		t.Errorf("Build errors (-want +got):\n%s", diff)
+	}
+}
+
+// TestClosedFieldsMatchTheDecoder holds the field table's fixed lists to
+// the decoder: each value passes through it unchanged, and a value outside
+// them reads other, so a declared value outside a list could never occur.
+func TestClosedFieldsMatchTheDecoder(t *testing.T) {
+	d, err := decode.New(decode.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string, f field, value string) string {
+		t.Helper()
+		line := fmt.Sprintf(`{"event_id":"e1","event_type":"usage.interaction","occurred_at":"2026-11-01T00:00:00Z","workspace_id":"w1","user_id":"u1",`+
+			`"payload":{"team_size":3,%q:%q}}`, name, value)
+		if f.kind == campaign {
+			line = fmt.Sprintf(`{"event_id":"e1","event_type":"campaign.metrics","occurred_at":"2026-11-01T00:00:00Z","workspace_id":"w1",`+
+				`"payload":{"campaign_id":"c1","creator_id":"cr1","follower_count":5,%q:%q}}`, name, value)
+		}
+		var ev pipeline.Event
+		if err := d.Decode([]byte(line), &ev); err != nil {
+			t.Fatalf("%s=%q: %v", name, value, err)
+		}
+		return f.str(&ev)
+	}
+	closed := 0
+	for name, f := range fields {
+		if f.typ != fieldString {
+			continue
+		}
+		for _, v := range f.closed {
+			if got := read(name, f, v); got != v {
+				t.Errorf("%s: the field table lists %q, the decoder reads it as %q", name, v, got)
+			}
+		}
+		if f.closed != nil {
+			closed++
+			if got := read(name, f, "surely-not-a-"+name); got != Other {
+				t.Errorf("%s: an unknown value reads %q, the field table says other", name, got)
+			}
+		} else if got := read(name, f, "Surely.Open"); got != "surely.open" && got != "ZZ" {
+			t.Errorf("%s: the field table says the decoder leaves it open, but it reads a value as %q", name, got)
+		}
+	}
+	if closed != 5 {
+		t.Errorf("%d fields with a fixed list, want platform, content_type, action, plan_tier, device_type", closed)
 	}
 }
