@@ -312,6 +312,9 @@ func (g *renderer) buildCampaign(ws *workspace) {
 	ci := ct.pick(r.float())
 	e.contentType, e.video = ct.vals[ci], videoByPlatform[plat][ci]
 	e.industry = industries.vals[e.camp.industry]
+	if e.camp.stray != "" {
+		e.industry = e.camp.stray
+	}
 	switch u := r.float(); {
 	case u < 0.7:
 		e.country = countries.vals[e.cr.country]

@@ -5,6 +5,13 @@ package gen
 // pieces of free text that make message bodies and captions look real.
 // Weights are relative.
 
+import (
+	"io/fs"
+	"strings"
+
+	datasets "github.com/mya/deid/transforms/aggregate"
+)
+
 type weighted struct {
 	v string
 	w float64
@@ -44,6 +51,33 @@ func (t *table) pick(u float64) int {
 	return lo
 }
 
+// taxonomy returns the values of one of deid's built-in taxonomy tables
+// (an ARX table, value;family;*), in the table's order and without its
+// other row, weighted: a value of weights by its weight, another leaf by
+// 0.5, a family alone (a client that gave no detail) by 0.2. It panics
+// only if the table that ships with deid is missing, which the package's
+// tests rule out.
+func taxonomy(name string, weights map[string]float64) table {
+	data, err := fs.ReadFile(datasets.BuiltinTables(), name)
+	if err != nil {
+		panic("gen: built-in table " + name + ": " + err.Error())
+	}
+	var items []weighted
+	for _, line := range strings.Split(string(data), "\n") {
+		v, _, ok := strings.Cut(strings.TrimSpace(line), ";")
+		switch {
+		case !ok || v == datasets.Other:
+		case weights[v] > 0:
+			items = append(items, weighted{v, weights[v]})
+		case strings.Contains(v, "."):
+			items = append(items, weighted{v, 0.5})
+		default:
+			items = append(items, weighted{v, 0.2})
+		}
+	}
+	return newTable(items)
+}
+
 var platforms = newTable([]weighted{
 	{"instagram", 38}, {"tiktok", 30}, {"youtube", 14}, {"x", 9}, {"linkedin", 9},
 })
@@ -67,18 +101,29 @@ var oddContentTypes = []string{"carousel", "Reel", " post", "podcast", "ugc_bund
 // videoContent tells which content types have video views.
 var videoContent = map[string]bool{"reel": true, "video": true, "short": true, "live": true, "story": true}
 
-var industries = newTable([]weighted{
-	{"beauty.skincare", 9}, {"beauty.makeup", 7}, {"beauty.haircare", 4},
-	{"fashion.streetwear", 6}, {"fashion.luxury", 4}, {"fashion.athleisure", 5},
-	{"food.restaurants", 5}, {"food.beverages", 5}, {"food.grocery", 3},
-	{"tech.saas", 5}, {"tech.consumer_electronics", 5},
-	{"gaming.mobile", 6}, {"gaming.console", 3}, {"gaming.esports", 2},
-	{"travel.hotels", 4}, {"travel.airlines", 2},
-	{"fitness.yoga", 3}, {"fitness.gyms", 3}, {"fitness.nutrition", 3},
-	{"finance.fintech", 3}, {"finance.banking", 2},
+// industries are the platform's industry taxonomy: the table deid ships
+// as the industry dimension's value set (industries.csv), weighted.
+var industries = taxonomy("industries.csv", map[string]float64{
+	"beauty.skincare": 9, "beauty.makeup": 7, "beauty.haircare": 4,
+	"fashion.streetwear": 6, "fashion.luxury": 4, "fashion.athleisure": 5,
+	"food.restaurants": 5, "food.beverages": 5, "food.grocery": 3,
+	"tech.saas": 5, "tech.consumer_electronics": 5,
+	"gaming.mobile": 6, "gaming.console": 3, "gaming.esports": 2,
+	"travel.hotels": 4, "travel.airlines": 2,
+	"fitness.yoga": 3, "fitness.gyms": 3, "fitness.nutrition": 3,
+	"finance.fintech": 3, "finance.banking": 2,
 })
 
-var oddIndustries = []string{"", "automotive", "Beauty.Skincare", " tech.saas", "pets.food", "other"}
+// oddIndustries are industry values the decoder must normalize (casing,
+// padding, empty) and strays outside the taxonomy, which must read other.
+var oddIndustries = []string{"", "automotive", "Beauty.Skincare", " tech.saas", "pets.food", "other",
+	"<script>alert(1)</script>.x", "beauty.nails", "crypto.nft"}
+
+// strayIndustries are industries outside the taxonomy that whole campaigns
+// carry (a client's own label, an injection attempt), so that a stray
+// reaches many workspaces' records: however many share it, it must be
+// published as other.
+var strayIndustries = []string{"<script>alert(1)</script>.x", "web3.nft_drops", "Beauty.Nails"}
 
 // countries are audience countries, ISO 3166-1 alpha-2, weighted roughly
 // by the size of the creator economy.
@@ -92,17 +137,22 @@ var countries = newTable([]weighted{
 // oddCountries are values the decoder must map to "ZZ" or upper-case.
 var oddCountries = []string{"", "us", " gb", "UK", "EU", "XX", "USA", "zz"}
 
-var features = newTable([]weighted{
-	{"analytics.dashboard", 14}, {"analytics.reports", 8}, {"analytics.benchmarks", 4},
-	{"campaigns.builder", 9}, {"campaigns.briefs", 5}, {"campaigns.scheduler", 5},
-	{"creators.search", 10}, {"creators.lists", 6}, {"creators.outreach", 5},
-	{"content.calendar", 6}, {"content.approvals", 5}, {"content.library", 4},
-	{"mya.chat", 9}, {"mya.suggestions", 5}, {"mya.insights", 4},
-	{"billing.plans", 1}, {"billing.invoices", 1},
-	{"settings.team", 2}, {"settings.integrations", 2},
+// features are the platform's feature taxonomy: the table deid ships as
+// the feature dimension's value set (features.csv), weighted.
+var features = taxonomy("features.csv", map[string]float64{
+	"analytics.dashboard": 14, "analytics.reports": 8, "analytics.benchmarks": 4,
+	"campaigns.builder": 9, "campaigns.briefs": 5, "campaigns.scheduler": 5,
+	"creators.search": 10, "creators.lists": 6, "creators.outreach": 5,
+	"content.calendar": 6, "content.approvals": 5, "content.library": 4,
+	"mya.chat": 9, "mya.suggestions": 5, "mya.insights": 4,
+	"billing.plans": 1, "billing.invoices": 1,
+	"settings.team": 2, "settings.integrations": 2,
 })
 
-var oddFeatures = []string{"", "search", "Analytics.Dashboard", "labs.beta_canvas"}
+// oddFeatures are feature values the decoder must normalize and strays
+// outside the taxonomy, which must read other.
+var oddFeatures = []string{"", "search", "Analytics.Dashboard", "labs.beta_canvas", "<img src=x onerror=alert(1)>",
+	"mya.chat_v2"}
 
 var actions = newTable([]weighted{
 	{"view", 50}, {"click", 25}, {"create", 8}, {"update", 9}, {"delete", 2}, {"export", 3},

@@ -37,6 +37,9 @@ type creator struct {
 type campaign struct {
 	id       string
 	industry int
+	// stray, when set, is the campaign's industry instead: a value
+	// outside the taxonomy (strayIndustries).
+	stray    string
 	platform int
 	// cpm is the spend per thousand impressions and aov the revenue per
 	// conversion, in cents.
@@ -71,6 +74,10 @@ type world struct {
 // volumeExponent shapes the workspaces' heavy-tailed volumes: the i-th
 // largest has weight 1/(i+1)^volumeExponent.
 const volumeExponent = 0.9
+
+// strayCampaigns is the share of campaigns whose industry is a stray
+// outside the taxonomy.
+const strayCampaigns = 0.03
 
 // maxCreators caps the shared creator pool.
 const maxCreators = 500_000
@@ -176,6 +183,9 @@ func buildWorld(cfg *Config) *world {
 			}
 			if r.chance(0.15) {
 				camp.industry = industries.pick(r.float())
+			}
+			if r.chance(strayCampaigns) {
+				camp.stray = pick(r, strayIndustries)
 			}
 			ws.campaigns[c] = camp
 		}

@@ -3,12 +3,14 @@ package aggregate
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/mya/deid/pipeline"
 )
 
 // Aggregator adds events into one dataset's partials (pipeline.Aggregator).
-// It is built once per dataset, is immutable, and is safe for concurrent use
+// It is built once per dataset, is immutable but for its counters of
+// values read as other (which are atomic), and is safe for concurrent use
 // on different partials.
 type Aggregator struct {
 	spec *pipeline.DatasetSpec
@@ -29,6 +31,27 @@ type dimReader struct {
 	num    func(*pipeline.Event) int64
 	h      pipeline.Hierarchy
 	bucket *Buckets
+	// def is what a string value outside the dimension's value set reads
+	// as (Other, or a table's default such as ZZ), and others counts the
+	// events whose value read as def; both are zero when the hierarchy
+	// names no default.
+	def    string
+	others *atomic.Int64
+}
+
+// OtherCount is the number of events whose value of a string dimension
+// read as the dimension's default: a value outside the declared value set
+// (free text, a stray from a newer taxonomy), an absent or empty one, or
+// one the decoder already closed to other. It is a count, never a value.
+type OtherCount struct {
+	// Dataset and Dimension name the column.
+	Dataset, Dimension string
+	// Default is what the values read as: "other", or a table's default
+	// such as ZZ.
+	Default string
+	// Events is the number of events aggregated since the aggregator was
+	// built.
+	Events int64
 }
 
 // New compiles spec into an aggregator: every field the spec names is
@@ -66,6 +89,16 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 		case f.typ == fieldString:
 			unavailable("dimension "+d.Name, d.Field, f)
 			r.str = f.str
+			// A string dimension publishes only values of its declared set:
+			// an open level 0 would publish whatever text enough workspaces
+			// sent.
+			if d.Hierarchy.Domain(0) == nil {
+				fail("dimension %s: the string field %q needs a declared value set, and its hierarchy (%s) takes any value at level 0",
+					d.Name, d.Field, d.Hierarchy.Describe())
+			}
+			if df, ok := d.Hierarchy.(defaulter); ok {
+				r.def, r.others = df.Default(), new(atomic.Int64)
+			}
 		case f.typ == fieldNumber:
 			b, isBuckets := d.Hierarchy.(*Buckets)
 			if !isBuckets {
@@ -114,6 +147,21 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 // Spec returns the dataset's declaration.
 func (a *Aggregator) Spec() *pipeline.DatasetSpec { return a.spec }
 
+// OtherCounts returns, per string dimension in declaration order, how many
+// events added so far had a value that read as the dimension's default
+// (see OtherCount): the metric that shows values outside the declared
+// value sets, without ever naming one. Safe for concurrent use with Add.
+func (a *Aggregator) OtherCounts() []OtherCount {
+	var out []OtherCount
+	for i, d := range a.dims {
+		if d.others != nil {
+			out = append(out, OtherCount{Dataset: a.spec.Name, Dimension: a.spec.Dimensions[i].Name, Default: d.def,
+				Events: d.others.Load()})
+		}
+	}
+	return out
+}
+
 // Add aggregates ev into p under its level-0 cell, in the contribution of
 // workspace ws: one event, the sums (overflow-checked: an overflow marks the
 // contribution, which fails its cell closed) and the pseudonyms of the
@@ -127,8 +175,13 @@ func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Ps
 		d := &a.dims[i]
 		if d.bucket != nil {
 			ids[i] = p.ValueID(i, d.bucket.Label(d.num(ev)), d.h)
-		} else {
-			ids[i] = p.ValueID(i, d.str(ev), d.h)
+			continue
+		}
+		ids[i] = p.ValueID(i, d.str(ev), d.h)
+		// The default's id, found by the address of def's bytes in the
+		// partial's table of recent values: no hashing per event.
+		if d.others != nil && ids[i] == p.ValueID(i, d.def, d.h) {
+			d.others.Add(1)
 		}
 	}
 	c := p.Contribution(&ids, ws, len(a.sums), len(a.sets))

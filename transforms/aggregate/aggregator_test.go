@@ -152,7 +152,7 @@ func TestNewRejectsASpecItCannotRead(t *testing.T) {
 	spec := *camp.Spec()
 	spec.Dimensions = slices.Clone(spec.Dimensions)
 	spec.Dimensions[0].Field = "caption"
-	spec.Dimensions[4].Hierarchy = ValueHierarchy{}
+	spec.Dimensions[4].Hierarchy = StarHierarchy{}
 	spec.Dimensions[1].Field = "device_type"
 	spec.Measures = slices.Clone(spec.Measures)
 	spec.Measures[4].Fields = []string{"follower_count"}

@@ -13,11 +13,18 @@ import (
 
 // builtinTables are the hierarchy tables that ship with deid.
 //
-//go:embed region.csv
+//go:embed region.csv industries.csv features.csv
 var builtinTables embed.FS
 
-// BuiltinTables returns the hierarchy tables that ship with deid
-// (region.csv: ISO 3166-1 country → continent, unknown → ZZ).
+// builtinNames lists the built-in tables, for messages.
+const builtinNames = "region.csv, industries.csv, features.csv"
+
+// BuiltinTables returns the hierarchy tables that ship with deid:
+// region.csv (ISO 3166-1 country → continent, unknown → ZZ), and the
+// platform's taxonomies industries.csv (industry → family) and
+// features.csv (feature → family), each with the row other;other;* for
+// values they do not list. They are the value sets of the default
+// datasets' region, industry and feature.
 func BuiltinTables() fs.FS { return builtinTables }
 
 // Build validates cfg and turns it into dataset specs, reading table
@@ -56,6 +63,16 @@ func (d *DatasetConfig) build(p *problems, at string, dir fs.FS) *pipeline.Datas
 			p.addErr(path, err)
 			continue
 		}
+		if f := fields[dim.Field]; f.typ == fieldString && dim.Hierarchy.Type == TypeTable {
+			// A table's rows are the dimension's value set, matched after
+			// normalization.
+			for _, v := range h.Domain(0) {
+				if n := f.normalForm(v); n != v {
+					p.add(fmt.Sprintf("%s.dimensions[%d].hierarchy.table", at, j), "%s: value %q could never match: values are "+
+						"compared after normalization, which makes it %q; write %q", dim.Hierarchy.Table, v, n, n)
+				}
+			}
+		}
 		spec.Dimensions = append(spec.Dimensions, pipeline.Dimension{Name: dim.Name, Field: dim.Field, Hierarchy: h,
 			Description: dim.Description})
 	}
@@ -89,9 +106,9 @@ func (d *DatasetConfig) build(p *problems, at string, dir fs.FS) *pipeline.Datas
 func (h *HierarchyConfig) build(dir fs.FS) (pipeline.Hierarchy, error) {
 	switch h.Type {
 	case TypeValue:
-		return ValueHierarchy{}, nil
+		return NewValues(h.Values)
 	case TypePrefix:
-		return PrefixHierarchy{}, nil
+		return NewPrefix(h.Values)
 	case TypeStar:
 		return StarHierarchy{}, nil
 	case TypeGroups:
@@ -137,7 +154,7 @@ func readTable(dir fs.FS, name string) ([]byte, error) {
 	}
 	data, err := fs.ReadFile(builtinTables, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: no such file in the data directory, and no built-in table of that name (built-in: region.csv)", name)
+		return nil, fmt.Errorf("%s: no such file in the data directory, and no built-in table of that name (built-in: %s)", name, builtinNames)
 	}
 	return data, err
 }

@@ -77,6 +77,12 @@ type HierarchyConfig struct {
 	// Default is a table's row for unknown values (e.g. ZZ), or the group
 	// of a value no group lists (default "other").
 	Default string `yaml:"default,omitempty"`
+	// Values is the value set of a value or prefix hierarchy: the level-0
+	// values, as normalization leaves them (trimmed, lower-cased). Any
+	// other value reads "other" before it is aggregated, so free text never
+	// becomes a dimension value. A groups hierarchy's value set is its
+	// groups' values, a table's its rows.
+	Values []string `yaml:"values,omitempty"`
 }
 
 // BucketConfig is one range of a buckets hierarchy: from From (inclusive)
@@ -146,7 +152,8 @@ type PrivacyConfig struct {
 	// the two largest must be at least p% of the largest.
 	PPercent int `yaml:"p_percent"`
 	// DominanceMeasures name the count and sum measures the dominance and
-	// p% rules apply to.
+	// p% rules apply to. Every sum measure must be listed; the count may
+	// be.
 	DominanceMeasures []string `yaml:"dominance_measures"`
 }
 
@@ -355,6 +362,9 @@ func (d *DatasetConfig) validateDimensions(p *problems, at string, kinds []pipel
 			typ = f.typ
 		}
 		levels[dim.Name] = dim.Hierarchy.validate(p, pd+".hierarchy", typ, dim.Field)
+		if typ == fieldString {
+			dim.Hierarchy.validateValueSet(p, pd+".hierarchy", dim.Name, dim.Field, f)
+		}
 	}
 	return levels
 }
@@ -399,6 +409,9 @@ func (h *HierarchyConfig) validate(p *problems, at string, typ fieldType, fieldN
 	if h.Default != "" && h.Type != TypeTable && h.Type != TypeGroups {
 		p.add(at+".default", "applies to table and groups hierarchies only; remove it")
 	}
+	if h.Values != nil && h.Type != TypeValue && h.Type != TypePrefix {
+		p.add(at+".values", "applies to value and prefix hierarchies only (a groups hierarchy's value set is its groups' values, a table's its rows); remove it")
+	}
 	if h.Default == Star {
 		p.add(at+".default", "\"*\" is reserved for the top level; name a real value, e.g. ZZ or other")
 	}
@@ -434,6 +447,54 @@ func (h *HierarchyConfig) validate(p *problems, at string, typ fieldType, fieldN
 		p.add(at+".default", "must name the table's row for values it does not know, e.g. ZZ")
 	}
 	return 0
+}
+
+// validateValueSet checks that the hierarchy of dimension dim, read from
+// the string field fieldName (f), declares the dimension's value set, in the form
+// normalization leaves values in: a string dimension without one would
+// publish free text whenever enough workspaces sent the same.
+func (h *HierarchyConfig) validateValueSet(p *problems, at, dim, fieldName string, f field) {
+	// normal reports a value that normalization would change, or that the
+	// decoder never produces for a field it closes itself.
+	normal := func(path, v string) {
+		switch n := f.normalForm(v); {
+		case v == "":
+		case n != v:
+			p.add(path, "%q could never match: values are compared after normalization, which makes it %q; write %q", v, n, n)
+		case f.closed != nil && v != Other && !slices.Contains(f.closed, v):
+			p.add(path, "%q can never occur: %s is read as one of %s, anything else as other; remove it",
+				v, fieldName, strings.Join(f.closed, ", "))
+		}
+	}
+	switch h.Type {
+	case TypeValue, TypePrefix:
+		if len(h.Values) == 0 {
+			p.add(at+".values", "dimension %q reads the string field %q and declares no value set, so free text could "+
+				"become a dimension value; list its values (values: [a, b]) or use a table hierarchy (type: table, table: <file>.csv, default: other)",
+				dim, fieldName)
+			return
+		}
+		for j, v := range h.Values {
+			pv := fmt.Sprintf("%s.values[%d]", at, j)
+			parent, leaf, dotted := strings.Cut(v, ".")
+			switch {
+			case v == "" || v == Star:
+				p.add(pv, "must be a value other than \"\" and \"*\" (got %q)", v)
+			case slices.Contains(h.Values[:j], v):
+				p.add(pv, "%q is listed twice; remove one", v)
+			case h.Type == TypePrefix && (parent == "" || dotted && leaf == ""):
+				p.add(pv, "%q has an empty part; a prefix hierarchy's values read parent.leaf or parent", v)
+			default:
+				normal(pv, v)
+			}
+		}
+	case TypeGroups:
+		for j, g := range h.Groups {
+			for k, v := range g.Values {
+				normal(fmt.Sprintf("%s.groups[%d].values[%d]", at, j, k), v)
+			}
+		}
+	}
 }
 
 func validateBuckets(p *problems, at string, buckets []BucketConfig) []string {
@@ -686,5 +747,19 @@ func (d *DatasetConfig) validatePrivacy(p *problems, at string, measures map[str
 		case slices.Contains(pv.DominanceMeasures[:j], name):
 			p.add(pm, "%q is listed twice; remove one", name)
 		}
+	}
+	// Every published sum is a dominance measure: a sum left out could be
+	// published where one workspace holds nearly all of it, and the row
+	// would disclose that workspace's figure.
+	var omitted []string
+	for _, m := range d.Measures {
+		if m.Kind == KindSum && m.Name != "" && !slices.Contains(pv.DominanceMeasures, m.Name) {
+			omitted = append(omitted, m.Name)
+		}
+	}
+	if len(omitted) > 0 {
+		p.add(at+".dominance_measures", "leaves out the sum measures %s; every published sum must be a dominance measure, "+
+			"or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
+			strings.Join(omitted, ", "))
 	}
 }

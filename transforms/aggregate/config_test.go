@@ -63,9 +63,9 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		Name:  "campaign_metrics",
 		Kinds: []pipeline.EventKind{pipeline.KindCampaignMetrics},
 		Dimensions: []string{
-			"platform(platform): value → *",
-			"content_type(content_type): value → *",
-			"industry(industry): parent.leaf → parent → *",
+			"platform(platform): value (else other) → *",
+			"content_type(content_type): value (else other) → *",
+			"industry(industry): table industries.csv: 69 values in 3 levels, unknown → other",
 			"region(audience_country): table region.csv: 251 values in 3 levels, unknown → ZZ",
 			"follower_tier(follower_count): buckets nano [0, 10000) · micro [10000, 100000) · mid [100000, 500000) · " +
 				"macro [500000, 1000000) · mega [1000000, ∞) → small (nano, micro) · large (mid, macro, mega) → *",
@@ -82,17 +82,17 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		},
 		Entities: []string{"workspaces(workspace_id) protected=true", "creators(creator_id) protected=true",
 			"campaigns(campaign_id) protected=false"},
-		Privacy: privacy("spend_cents", "revenue_cents", "impressions", "conversions", "engagements"),
+		Privacy: privacy("impressions", "reach", "clicks", "engagements", "video_views", "conversions", "spend_cents", "revenue_cents"),
 	}, {
 		Name:  "usage_patterns",
 		Kinds: []pipeline.EventKind{pipeline.KindUsageInteraction},
 		Dimensions: []string{
-			"feature(feature): parent.leaf → parent → *",
-			"action(action): value → *",
-			"plan_tier(plan_tier): value → *",
+			"feature(feature): table features.csv: 41 values in 3 levels, unknown → other",
+			"action(action): value (else other) → *",
+			"plan_tier(plan_tier): value (else other) → *",
 			"team_size(team_size): buckets 1 [1, 2) · 2-5 [2, 6) · 6-20 [6, 21) · 21-100 [21, 101) · 101+ [101, ∞) → " +
 				"small (1, 2-5) · large (6-20, 21-100, 101+) → *",
-			"device_type(device_type): value → *",
+			"device_type(device_type): value (else other) → *",
 		},
 		Ladder: []string{"feature", "team_size", "device_type", "action", "feature", "team_size", "plan_tier"},
 		Top:    []string{"*", "*", "*", "*", "*"},
@@ -175,9 +175,21 @@ func TestValidate(t *testing.T) {
 			`datasets[0].privacy.dominance_measures[0]: "ctr" is a ratio measure; dominance applies to count and sum measures only`,
 			`datasets[0].privacy.dominance_measures[1]: "spend" is not a measure of this dataset`,
 			`datasets[0].privacy.dominance_measures[2]: "creators" is a distinct measure; dominance applies to count and sum measures only`,
+			"datasets[0].privacy.dominance_measures: leaves out the sum measures impressions, reach, clicks, engagements, video_views, conversions, spend_cents, revenue_cents; every published sum must be a dominance measure, or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
 		}},
 		{"no dominance measure", func(c *Config) { c.Datasets[1].Privacy.DominanceMeasures = nil },
-			[]string{"datasets[1].privacy.dominance_measures: must name at least one count or sum measure, e.g. events"}},
+			[]string{
+				"datasets[1].privacy.dominance_measures: must name at least one count or sum measure, e.g. events",
+				"datasets[1].privacy.dominance_measures: leaves out the sum measures duration_ms_total; every published sum must be a dominance measure, or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
+			}},
+		{"dominance measures that leave out published sums", func(c *Config) {
+			c.Datasets[0].Privacy.DominanceMeasures = []string{"spend_cents", "revenue_cents", "impressions", "conversions", "engagements"}
+		}, []string{
+			"datasets[0].privacy.dominance_measures: leaves out the sum measures reach, clicks, video_views; every published sum must be a dominance measure, or a row where one workspace holds nearly all of it discloses that workspace's figure: add them",
+		}},
+		{"the event count may be left out of the dominance measures", func(c *Config) {
+			c.Datasets[1].Privacy.DominanceMeasures = []string{"duration_ms_total"}
+		}, nil},
 		{"an unknown event type and a message type", func(c *Config) {
 			c.Datasets[0].EventTypes = []string{"campaign.metric", "message.direct"}
 		}, []string{
@@ -217,13 +229,52 @@ func TestValidate(t *testing.T) {
 		{"an unknown hierarchy type and keys of another type", func(c *Config) {
 			c.Datasets[0].Dimensions[0].Hierarchy = HierarchyConfig{Type: "tree"}
 			c.Datasets[0].Dimensions[1].Hierarchy = HierarchyConfig{Type: TypeValue, Table: "x.csv", Default: "ZZ",
-				Groups: []GroupConfig{{"g", []string{"a"}}}}
+				Groups: []GroupConfig{{"g", []string{"a"}}}, Values: []string{"post"}}
+			c.Datasets[0].Dimensions[3].Hierarchy.Values = []string{"DE"}
 		}, []string{
 			`datasets[0].dimensions[0].hierarchy.type: unknown hierarchy type "tree"; use one of value, prefix, buckets, groups, table, star`,
 			"datasets[0].dimensions[1].hierarchy.groups: applies to buckets and groups hierarchies only; remove it",
 			"datasets[0].dimensions[1].hierarchy.table: applies to table hierarchies only; remove it",
 			"datasets[0].dimensions[1].hierarchy.default: applies to table and groups hierarchies only; remove it",
+			"datasets[0].dimensions[3].hierarchy.values: applies to value and prefix hierarchies only (a groups hierarchy's value set is its groups' values, a table's its rows); remove it",
 		}},
+		{"string dimensions without a value set", func(c *Config) {
+			c.Datasets[0].Dimensions[0].Hierarchy = HierarchyConfig{Type: TypeValue}
+			c.Datasets[0].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypePrefix}
+			c.Datasets[1].Dimensions[4].Hierarchy.Values = []string{}
+		}, []string{
+			`datasets[0].dimensions[0].hierarchy.values: dimension "platform" reads the string field "platform" and declares no value set, so free text could become a dimension value; list its values (values: [a, b]) or use a table hierarchy (type: table, table: <file>.csv, default: other)`,
+			`datasets[0].dimensions[2].hierarchy.values: dimension "industry" reads the string field "industry" and declares no value set, so free text could become a dimension value; list its values (values: [a, b]) or use a table hierarchy (type: table, table: <file>.csv, default: other)`,
+			`datasets[1].dimensions[4].hierarchy.values: dimension "device_type" reads the string field "device_type" and declares no value set, so free text could become a dimension value; list its values (values: [a, b]) or use a table hierarchy (type: table, table: <file>.csv, default: other)`,
+		}},
+		{"a value set with values that could never match, listed twice or without a parent", func(c *Config) {
+			c.Datasets[0].Dimensions[0].Hierarchy.Values = []string{"Instagram", "tiktok", " x", "tiktok", "*", ""}
+			c.Datasets[0].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypePrefix, Values: []string{"beauty.skincare", ".leaf", "beauty."}}
+			c.Datasets[0].Dimensions[3].Hierarchy = HierarchyConfig{Type: TypeValue, Values: []string{"DE", "fr"}}
+			c.Datasets[1].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypeGroups, Groups: []GroupConfig{{"paid", []string{"Pro", "business"}}}}
+		}, []string{
+			`datasets[0].dimensions[0].hierarchy.values[0]: "Instagram" could never match: values are compared after normalization, which makes it "instagram"; write "instagram"`,
+			`datasets[0].dimensions[0].hierarchy.values[2]: " x" could never match: values are compared after normalization, which makes it "x"; write "x"`,
+			`datasets[0].dimensions[0].hierarchy.values[3]: "tiktok" is listed twice; remove one`,
+			`datasets[0].dimensions[0].hierarchy.values[4]: must be a value other than "" and "*" (got "*")`,
+			`datasets[0].dimensions[0].hierarchy.values[5]: must be a value other than "" and "*" (got "")`,
+			`datasets[0].dimensions[2].hierarchy.values[1]: ".leaf" has an empty part; a prefix hierarchy's values read parent.leaf or parent`,
+			`datasets[0].dimensions[2].hierarchy.values[2]: "beauty." has an empty part; a prefix hierarchy's values read parent.leaf or parent`,
+			`datasets[0].dimensions[3].hierarchy.values[1]: "fr" could never match: values are compared after normalization, which makes it "FR"; write "FR"`,
+			`datasets[0].ladder[4]: raises "region" to level 2, above its hierarchy's top (level 1, "*"); remove the step`,
+			`datasets[1].dimensions[2].hierarchy.groups[0].values[0]: "Pro" could never match: values are compared after normalization, which makes it "pro"; write "pro"`,
+		}},
+		{"a value the decoder never produces for a field it closes itself", func(c *Config) {
+			c.Datasets[0].Dimensions[0].Hierarchy.Values = []string{"instagram", "facebook", "other"}
+			c.Datasets[1].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypeGroups, Groups: []GroupConfig{{"paid", []string{"pro", "gold"}}}}
+		}, []string{
+			`datasets[0].dimensions[0].hierarchy.values[1]: "facebook" can never occur: platform is read as one of instagram, tiktok, x, linkedin, youtube, anything else as other; remove it`,
+			`datasets[1].dimensions[2].hierarchy.groups[0].values[1]: "gold" can never occur: plan_tier is read as one of free, pro, business, enterprise, anything else as other; remove it`,
+		}},
+		{"a string dimension's value set may be a prefix hierarchy's list or groups", func(c *Config) {
+			c.Datasets[0].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypePrefix, Values: []string{"beauty.skincare", "beauty", "food.cpg"}}
+			c.Datasets[1].Dimensions[2].Hierarchy = HierarchyConfig{Type: TypeGroups, Groups: []GroupConfig{{"paid", []string{"pro", "business"}}}}
+		}, nil},
 		{"buckets out of order and a label in no group", func(c *Config) {
 			h := &c.Datasets[0].Dimensions[4].Hierarchy
 			h.Buckets[2].From = 5000
@@ -332,7 +383,7 @@ func TestBuildReadsTablesFromTheDataDirectory(t *testing.T) {
 		{"a table in the data directory shadows the built-in one", withTable("region.csv", "ZZ"), dir, "DE", []string{"DE", "EUROPE", "*"}, nil},
 		{"the built-in region table is used when the directory has none", withTable("region.csv", "ZZ"), fstest.MapFS{}, "FR", []string{"FR", "EU", "*"}, nil},
 		{"a missing table is reported with its path", withTable("nope.csv", "ZZ"), dir, "", nil, []string{
-			"datasets[0].dimensions[3].hierarchy.table: nope.csv: no such file in the data directory, and no built-in table of that name (built-in: region.csv)"}},
+			"datasets[0].dimensions[3].hierarchy.table: nope.csv: no such file in the data directory, and no built-in table of that name (built-in: region.csv, industries.csv, features.csv)"}},
 		{"a broken table is reported with its line", withTable("broken.csv", "ZZ"), dir, "", nil, []string{
 			"datasets[0].dimensions[3].hierarchy.table: broken.csv:2: row has 2 columns, want 3 like the first row: every value needs the same number of levels"}},
 		{"a ladder raising a table above its top is reported", withTable("flat.csv", "ZZ"), dir, "", nil, []string{

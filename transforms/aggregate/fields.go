@@ -42,9 +42,16 @@ func (t fieldType) String() string {
 type field struct {
 	typ  fieldType
 	kind pipeline.EventKind
-	str  func(*pipeline.Event) string
-	num  func(*pipeline.Event) int64
-	id   func(*pipeline.Event) []byte
+	// upper tells that the decoder upper-cases the string field (a
+	// country code); the others it lower-cases.
+	upper bool
+	// closed is the fixed list the decoder already closes the string field
+	// to (anything else it reads as other), nil for an open field: a
+	// declared value outside it could never occur.
+	closed []string
+	str    func(*pipeline.Event) string
+	num    func(*pipeline.Event) int64
+	id     func(*pipeline.Event) []byte
 }
 
 const (
@@ -57,14 +64,19 @@ const (
 // built, so the hot path calls them directly.
 var fields = map[string]field{
 	// String dimensions.
-	"platform":         {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.Platform }},
-	"content_type":     {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.ContentType }},
+	"platform": {typ: fieldString, kind: campaign, closed: []string{"instagram", "tiktok", "x", "linkedin", "youtube"},
+		str: func(e *pipeline.Event) string { return e.Campaign.Platform }},
+	"content_type": {typ: fieldString, kind: campaign, closed: []string{"post", "reel", "story", "video", "short", "live", "article"},
+		str: func(e *pipeline.Event) string { return e.Campaign.ContentType }},
 	"industry":         {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.Industry }},
-	"audience_country": {typ: fieldString, kind: campaign, str: func(e *pipeline.Event) string { return e.Campaign.Country }},
+	"audience_country": {typ: fieldString, kind: campaign, upper: true, str: func(e *pipeline.Event) string { return e.Campaign.Country }},
 	"feature":          {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.Feature }},
-	"action":           {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.Action }},
-	"plan_tier":        {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.PlanTier }},
-	"device_type":      {typ: fieldString, kind: usage, str: func(e *pipeline.Event) string { return e.Usage.DeviceType }},
+	"action": {typ: fieldString, kind: usage, closed: []string{"view", "click", "create", "update", "delete", "export"},
+		str: func(e *pipeline.Event) string { return e.Usage.Action }},
+	"plan_tier": {typ: fieldString, kind: usage, closed: []string{"free", "pro", "business", "enterprise"},
+		str: func(e *pipeline.Event) string { return e.Usage.PlanTier }},
+	"device_type": {typ: fieldString, kind: usage, closed: []string{"desktop", "mobile", "tablet"},
+		str: func(e *pipeline.Event) string { return e.Usage.DeviceType }},
 
 	// Numeric dimensions, bucketed at level 0.
 	"follower_count": {typ: fieldNumber, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.FollowerCount }},
@@ -125,4 +137,15 @@ func (f field) availableIn(kinds []pipeline.EventKind) bool {
 		}
 	}
 	return true
+}
+
+// normalForm returns v as normalization leaves a value of the string field
+// f (SPEC §3.6): trimmed, lower-cased, or upper-cased for a country code.
+// A declared value that differs from its normal form could never match.
+func (f field) normalForm(v string) string {
+	v = strings.TrimSpace(v)
+	if f.upper {
+		return strings.ToUpper(v)
+	}
+	return strings.ToLower(v)
 }

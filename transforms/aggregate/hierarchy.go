@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,80 +28,181 @@ var hierarchyTypes = []string{TypeValue, TypePrefix, TypeBuckets, TypeGroups, Ty
 
 // Compile-time checks that every hierarchy implements pipeline.Hierarchy.
 var (
-	_ pipeline.Hierarchy = ValueHierarchy{}
-	_ pipeline.Hierarchy = PrefixHierarchy{}
+	_ pipeline.Hierarchy = (*Values)(nil)
+	_ pipeline.Hierarchy = (*Prefix)(nil)
 	_ pipeline.Hierarchy = StarHierarchy{}
 	_ pipeline.Hierarchy = (*Groups)(nil)
 	_ pipeline.Hierarchy = (*Buckets)(nil)
 	_ pipeline.Hierarchy = (*Table)(nil)
 )
 
+// Other is the level-0 value of a string dimension's value outside its
+// declared value set: free text never becomes a dimension value, however
+// many workspaces share it.
+const Other = "other"
+
 var starDomain = []string{Star}
 
-// ValueHierarchy generalizes a value straight to "*" (value → *). Its level
-// 0 is open: any value the field carries.
-type ValueHierarchy struct{}
+// defaulter is a hierarchy whose level 0 is a closed value set, and
+// Default the value it reads any other value as (Other, or a table's
+// default row such as ZZ).
+type defaulter interface {
+	Default() string
+}
+
+// valueSet is a string dimension's declared value set, Other included.
+type valueSet struct {
+	in     map[string]bool
+	sorted []string
+}
+
+// newValueSet checks and indexes a declared value set. Values are matched
+// after normalization, so they must be given as it leaves them; Other is
+// always a member.
+func newValueSet(values []string) (valueSet, error) {
+	var errs []error
+	if len(values) == 0 {
+		errs = append(errs, errors.New("no values: declare the dimension's value set"))
+	}
+	s := valueSet{in: map[string]bool{Other: true}, sorted: []string{Other}}
+	seen := map[string]bool{}
+	for _, v := range values {
+		switch {
+		case v == "" || v == Star:
+			errs = append(errs, fmt.Errorf("value %q is empty or reserved", v))
+			continue
+		case seen[v]:
+			errs = append(errs, fmt.Errorf("value %q is listed twice", v))
+			continue
+		}
+		seen[v] = true
+		if !s.in[v] {
+			s.in[v] = true
+			s.sorted = append(s.sorted, v)
+		}
+	}
+	slices.Sort(s.sorted)
+	return s, errors.Join(errs...)
+}
+
+// canon returns v when the set has it, else Other.
+func (s valueSet) canon(v string) string {
+	if s.in[v] {
+		return v
+	}
+	return Other
+}
+
+// Values generalizes a value of a declared value set straight to "*"
+// (value → *). A value outside the set reads Other, at level 0 already.
+type Values struct {
+	set valueSet
+}
+
+// NewValues returns a value hierarchy over values (Other is added).
+func NewValues(values []string) (*Values, error) {
+	s, err := newValueSet(values)
+	if err != nil {
+		return nil, err
+	}
+	return &Values{set: s}, nil
+}
 
 // Levels returns 2: the value and "*".
-func (ValueHierarchy) Levels() int { return 2 }
+func (*Values) Levels() int { return 2 }
 
-// Generalize returns value at level 0 and "*" above.
-func (ValueHierarchy) Generalize(value string, level int) string {
+// Generalize returns value (or Other when the set lacks it) at level 0
+// and "*" above.
+func (h *Values) Generalize(value string, level int) string {
 	if level <= 0 {
-		return value
+		return h.set.canon(value)
 	}
 	return Star
 }
 
-// Domain returns nil for the open level 0 and ["*"] above.
-func (ValueHierarchy) Domain(level int) []string {
+// Domain returns the value set, sorted, at level 0 and ["*"] above.
+func (h *Values) Domain(level int) []string {
 	if level <= 0 {
-		return nil
+		return slices.Clone(h.set.sorted)
 	}
 	return slices.Clone(starDomain)
 }
 
-// Describe says "value → *".
-func (ValueHierarchy) Describe() string { return "value → *" }
+// Default returns Other.
+func (*Values) Default() string { return Other }
 
-// PrefixHierarchy generalizes a dotted taxonomy value "parent.leaf" to its
-// parent, then to "*". A value without a dot is its own parent; a value
-// with an empty parent (".leaf") generalizes to "other", so that no row
-// ever carries an empty dimension value.
-type PrefixHierarchy struct{}
+// Describe says "value (else other) → *".
+func (*Values) Describe() string { return "value (else " + Other + ") → *" }
+
+// Prefix generalizes a dotted taxonomy value "parent.leaf" of a declared
+// value set to its parent, then to "*". A value without a dot is its own
+// parent. A value outside the set reads Other, at level 0 already.
+type Prefix struct {
+	set     valueSet
+	parents []string
+}
+
+// NewPrefix returns a prefix hierarchy over values (Other is added). Each
+// value is "parent.leaf" or "parent", with neither part empty.
+func NewPrefix(values []string) (*Prefix, error) {
+	s, err := newValueSet(values)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	h := &Prefix{set: s}
+	for _, v := range s.sorted {
+		parent, leaf, dotted := strings.Cut(v, ".")
+		if parent == "" || dotted && leaf == "" {
+			errs = append(errs, fmt.Errorf("value %q has an empty part; write parent.leaf or parent", v))
+			continue
+		}
+		h.parents = append(h.parents, parent)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.Sort(h.parents)
+	h.parents = slices.Compact(h.parents)
+	return h, nil
+}
 
 // Levels returns 3: the value, its parent and "*".
-func (PrefixHierarchy) Levels() int { return 3 }
+func (*Prefix) Levels() int { return 3 }
 
-// Generalize returns value at level 0, the part before its first dot at
-// level 1 and "*" above.
-func (PrefixHierarchy) Generalize(value string, level int) string {
+// Generalize returns value (or Other when the set lacks it) at level 0,
+// the part before its first dot at level 1 and "*" above.
+func (h *Prefix) Generalize(value string, level int) string {
 	switch {
 	case level <= 0:
-		return value
+		return h.set.canon(value)
 	case level == 1:
-		i := strings.IndexByte(value, '.')
-		switch {
-		case i < 0:
-			return value
-		case i == 0:
-			return "other"
+		v := h.set.canon(value)
+		if i := strings.IndexByte(v, '.'); i >= 0 {
+			return v[:i]
 		}
-		return value[:i]
+		return v
 	}
 	return Star
 }
 
-// Domain returns nil for the open levels 0 and 1 and ["*"] above.
-func (PrefixHierarchy) Domain(level int) []string {
-	if level <= 1 {
-		return nil
+// Domain returns the value set at level 0, the parents at level 1, each
+// sorted, and ["*"] above.
+func (h *Prefix) Domain(level int) []string {
+	switch {
+	case level <= 0:
+		return slices.Clone(h.set.sorted)
+	case level == 1:
+		return slices.Clone(h.parents)
 	}
 	return slices.Clone(starDomain)
 }
 
-// Describe says "parent.leaf → parent → *".
-func (PrefixHierarchy) Describe() string { return "parent.leaf → parent → *" }
+// Default returns Other.
+func (*Prefix) Default() string { return Other }
+
+// Describe says "parent.leaf (else other) → parent → *".
+func (*Prefix) Describe() string { return "parent.leaf (else " + Other + ") → parent → *" }
 
 // StarHierarchy has a single level, "*": the dimension is never broken
 // down. It suits a column kept for schema stability.
@@ -127,9 +229,11 @@ type Group struct {
 }
 
 // Groups generalizes a value to the group that lists it, then to "*"
-// (value → group → *). A value no group lists generalizes to the default
-// group. Level 0 is open.
+// (value → group → *). The groups' values are the dimension's value set: a
+// value no group lists reads Other at level 0, and Other generalizes to
+// the default group unless a group lists it.
 type Groups struct {
+	set   valueSet
 	group map[string]string
 	def   string
 	names []string
@@ -137,22 +241,30 @@ type Groups struct {
 }
 
 // NewGroups returns a groups hierarchy. Every value must be listed once;
-// def (empty means "other") is the group of values no group lists.
+// def (empty means Other) is the group of values no group lists.
 func NewGroups(groups []Group, def string) (*Groups, error) {
 	if def == "" {
-		def = "other"
+		def = Other
 	}
 	m, err := groupMap(groups, nil)
 	if err != nil {
 		return nil, err
 	}
-	names := []string{def}
+	var values []string
 	for _, g := range groups {
-		names = append(names, g.Name)
+		values = append(values, g.Values...)
+	}
+	set, err := newValueSet(values)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for _, v := range set.sorted {
+		names = append(names, cmp.Or(m[v], def))
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	return &Groups{group: m, def: def, names: names,
+	return &Groups{set: set, group: m, def: def, names: names,
 		desc: "value → " + describeGroups(groups) + " (else " + def + ") → *"}, nil
 }
 
@@ -206,14 +318,14 @@ func describeGroups(groups []Group) string {
 // Levels returns 3: the value, its group and "*".
 func (g *Groups) Levels() int { return 3 }
 
-// Generalize returns value at level 0, its group (or the default) at level
-// 1 and "*" above.
+// Generalize returns value (or Other when no group lists it) at level 0,
+// its group (or the default) at level 1 and "*" above.
 func (g *Groups) Generalize(value string, level int) string {
 	switch {
 	case level <= 0:
-		return value
+		return g.set.canon(value)
 	case level == 1:
-		if n, ok := g.group[value]; ok {
+		if n, ok := g.group[g.set.canon(value)]; ok {
 			return n
 		}
 		return g.def
@@ -221,17 +333,20 @@ func (g *Groups) Generalize(value string, level int) string {
 	return Star
 }
 
-// Domain returns nil for the open level 0, the sorted group names
-// (including the default) at level 1 and ["*"] above.
+// Domain returns the sorted values (with Other) at level 0, the sorted
+// group names a value can reach at level 1 and ["*"] above.
 func (g *Groups) Domain(level int) []string {
 	switch {
 	case level <= 0:
-		return nil
+		return slices.Clone(g.set.sorted)
 	case level == 1:
 		return slices.Clone(g.names)
 	}
 	return slices.Clone(starDomain)
 }
+
+// Default returns Other.
+func (*Groups) Default() string { return Other }
 
 // Describe lists the groups.
 func (g *Groups) Describe() string { return g.desc }

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -27,18 +28,40 @@ func teamSizes(t testing.TB) *Buckets {
 		[]Group{{"small", []string{"1", "2-5"}}, {"large", []string{"6-20", "21-100", "101+"}}})
 }
 
-func regionTable(t testing.TB) *Table {
+func builtinTable(t testing.TB, name, def string) *Table {
 	t.Helper()
-	f, err := builtinTables.Open("region.csv")
+	f, err := builtinTables.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tb, err := ParseTable("region.csv", f, "ZZ")
+	tb, err := ParseTable(name, f, def)
 	if err != nil {
 		t.Fatalf("ParseTable: %v", err)
 	}
 	return tb
+}
+
+func regionTable(t testing.TB) *Table   { return builtinTable(t, "region.csv", "ZZ") }
+func industryTable(t testing.TB) *Table { return builtinTable(t, "industries.csv", Other) }
+func featureTable(t testing.TB) *Table  { return builtinTable(t, "features.csv", Other) }
+func platformValues(t testing.TB) *Values {
+	return must[*Values](t)(NewValues([]string{"instagram", "tiktok", "x", "linkedin", "youtube"}))
+}
+
+// must returns a constructor's hierarchy, failing the test on its error.
+func must[H any](t testing.TB) func(H, error) H {
+	return func(h H, err error) H {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("constructor: %v", err)
+		}
+		return h
+	}
+}
+
+func taxonomy(t testing.TB) *Prefix {
+	return must[*Prefix](t)(NewPrefix([]string{"beauty.skincare", "beauty.makeup", "food", "a.b.c"}))
 }
 
 // TestGeneralize lists, for a value, its generalization at every level from
@@ -54,14 +77,23 @@ func TestGeneralize(t *testing.T) {
 		value string
 		want  []string
 	}{
-		{"a value generalizes straight to the star", ValueHierarchy{}, "instagram", []string{"instagram", "*", "*"}},
-		{"a dotted value generalizes to its parent, then the star", PrefixHierarchy{}, "beauty.skincare", []string{"beauty.skincare", "beauty", "*", "*"}},
-		{"a value without a dot is its own parent", PrefixHierarchy{}, "other", []string{"other", "other", "*", "*"}},
-		{"only the first dot splits a value", PrefixHierarchy{}, "a.b.c", []string{"a.b.c", "a", "*", "*"}},
-		{"an empty parent reads other, never an empty value", PrefixHierarchy{}, ".leaf", []string{".leaf", "other", "*", "*"}},
+		{"a value of the set generalizes straight to the star", platformValues(t), "instagram", []string{"instagram", "*", "*"}},
+		{"a value outside the set reads other at level 0", platformValues(t), "<script>alert(1)</script>", []string{"other", "*", "*"}},
+		{"other is always in a value set", platformValues(t), "other", []string{"other", "*", "*"}},
+		{"a dotted value generalizes to its parent, then the star", taxonomy(t), "beauty.skincare", []string{"beauty.skincare", "beauty", "*", "*"}},
+		{"a value without a dot is its own parent", taxonomy(t), "food", []string{"food", "food", "*", "*"}},
+		{"only the first dot splits a value", taxonomy(t), "a.b.c", []string{"a.b.c", "a", "*", "*"}},
+		{"a dotted value outside the set reads other, and so does its parent", taxonomy(t), "beauty.<script>", []string{"other", "other", "*", "*"}},
+		{"a parent the set does not list alone reads other", taxonomy(t), "beauty", []string{"other", "other", "*", "*"}},
 		{"the star hierarchy is the star at every level", StarHierarchy{}, "anything", []string{"*", "*"}},
 		{"a grouped value generalizes to its group", plans, "pro", []string{"pro", "paid", "*", "*"}},
-		{"a value no group lists goes to the default group", plans, "free", []string{"free", "other", "*", "*"}},
+		{"a value no group lists reads other and goes to the default group", plans, "free", []string{"other", "other", "*", "*"}},
+		{"an industry generalizes to its family", industryTable(t), "beauty.skincare", []string{"beauty.skincare", "beauty", "*", "*"}},
+		{"an industry family alone is its own parent", industryTable(t), "fashion", []string{"fashion", "fashion", "*", "*"}},
+		{"free text in industry reads other at every level", industryTable(t), "<script>alert(1)</script>.x", []string{"other", "other", "*", "*"}},
+		{"an industry of a known family but unknown leaf reads other", industryTable(t), "beauty.nails", []string{"other", "other", "*", "*"}},
+		{"a feature generalizes to its family", featureTable(t), "mya.chat", []string{"mya.chat", "mya", "*", "*"}},
+		{"a feature outside the taxonomy reads other", featureTable(t), "labs.beta_canvas", []string{"other", "other", "*", "*"}},
 		{"a follower label generalizes to its size group", followerTiers(t), "micro", []string{"micro", "small", "*", "*"}},
 		{"a follower count is bucketed first", followerTiers(t), "250000", []string{"mid", "large", "*", "*"}},
 		{"a bucket's lower bound is in the bucket", followerTiers(t), "10000", []string{"micro", "small", "*", "*"}},
@@ -104,13 +136,19 @@ func TestDomain(t *testing.T) {
 		level int
 		want  []string
 	}{
-		{"a value's level 0 is open", ValueHierarchy{}, 0, nil},
-		{"a value's top is the star", ValueHierarchy{}, 1, []string{"*"}},
-		{"a prefix's parents are open", PrefixHierarchy{}, 1, nil},
-		{"a prefix's top is the star", PrefixHierarchy{}, 2, []string{"*"}},
+		{"a value hierarchy's level 0 is its value set with other, sorted", platformValues(t), 0,
+			[]string{"instagram", "linkedin", "other", "tiktok", "x", "youtube"}},
+		{"a value's top is the star", platformValues(t), 1, []string{"*"}},
+		{"a prefix's level 0 is its value set with other", taxonomy(t), 0, []string{"a.b.c", "beauty.makeup", "beauty.skincare", "food", "other"}},
+		{"a prefix's parents are the values' parents and other", taxonomy(t), 1, []string{"a", "beauty", "food", "other"}},
+		{"a prefix's top is the star", taxonomy(t), 2, []string{"*"}},
 		{"the star hierarchy's only level is the star", StarHierarchy{}, 0, []string{"*"}},
-		{"a groups hierarchy's level 0 is open", plans, 0, nil},
+		{"a groups hierarchy's level 0 is its groups' values and other", plans, 0, []string{"business", "other", "pro", "trial"}},
 		{"a groups hierarchy's level 1 lists the groups and the default, sorted", plans, 1, []string{"free", "paid", "trial"}},
+		{"the industry families, with other", industryTable(t), 1, []string{"automotive", "beauty", "education", "entertainment",
+			"fashion", "finance", "fitness", "food", "gaming", "health", "home", "other", "parenting", "pets", "sports", "tech", "travel"}},
+		{"the feature families, with other", featureTable(t), 1, []string{"analytics", "billing", "budget", "campaign", "campaigns",
+			"content", "creators", "inbox", "matching", "mya", "other", "settings"}},
 		{"bucket labels are closed and sorted", followerTiers(t), 0, []string{"macro", "mega", "micro", "mid", "nano"}},
 		{"bucket groups are closed and sorted", followerTiers(t), 1, []string{"large", "small"}},
 		{"the top of grouped buckets is the star", followerTiers(t), 2, []string{"*"}},
@@ -128,6 +166,12 @@ func TestDomain(t *testing.T) {
 	if got := len(regionTable(t).Domain(0)); got != 251 {
 		t.Errorf("region table has %d countries, want 250 and ZZ", got)
 	}
+	if got := len(industryTable(t).Domain(0)); got != 69 {
+		t.Errorf("industry table has %d values, want 68 and other", got)
+	}
+	if got := len(featureTable(t).Domain(0)); got != 41 {
+		t.Errorf("feature table has %d values, want 40 and other", got)
+	}
 }
 
 func TestDescribe(t *testing.T) {
@@ -136,8 +180,9 @@ func TestDescribe(t *testing.T) {
 		h    pipeline.Hierarchy
 		want string
 	}{
-		{"value", ValueHierarchy{}, "value → *"},
-		{"prefix", PrefixHierarchy{}, "parent.leaf → parent → *"},
+		{"value", platformValues(t), "value (else other) → *"},
+		{"prefix", taxonomy(t), "parent.leaf (else other) → parent → *"},
+		{"industries", industryTable(t), "table industries.csv: 69 values in 3 levels, unknown → other"},
 		{"star", StarHierarchy{}, "*"},
 		{"team sizes", teamSizes(t), "buckets 1 [1, 2) · 2-5 [2, 6) · 6-20 [6, 21) · 21-100 [21, 101) · 101+ [101, ∞) → small (1, 2-5) · large (6-20, 21-100, 101+) → *"},
 		{"region", regionTable(t), "table region.csv: 251 values in 3 levels, unknown → ZZ"},
@@ -211,6 +256,17 @@ func TestHierarchyConstructorsRejectBadDeclarations(t *testing.T) {
 			_, err := NewBuckets([]Bucket{{"a", 0}, {"b", 10}}, []Group{{"g", []string{"a", "c"}}})
 			return err
 		}(), []string{`group "g" lists "c", which is not a bucket label`, `bucket "b" is in no group; every bucket needs one`}},
+		{"a value set must list values, none empty, reserved or twice", func() error {
+			_, err := NewValues(nil)
+			_, err2 := NewValues([]string{"a", "", "*", "a"})
+			return errors.Join(err, err2)
+		}(), []string{"no values: declare the dimension's value set", `value "" is empty or reserved`,
+			`value "*" is empty or reserved`, `value "a" is listed twice`}},
+		{"a prefix value needs a parent and, after a dot, a leaf", func() error {
+			_, err := NewPrefix([]string{".leaf", "parent.", "ok.fine"})
+			return err
+		}(), []string{`value ".leaf" has an empty part; write parent.leaf or parent`,
+			`value "parent." has an empty part; write parent.leaf or parent`}},
 		{"a value belongs to one group", func() error {
 			_, err := NewGroups([]Group{{"x", []string{"a"}}, {"y", []string{"a"}}}, "")
 			return err

@@ -167,6 +167,10 @@ func (t *Table) Domain(level int) []string {
 	return slices.Clone(t.domains[level])
 }
 
+// Default returns the value an unknown value reads as (the default row's
+// level 0, e.g. ZZ).
+func (t *Table) Default() string { return t.def[0] }
+
 // Describe names the table, its size and its default.
 func (t *Table) Describe() string {
 	return fmt.Sprintf("table %s: %d values in %d levels, unknown → %s", t.name, len(t.rows), len(t.domains), t.def[0])

@@ -13,6 +13,11 @@
 //   - an int64 overflow, a negative total or a contribution marked as
 //     overflowed: the cell fails closed.
 //
+// The dominance measures are the ones the dataset declares and, whether
+// declared or not, every sum measure: a published sum that one workspace
+// dominates (nearly all of a cell's clicks, say) would disclose that
+// workspace's figure.
+//
 // Products such as 100·X are computed in 128 bits, so a large cell is
 // judged on its true values. Level-0 cells that pass are published; the
 // level-0 cells of those that fail are re-keyed one step up the dataset's

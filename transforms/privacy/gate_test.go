@@ -363,6 +363,74 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestEveryDominanceMeasureIsChecked gives cells whose first dominance
+// measure (spend) is spread evenly and whose later one (conversions) is
+// held by one workspace: the rules apply to every dominance measure, not
+// just the first, and to every sum even when the declaration leaves it out.
+func TestEveryDominanceMeasureIsChecked(t *testing.T) {
+	// cc is a contribution with one creator and the given spend and conversions.
+	cc := func(ws string, spend, conv int64) contrib {
+		return contrib{ws: ws, events: 1, spend: spend, conv: conv, creators: []string{ws}}
+	}
+	both := []string{"spend", "conversions"}
+	tests := []struct {
+		name           string
+		dominance      []string
+		dominanceK     int
+		cells          map[string][]contrib
+		wantRows       []string
+		wantSuppressed []string
+	}{
+		{
+			name: "a cell that passes on both measures is published", dominance: both, dominanceK: 85,
+			cells:    map[string][]contrib{"EU.DE|a": {cc("w1", 34, 3), cc("w2", 33, 3), cc("w3", 33, 3)}},
+			wantRows: []string{"EU.DE|a@0 3 3 3 3 100 9 11111.1"},
+		},
+		{
+			name: "the first measure passes and the second fails dominance", dominance: both, dominanceK: 85,
+			cells:          map[string][]contrib{"EU.DE|a": {cc("w1", 34, 98), cc("w2", 33, 1), cc("w3", 33, 1)}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "the first measure passes and the second fails the p% rule", dominance: both, dominanceK: 99,
+			// Conversions: the top two hold 95.1%, under 99%, but the rest
+			// (49) is less than 10% of the largest (500).
+			cells:          map[string][]contrib{"EU.DE|a": {cc("w1", 34, 500), cc("w2", 33, 451), cc("w3", 33, 49)}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "the same cell passes the p% rule when the rest is p% of the largest", dominance: both, dominanceK: 99,
+			cells:    map[string][]contrib{"EU.DE|a": {cc("w1", 34, 500), cc("w2", 33, 450), cc("w3", 33, 50)}},
+			wantRows: []string{"EU.DE|a@0 3 3 3 3 100 1000 100"},
+		},
+		{
+			name: "a sum the declaration leaves out is checked for dominance all the same", dominance: []string{"spend"}, dominanceK: 85,
+			cells:          map[string][]contrib{"EU.DE|a": {cc("w1", 34, 98), cc("w2", 33, 1), cc("w3", 33, 1)}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+		{
+			name: "a sum the declaration leaves out is checked for the p% rule all the same", dominance: []string{"events"}, dominanceK: 99,
+			cells:          map[string][]contrib{"EU.DE|a": {cc("w1", 34, 500), cc("w2", 33, 451), cc("w3", 33, 49)}},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := testSpec()
+			spec.Privacy.DominanceMeasures = tt.dominance
+			spec.Privacy.DominanceK = tt.dominanceK
+			p := partial(tt.cells)
+			rows, suppressed := render(apply(t, spec, p))
+			if diff := cmp.Diff(tt.wantRows, rows); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantSuppressed, suppressed); diff != "" {
+				t.Errorf("suppressed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // checkConservation checks that every event ends in a row or a suppressed
 // cell, and that EventsByLevel adds up.
 func checkConservation(t *testing.T, p *pipeline.Partial, res *pipeline.GateResult) {
@@ -553,16 +621,19 @@ func recompute(spec *pipeline.DatasetSpec, p *pipeline.Partial, cells []pipeline
 		}
 	}
 	creators, campaigns := map[pipeline.Pseudonym]bool{}, map[pipeline.Pseudonym]bool{}
-	var events, conv int64
-	spends := []*big.Int{}
-	total := new(big.Int)
+	var events int64
+	// perWS[i] holds every workspace's total of sum i (spend, conversions),
+	// totals[i] their sum: every sum is a dominance measure.
+	perWS := [2][]*big.Int{}
+	totals := [2]*big.Int{new(big.Int), new(big.Int)}
 	overflow := false
 	for _, c := range byWS {
 		overflow = overflow || c.Overflow
 		events += c.Events
-		conv += c.Sums[1]
-		spends = append(spends, big.NewInt(c.Sums[0]))
-		total.Add(total, big.NewInt(c.Sums[0]))
+		for i := range perWS {
+			perWS[i] = append(perWS[i], big.NewInt(c.Sums[i]))
+			totals[i].Add(totals[i], big.NewInt(c.Sums[i]))
+		}
 		for _, x := range c.Sets[0].Sorted() {
 			creators[x] = true
 		}
@@ -574,31 +645,36 @@ func recompute(spec *pipeline.DatasetSpec, p *pipeline.Partial, cells []pipeline
 	switch {
 	case overflow:
 		return nil, false, "an overflowed contribution"
-	case !total.IsInt64():
-		return nil, false, "spend overflows int64"
+	case !totals[0].IsInt64() || !totals[1].IsInt64():
+		return nil, false, "a sum overflows int64"
 	case len(byWS) < k:
 		return nil, false, fmt.Sprintf("%d workspaces", len(byWS))
 	case len(creators) < k:
 		return nil, false, fmt.Sprintf("%d creators", len(creators))
 	}
-	if total.Sign() > 0 {
-		slices.SortFunc(spends, func(a, b *big.Int) int { return b.Cmp(a) })
-		for len(spends) < 2 {
-			spends = append(spends, new(big.Int))
+	for i, xs := range perWS {
+		total := totals[i]
+		if total.Sign() == 0 {
+			continue
 		}
-		top2 := new(big.Int).Add(spends[0], spends[1])
+		slices.SortFunc(xs, func(a, b *big.Int) int { return b.Cmp(a) })
+		for len(xs) < 2 {
+			xs = append(xs, new(big.Int))
+		}
+		top2 := new(big.Int).Add(xs[0], xs[1])
 		lhs := new(big.Int).Mul(big.NewInt(100), top2)
 		rhs := new(big.Int).Mul(big.NewInt(int64(spec.Privacy.DominanceK)), total)
 		if lhs.Cmp(rhs) > 0 {
-			return nil, false, fmt.Sprintf("dominance: top two %v of %v", top2, total)
+			return nil, false, fmt.Sprintf("dominance of sum %d: top two %v of %v", i, top2, total)
 		}
 		rest := new(big.Int).Sub(total, top2)
 		lhs = new(big.Int).Mul(big.NewInt(100), rest)
-		rhs = new(big.Int).Mul(big.NewInt(int64(spec.Privacy.PPercent)), spends[0])
+		rhs = new(big.Int).Mul(big.NewInt(int64(spec.Privacy.PPercent)), xs[0])
 		if lhs.Cmp(rhs) < 0 {
-			return nil, false, fmt.Sprintf("p%%: rest %v, largest %v", rest, spends[0])
+			return nil, false, fmt.Sprintf("p%% of sum %d: rest %v, largest %v", i, rest, xs[0])
 		}
 	}
+	total, conv := totals[0], totals[1].Int64()
 	cpa := pipeline.Value{Null: true}
 	if conv != 0 {
 		cpa = pipeline.Value{Float: 1000 * float64(total.Int64()) / float64(conv)}

@@ -3,6 +3,7 @@ package privacy
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/mya/deid/pipeline"
 )
@@ -24,7 +25,8 @@ type plan struct {
 	// protected entities other than workspaces, which are always protected.
 	protected []int
 	// dom lists the dominance measures: an index into Contribution.Sums,
-	// or -1 for the event count.
+	// or -1 for the event count. It holds the declared ones, in order, then
+	// every sum measure the declaration left out.
 	dom      []int
 	measures []measurePlan
 
@@ -107,11 +109,25 @@ func compile(spec *pipeline.DatasetSpec) (*plan, error) {
 		case mi < 0:
 			fail("dominance measure %q is not a measure", name)
 		case spec.Measures[mi].Kind == pipeline.MeasureCount:
-			pl.dom = append(pl.dom, -1)
+			if !slices.Contains(pl.dom, -1) {
+				pl.dom = append(pl.dom, -1)
+			}
 		case spec.Measures[mi].Kind == pipeline.MeasureSum:
-			pl.dom = append(pl.dom, sumIdx[name])
+			if !slices.Contains(pl.dom, sumIdx[name]) {
+				pl.dom = append(pl.dom, sumIdx[name])
+			}
 		default:
 			fail("dominance measure %q is neither a count nor a sum", name)
+		}
+	}
+	// Every published sum is a dominance measure, whatever the spec lists:
+	// a sum left out would let one workspace's share be read from a row
+	// (one workspace with nearly all of a cell's clicks). The declaration
+	// is refused for that omission (aggregate's Validate), but a spec built
+	// any other way is covered too.
+	for i := range pl.nSums {
+		if !slices.Contains(pl.dom, i) {
+			pl.dom = append(pl.dom, i)
 		}
 	}
 
