@@ -170,7 +170,7 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
 		}
 		p.stats.Windows.Add(1)
-		p.stats.observePublish(time.Since(began))
+		p.stats.Publish.Observe(time.Since(began))
 		p.summary.Windows = append(p.summary.Windows, WindowSummary{Dataset: spec.Name, Window: pw.w, Acct: out.Acct})
 	}
 	return nil

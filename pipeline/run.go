@@ -268,7 +268,7 @@ func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc
 		ids[i] = w.id()
 	}
 	e.register(ids)
-	e.o.stats.Partitions.Store(int64(len(workers)))
+	e.o.stats.Assigned(ids)
 	e.runWorkers(stop, abort, cancel, workers)
 	return stop.Err()
 }
@@ -339,7 +339,11 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 			}
 		}
 		e.register(gen.Partitions())
-		e.o.stats.Partitions.Store(int64(len(workers)))
+		ids := make([]PartitionID, len(workers))
+		for i, w := range workers {
+			ids[i] = w.id()
+		}
+		e.o.stats.Assigned(ids)
 		e.o.log.Info("generation assigned", zap.Int("partitions", len(workers)))
 		atEnd := e.runWorkers(genStop, abort, cancel, workers)
 		genCancel()

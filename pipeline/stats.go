@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"cmp"
-	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -13,19 +11,27 @@ import (
 
 // Stats are live counters for progress and metrics, updated atomically by
 // the workers and the publisher while a run goes on. The zero value is
-// ready to use.
+// ready to use. Stats holds counts, durations and partition ids only: never
+// anything read from a record, so nothing derived from input can reach a
+// metric through it.
 type Stats struct {
+	// Records counts input records read.
 	Records     atomic.Int64
 	Contributed atomic.Int64
 	DeadLetters atomic.Int64
-	Excluded    [numReasons]atomic.Int64
+	// Excluded counts excluded records by reason; only RecordReasons are
+	// used.
+	Excluded [numReasons]atomic.Int64
 	// Windows counts dataset windows published.
 	Windows atomic.Int64
 	// Partitions is the number of partitions being worked now.
 	Partitions atomic.Int64
 
-	PublishCount atomic.Int64
-	PublishNanos atomic.Int64
+	// Publish is the time the publisher took to publish a dataset window.
+	Publish Latency
+	// Checkpoint is the time a worker took to write its partition's
+	// checkpoint.
+	Checkpoint Latency
 
 	mu    sync.Mutex
 	parts map[PartitionID]*PartitionStats
@@ -43,13 +49,13 @@ type PartitionStats struct {
 	// HighWater is the source's high-water mark, when it reports one (Kafka).
 	HighWater atomic.Int64
 	// StateBytes is the size of the partition's last checkpoint.
-	StateBytes      atomic.Int64
-	Checkpoints     atomic.Int64
-	CheckpointNanos atomic.Int64
-	DedupKeys       atomic.Int64
+	StateBytes  atomic.Int64
+	Checkpoints atomic.Int64
+	DedupKeys   atomic.Int64
 }
 
-// Partition returns the counters of partition id, creating them.
+// Partition returns the counters of partition id, creating them. Safe for
+// concurrent use.
 func (s *Stats) Partition(id PartitionID) *PartitionStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -64,77 +70,116 @@ func (s *Stats) Partition(id PartitionID) *PartitionStats {
 	return p
 }
 
-func (s *Stats) observePublish(d time.Duration) {
-	s.PublishCount.Add(1)
-	s.PublishNanos.Add(int64(d))
-}
-
-// WritePrometheus writes the counters in the Prometheus text exposition
-// format. Label values are partition ids and reasons: never an identifier
-// of a customer or a person.
-func (s *Stats) WritePrometheus(w io.Writer) {
-	metric := func(name, typ, help string) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+// Assigned records that the partitions worked now are ids (a new Kafka
+// generation, or the files of a run): it sets Partitions and forgets the
+// counters of every other partition, so that the gauges of a partition that
+// a rebalance gave to another instance do not go on reporting a stale
+// watermark or lag. A partition that stays keeps its counters. Safe for
+// concurrent use, in particular with Partitions (a scrape).
+func (s *Stats) Assigned(ids []PartitionID) {
+	keep := make(map[PartitionID]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
 	}
-	metric("deid_records_total", "counter", "Input records read, by disposition.")
-	fmt.Fprintf(w, "deid_records_total{disposition=\"read\"} %d\n", s.Records.Load())
-	fmt.Fprintf(w, "deid_records_total{disposition=\"contributed\"} %d\n", s.Contributed.Load())
-	fmt.Fprintf(w, "deid_records_total{disposition=\"dead_letter\"} %d\n", s.DeadLetters.Load())
-	var excluded int64
-	for _, r := range RecordReasons() {
-		excluded += s.Excluded[r].Load()
-	}
-	fmt.Fprintf(w, "deid_records_total{disposition=\"excluded\"} %d\n", excluded)
-	metric("deid_excluded_total", "counter", "Records excluded, by reason.")
-	for _, r := range RecordReasons() {
-		fmt.Fprintf(w, "deid_excluded_total{reason=%q} %d\n", r.String(), s.Excluded[r].Load())
-	}
-	metric("deid_windows_published_total", "counter", "Dataset windows committed.")
-	fmt.Fprintf(w, "deid_windows_published_total %d\n", s.Windows.Load())
-	metric("deid_publish_seconds", "summary", "Time to publish a dataset window.")
-	fmt.Fprintf(w, "deid_publish_seconds_sum %g\ndeid_publish_seconds_count %d\n",
-		time.Duration(s.PublishNanos.Load()).Seconds(), s.PublishCount.Load())
-	metric("deid_partitions_assigned", "gauge", "Partitions worked by this instance.")
-	fmt.Fprintf(w, "deid_partitions_assigned %d\n", s.Partitions.Load())
-
 	s.mu.Lock()
-	ids := make([]PartitionID, 0, len(s.parts))
+	defer s.mu.Unlock()
 	for id := range s.parts {
-		ids = append(ids, id)
-	}
-	parts := s.parts
-	s.mu.Unlock()
-	slices.SortFunc(ids, func(a, b PartitionID) int {
-		return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Partition, b.Partition))
-	})
-	gauges := []struct {
-		name, typ, help string
-		v               func(*PartitionStats) string
-	}{
-		{"deid_partition_records_total", "counter", "Input records read, by topic and partition.", func(p *PartitionStats) string { return fmt.Sprint(p.Records.Load()) }},
-		{"deid_partition_watermark_seconds", "gauge", "Event-time watermark of the partition.", func(p *PartitionStats) string {
-			return fmt.Sprint(float64(p.Watermark.Load()) / 1e6)
-		}},
-		{"deid_partition_open_windows", "gauge", "Windows open in the partition.", func(p *PartitionStats) string { return fmt.Sprint(p.OpenWindows.Load()) }},
-		{"deid_partition_dedup_keys", "gauge", "Event ids held for duplicate detection.", func(p *PartitionStats) string { return fmt.Sprint(p.DedupKeys.Load()) }},
-		{"deid_partition_lag_records", "gauge", "High-water mark less the next offset to read (Kafka).", func(p *PartitionStats) string {
-			if hw := p.HighWater.Load(); hw > 0 {
-				return fmt.Sprint(max(0, hw-p.Next.Load()))
-			}
-			return "0"
-		}},
-		{"deid_partition_state_bytes", "gauge", "Size of the partition's last checkpoint.", func(p *PartitionStats) string { return fmt.Sprint(p.StateBytes.Load()) }},
-		{"deid_checkpoint_seconds_sum", "counter", "Time spent checkpointing.", func(p *PartitionStats) string {
-			return fmt.Sprint(time.Duration(p.CheckpointNanos.Load()).Seconds())
-		}},
-		{"deid_checkpoints_total", "counter", "Checkpoints written.", func(p *PartitionStats) string { return fmt.Sprint(p.Checkpoints.Load()) }},
-	}
-	for _, g := range gauges {
-		metric(g.name, g.typ, g.help)
-		for _, id := range ids {
-			fmt.Fprintf(w, "%s{topic=%q,partition=\"%d\"} %s\n", g.name, id.Source, id.Partition, g.v(parts[id]))
+		if !keep[id] {
+			delete(s.parts, id)
 		}
 	}
+	s.Partitions.Store(int64(len(keep)))
+}
+
+// PartitionSnapshot is one partition's counters at one moment, as plain
+// values.
+type PartitionSnapshot struct {
+	ID      PartitionID
+	Records int64
+	// Watermark is in microseconds since the Unix epoch (0 before any event).
+	Watermark   int64
+	OpenWindows int64
+	DedupKeys   int64
+	// Lag is the high-water mark less the next position to read, when the
+	// source reports a high-water mark (Kafka); else 0.
+	Lag         int64
+	StateBytes  int64
+	Checkpoints int64
+}
+
+// PartitionSnapshots returns the counters of every partition known now,
+// ordered by source and partition. Safe for concurrent use with Partition
+// and Assigned: the partition table is read only under the lock, so a
+// scrape during a rebalance never reads a map being written.
+func (s *Stats) PartitionSnapshots() []PartitionSnapshot {
+	s.mu.Lock()
+	out := make([]PartitionSnapshot, 0, len(s.parts))
+	for id, p := range s.parts {
+		out = append(out, p.snapshot(id))
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b PartitionSnapshot) int {
+		return cmp.Or(strings.Compare(a.ID.Source, b.ID.Source), cmp.Compare(a.ID.Partition, b.ID.Partition))
+	})
+	return out
+}
+
+func (p *PartitionStats) snapshot(id PartitionID) PartitionSnapshot {
+	ps := PartitionSnapshot{ID: id, Records: p.Records.Load(), Watermark: p.Watermark.Load(),
+		OpenWindows: p.OpenWindows.Load(), DedupKeys: p.DedupKeys.Load(), StateBytes: p.StateBytes.Load(),
+		Checkpoints: p.Checkpoints.Load()}
+	if hw := p.HighWater.Load(); hw > 0 {
+		ps.Lag = max(0, hw-p.Next.Load())
+	}
+	return ps
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of Latency's buckets:
+// from a millisecond (a small checkpoint) to a minute (a large window
+// written to slow storage).
+var LatencyBuckets = [...]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// Latency is a histogram of durations over LatencyBuckets, kept in atomic
+// counters so that observing costs no lock and no allocation. The zero
+// value is ready to use; safe for concurrent use.
+type Latency struct {
+	// counts[i] counts durations in bucket i (not cumulative); the last
+	// counts those above every bound.
+	counts [len(LatencyBuckets) + 1]atomic.Uint64
+	nanos  atomic.Int64
+}
+
+// Observe adds one duration.
+func (l *Latency) Observe(d time.Duration) {
+	sec := d.Seconds()
+	i, _ := slices.BinarySearch(LatencyBuckets[:], sec) // the first bound >= sec
+	l.counts[i].Add(1)
+	l.nanos.Add(int64(d))
+}
+
+// LatencySnapshot is a Latency at one moment.
+type LatencySnapshot struct {
+	// Cumulative[i] counts the durations <= LatencyBuckets[i].
+	Cumulative [len(LatencyBuckets)]uint64
+	// Count counts every duration.
+	Count uint64
+	// Sum is the total of the durations, in seconds.
+	Sum float64
+}
+
+// Snapshot returns the histogram's counts. Count is the sum of the buckets
+// read, so the cumulative counts never exceed it even while observations go
+// on.
+func (l *Latency) Snapshot() LatencySnapshot {
+	var s LatencySnapshot
+	for i := range l.counts {
+		s.Count += l.counts[i].Load()
+		if i < len(s.Cumulative) {
+			s.Cumulative[i] = s.Count
+		}
+	}
+	s.Sum = time.Duration(l.nanos.Load()).Seconds()
+	return s
 }
 
 // HighWaterMarker is implemented by partition readers that know the high

@@ -607,7 +607,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	size += keyBytes
 	ps.StateBytes.Store(size)
 	ps.Checkpoints.Add(1)
-	ps.CheckpointNanos.Add(int64(w.now().Sub(start)))
+	w.stats.Checkpoint.Observe(w.now().Sub(start))
 	if w.commitOffset != nil && w.next > 0 {
 		// After a rebalance the group refuses the commit; the checkpoint
 		// stays the source of truth, so that loses nothing.

@@ -1,46 +1,41 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
-	"strings"
+	"runtime"
+	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
-	"github.com/mya/deid/transforms/decode"
 )
 
-// writeDropped writes the count of dropped (non-allowlisted) field names per
-// event type (SPEC §3.3). Field names only, never values.
-func writeDropped(w io.Writer, dropped func() map[decode.DroppedField]int64) {
-	if dropped == nil {
-		return
-	}
-	m := dropped()
-	keys := slices.SortedFunc(maps.Keys(m), func(a, b decode.DroppedField) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.Field, b.Field))
-	})
-	fmt.Fprintf(w, "# HELP deid_decode_dropped_fields_total Fields skipped by the allowlist, by event type and field name.\n# TYPE deid_decode_dropped_fields_total counter\n")
-	for _, k := range keys {
-		fmt.Fprintf(w, "deid_decode_dropped_fields_total{event_type=%q,field=%q} %d\n", k.Kind.String(), k.Field, m[k])
-	}
-}
-
-// serveOps serves the operations endpoints: /metrics (Prometheus text
-// format), /healthz (the process is alive) and /readyz (consent caught up
-// and partitions assigned). It returns once listening.
-func serveOps(addr string, stats *pipeline.Stats, ready func() bool, dropped func() map[decode.DroppedField]int64, log *zap.Logger) (*http.Server, error) {
+// serveOps serves the operations endpoints: /metrics (Prometheus),
+// /healthz (the process is alive) and /readyz (consent caught up and
+// partitions assigned). It returns once listening.
+func serveOps(addr string, stats *pipeline.Stats, ready func() bool, dropped func() map[pipeline.EventKind]int64, log *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr: %w", err)
 	}
+	srv := &http.Server{Handler: opsHandler(stats, ready, dropped, log)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("operations server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
+	return srv, nil
+}
+
+// opsHandler routes the operations endpoints.
+func opsHandler(stats *pipeline.Stats, ready func() bool, dropped func() map[pipeline.EventKind]int64, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -50,17 +45,158 @@ func serveOps(addr string, stats *pipeline.Stats, ready func() bool, dropped fun
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		stats.WritePrometheus(w)
-		writeDropped(w, dropped)
-	})
-	srv := &http.Server{Handler: mux}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("operations server stopped", zap.Error(err))
+	mux.Handle("/metrics", promhttp.HandlerFor(newRegistry(stats, dropped), promhttp.HandlerOpts{
+		ErrorLog:      zap.NewStdLog(log),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	return mux
+}
+
+// newRegistry returns a registry with deid's metrics, read from stats and
+// dropped at each scrape, the build info, and the Go runtime and process
+// collectors. A registry per server, not the global one: nothing registers
+// itself behind the wiring's back.
+func newRegistry(stats *pipeline.Stats, dropped func() map[pipeline.EventKind]int64) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		newStatsCollector(stats, dropped),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// Label values of deid's metrics. Every one is a constant of this binary
+// (dispositions, pipeline.RecordReasons, the event kinds below), the
+// operator's configuration (topics, input files, partition numbers) or the
+// build: never anything read from a record. A field's name is input data
+// too (it can be a phone number or an id), so dropped fields are counted
+// per event kind, never per name.
+//
+// droppedEventTypes are the event_type label values of
+// deid_decode_dropped_fields_total: the aggregated types, messages, and
+// every other type under "other".
+var droppedEventTypes = []struct {
+	kind  pipeline.EventKind
+	label string
+}{
+	{pipeline.KindCampaignMetrics, "campaign.metrics"},
+	{pipeline.KindUsageInteraction, "usage.interaction"},
+	{pipeline.KindMessage, "message"},
+	{pipeline.KindUnsupported, "other"},
+}
+
+// statsCollector exports pipeline.Stats and the decoders' dropped-field
+// counts. It reads the workers' atomic counters at scrape time, so the hot
+// path stays an atomic add, free of label lookups, and package pipeline
+// stays free of any metrics library. Safe for concurrent use.
+type statsCollector struct {
+	stats   *pipeline.Stats
+	dropped func() map[pipeline.EventKind]int64
+
+	read, records, windows, publish, checkpoint, assigned, dropDesc, build       *prometheus.Desc
+	partRecords, watermark, openWindows, dedupKeys, lag, stateBytes, checkpoints *prometheus.Desc
+}
+
+func newStatsCollector(stats *pipeline.Stats, dropped func() map[pipeline.EventKind]int64) *statsCollector {
+	part := []string{"topic", "partition"}
+	return &statsCollector{
+		stats:   stats,
+		dropped: dropped,
+		read: prometheus.NewDesc("deid_records_read_total",
+			"Input records read. Each ends with one disposition of deid_records_total, which add up to this.", nil, nil),
+		records: prometheus.NewDesc("deid_records_total",
+			"Input records by final disposition (contributed, excluded, dead_letter) and, for excluded records, reason.",
+			[]string{"disposition", "reason"}, nil),
+		windows: prometheus.NewDesc("deid_windows_published_total", "Dataset windows committed.", nil, nil),
+		publish: prometheus.NewDesc("deid_publish_duration_seconds", "Time to publish a dataset window.", nil, nil),
+		checkpoint: prometheus.NewDesc("deid_checkpoint_duration_seconds",
+			"Time to write one partition's checkpoint.", nil, nil),
+		assigned: prometheus.NewDesc("deid_partitions_assigned", "Partitions worked by this instance.", nil, nil),
+		dropDesc: prometheus.NewDesc("deid_decode_dropped_fields_total",
+			"Fields the allowlist dropped from well-formed events, by event type (campaign.metrics, usage.interaction, message, other); never by field name.",
+			[]string{"event_type"}, nil),
+		build: prometheus.NewDesc("deid_build_info", "Always 1; the labels name the build.",
+			nil, prometheus.Labels{"version": version, "goversion": runtime.Version()}),
+		partRecords: prometheus.NewDesc("deid_partition_records_total", "Input records read, by topic and partition.", part, nil),
+		watermark:   prometheus.NewDesc("deid_partition_watermark_seconds", "Event-time watermark of the partition, Unix seconds.", part, nil),
+		openWindows: prometheus.NewDesc("deid_partition_open_windows", "Windows open in the partition.", part, nil),
+		dedupKeys:   prometheus.NewDesc("deid_partition_dedup_keys", "Event ids held for duplicate detection.", part, nil),
+		lag:         prometheus.NewDesc("deid_partition_lag_records", "High-water mark less the next offset to read (Kafka; 0 for files).", part, nil),
+		stateBytes:  prometheus.NewDesc("deid_partition_state_bytes", "Size of the partition's last checkpoint.", part, nil),
+		checkpoints: prometheus.NewDesc("deid_checkpoints_total", "Checkpoints written, by topic and partition.", part, nil),
+	}
+}
+
+// Describe sends every metric's description.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.read, c.records, c.windows, c.publish, c.checkpoint, c.assigned, c.dropDesc, c.build,
+		c.partRecords, c.watermark, c.openWindows, c.dedupKeys, c.lag, c.stateBytes, c.checkpoints} {
+		ch <- d
+	}
+}
+
+// Collect reads the counters and sends them.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(c.read, s.Records.Load())
+	counter(c.records, s.Contributed.Load(), pipeline.Contributed.String(), "")
+	for _, r := range pipeline.RecordReasons() {
+		counter(c.records, s.Excluded[r].Load(), pipeline.Excluded.String(), r.String())
+	}
+	counter(c.records, s.DeadLetters.Load(), pipeline.DeadLetter.String(), "")
+	counter(c.windows, s.Windows.Load())
+	ch <- latencyMetric(c.publish, s.Publish.Snapshot())
+	ch <- latencyMetric(c.checkpoint, s.Checkpoint.Snapshot())
+	gauge(c.assigned, float64(s.Partitions.Load()))
+	gauge(c.build, 1)
+
+	var dropped map[pipeline.EventKind]int64
+	if c.dropped != nil {
+		dropped = c.dropped()
+	}
+	byLabel := make(map[string]int64, len(droppedEventTypes))
+	for k, n := range dropped {
+		byLabel[droppedEventType(k)] += n
+	}
+	for _, et := range droppedEventTypes {
+		counter(c.dropDesc, byLabel[et.label], et.label)
+	}
+
+	for _, p := range s.PartitionSnapshots() {
+		topic, part := p.ID.Source, strconv.Itoa(int(p.ID.Partition))
+		counter(c.partRecords, p.Records, topic, part)
+		gauge(c.watermark, float64(p.Watermark)/1e6, topic, part)
+		gauge(c.openWindows, float64(p.OpenWindows), topic, part)
+		gauge(c.dedupKeys, float64(p.DedupKeys), topic, part)
+		gauge(c.lag, float64(p.Lag), topic, part)
+		gauge(c.stateBytes, float64(p.StateBytes), topic, part)
+		counter(c.checkpoints, p.Checkpoints, topic, part)
+	}
+}
+
+// droppedEventType is the label of kind k: one of droppedEventTypes, and
+// "other" for a kind not listed there.
+func droppedEventType(k pipeline.EventKind) string {
+	for _, et := range droppedEventTypes {
+		if et.kind == k {
+			return et.label
 		}
-	}()
-	log.Info("serving /metrics, /healthz, /readyz", zap.String("addr", ln.Addr().String()))
-	return srv, nil
+	}
+	return "other"
+}
+
+// latencyMetric is a histogram of s with pipeline.LatencyBuckets.
+func latencyMetric(d *prometheus.Desc, s pipeline.LatencySnapshot) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(s.Cumulative))
+	for i, n := range s.Cumulative {
+		buckets[pipeline.LatencyBuckets[i]] = n
+	}
+	return prometheus.MustNewConstHistogram(d, s.Count, s.Sum, buckets)
 }

@@ -265,7 +265,7 @@ type builder struct {
 	// are assigned.
 	ready func() bool
 	// dropped counts the non-allowlisted fields the decoders skipped.
-	dropped func() map[decode.DroppedField]int64
+	dropped func() map[pipeline.EventKind]int64
 }
 
 func (b *builder) close() {

@@ -85,7 +85,7 @@ func recordsRead(addr string) float64 {
 	if err != nil {
 		return -1
 	}
-	return m[`deid_records_total{disposition="read"}`]
+	return m["deid_records_read_total"]
 }
 
 // partitionRecords is the sum of the per-partition counts of records read

@@ -109,11 +109,11 @@ func TestStreamingRun(t *testing.T) {
 			m, err = scrape(addr)
 			return err == nil && m["deid_windows_published_total"] == float64(len(manifests))
 		})
-		if got := m[`deid_records_total{disposition="read"}`]; got != float64(s.stats.Events) {
+		if got := m["deid_records_read_total"]; got != float64(s.stats.Events) {
 			t.Errorf("/metrics says %v records read, the sample has %d", got, s.stats.Events)
 		}
 		for reason, n := range s.stats.Expected.Excluded {
-			if got := m[fmt.Sprintf("deid_excluded_total{reason=%q}", reason)]; got != float64(n) {
+			if got := m[fmt.Sprintf("deid_records_total{disposition=\"excluded\",reason=%q}", reason)]; got != float64(n) {
 				t.Errorf("/metrics: %s = %v, want %d", reason, got, n)
 			}
 		}
@@ -126,7 +126,7 @@ func TestStreamingRun(t *testing.T) {
 			}
 			contributed += man.Accounting.Contributed
 		}
-		if got := m[`deid_records_total{disposition="contributed"}`]; got != float64(contributed) {
+		if got := m[`deid_records_total{disposition="contributed",reason=""}`]; got != float64(contributed) {
 			t.Errorf("/metrics says %v contributed, the manifests %d", got, contributed)
 		}
 		for k, v := range m {

@@ -155,7 +155,7 @@ func (s *Store) ApplyJSON(b []byte, pos string) error {
 	err := dec.Decode(&rec)
 	switch {
 	case err != nil:
-		err = fmt.Errorf("not a settings record: %v", err)
+		err = fmt.Errorf("not a settings record: %s", readProblem(err))
 	case rec.WorkspaceID == "":
 		err = errors.New("missing workspace_id")
 	case rec.OptOut == nil && !rec.Deleted:

@@ -22,9 +22,6 @@ type Config struct {
 	// InternEntries bounds the decoder's table of open dimension values
 	// (industry, feature). Values beyond it are allocated per event.
 	InternEntries int `yaml:"intern_entries"`
-	// MaxDroppedNames bounds how many distinct dropped field names the
-	// decoder counts by name; beyond it they are counted under "*".
-	MaxDroppedNames int `yaml:"max_dropped_names"`
 }
 
 // DefaultConfig returns the bounds of SPEC §3.1 and sizes that fit the
@@ -35,21 +32,18 @@ func DefaultConfig() Config {
 		MaxDimensionBytes: 128,
 		MaxDepth:          64,
 		InternEntries:     1 << 16,
-		MaxDroppedNames:   256,
 	}
 }
 
 // Limits of the configuration itself: they keep the decoder's scratch
 // buffers and recursion small whatever the file says.
 const (
-	maxIDBytesLimit   = 1024
-	maxDimBytesLimit  = 1024
-	maxDepthLimit     = 1024
-	minDepth          = 2 // the record's object and its payload object
-	maxInternLimit    = 1 << 24
-	maxDroppedLimit   = 1 << 16
-	yamlPrefix        = "decode."
-	droppedNameLength = 64
+	maxIDBytesLimit  = 1024
+	maxDimBytesLimit = 1024
+	maxDepthLimit    = 1024
+	minDepth         = 2 // the record's object and its payload object
+	maxInternLimit   = 1 << 24
+	yamlPrefix       = "decode."
 )
 
 // Validate reports every problem, each prefixed with its YAML path.
@@ -66,9 +60,6 @@ func (c Config) Validate() error {
 	}
 	if c.InternEntries < 0 || c.InternEntries > maxInternLimit {
 		errs = append(errs, fmt.Errorf("%sintern_entries: must be between 0 and %d, e.g. 65536 (got %d)", yamlPrefix, maxInternLimit, c.InternEntries))
-	}
-	if c.MaxDroppedNames < 0 || c.MaxDroppedNames > maxDroppedLimit {
-		errs = append(errs, fmt.Errorf("%smax_dropped_names: must be between 0 and %d, e.g. 256 (got %d)", yamlPrefix, maxDroppedLimit, c.MaxDroppedNames))
 	}
 	return errors.Join(errs...)
 }

@@ -33,10 +33,10 @@ type Decoder struct {
 	strs   map[string]string
 	recent [1 << recentBits]string
 
-	drops *dropTable
-	// pending are the counters of the fields dropped from the current
-	// record, added to its kind once the record turns out well-formed.
-	pending []*dropCounter
+	drops *dropCounts
+	// pending counts the fields dropped from the current record, added to
+	// its kind once the record turns out well-formed.
+	pending int64
 
 	// err is the current record's first semantic error.
 	err *pipeline.MalformedError
@@ -64,8 +64,8 @@ const (
 const maxEventTypeBytes = 128
 
 // maxKeyBytes bounds the object keys the decoder unescapes; a longer
-// escaped key matches no allowlisted name and is counted as "*".
-const maxKeyBytes = droppedNameLength
+// escaped key matches no allowlisted name and is dropped.
+const maxKeyBytes = 64
 
 var _ pipeline.Decoder = (*Decoder)(nil)
 
@@ -80,13 +80,12 @@ func New(cfg Config) (*Decoder, error) {
 // newDecoder returns a decoder with cfg, which must be valid.
 func newDecoder(cfg Config) *Decoder {
 	d := &Decoder{
-		cfg:     cfg,
-		text:    make([]byte, 0, max(cfg.MaxDimensionBytes, maxTimestampBytes)+utf8.UTFMax),
-		lowBuf:  make([]byte, 0, 2*cfg.MaxDimensionBytes),
-		keyBuf:  make([]byte, 0, maxKeyBytes+utf8.UTFMax),
-		strs:    make(map[string]string, min(cfg.InternEntries, 1024)),
-		drops:   newDropTable(cfg.MaxDroppedNames),
-		pending: make([]*dropCounter, 0, 32),
+		cfg:    cfg,
+		text:   make([]byte, 0, max(cfg.MaxDimensionBytes, maxTimestampBytes)+utf8.UTFMax),
+		lowBuf: make([]byte, 0, 2*cfg.MaxDimensionBytes),
+		keyBuf: make([]byte, 0, maxKeyBytes+utf8.UTFMax),
+		strs:   make(map[string]string, min(cfg.InternEntries, 1024)),
+		drops:  new(dropCounts),
 	}
 	for s := range d.ids {
 		d.ids[s] = make([]byte, 0, cfg.MaxIDBytes+utf8.UTFMax)
@@ -108,15 +107,15 @@ func newDecoder(cfg Config) *Decoder {
 func (d *Decoder) Decode(value []byte, ev *pipeline.Event) error {
 	*ev = pipeline.Event{}
 	d.err, d.tooDeep = nil, false
-	d.pending = d.pending[:0]
+	d.pending = 0
 	if n := d.record(value, ev); n < 0 {
 		return d.invalidJSON(value, ^n)
 	}
 	if d.err != nil {
 		return d.err
 	}
-	for _, c := range d.pending {
-		c.counts[ev.Kind].Add(1)
+	if d.pending > 0 {
+		d.drops[ev.Kind].Add(d.pending)
 	}
 	return nil
 }
@@ -208,7 +207,7 @@ func (d *Decoder) record(b []byte, ev *pipeline.Event) int {
 				i = d.skip(b, i, 1)
 			}
 		default:
-			d.pending = append(d.pending, d.drops.counter(name, false))
+			d.pending++
 			i = d.skip(b, i, 1)
 		}
 		if i < 0 {

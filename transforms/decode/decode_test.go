@@ -496,7 +496,7 @@ func TestDecodeMalformed(t *testing.T) {
 // campaignRec2 is a campaign record with the given envelope fields.
 func campaignRec2(env string) string { return rec(env, minCampaign) }
 
-func TestDroppedFieldsCountsNamesPerKind(t *testing.T) {
+func TestDroppedFieldsAreCountedPerKind(t *testing.T) {
 	d := testDecoder(t)
 	var ev pipeline.Event
 	for _, in := range []string{
@@ -504,40 +504,17 @@ func TestDroppedFieldsCountsNamesPerKind(t *testing.T) {
 		`{"ip":"1.2.3.4",` + envCampaign + `,"payload":{` + minCampaign + `,"caption":"c","jane@example.com":1,"` + strings.Repeat("k", 65) + `":2}}`,
 		usageRec(minUsage + `,"email":"x@example.com","clicks":3`),
 		`{"ip":"1.2.3.4","event_id":"e1","event_type":"message.direct","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1","payload":{"body":"hi"}}`,
+		`{"ip":"1.2.3.4","+15551234567":1,"event_id":"e2","event_type":"profile.updated","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1","payload":{"bio":"hi"}}`,
 		// Malformed records count nothing.
 		`{"ip":"1.2.3.4",` + envCampaign + `,"payload":{"caption":"a"}}`,
 	} {
 		d.Decode([]byte(in), &ev)
 	}
-	want := map[DroppedField]int64{
-		{pipeline.KindCampaignMetrics, "ip"}:              2,
-		{pipeline.KindCampaignMetrics, "payload.caption"}: 2,
-		{pipeline.KindCampaignMetrics, "payload.handle"}:  1,
-		{pipeline.KindCampaignMetrics, "payload.*"}:       2,
-		{pipeline.KindUsageInteraction, "payload.email"}:  1,
-		{pipeline.KindUsageInteraction, "payload.clicks"}: 1,
-		{pipeline.KindMessage, "ip"}:                      1,
-	}
-	if diff := cmp.Diff(want, d.DroppedFields()); diff != "" {
-		t.Errorf("DroppedFields (-want +got):\n%s", diff)
-	}
-}
-
-func TestDroppedFieldNamesAreBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.MaxDroppedNames = 2
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev pipeline.Event
-	if err := d.Decode([]byte(campaignRec(minCampaign+`,"a":1,"b":2,"c":3,"d":4`)), &ev); err != nil {
-		t.Fatal(err)
-	}
-	want := map[DroppedField]int64{
-		{pipeline.KindCampaignMetrics, "payload.a"}: 1,
-		{pipeline.KindCampaignMetrics, "payload.b"}: 1,
-		{pipeline.KindCampaignMetrics, "payload.*"}: 2,
+	want := map[pipeline.EventKind]int64{
+		pipeline.KindCampaignMetrics:  7,
+		pipeline.KindUsageInteraction: 2,
+		pipeline.KindMessage:          1,
+		pipeline.KindUnsupported:      2,
 	}
 	if diff := cmp.Diff(want, d.DroppedFields()); diff != "" {
 		t.Errorf("DroppedFields (-want +got):\n%s", diff)
@@ -557,8 +534,9 @@ func TestDroppedFieldsIsSafeDuringDecode(t *testing.T) {
 	for {
 		select {
 		case <-done:
-			if n := len(d.DroppedFields()); n != 257 {
-				t.Errorf("DroppedFields has %d names, want 256 and payload.*", n)
+			want := map[pipeline.EventKind]int64{pipeline.KindCampaignMetrics: 2000}
+			if diff := cmp.Diff(want, d.DroppedFields()); diff != "" {
+				t.Errorf("DroppedFields (-want +got):\n%s", diff)
 			}
 			return
 		default:
@@ -635,7 +613,7 @@ func TestConfig(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
-	bad := Config{MaxIDBytes: 0, MaxDimensionBytes: 5000, MaxDepth: 1, InternEntries: -1, MaxDroppedNames: -1}
+	bad := Config{MaxIDBytes: 0, MaxDimensionBytes: 5000, MaxDepth: 1, InternEntries: -1}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
@@ -645,7 +623,6 @@ func TestConfig(t *testing.T) {
 		"decode.max_dimension_bytes: must be between 1 and 1024, e.g. 128 (got 5000)",
 		"decode.max_depth: must be between 2 and 1024, e.g. 64 (got 1)",
 		"decode.intern_entries: must be between 0 and 16777216, e.g. 65536 (got -1)",
-		"decode.max_dropped_names: must be between 0 and 65536, e.g. 256 (got -1)",
 	}
 	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
 		t.Errorf("Validate (-want +got):\n%s", diff)
@@ -700,7 +677,7 @@ func TestDecodersSumTheirDecodersCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := map[DroppedField]int64{{pipeline.KindCampaignMetrics, "payload.caption"}: 3}
+	want := map[pipeline.EventKind]int64{pipeline.KindCampaignMetrics: 3}
 	if diff := cmp.Diff(want, ds.DroppedFields()); diff != "" {
 		t.Errorf("DroppedFields (-want +got):\n%s", diff)
 	}
@@ -742,7 +719,7 @@ func TestDecodersForgetCollectedDecodersWithoutLosingCounts(t *testing.T) {
 	if n := live(); n != 0 {
 		t.Fatalf("%d decoders still held after they became unreachable", n)
 	}
-	want := map[DroppedField]int64{{pipeline.KindCampaignMetrics, "payload.caption"}: 1}
+	want := map[pipeline.EventKind]int64{pipeline.KindCampaignMetrics: 1}
 	if diff := cmp.Diff(want, ds.DroppedFields()); diff != "" {
 		t.Errorf("DroppedFields (-want +got):\n%s", diff)
 	}

@@ -18,9 +18,9 @@ type Decoders struct {
 
 	mu sync.Mutex
 	// live holds the counters of decoders that may still be in use.
-	live map[*dropTable]struct{}
+	live map[*dropCounts]struct{}
 	// gone sums the counts of decoders that were garbage collected.
-	gone map[DroppedField]int64
+	gone map[pipeline.EventKind]int64
 }
 
 // NewDecoders returns a maker of decoders with cfg, or cfg's problems.
@@ -28,7 +28,7 @@ func NewDecoders(cfg Config) (*Decoders, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Decoders{cfg: cfg, live: map[*dropTable]struct{}{}, gone: map[DroppedField]int64{}}, nil
+	return &Decoders{cfg: cfg, live: map[*dropCounts]struct{}{}, gone: map[pipeline.EventKind]int64{}}, nil
 }
 
 // NewDecoder returns a new decoder; it fits pipeline.Stages.NewDecoder.
@@ -43,28 +43,23 @@ func (s *Decoders) NewDecoder() pipeline.Decoder {
 
 // fold moves the counts of a collected decoder into the total. The decoder
 // is unreachable, so its counters no longer change.
-func (s *Decoders) fold(t *dropTable) {
-	counts := t.snapshot()
+func (s *Decoders) fold(c *dropCounts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for f, n := range counts {
-		s.gone[f] += n
-	}
-	delete(s.live, t)
+	c.addTo(s.gone)
+	delete(s.live, c)
 }
 
 // DroppedFields sums DroppedFields over every decoder made so far.
-func (s *Decoders) DroppedFields() map[DroppedField]int64 {
+func (s *Decoders) DroppedFields() map[pipeline.EventKind]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[DroppedField]int64, len(s.gone))
-	for f, n := range s.gone {
-		out[f] = n
+	out := make(map[pipeline.EventKind]int64, numKinds)
+	for k, n := range s.gone {
+		out[k] = n
 	}
-	for t := range s.live {
-		for f, n := range t.snapshot() {
-			out[f] += n
-		}
+	for c := range s.live {
+		c.addTo(out)
 	}
 	return out
 }

