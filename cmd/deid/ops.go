@@ -14,17 +14,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/transforms/aggregate"
 )
 
 // serveOps serves the operations endpoints: /metrics (Prometheus),
 // /healthz (the process is alive) and /readyz (consent caught up and
 // partitions assigned). It returns once listening.
-func serveOps(addr string, stats *pipeline.Stats, ready func() bool, dropped func() map[pipeline.EventKind]int64, log *zap.Logger) (*http.Server, error) {
+func serveOps(addr string, stats *pipeline.Stats, ready func() bool, counts stageCounts, log *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr: %w", err)
 	}
-	srv := &http.Server{Handler: opsHandler(stats, ready, dropped, log)}
+	srv := &http.Server{Handler: opsHandler(stats, ready, counts, log)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("operations server stopped", zap.Error(err))
@@ -35,7 +36,7 @@ func serveOps(addr string, stats *pipeline.Stats, ready func() bool, dropped fun
 }
 
 // opsHandler routes the operations endpoints.
-func opsHandler(stats *pipeline.Stats, ready func() bool, dropped func() map[pipeline.EventKind]int64, log *zap.Logger) http.Handler {
+func opsHandler(stats *pipeline.Stats, ready func() bool, counts stageCounts, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -45,21 +46,32 @@ func opsHandler(stats *pipeline.Stats, ready func() bool, dropped func() map[pip
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("/metrics", promhttp.HandlerFor(newRegistry(stats, dropped), promhttp.HandlerOpts{
+	mux.Handle("/metrics", promhttp.HandlerFor(newRegistry(stats, counts), promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(log),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return mux
 }
 
+// stageCounts are the counts /metrics reads beside pipeline.Stats, each
+// kept by the stage that counts it. A nil func exports zeros.
+type stageCounts struct {
+	// dropped counts the non-allowlisted fields the decoders skipped.
+	dropped func() map[pipeline.EventKind]int64
+	// others counts, per dataset and string dimension, the events whose
+	// value read as the dimension's default (a value outside its declared
+	// set, or none).
+	others func() []aggregate.OtherCount
+}
+
 // newRegistry returns a registry with deid's metrics, read from stats and
-// dropped at each scrape, the build info, and the Go runtime and process
+// counts at each scrape, the build info, and the Go runtime and process
 // collectors. A registry per server, not the global one: nothing registers
 // itself behind the wiring's back.
-func newRegistry(stats *pipeline.Stats, dropped func() map[pipeline.EventKind]int64) *prometheus.Registry {
+func newRegistry(stats *pipeline.Stats, counts stageCounts) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		newStatsCollector(stats, dropped),
+		newStatsCollector(stats, counts),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -91,18 +103,18 @@ var droppedEventTypes = []struct {
 // path stays an atomic add, free of label lookups, and package pipeline
 // stays free of any metrics library. Safe for concurrent use.
 type statsCollector struct {
-	stats   *pipeline.Stats
-	dropped func() map[pipeline.EventKind]int64
+	stats  *pipeline.Stats
+	counts stageCounts
 
-	read, records, windows, publish, checkpoint, assigned, dropDesc, build       *prometheus.Desc
-	partRecords, watermark, openWindows, dedupKeys, lag, stateBytes, checkpoints *prometheus.Desc
+	read, records, windows, publish, checkpoint, assigned, dropDesc, others, build *prometheus.Desc
+	partRecords, watermark, openWindows, dedupKeys, lag, stateBytes, checkpoints   *prometheus.Desc
 }
 
-func newStatsCollector(stats *pipeline.Stats, dropped func() map[pipeline.EventKind]int64) *statsCollector {
+func newStatsCollector(stats *pipeline.Stats, counts stageCounts) *statsCollector {
 	part := []string{"topic", "partition"}
 	return &statsCollector{
-		stats:   stats,
-		dropped: dropped,
+		stats:  stats,
+		counts: counts,
 		read: prometheus.NewDesc("deid_records_read_total",
 			"Input records read. Each ends with one disposition of deid_records_total, which add up to this.", nil, nil),
 		records: prometheus.NewDesc("deid_records_total",
@@ -116,6 +128,9 @@ func newStatsCollector(stats *pipeline.Stats, dropped func() map[pipeline.EventK
 		dropDesc: prometheus.NewDesc("deid_decode_dropped_fields_total",
 			"Fields the allowlist dropped from well-formed events, by event type (campaign.metrics, usage.interaction, message, other); never by field name.",
 			[]string{"event_type"}, nil),
+		others: prometheus.NewDesc("deid_dimension_default_events_total",
+			"Events whose dimension value read as the dimension's default (other, or ZZ for a country): outside the declared value set, or absent; by dataset and dimension, never by value.",
+			[]string{"dataset", "dimension"}, nil),
 		build: prometheus.NewDesc("deid_build_info", "Always 1; the labels name the build.",
 			nil, prometheus.Labels{"version": version, "goversion": runtime.Version()}),
 		partRecords: prometheus.NewDesc("deid_partition_records_total", "Input records read, by topic and partition.", part, nil),
@@ -130,7 +145,7 @@ func newStatsCollector(stats *pipeline.Stats, dropped func() map[pipeline.EventK
 
 // Describe sends every metric's description.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.read, c.records, c.windows, c.publish, c.checkpoint, c.assigned, c.dropDesc, c.build,
+	for _, d := range []*prometheus.Desc{c.read, c.records, c.windows, c.publish, c.checkpoint, c.assigned, c.dropDesc, c.others, c.build,
 		c.partRecords, c.watermark, c.openWindows, c.dedupKeys, c.lag, c.stateBytes, c.checkpoints} {
 		ch <- d
 	}
@@ -158,8 +173,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.build, 1)
 
 	var dropped map[pipeline.EventKind]int64
-	if c.dropped != nil {
-		dropped = c.dropped()
+	if c.counts.dropped != nil {
+		dropped = c.counts.dropped()
 	}
 	byLabel := make(map[string]int64, len(droppedEventTypes))
 	for k, n := range dropped {
@@ -167,6 +182,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, et := range droppedEventTypes {
 		counter(c.dropDesc, byLabel[et.label], et.label)
+	}
+
+	if c.counts.others != nil {
+		for _, o := range c.counts.others() {
+			counter(c.others, o.Events, o.Dataset, o.Dimension)
+		}
 	}
 
 	for _, p := range s.PartitionSnapshots() {

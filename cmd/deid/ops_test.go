@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/transforms/aggregate"
 	"github.com/mya/deid/transforms/decode"
 )
 
@@ -55,7 +56,7 @@ func getMetrics(t *testing.T, h http.Handler) (string, map[string]*dto.MetricFam
 // value of /metrics holds any of them: every deid_ label value comes from
 // a fixed set, and the canaries appear nowhere in the exposition.
 func TestMetricsNeverCarryInputData(t *testing.T) {
-	canaries := []string{"15551234567", "cr_748af4a635", "jane_doe_ssn_123456789", "canary_msg_5f2e9a", "canary_type_77c1", "jane@example.com"}
+	canaries := []string{"15551234567", "cr_748af4a635", "jane_doe_ssn_123456789", "canary_msg_5f2e9a", "canary_type_77c1", "jane@example.com", "canary_ind_3c1d"}
 	env := func(typ string) string {
 		return `"event_id":"e1","event_type":"` + typ + `","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1"`
 	}
@@ -83,7 +84,39 @@ func TestMetricsNeverCarryInputData(t *testing.T) {
 	stats.Records.Add(5)
 	stats.Excluded[pipeline.ReasonMessageContent].Add(1)
 
-	body, families := getMetrics(t, opsHandler(stats, nil, decoders.DroppedFields, zap.NewNop()))
+	// A value outside a dimension's declared set is aggregated as "other"
+	// and counted per dataset and dimension, never by its text.
+	specs, err := readSpecs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aggs []*aggregate.Aggregator
+	for _, spec := range specs {
+		a, err := aggregate.New(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aggs = append(aggs, a)
+	}
+	strayDecoders, err := decode.NewDecoders(decode.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stray pipeline.Event
+	if err := strayDecoders.NewDecoder().Decode([]byte(`{`+env("campaign.metrics")+`,"payload":{`+campaign+`,"industry":"canary_ind_3c1d.x"}}`), &stray); err != nil {
+		t.Fatal(err)
+	}
+	pz := pipeline.NewPseudonymizer([]byte("key"))
+	aggs[0].Add(pipeline.NewPartial(specs[0].Name, pipeline.Window{}), &stray, pz.Of(stray.WorkspaceID), pz)
+	others := func() []aggregate.OtherCount {
+		var out []aggregate.OtherCount
+		for _, a := range aggs {
+			out = append(out, a.OtherCounts()...)
+		}
+		return out
+	}
+
+	body, families := getMetrics(t, opsHandler(stats, nil, stageCounts{dropped: decoders.DroppedFields, others: others}, zap.NewNop()))
 	for _, c := range canaries {
 		if strings.Contains(body, c) {
 			t.Errorf("/metrics holds %q", c)
@@ -101,6 +134,12 @@ func TestMetricsNeverCarryInputData(t *testing.T) {
 		"partition":   {"3"},
 		"version":     {version},
 		"goversion":   {runtime.Version()},
+	}
+	for _, spec := range specs {
+		allowed["dataset"] = append(allowed["dataset"], spec.Name)
+		for _, d := range spec.Dimensions {
+			allowed["dimension"] = append(allowed["dimension"], d.Name)
+		}
 	}
 	labels := 0
 	for name, f := range families {
@@ -128,6 +167,13 @@ func TestMetricsNeverCarryInputData(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("deid_decode_dropped_fields_total (-want +got):\n%s", diff)
 	}
+	defaults := map[string]float64{}
+	for _, m := range families["deid_dimension_default_events_total"].GetMetric() {
+		defaults[m.GetLabel()[0].GetValue()+"."+m.GetLabel()[1].GetValue()] = m.GetCounter().GetValue()
+	}
+	if defaults["campaign_metrics.industry"] != 1 {
+		t.Errorf("deid_dimension_default_events_total: %v, want campaign_metrics.industry = 1 for the stray", defaults)
+	}
 }
 
 // TestMetricsExposition checks the metric types and the values of a scrape:
@@ -153,7 +199,7 @@ func TestMetricsExposition(t *testing.T) {
 	p.Next.Store(10)
 	p.Checkpoints.Add(1)
 
-	_, families := getMetrics(t, opsHandler(stats, nil, nil, zap.NewNop()))
+	_, families := getMetrics(t, opsHandler(stats, nil, stageCounts{}, zap.NewNop()))
 	for name, f := range families {
 		if strings.HasSuffix(name, "_total") && f.GetType() != dto.MetricType_COUNTER {
 			t.Errorf("%s is a %s, want a counter", name, f.GetType())
@@ -270,7 +316,7 @@ func TestMetricsExposition(t *testing.T) {
 // could crash.
 func TestScrapeDuringRebalance(t *testing.T) {
 	stats := &pipeline.Stats{}
-	reg := newRegistry(stats, nil)
+	reg := newRegistry(stats, stageCounts{})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var rebalances atomic.Int64

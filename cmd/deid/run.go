@@ -187,7 +187,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	pcfg.PipelineVersion = version
 
 	if cfg.HTTPAddr != "" {
-		srv, err := serveOps(cfg.HTTPAddr, stats, b.ready, b.dropped, log)
+		srv, err := serveOps(cfg.HTTPAddr, stats, b.ready, b.counts, log)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -264,8 +264,8 @@ type builder struct {
 	// ready tells /readyz whether consent has caught up and partitions
 	// are assigned.
 	ready func() bool
-	// dropped counts the non-allowlisted fields the decoders skipped.
-	dropped func() map[pipeline.EventKind]int64
+	// counts are the stages' own counts that /metrics exports.
+	counts stageCounts
 }
 
 func (b *builder) close() {
@@ -294,10 +294,19 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 		return nil, err
 	}
 	aggs := make([]pipeline.Aggregator, len(specs))
+	built := make([]*aggregate.Aggregator, len(specs))
 	for i, spec := range specs {
-		if aggs[i], err = aggregate.New(spec); err != nil {
+		if built[i], err = aggregate.New(spec); err != nil {
 			return nil, err
 		}
+		aggs[i] = built[i]
+	}
+	b.counts.others = func() []aggregate.OtherCount {
+		var out []aggregate.OtherCount
+		for _, a := range built {
+			out = append(out, a.OtherCounts()...)
+		}
+		return out
 	}
 	// With a signing key, every manifest and exclusion segment is signed.
 	signer, err := loadSigner(cfg.Secrets.SigningKeyFile, cfg.Secrets.SigningKeyEnv)
@@ -323,7 +332,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.dropped = decoders.DroppedFields
+	b.counts.dropped = decoders.DroppedFields
 	st := &pipeline.Stages{
 		NewDecoder:   decoders.NewDecoder,
 		Consent:      cons,
