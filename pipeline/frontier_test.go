@@ -80,7 +80,9 @@ func (h *halfSink) Commit(ctx context.Context, out *WindowOutput) error {
 	return h.memSinks.Commit(ctx, out)
 }
 
-func (h *halfSink) Published(dataset string, _ Window) (bool, error) { return h.published[dataset], nil }
+func (h *halfSink) Published(dataset string, _ Window) (bool, error) {
+	return h.published[dataset], nil
+}
 
 // TestAWindowHalfCommittedBeforeACrashIsCompletedAfterIt: a run that stops
 // after committing one dataset of a window and before the other leaves the
