@@ -252,17 +252,6 @@ func checkOutDir(dir string) error {
 	return nil
 }
 
-// hasCheckpoints tells whether dir is the state directory of an earlier
-// run. A run creates it before it writes any output, so a run killed before
-// its first checkpoint resumes too (from the start of its input).
-func hasCheckpoints(dir string) bool {
-	if dir == "" {
-		return false
-	}
-	fi, err := os.Stat(filepath.Join(dir, "partitions"))
-	return err == nil && fi.IsDir()
-}
-
 // builder builds every stage of a run from the config, and keeps what must
 // be closed at the end.
 type builder struct {
@@ -286,8 +275,9 @@ func (b *builder) close() {
 
 func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	cfg, log := b.cfg, b.log
-	// The state directory first: it marks the output as this run's, so a
-	// run killed before its first checkpoint can resume (hasCheckpoints).
+	// The checkpoint store first. The state directory's binding, written by
+	// claimDirs before anything else, marks the output as this run's, so a
+	// run killed before its first checkpoint resumes.
 	var ckpt *pipeline.Checkpoints
 	if cfg.StateDir != "" {
 		var err error
