@@ -126,13 +126,20 @@ func (c *claimed) bind(cfg *Config, key []byte) error {
 }
 
 // onlyClaimFiles refuses a directory that holds anything but its lock file:
-// one without a binding must be new.
+// one without a binding must be new. A binding's temporary file, left by a
+// run killed while it wrote the binding, is removed.
 func onlyClaimFiles(dir, lock, key, why string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	for _, e := range entries {
+		if claim.IsTemp(e.Name()) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			continue
+		}
 		if e.Name() != lock {
 			abs, _ := filepath.Abs(dir)
 			return fmt.Errorf("%s: %s holds %s but %s", key, abs, e.Name(), why)

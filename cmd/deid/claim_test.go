@@ -398,3 +398,21 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// TestARunKilledWhileBindingResumes: a run killed while it wrote the state
+// directory's binding leaves its temporary file, and nothing else; the next
+// run starts.
+func TestARunKilledWhileBindingResumes(t *testing.T) {
+	t.Setenv("DEID_PSEUDONYM_KEY", "half-bound-key-0123456789")
+	in := smallSample(t, 10, 300)
+	out, state := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "state")
+	if err := os.MkdirAll(state, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(state, stateLockName), "")
+	writeFile(t, filepath.Join(state, ".tmp-binding-123"), `{"binding_version":1,"key_fin`)
+	deid(t, fileRun(in, out, state)...)
+	if _, err := os.Stat(filepath.Join(state, ".tmp-binding-123")); err == nil {
+		t.Error("the temporary file is still there")
+	}
+}

@@ -91,7 +91,7 @@ func Write(path string, b *Binding) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-binding-*")
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,13 @@ func Write(path string, b *Binding) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// tempPrefix begins the name of a binding being written.
+const tempPrefix = ".tmp-binding-"
+
+// IsTemp tells whether name is that of a binding being written, which a
+// process killed in the middle leaves behind.
+func IsTemp(name string) bool { return strings.HasPrefix(name, tempPrefix) }
 
 // Check compares have, what the directory dir (configuration key key) is
 // bound to, with want, this run's binding. It returns nil when the run may
