@@ -35,6 +35,11 @@ type Stages struct {
 	Checkpoints *Checkpoints
 	// PseudonymKey keys the HMAC of SPEC §11.
 	PseudonymKey []byte
+	// PublishedEnd is the end (µs) of the newest window that earlier runs
+	// published to the output, 0 when none. Events of a window ending at
+	// or before it are late (SPEC §9), as they are once this run has
+	// published a window: published windows stay published across runs.
+	PublishedEnd int64
 }
 
 func (s *Stages) validate() error {

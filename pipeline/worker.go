@@ -70,6 +70,12 @@ type worker struct {
 	// committed: a record for a window at or before it is late, whatever
 	// this partition has seen (a partition that joins after a rebalance).
 	published *atomicInt64
+	// frontier is the end of the newest window earlier runs published
+	// (Stages.PublishedEnd): a record for a window at or before it is late
+	// too. The publisher does not skip such windows when a checkpoint hands
+	// them over again, since a crash in the middle of a window's commit can
+	// leave one dataset of it published and another not.
+	frontier int64
 	// streaming: the input is unbounded; quiet spells advance the
 	// watermark by processing time (idle_timeout).
 	streaming bool
@@ -191,9 +197,12 @@ func newWorker(e *engine, id PartitionID) (*worker, error) {
 	}
 	w := &worker{cfg: &e.cfg, st: &e.st, partID: id, dec: e.st.NewDecoder(), pz: NewPseudonymizer(e.st.PseudonymKey),
 		chain: chain, dead: dead, now: e.o.now, out: e.notices, stats: e.o.stats, ckpt: e.st.Checkpoints,
-		published: &e.publishedEnd, streaming: e.st.Stream != nil,
+		published: &e.publishedEnd, frontier: noTime, streaming: e.st.Stream != nil,
 		maxSeen: noTime, closedEnd: noTime, windows: map[int64]*openWindow{},
 		contribHint: make([]int, len(e.st.Aggregators))}
+	if e.st.PublishedEnd != 0 {
+		w.frontier = e.st.PublishedEnd
+	}
 	w.kindAgg = kindAggregators(e.st.Aggregators)
 	w.acct = PartitionAccounting{Partition: id.String(), FirstOffset: -1, LastOffset: -1,
 		Excluded: map[string]int64{}, ContributedByDataset: map[string]int64{}}
@@ -405,7 +414,7 @@ func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 	} else {
 		win, ow = w.cfg.windowOf(ev.OccurredAt), nil
 	}
-	if win.End <= w.bound() || win.End <= w.closedEnd || win.End <= w.published.Load() {
+	if win.End <= w.bound() || win.End <= w.closedEnd || win.End <= w.published.Load() || win.End <= w.frontier {
 		return ReasonLateEvent, nil
 	}
 	if ow == nil {

@@ -5,14 +5,16 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mya/deid/internal/claim"
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/kafkadlq"
@@ -174,16 +176,85 @@ func (c *Config) Validate() error {
 // policyVersion hashes the configuration that decides what is excluded and
 // published (time semantics, consent policy, decoder bounds, datasets), so
 // every exclusion entry and manifest names the policy it was decided under.
-// Paths and secrets are not part of the policy.
+// Paths, secrets and operational knobs are not part of the policy (policy).
 func (c *Config) policyVersion() string {
-	b, _ := json.Marshal(struct {
-		Pipeline pipeline.Config
-		Unknown  string
-		Decode   decode.Config
-		Datasets []aggregate.DatasetConfig
-	}{c.Pipeline, c.Consent.Unknown, c.Decode, c.Datasets})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	return c.policy().Version()
+}
+
+// operationalKnobs are the settings of the policy's sections that change
+// how a run goes, never what it excludes or publishes, so that changing one
+// neither changes the policy version (nor so any data file's bytes) nor
+// stops a state directory from resuming:
+//   - pipeline.checkpoint_interval: when state is saved; a run stopped at
+//     any point and resumed gives the same outputs.
+//   - pipeline.segment_entries: how many exclusion entries a segment holds
+//     before it is committed; the entries are the same.
+//   - pipeline.idle_timeout: file mode never uses it; in Kafka mode it lets
+//     a quiet partition's watermark follow processing time, which depends on
+//     when the broker has nothing to send, not on the configuration, and can
+//     only make events late (excluded), never publish one twice.
+//   - decode.intern_entries: the size of a cache of dimension values.
+//   - decode.max_dropped_names: how many dropped field names are counted by
+//     name for the metrics.
+//   - consent.settings: where the settings are read from (the input).
+//   - datasets[…].description and the other descriptions: the data
+//     dictionary's text.
+//
+// Every other key of these sections is policy, including keys added later
+// (fail closed); the sections left out — out, state_dir, input paths and
+// batch sizes, kafka, dead_letters, parquet, secrets, addresses, timeouts,
+// memory_limit — hold no decision.
+var operationalKnobs = []string{
+	"pipeline.checkpoint_interval", "pipeline.segment_entries", "pipeline.idle_timeout",
+	"decode.intern_entries", "decode.max_dropped_names", "consent.settings",
+}
+
+// policy is the configuration that decides what a run excludes and
+// publishes, by YAML path: windows, lateness, out-of-orderness, future skew,
+// consent defaults, decoder bounds, the longest input line kept, the
+// datasets with their hierarchies (and the content of their tables) and
+// privacy parameters.
+func (c *Config) policy() claim.Policy {
+	p := claim.Policy{}
+	// The sections are plain configuration structs: YAML encodes them.
+	_ = p.Add("pipeline", c.Pipeline)
+	_ = p.Add("consent", c.Consent)
+	_ = p.Add("decode", c.Decode)
+	_ = p.Add("datasets", c.Datasets)
+	p["input.max_line_bytes"] = fmt.Sprint(c.Input.MaxLineBytes) // longer lines are dead letters
+	p.Drop(func(path string) bool {
+		for _, k := range operationalKnobs {
+			if claim.Under(path, k) {
+				return true
+			}
+		}
+		return strings.HasPrefix(path, "datasets[") && strings.HasSuffix(path, ".description")
+	})
+	// A table hierarchy is its file's content, not its name.
+	for i, d := range c.Datasets {
+		for j, dim := range d.Dimensions {
+			if dim.Hierarchy.Type != aggregate.TypeTable {
+				continue
+			}
+			sum := "unreadable"
+			if b, err := readTable(dim.Hierarchy.Table); err == nil {
+				h := sha256.Sum256(b)
+				sum = hex.EncodeToString(h[:])
+			}
+			p[fmt.Sprintf("datasets[%d].dimensions[%d].hierarchy.table_sha256", i, j)] = sum
+		}
+	}
+	return p
+}
+
+// readTable reads a hierarchy table as aggregate.Build does: from the
+// working directory, or else the tables built into deid.
+func readTable(name string) ([]byte, error) {
+	b, err := fs.ReadFile(os.DirFS("."), name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fs.ReadFile(aggregate.BuiltinTables(), name)
+	}
+	return b, err
 }
 
 // pseudonymKey reads the key from the file or the environment; in file mode

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,12 +153,6 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 // its input, Kafka mode until SIGTERM/SIGINT (or the end of the topics with
 // --stop-at-end).
 func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer) error {
-	resuming := hasCheckpoints(cfg.StateDir)
-	if !resuming && cfg.Mode == modeFile {
-		if err := checkOutDir(cfg.Out); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
 	key, random, err := cfg.pseudonymKey()
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -167,6 +162,19 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 			return &exitError{code: 2, err: fmt.Errorf("secrets: checkpoints outlive the process, so this run needs a fixed pseudonym key: set %s or secrets.pseudonym_key_file", cfg.Secrets.PseudonymKeyEnv)}
 		}
 		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
+	}
+	// Nothing is read or written before the state directory and the output
+	// are locked, and bound to this key and policy (SPEC §9).
+	cl, err := claimDirs(cfg, key)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer cl.release()
+	resuming := cl.resuming
+	// Events of a window an earlier run published are late.
+	frontier, err := publishedFrontier(cfg.Out)
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	if resuming {
 		log.Info("resuming from checkpoints", zap.String("state_dir", cfg.StateDir))
@@ -182,6 +190,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	st.PublishedEnd = frontier
 	pcfg := cfg.Pipeline
 	pcfg.PolicyVersion = cfg.policyVersion()
 	pcfg.PipelineVersion = version
@@ -235,22 +244,12 @@ func checkOutDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("out: %w", err)
 	}
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == outLockName })
 	if len(entries) > 0 {
 		abs, _ := filepath.Abs(dir)
 		return fmt.Errorf("out: %s is not empty; published windows are never overwritten — remove it or pass another --out", abs)
 	}
 	return nil
-}
-
-// hasCheckpoints tells whether dir is the state directory of an earlier
-// run. A run creates it before it writes any output, so a run killed before
-// its first checkpoint resumes too (from the start of its input).
-func hasCheckpoints(dir string) bool {
-	if dir == "" {
-		return false
-	}
-	fi, err := os.Stat(filepath.Join(dir, "partitions"))
-	return err == nil && fi.IsDir()
 }
 
 // builder builds every stage of a run from the config, and keeps what must
@@ -276,8 +275,9 @@ func (b *builder) close() {
 
 func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	cfg, log := b.cfg, b.log
-	// The state directory first: it marks the output as this run's, so a
-	// run killed before its first checkpoint can resume (hasCheckpoints).
+	// The checkpoint store first. The state directory's binding, written by
+	// claimDirs before anything else, marks the output as this run's, so a
+	// run killed before its first checkpoint resumes.
 	var ckpt *pipeline.Checkpoints
 	if cfg.StateDir != "" {
 		var err error

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mya/deid/internal/claim"
+	"github.com/mya/deid/sinks/parquet"
+)
+
+// The files of a run's claim (internal/claim): a lock and a binding in the
+// state directory, and another pair in the output, named so that readers of
+// the output pass them by (Hive-partitioned readers skip names beginning
+// with "_").
+const (
+	stateLockName    = "deid.lock"
+	stateBindingName = "binding.json"
+	outLockName      = "_deid.lock"
+	outBindingName   = "_deid_binding.json"
+)
+
+// claimed is what a run holds on its state directory and output.
+type claimed struct {
+	locks []*claim.Lock
+	// resuming: the state directory is an earlier run's.
+	resuming bool
+}
+
+func (c *claimed) release() {
+	for i := len(c.locks) - 1; i >= 0; i-- {
+		c.locks[i].Release()
+	}
+}
+
+// claimDirs locks the state directory (if any), then the output, so that a
+// second process is refused before it reads or writes anything else; then
+// it checks that both are bound to this run's pseudonym key and policy (and
+// the output to this state directory), and binds them if they are new.
+// Every check comes before the first write, so a refused run leaves both as
+// they were (but for the lock files).
+func claimDirs(cfg *Config, key []byte) (*claimed, error) {
+	c := &claimed{}
+	if cfg.StateDir != "" {
+		l, err := claim.Acquire(cfg.StateDir, stateLockName, "state_dir", 0o750)
+		if err != nil {
+			return nil, err
+		}
+		c.locks = append(c.locks, l)
+	}
+	l, err := claim.Acquire(cfg.Out, outLockName, "out", 0o755)
+	if err != nil {
+		c.release()
+		return nil, err
+	}
+	c.locks = append(c.locks, l)
+	if err := c.bind(cfg, key); err != nil {
+		c.release()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *claimed) bind(cfg *Config, key []byte) error {
+	policy := cfg.policy()
+	want := &claim.Binding{KeyFingerprint: claim.Fingerprint(key), PolicyVersion: policy.Version(), Policy: policy,
+		Created: time.Now().UTC().Truncate(time.Second)}
+	var writeState bool
+	if cfg.StateDir != "" {
+		have, ok, err := claim.Read(filepath.Join(cfg.StateDir, stateBindingName))
+		switch {
+		case err != nil:
+			return fmt.Errorf("state_dir: %w; restore the state directory or start over with a new state_dir and a new out", err)
+		case ok:
+			want.StateID = have.StateID
+			if err := claim.Check("state_dir", cfg.StateDir, have, want); err != nil {
+				return err
+			}
+			c.resuming = true
+		default:
+			if err := onlyClaimFiles(cfg.StateDir, stateLockName, "state_dir",
+				"no binding to a pseudonym key and policy, so it is not a state directory this deid wrote (an older deid's checkpoints, or another directory); finish its run with the deid that wrote it, or start over with a new state_dir and a new out"); err != nil {
+				return err
+			}
+			if want.StateID, err = claim.NewStateID(); err != nil {
+				return err
+			}
+			writeState = true
+		}
+	}
+	if !c.resuming && cfg.Mode == modeFile {
+		if err := checkOutDir(cfg.Out); err != nil {
+			return err
+		}
+	}
+	outPath := filepath.Join(cfg.Out, outBindingName)
+	have, ok, err := claim.Read(outPath)
+	switch {
+	case err != nil:
+		return fmt.Errorf("out: %w; the output is damaged — start over with a new out", err)
+	case ok:
+		if err := claim.Check("out", cfg.Out, have, want); err != nil {
+			return err
+		}
+	default:
+		if err := onlyClaimFiles(cfg.Out, outLockName, "out",
+			"no binding to a pseudonym key and policy, so this deid did not write it and will not add to it; name a new out"); err != nil {
+			return err
+		}
+	}
+	// The state directory first: once it is bound, the run counts as a
+	// resumed one, which may find its output begun.
+	if writeState {
+		if err := claim.Write(filepath.Join(cfg.StateDir, stateBindingName), want); err != nil {
+			return fmt.Errorf("state_dir: binding: %w", err)
+		}
+	}
+	if !ok {
+		if err := claim.Write(outPath, want); err != nil {
+			return fmt.Errorf("out: binding: %w", err)
+		}
+	}
+	return nil
+}
+
+// onlyClaimFiles refuses a directory that holds anything but its lock file:
+// one without a binding must be new. A binding's temporary file, left by a
+// run killed while it wrote the binding, is removed.
+func onlyClaimFiles(dir, lock, key, why string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	for _, e := range entries {
+		if claim.IsTemp(e.Name()) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			continue
+		}
+		if e.Name() != lock {
+			abs, _ := filepath.Abs(dir)
+			return fmt.Errorf("%s: %s holds %s but %s", key, abs, e.Name(), why)
+		}
+	}
+	return nil
+}
+
+// publishedFrontier returns the end (µs) of the newest window any earlier
+// run published to out, 0 when none: events of windows ending at or before
+// it are late (pipeline.Stages.PublishedEnd).
+func publishedFrontier(out string) (int64, error) {
+	paths, err := parquet.ListManifests(out)
+	if err != nil {
+		return 0, fmt.Errorf("out: listing published windows: %w", err)
+	}
+	var end int64
+	for _, p := range paths {
+		m, err := parquet.ReadManifest(p)
+		if err != nil {
+			return 0, errors.Join(fmt.Errorf("out: a published window cannot be read; check the output with deid verify"), err)
+		}
+		end = max(end, m.Window.End.UnixMicro())
+	}
+	return end, nil
+}

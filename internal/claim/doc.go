@@ -1,0 +1,15 @@
+// Package claim is a run's claim on its state directory and its output.
+//
+// A claim has two parts. A lock (Acquire): an exclusive flock(2) on a lock
+// file in the directory, which records who holds it (pid, host, start time),
+// so that a second process is refused before it touches anything and is told
+// who holds the directory. The kernel releases the lock when the holder exits
+// however it exits, so a crashed run never blocks the next one. And a binding
+// (Binding): the keyed fingerprint of the pseudonym key, the policy version
+// and the policy it hashes, written once into the directory, so that a run
+// under another key or another policy refuses to resume from the state or
+// to add windows to the output, and says what differs and how to start over.
+//
+// The binding never holds the key: its fingerprint is HMAC-SHA-256 keyed with
+// it over a fixed label, which tells two keys apart and reveals nothing else.
+package claim
