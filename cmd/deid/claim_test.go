@@ -83,7 +83,6 @@ func TestThePolicyVersionHashesOnlyWhatChangesOutputs(t *testing.T) {
 		{"the exclusion segment size is operational", func(c *Config) { c.Pipeline.SegmentEntries = 7 }, false},
 		{"the idle timeout is operational", func(c *Config) { c.Pipeline.IdleTimeout = time.Hour }, false},
 		{"the decoder's intern table is operational", func(c *Config) { c.Decode.InternEntries = 3 }, false},
-		{"the count of dropped field names is operational", func(c *Config) { c.Decode.MaxDroppedNames = 3 }, false},
 		{"the settings file's path is input, not policy", func(c *Config) { c.Consent.SettingsPath = "elsewhere.ndjson" }, false},
 		{"a dataset's description is documentation", func(c *Config) { c.Datasets[0].Description = "other words" }, false},
 		{"paths, batch sizes, addresses, timeouts and limits are operational", func(c *Config) {

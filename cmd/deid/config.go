@@ -194,8 +194,6 @@ func (c *Config) policyVersion() string {
 //     when the broker has nothing to send, not on the configuration, and can
 //     only make events late (excluded), never publish one twice.
 //   - decode.intern_entries: the size of a cache of dimension values.
-//   - decode.max_dropped_names: how many dropped field names are counted by
-//     name for the metrics.
 //   - consent.settings: where the settings are read from (the input).
 //   - datasets[…].description and the other descriptions: the data
 //     dictionary's text.
@@ -206,7 +204,7 @@ func (c *Config) policyVersion() string {
 // memory_limit — hold no decision.
 var operationalKnobs = []string{
 	"pipeline.checkpoint_interval", "pipeline.segment_entries", "pipeline.idle_timeout",
-	"decode.intern_entries", "decode.max_dropped_names", "consent.settings",
+	"decode.intern_entries", "consent.settings",
 }
 
 // policy is the configuration that decides what a run excludes and
