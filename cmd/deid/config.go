@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/kafkadlq"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
@@ -47,6 +48,8 @@ type Config struct {
 	Parquet  parquet.Config            `yaml:"parquet"`
 	Datasets []aggregate.DatasetConfig `yaml:"datasets"`
 	Secrets  SecretsConfig             `yaml:"secrets"`
+	// Anchors is the anchor log outside the output (--anchors).
+	Anchors anchors.Config `yaml:"anchors"`
 
 	// Kafka mode.
 	Kafka kafkasrc.Config `yaml:"kafka"`
@@ -168,6 +171,7 @@ func (c *Config) Validate() error {
 	add(c.Consent.Validate())
 	add(c.Parquet.Validate())
 	add(aggregate.Config{Datasets: c.Datasets}.Validate())
+	add(c.Anchors.Validate(c.Out))
 	return errors.Join(errs...)
 }
 
