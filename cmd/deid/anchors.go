@@ -21,6 +21,15 @@ func (b *builder) anchors() (anchors.Anchorer, error) {
 		all = append(all, f)
 		b.log.Info("anchoring every commit", zap.String("anchors_file", cfg.File))
 	}
+	if cfg.Topic != "" {
+		t, err := anchors.NewTopic(b.cfg.Kafka, cfg.Topic)
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, t.Close)
+		all = append(all, t)
+		b.log.Info("anchoring every commit", zap.String("anchors_topic", cfg.Topic))
+	}
 	if len(all) == 0 {
 		b.log.Warn("no anchor log configured (anchors.file or --anchors): deleting the newest windows together with the exclusion segments after them cannot be detected")
 		return nil, nil

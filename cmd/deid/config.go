@@ -172,6 +172,11 @@ func (c *Config) Validate() error {
 	add(c.Parquet.Validate())
 	add(aggregate.Config{Datasets: c.Datasets}.Validate())
 	add(c.Anchors.Validate(c.Out))
+	if c.Anchors.Topic != "" && c.Mode != modeKafka {
+		if err := c.Kafka.ValidateConnection(); err != nil {
+			errs = append(errs, fmt.Errorf("anchors.topic: produced through the kafka section's connection settings, which are incomplete: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -80,8 +80,10 @@ type Config struct {
 	// File is the anchor log file, appended to (flag --anchors). It must
 	// not be inside the output directory.
 	File string `yaml:"file"`
-	// Topic is a Kafka topic with infinite retention, produced to through
-	// the kafka section's connection settings.
+	// Topic is a Kafka topic with infinite retention (retention.ms=-1),
+	// produced to through the kafka section's connection settings (its
+	// brokers are then required, in file mode too). Another trust domain
+	// than the output's storage.
 	Topic string `yaml:"topic"`
 }
 
@@ -101,6 +103,9 @@ func (c Config) Validate(out string) error {
 		case inside:
 			errs = append(errs, fmt.Errorf("anchors.file: %s is inside the output directory %s: whoever can truncate the output could truncate the anchors with it; put the anchor log on another disk or host (or use anchors.topic)", c.File, out))
 		}
+	}
+	if c.Topic != "" && !validTopic(c.Topic) {
+		errs = append(errs, fmt.Errorf("anchors.topic: %q is not a Kafka topic name (ASCII letters, digits, '.', '_', '-'; at most 249)", c.Topic))
 	}
 	if c.File != "" && strings.HasSuffix(c.File, string(filepath.Separator)) {
 		errs = append(errs, fmt.Errorf("anchors.file: %s names a directory; name a file, e.g. /var/lib/deid-anchors/anchors.ndjson", c.File))
