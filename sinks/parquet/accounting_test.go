@@ -197,3 +197,15 @@ func hashOf(t *testing.T, path string) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+func TestAnOlderManifestIsNamedAsSuch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ManifestName)
+	old := `{"manifest_version": 1, "dataset": "campaign_metrics", "accounting": {"withdrawn_by_reason": {"opted_out_before_publish": 3}}}`
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadManifest(path)
+	if err == nil || !strings.Contains(err.Error(), "manifest_version 1, want 2") {
+		t.Errorf("ReadManifest of a version 1 manifest = %v", err)
+	}
+}

@@ -162,19 +162,27 @@ func (m *Manifest) marshal() ([]byte, error) {
 // ReadManifest reads and decodes a _manifest.json, rejecting unknown
 // fields and manifest versions.
 func ReadManifest(path string) (*Manifest, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
+	// The version first, so that an older manifest is named as such
+	// rather than by its first field this version does not know.
+	var v struct {
+		ManifestVersion int `json:"manifest_version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	if v.ManifestVersion != ManifestVersion {
+		return nil, fmt.Errorf("manifest %s: manifest_version %d, want %d (version 1 carried the window's accounting itself and no chain: read it with the deid that wrote it, and write new runs to a new output directory)",
+			path, v.ManifestVersion, ManifestVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
-	}
-	if m.ManifestVersion != ManifestVersion {
-		return nil, fmt.Errorf("manifest %s: manifest_version %d, want %d", path, m.ManifestVersion, ManifestVersion)
 	}
 	return &m, nil
 }
