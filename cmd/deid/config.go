@@ -17,6 +17,7 @@ import (
 	"github.com/mya/deid/internal/claim"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/kafkadlq"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
@@ -49,6 +50,8 @@ type Config struct {
 	Parquet  parquet.Config            `yaml:"parquet"`
 	Datasets []aggregate.DatasetConfig `yaml:"datasets"`
 	Secrets  SecretsConfig             `yaml:"secrets"`
+	// Anchors is the anchor log outside the output (--anchors).
+	Anchors anchors.Config `yaml:"anchors"`
 
 	// Kafka mode.
 	Kafka kafkasrc.Config `yaml:"kafka"`
@@ -170,6 +173,12 @@ func (c *Config) Validate() error {
 	add(c.Consent.Validate())
 	add(c.Parquet.Validate())
 	add(aggregate.Config{Datasets: c.Datasets}.Validate())
+	add(c.Anchors.Validate(c.Out))
+	if c.Anchors.Topic != "" && c.Mode != modeKafka {
+		if err := c.Kafka.ValidateConnection(); err != nil {
+			errs = append(errs, fmt.Errorf("anchors.topic: produced through the kafka section's connection settings, which are incomplete: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

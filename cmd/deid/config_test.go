@@ -22,6 +22,8 @@ func TestConfigs(t *testing.T) {
 		},
 		"memory.bad.yaml": {`"lots" is not a size; write bytes or a number with a unit, e.g. 512MiB`},
 		"kafka.bad.yaml":  {"kafka.brokers:", "settings_topic:", "state_dir:"},
+		"anchors.bad.yaml": {"anchors.file: out/anchors.ndjson is inside the output directory out",
+			"anchors.topic: produced through the kafka section's connection settings, which are incomplete"},
 	}
 	files, _ := filepath.Glob("../../testdata/config/*.yaml")
 	if len(files) < 5 {

@@ -47,12 +47,12 @@ func describe(specs []*pipeline.DatasetSpec, defaults bool) string {
 	p("Every row is an aggregate over at least k distinct workspaces (and k of every other protected entity); no row carries an identifier or free text.\n\n")
 	p("## Files\n\n")
 	p("```\n<out>/datasets/<dataset>/dt=YYYY-MM-DD/part-<hash>.parquet\n<out>/datasets/<dataset>/dt=YYYY-MM-DD/_manifest.json   # written last: the commit\n```\n\n")
-	p("A window's directory is complete if and only if its `_manifest.json` exists; it lists the data files with their rows and SHA-256, the privacy parameters and the accounting. ")
+	p("A window's directory is complete if and only if its `_manifest.json` exists; it lists the data files with their rows and SHA-256, the privacy parameters, the rows and events published per generalization level, and the SHA-256 of the previous manifest of the dataset (a chain). It carries nothing finer than k: the window's accounting (withdrawn and suppressed counts, input positions) is in `<out>/accounting/`, for compliance. ")
 	p("Windows shorter than a day add `hour=HH` (and `minute=MM` below an hour) directories. Readers that honour Hive partitioning (pyarrow, pandas, polars, DuckDB, Spark) read a dataset's directory as is and add `dt` (and `hour`, `minute`) as partition columns, of type string or date depending on the reader.\n\n")
 	p("Parquet: Snappy (or Zstd); timestamps as TIMESTAMP(MICROS, UTC); dimensions as dictionary-encoded strings; counters INT64; ratios DOUBLE; rows sorted by the dimensions. ")
 	p("The key-value metadata names the dataset, schema version, k, dominance rule, pipeline and policy versions and the window.\n\n")
 	p("**Rows never overlap.** Each contribution lands in exactly one row, or is suppressed: a row at generalization level L > 0 aggregates only what could not be published at a finer level, so summing a measure over all rows of a window gives the window's published total, and no row can be subtracted from another to isolate a small group. ")
-	p("Suppressed cells are absent, indistinguishable from empty ones; the manifest counts them.\n\n")
+	p("Suppressed cells are absent, indistinguishable from empty ones; only the compliance accounting counts them.\n\n")
 	p("Contents: ")
 	for i, s := range specs {
 		if i > 0 {

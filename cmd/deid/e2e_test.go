@@ -62,7 +62,7 @@ func readOutputs(t *testing.T, out string) outputs {
 			rows = append(rows, rs...)
 		}
 		o.Rows[rel] = jsonRoundTrip(t, rows).([]map[string]any)
-		o.WindowAccounting[rel] = jsonRoundTrip(t, m.Accounting)
+		o.WindowAccounting[rel] = jsonRoundTrip(t, recordOf(t, out, m).Accounting)
 	}
 	for _, e := range exclusionEntries(t, out) {
 		if e.Cell != nil {

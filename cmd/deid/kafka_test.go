@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +94,19 @@ func TestKafkaModeEqualsFileMode(t *testing.T) {
 		fileOut := filepath.Join(t.TempDir(), "file-out")
 		deid(t, "run", "--config", s.conf, "--input", s.files, "--settings", filepath.Join(s.files, gen.SettingsFileName), "--out", fileOut)
 		kafkaOut := filepath.Join(t.TempDir(), "kafka-out")
-		deid(t, s.args(c, kafkaOut, filepath.Join(t.TempDir(), "state"))...)
+		// The Kafka run anchors its commits to a topic, another trust
+		// domain than the output's disk.
+		anchorTopic := kafkatest.Name(t, "anchors")
+		kafkatest.CreateTopic(t, c.Brokers, anchorTopic, 1, false)
+		b, err := os.ReadFile(s.conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(t.TempDir(), "deid-anchored.yaml")
+		writeFile(t, conf, string(b)+"anchors:\n  topic: "+anchorTopic+"\n")
+		args := s.args(c, kafkaOut, filepath.Join(t.TempDir(), "state"))
+		args[2] = conf // --config
+		deid(t, args...)
 
 		want := datasetFiles(t, fileOut)
 		if len(want) == 0 {
@@ -122,6 +135,19 @@ func TestKafkaModeEqualsFileMode(t *testing.T) {
 		}
 		if diff := cmp.Diff(s.stats.Expected.DeadLetters, byCode); diff != "" {
 			t.Errorf("dead letters by reason (-want +got):\n%s", diff)
+		}
+
+		// The anchors on the topic, dumped to a file, verify the output.
+		var dump bytes.Buffer
+		for _, m := range readTopic(t, c.Brokers, anchorTopic) {
+			dump.Write(m.Value)
+			dump.WriteByte('\n')
+		}
+		anchorFile := filepath.Join(t.TempDir(), "anchors.ndjson")
+		writeFile(t, anchorFile, dump.String())
+		code, stdout, _ := deidExit("verify", kafkaOut, "--anchors", anchorFile)
+		if code != 0 || !strings.Contains(stdout, "anchored windows and") || strings.Contains(stdout, "all 0 anchored windows") {
+			t.Errorf("the Kafka run's output does not verify against the anchors on its topic: exit %d\n%s", code, stdout)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mya/deid/internal/report"
+	"github.com/mya/deid/internal/verify"
 )
 
 // cmdReport verifies an output and writes the HTML page of its figures and
@@ -20,7 +21,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: deid report <out> [--html FILE] [--input PATH]... [--settings FILE] [--public-key FILE] [--config FILE]\n\n%s\nFlags:\n", reportHelp)
+		fmt.Fprintf(stderr, "Usage: deid report <out> [--html FILE] [--input PATH]... [--settings FILE] [--public-key FILE] [--anchors FILE] [--config FILE]\n\n%s\nFlags:\n", reportHelp)
 		fs.PrintDefaults()
 	}
 	var f verifyFlags
@@ -39,6 +40,9 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d KiB): %s\n", *htmlPath, (b.Len()+1023)/1024, r.Verdict())
+	if hs := r.Summary.Heads; len(hs) > 0 {
+		fmt.Fprintf(stdout, "chain heads (archive these outside the output):\n%s", verify.HeadsText(hs))
+	}
 	return nil
 }
 

@@ -51,6 +51,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		memProfile = fs.String("memprofile", "", "write an allocation profile (pprof) of the run to this file when it ends")
 		check      = fs.Bool("check", false, "validate the configuration and exit without reading anything")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		anchorFile = fs.String("anchors", "", "anchor log file outside the output: one line appended per commit (overrides anchors.file)")
 	)
 	fs.Var(&inputs, "input", "input file, directory or glob (repeatable); overrides input.paths")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +88,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *httpAddr != "" {
 		cfg.HTTPAddr = *httpAddr
+	}
+	if *anchorFile != "" {
+		cfg.Anchors.File = *anchorFile
 	}
 	cfg.StopAtEnd = *stopAtEnd
 	if err := cfg.Validate(); err != nil {
@@ -316,15 +320,23 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	if signer != nil {
 		log.Info("signing manifests and exclusion segments", zap.String("key_id", signer.KeyID()))
 	}
+	anch, err := b.anchors()
+	if err != nil {
+		return nil, err
+	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
-	datasets, err := parquet.New(pq, parquet.WithSigner(signer))
+	datasets, err := parquet.New(pq, parquet.WithSigner(signer), parquet.WithAnchors(anch))
 	if err != nil {
+		return nil, err
+	}
+	// A crash may have come between a window's commit and its anchor.
+	if err := datasets.AnchorHeads(ctx); err != nil {
 		return nil, err
 	}
 	ex := exclusions.DefaultConfig()
 	ex.Dir = cfg.Out
-	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer))
+	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer), exclusions.WithAnchors(anch))
 	if err != nil {
 		return nil, err
 	}

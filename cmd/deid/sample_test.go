@@ -29,6 +29,8 @@ import (
 // tests of this file.
 type sample struct {
 	in, out string
+	// anchors is the anchor log the run appended to.
+	anchors string
 	stats   gen.Stats
 }
 
@@ -53,13 +55,14 @@ func generatedSample(t *testing.T) sample {
 		cfg.Workspaces = 300
 		theSample.in = filepath.Join(dir, "in")
 		theSample.out = filepath.Join(dir, "out")
+		theSample.anchors = filepath.Join(dir, "anchors.ndjson")
 		theSample.stats, sampleErr = gen.WriteFiles(theSample.in, cfg)
 		if sampleErr != nil {
 			return
 		}
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{"run", "--input", theSample.in, "--settings", filepath.Join(theSample.in, gen.SettingsFileName),
-			"--out", theSample.out}, &stdout, &stderr); code != 0 {
+			"--out", theSample.out, "--anchors", theSample.anchors}, &stdout, &stderr); code != 0 {
 			sampleErr = fmt.Errorf("deid run: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 		}
 	})
@@ -207,12 +210,13 @@ func TestEveryRecordHasExactlyOneDisposition(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := m.Accounting
+		rec := recordOf(t, s.out, m)
+		a := rec.Accounting
 		if a.Contributed != a.Published+a.Withdrawn+a.Suppressed {
 			t.Errorf("%s: contributed %d != published %d + withdrawn %d + suppressed %d", mp, a.Contributed, a.Published, a.Withdrawn, a.Suppressed)
 		}
 		contributed[m.Dataset] += a.Contributed
-		for _, p := range m.Partitions {
+		for _, p := range rec.Partitions {
 			if !p.Balanced() {
 				t.Errorf("%s: partition %s does not balance: %+v", mp, p.Partition, p)
 			}

@@ -124,7 +124,7 @@ func TestStreamingRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			contributed += man.Accounting.Contributed
+			contributed += recordOf(t, out, man).Accounting.Contributed
 		}
 		if got := m[`deid_records_total{disposition="contributed",reason=""}`]; got != float64(contributed) {
 			t.Errorf("/metrics says %v contributed, the manifests %d", got, contributed)

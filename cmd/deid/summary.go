@@ -93,4 +93,5 @@ func printSummary(w io.Writer, s *pipeline.Summary, outDir string) {
 	out := strings.TrimSuffix(outDir, "/")
 	fmt.Fprintf(w, "\noutputs:\n  datasets      %s/datasets/<dataset>/dt=YYYY-MM-DD/ (Parquet + _manifest.json)\n", out)
 	fmt.Fprintf(w, "  exclusion log %s/exclusions/\n  dead letters  %s/dead-letters/\n", out, out)
+	fmt.Fprintf(w, "  accounting    %s/accounting/<dataset>/dt=YYYY-MM-DD/accounting.json (compliance only)\n", out)
 }

@@ -21,8 +21,8 @@ var errNotVerified = errors.New("the output did not verify")
 // verifyFlags are the flags verify, exclusions and report share: where
 // the input and the settings are, the config the run used, the public key.
 type verifyFlags struct {
-	config, settings, publicKey, unknown string
-	inputs                               stringList
+	config, settings, publicKey, unknown, anchors string
+	inputs                                        stringList
 }
 
 func (f *verifyFlags) register(fs *flag.FlagSet) {
@@ -30,6 +30,7 @@ func (f *verifyFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.inputs, "input", "the run's input file, directory or glob (repeatable): check the output against it line by line")
 	fs.StringVar(&f.settings, "settings", "", "the run's settings NDJSON file (with --input)")
 	fs.StringVar(&f.publicKey, "public-key", "", "ed25519 public key (PEM or base64, as deid keygen writes): check every signature")
+	fs.StringVar(&f.anchors, "anchors", "", "the anchor log the run appended to (default: anchors.file of --config): fail if anything anchored is missing from the output or differs")
 	fs.StringVar(&f.unknown, "unknown-workspaces", "", `the run's consent.unknown_workspaces, "exclude" or "include" (default: from --config, else "exclude")`)
 }
 
@@ -46,6 +47,10 @@ func (f *verifyFlags) options() (verify.Options, error) {
 	}
 	opts.Datasets = specs
 	opts.UnknownWorkspaces = cfg.Consent.Unknown
+	opts.Anchors = cfg.Anchors.File
+	if f.anchors != "" {
+		opts.Anchors = f.anchors
+	}
 	if f.unknown != "" {
 		if f.unknown != "exclude" && f.unknown != "include" {
 			return opts, usageErr(`--unknown-workspaces: must be "exclude" or "include" (got %q)`, f.unknown)
@@ -91,7 +96,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: deid verify <out> [--input PATH]... [--settings FILE] [--public-key FILE] [--config FILE]\n\n%s\nFlags:\n", verifyHelp)
+		fmt.Fprintf(stderr, "Usage: deid verify <out> [--input PATH]... [--settings FILE] [--public-key FILE] [--anchors FILE] [--config FILE]\n\n%s\nFlags:\n", verifyHelp)
 		fs.PrintDefaults()
 	}
 	var f verifyFlags
@@ -115,6 +120,9 @@ const verifyHelp = `Checks an output directory and says what it found, one line 
   - every manifest, and the SHA-256, size and rows of every file it lists;
   - the exclusion log's hash chains (a deleted, reordered or edited segment
     is named) and the chain heads the manifests record;
+  - that each dataset's manifests form one chain (a window deleted or
+    replaced between the first and the newest is named), and that each
+    window's accounting record is the one its manifest names by SHA-256;
   - read = contributed + excluded + dead letters per partition, contributed
     = published + withdrawn + suppressed per window, and that the log's
     entries and the dead letters agree with those counts;
@@ -126,7 +134,13 @@ const verifyHelp = `Checks an output directory and says what it found, one line 
     kept record, under dead_letters.keep_payload, is noted);
   - that dead letters keep no record's bytes of a message, of an excluded
     workspace or of a record too broken to tell;
-  - with --public-key: the signature of every manifest and segment.
+  - with --public-key: the signature of every manifest and segment;
+  - with --anchors: that every commit the anchor log holds is in the output
+    with the hash anchored, which is how deleting the newest windows and
+    the exclusion segments after them is caught. Without it, verify says
+    that such a truncation cannot be detected.
+It ends with the chain heads (each dataset's newest manifest, each
+exclusion chain's newest segment): archive them outside the output.
 `
 
 // readSpecs returns the dataset declarations of the config at path (the

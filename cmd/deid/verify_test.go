@@ -146,22 +146,37 @@ func TestVerifyNamesTampering(t *testing.T) {
 			must(t, os.Rename(a+".x", b))
 		}, false, []string{"segment-000002.parquet: records sequence number 3: segments were renamed or reordered"}},
 
-		{"a manifest's accounting edited", func(t *testing.T, out string) {
-			path, _ := firstManifest(t, out)
-			editJSON(t, path, func(m map[string]any) {
+		{"an accounting record edited", func(t *testing.T, out string) {
+			editJSON(t, recordPath(t, out), func(m map[string]any) {
 				acct := m["accounting"].(map[string]any)
 				acct["contributed_events"] = acct["contributed_events"].(float64) + 1
 			})
-		}, false, []string{"≠ published", "manifest"}},
+		}, false, []string{"≠ published", "the record was edited or replaced after the commit"}},
 
-		{"a manifest's partition accounting edited consistently", func(t *testing.T, out string) {
-			path, _ := firstManifest(t, out)
-			editJSON(t, path, func(m map[string]any) {
+		{"an accounting record's partition accounting edited consistently", func(t *testing.T, out string) {
+			editJSON(t, recordPath(t, out), func(m map[string]any) {
 				p := m["partitions"].([]any)[0].(map[string]any)
 				p["read"] = p["read"].(float64) + 1
 				p["dead_letters"] = p["dead_letters"].(float64) + 1
 			})
-		}, false, []string{"its head segment", "one of them was edited"}},
+		}, false, []string{"its head segment", "one of them was edited", "the record was edited or replaced after the commit"}},
+
+		{"an accounting record deleted", func(t *testing.T, out string) {
+			must(t, os.Remove(recordPath(t, out)))
+		}, false, []string{"accounting.json is missing"}},
+
+		{"a window in the middle of a dataset deleted", func(t *testing.T, out string) {
+			must(t, os.RemoveAll(filepath.Join(out, "datasets", "campaign_metrics", middleWindow(t, out, "campaign_metrics"))))
+		}, false, []string{"window campaign_metrics " + middleWindow(t, s.out, "campaign_metrics") + " is missing: the manifest of"}},
+
+		{"a window in the middle of a dataset replaced by an older one", func(t *testing.T, out string) {
+			ds := filepath.Join(out, "datasets", "campaign_metrics")
+			mid := middleWindow(t, out, "campaign_metrics")
+			editJSON(t, filepath.Join(ds, mid, parquet.ManifestName), func(m map[string]any) {
+				m["rows"] = m["rows"].(float64) + 0 // re-encoded: other bytes, same content
+				m["pipeline_version"] = "v0.0.0-older"
+			})
+		}, false, []string{"window campaign_metrics " + middleWindow(t, s.out, "campaign_metrics") + " was replaced or edited"}},
 
 		{"a row violating k added", func(t *testing.T, out string) {
 			commitWindow(t, out, "platform", []string{"instagram", "reel", "beauty.skincare", "EU", "micro"}, 2)
@@ -405,7 +420,7 @@ func commitWindow(t *testing.T, out, _ string, dims []string, entities int64) {
 		Rows: []pipeline.Row{row},
 		Acct: pipeline.WindowAccounting{Contributed: 40, Published: 40, RowsByLevel: map[int]int64{0: 1}, EventsByLevel: map[int]int64{0: 40},
 			WithdrawnByReason: map[string]int64{}, SuppressedByReason: map[string]int64{}},
-		Partitions: m.Partitions, ChainHeads: m.ExclusionChainHeads, PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion,
+		Partitions: recordOf(t, out, m).Partitions, ChainHeads: m.ExclusionChainHeads, PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,8 @@ type page struct {
 	PartitionTotal                  pipeline.PartitionAccounting
 	Sections                        []section
 	Log                             string
+	// Heads are the output's chain heads, for compliance to archive.
+	Heads []verify.Head
 }
 
 type card struct {
@@ -257,6 +259,7 @@ func build(r *verify.Report, meta Meta) *page {
 		}
 		p.Sections = append(p.Sections, out)
 	}
+	p.Heads = s.Heads
 	p.Log = fmt.Sprintf("%d chains, %d segments, %s entries", s.Chains, s.Segments, num(s.Entries))
 	if s.Signed > 0 {
 		p.Log += fmt.Sprintf(", %d signatures", s.Signed)

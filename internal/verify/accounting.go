@@ -49,7 +49,7 @@ func (v *verifier) checkAccounting() error {
 		}
 	}
 	for _, w := range v.windows() {
-		for _, p := range w.Manifest.Partitions {
+		for _, p := range w.Partitions() {
 			if !p.Balanced() {
 				problems = append(problems, fmt.Sprintf("%s: partition %s: %s does not add up", v.out.rel(w.Path), p.Partition, acctText(&p)))
 			}
@@ -57,17 +57,21 @@ func (v *verifier) checkAccounting() error {
 	}
 	if parts > 0 || len(problems) > 0 {
 		v.r.add(sec, problems,
-			fmt.Sprintf("%d partitions: read %d = contributed %d + excluded %d + dead letters %d, at every commit of the log and in every manifest",
+			fmt.Sprintf("%d partitions: read %d = contributed %d + excluded %d + dead letters %d, at every commit of the log and in every accounting record",
 				parts, total.Read, total.Contributed, sum(total.Excluded), total.DeadLetters),
 			fmt.Sprintf("%s do not add up", many(len(problems), "partition accounting")))
 	}
+
+	// Each window's accounting record: there, readable, and the one its
+	// manifest names by SHA-256.
+	v.checkRecords()
 
 	// Per window: contributed = published + withdrawn + suppressed, and
 	// the per-level and per-reason splits add up to the totals.
 	problems = nil
 	var wt pipeline.WindowAccounting
 	for _, w := range v.windows() {
-		a := w.Manifest.Accounting
+		a := w.Acct()
 		label := windowLabel(w)
 		wt.Contributed += a.Contributed
 		wt.Published += a.Published
@@ -88,6 +92,10 @@ func (v *verifier) checkAccounting() error {
 		}
 		if n := sum(a.RowsByLevel); n != w.Manifest.Rows {
 			problems = append(problems, fmt.Sprintf("%s: rows by level add up to %d, but the window has %d rows", label, n, w.Manifest.Rows))
+		}
+		if pub := w.Manifest.Published; !equalCounts(pub.RowsByLevel, a.RowsByLevel) || !equalCounts(pub.EventsByLevel, a.EventsByLevel) {
+			problems = append(problems, fmt.Sprintf("%s: the manifest publishes rows %v and events %v by level, the accounting record says %v and %v",
+				label, pub.RowsByLevel, pub.EventsByLevel, a.RowsByLevel, a.EventsByLevel))
 		}
 	}
 	if len(v.windows()) > 0 {
@@ -184,7 +192,7 @@ func (v *verifier) checkAccounting() error {
 		}
 	}
 	for _, w := range v.windows() {
-		fromWindows[w.Manifest.Dataset] += w.Manifest.Accounting.Contributed
+		fromWindows[w.Manifest.Dataset] += w.Acct().Contributed
 	}
 	var pending []string
 	for _, d := range sortedKeys(union(fromParts, fromWindows)) {
@@ -206,6 +214,33 @@ func (v *verifier) checkAccounting() error {
 		v.r.add(sec, problems, pass, fmt.Sprintf("the partitions and the windows disagree on contributed events: %s", many(len(problems), "problem")))
 	}
 	return nil
+}
+
+// checkRecords checks that every window's accounting record is there and
+// is the one its manifest names.
+func (v *verifier) checkRecords() {
+	var problems []string
+	for _, w := range v.windows() {
+		rel := v.out.rel(w.Path)
+		switch {
+		case w.RecordPath == "":
+			continue // checkFiles reported the window
+		case w.RecordSHA256 == "":
+			problems = append(problems, fmt.Sprintf("%s: its accounting record %s is %s", rel, v.out.rel(w.RecordPath), errText(w.RecordErr)))
+		case w.RecordSHA256 != w.Manifest.AccountingSHA256:
+			problems = append(problems, fmt.Sprintf("%s: its accounting record %s has SHA-256 %s…, the manifest says %s…: the record was edited or replaced after the commit",
+				rel, v.out.rel(w.RecordPath), short(w.RecordSHA256), short(w.Manifest.AccountingSHA256)))
+		case w.RecordErr != nil:
+			problems = append(problems, fmt.Sprintf("%s: %v", v.out.rel(w.RecordPath), w.RecordErr))
+		case w.Record.Dataset != w.Manifest.Dataset || !w.Record.Window.Start.Equal(w.Manifest.Window.Start) || !w.Record.Window.End.Equal(w.Manifest.Window.End):
+			problems = append(problems, fmt.Sprintf("%s: records dataset %s window %s, not its manifest's", v.out.rel(w.RecordPath), w.Record.Dataset, day(w.Record.Window.Start)))
+		}
+	}
+	if len(v.windows()) > 0 {
+		v.r.add(SectionAccounting, problems,
+			fmt.Sprintf("%d accounting records under accounting/, each the one its manifest names by SHA-256", len(v.windows())),
+			fmt.Sprintf("%s with the accounting records", many(len(problems), "problem")))
+	}
 }
 
 // checkPublishEntries compares the publish chain's cell-level entries with
@@ -257,14 +292,15 @@ func (v *verifier) checkPublishEntries() {
 		suppressed += sum(a.suppressed)
 		cells += a.cells
 		label := windowLabel(w)
-		if !equalCounts(a.withdrawn, m.Accounting.WithdrawnByReason) {
-			problems = append(problems, fmt.Sprintf("%s: the log withdraws %s; the manifest says %s", label, reasonCounts(a.withdrawn), reasonCounts(m.Accounting.WithdrawnByReason)))
+		acct := w.Acct()
+		if !equalCounts(a.withdrawn, acct.WithdrawnByReason) {
+			problems = append(problems, fmt.Sprintf("%s: the log withdraws %s; the accounting record says %s", label, reasonCounts(a.withdrawn), reasonCounts(acct.WithdrawnByReason)))
 		}
-		if !equalCounts(a.suppressed, m.Accounting.SuppressedByReason) {
-			problems = append(problems, fmt.Sprintf("%s: the log suppresses %s; the manifest says %s", label, reasonCounts(a.suppressed), reasonCounts(m.Accounting.SuppressedByReason)))
+		if !equalCounts(a.suppressed, acct.SuppressedByReason) {
+			problems = append(problems, fmt.Sprintf("%s: the log suppresses %s; the accounting record says %s", label, reasonCounts(a.suppressed), reasonCounts(acct.SuppressedByReason)))
 		}
-		if a.cells != m.Accounting.CellsSuppressed {
-			problems = append(problems, fmt.Sprintf("%s: the log suppresses %d cells; the manifest says %d", label, a.cells, m.Accounting.CellsSuppressed))
+		if a.cells != acct.CellsSuppressed {
+			problems = append(problems, fmt.Sprintf("%s: the log suppresses %d cells; the accounting record says %d", label, a.cells, acct.CellsSuppressed))
 		}
 	}
 	if len(v.windows()) == 0 {

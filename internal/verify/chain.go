@@ -66,17 +66,17 @@ func (v *verifier) checkChains() error {
 				continue
 			}
 			seg := segmentWithHash(c, head)
-			pa := partitionAccounting(m.Partitions, name)
+			pa := partitionAccounting(w.Partitions(), name)
 			switch {
 			case seg == nil || pa == nil:
 			case seg.Meta.Accounting == nil:
 				acctProblems = append(acctProblems, fmt.Sprintf("%s: partition %s: its head segment %s records no accounting", rel, name, baseName(seg.Meta.Path)))
 			case !reflect.DeepEqual(normalize(*seg.Meta.Accounting), normalize(*pa)):
-				acctProblems = append(acctProblems, fmt.Sprintf("%s: partition %s: the manifest says %s, its head segment %s says %s: one of them was edited",
-					rel, name, acctText(pa), baseName(seg.Meta.Path), acctText(seg.Meta.Accounting)))
+				acctProblems = append(acctProblems, fmt.Sprintf("%s: partition %s: the accounting record says %s, its head segment %s says %s: one of them was edited",
+					v.out.rel(w.RecordPath), name, acctText(pa), baseName(seg.Meta.Path), acctText(seg.Meta.Accounting)))
 			}
 		}
-		for _, p := range m.Partitions {
+		for _, p := range w.Partitions() {
 			if _, ok := m.ExclusionChainHeads[p.Partition]; !ok {
 				problems = append(problems, fmt.Sprintf("%s: partition %s has no chain head", rel, p.Partition))
 			}
@@ -87,7 +87,7 @@ func (v *verifier) checkChains() error {
 			fmt.Sprintf("all %d chain heads recorded by the manifests are segments of their chains (no segment published before a window was removed)", heads),
 			fmt.Sprintf("%s recorded by the manifests missing from the log", many(len(problems), "chain head")))
 		v.r.add(sec, acctProblems,
-			"each manifest's partition accounting equals the accounting recorded in the segment its chain head names",
+			"each window's partition accounting (in its accounting record) equals the accounting recorded in the segment its chain head names",
 			fmt.Sprintf("%s with the log on a partition's accounting", many(len(acctProblems), "disagreement")))
 	}
 	return nil

@@ -12,10 +12,15 @@
 // What it checks:
 //   - every manifest, and the size, row count and SHA-256 of every file it
 //     lists; no data file that no manifest lists (readers would read it);
+//   - that each dataset's manifests form one chain, each naming the SHA-256
+//     of the one committed before it: a window deleted or replaced between
+//     the first and the newest is named;
+//   - that each window's accounting record (<out>/accounting/…) is there
+//     and is the one its manifest names by SHA-256;
 //   - the exclusion log's hash chain per partition (a deleted, reordered or
 //     edited segment is named), and that every chain head a manifest
-//     records is a segment of its chain, with the accounting the manifest
-//     records for that partition;
+//     records is a segment of its chain, with the accounting the window's
+//     accounting record holds for that partition;
 //   - the accounting identities: per partition read = contributed +
 //     excluded + dead letters, per window contributed = published +
 //     withdrawn + suppressed; that the log's entries and the dead letters
@@ -40,7 +45,13 @@
 //     own reading of the line decides too);
 //   - with a public key, the ed25519 signature of every manifest and every
 //     segment (package signing); without one it says the log is hash-chained
-//     but unsigned.
+//     but unsigned;
+//   - with an anchor log (package anchors), that everything it anchors is
+//     in the output with the hash anchored: deleting the newest windows
+//     together with the exclusion segments after them leaves intact chains,
+//     and only the anchors, kept outside the output, tell. Without one it
+//     says that such a truncation cannot be detected. The report ends with
+//     the chain heads, for compliance to archive.
 //
 // What it cannot check, and says so: dominance and the p% rule need
 // per-workspace totals, which no output holds by design.

@@ -43,6 +43,32 @@ type Window struct {
 	// Manifest is nil when Err is set.
 	Manifest *parquet.Manifest
 	Err      error
+	// Record is the window's accounting record (<out>/accounting/...),
+	// nil when RecordErr is set; RecordSHA256 is the hex SHA-256 of its
+	// bytes, "" when they cannot be read.
+	Record       *parquet.AccountingRecord
+	RecordSHA256 string
+	RecordErr    error
+	// RecordPath is where the record belongs.
+	RecordPath string
+}
+
+// Acct returns the window's accounting from its record, or zero counts
+// when the record cannot be read.
+func (w *Window) Acct() *pipeline.WindowAccounting {
+	if w.Record == nil {
+		return &pipeline.WindowAccounting{}
+	}
+	return &w.Record.Accounting
+}
+
+// Partitions returns the partitions' accounting from the window's record,
+// or none when it cannot be read.
+func (w *Window) Partitions() []pipeline.PartitionAccounting {
+	if w.Record == nil {
+		return nil
+	}
+	return w.Record.Partitions
 }
 
 // Dir returns the window's directory.
@@ -132,7 +158,18 @@ func (o *Output) loadDatasets() error {
 	}
 	for _, p := range paths {
 		m, err := parquet.ReadManifest(p)
-		o.Manifests = append(o.Manifests, &Window{Path: p, Manifest: m, Err: err})
+		w := &Window{Path: p, Manifest: m, Err: err}
+		o.Manifests = append(o.Manifests, w)
+		if m == nil {
+			continue
+		}
+		dir, derr := parquet.AccountingDir(o.Dir, m.Dataset, w.Window())
+		if derr != nil {
+			w.RecordErr = derr // checkFiles reports the window itself
+			continue
+		}
+		w.RecordPath = filepath.Join(dir, parquet.AccountingName)
+		w.Record, w.RecordSHA256, w.RecordErr = parquet.ReadAccounting(w.RecordPath)
 	}
 	// Directories holding data files but no manifest.
 	root := filepath.Join(o.Dir, "datasets")

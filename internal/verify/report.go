@@ -61,9 +61,10 @@ const (
 	SectionRows       = "Published rows (SPEC §6.3, §7)"
 	SectionInput      = "Input (SPEC §3, §4)"
 	SectionSignatures = "Signatures"
+	SectionAnchors    = "Anchors (SPEC §8)"
 )
 
-var sectionOrder = []string{SectionFiles, SectionChain, SectionAccounting, SectionRows, SectionInput, SectionSignatures}
+var sectionOrder = []string{SectionFiles, SectionChain, SectionAccounting, SectionRows, SectionInput, SectionSignatures, SectionAnchors}
 
 // Report is what Run found.
 type Report struct {
@@ -149,6 +150,9 @@ func (r *Report) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, "      %s\n", strings.ReplaceAll(p, "\n", "\n        "))
 			}
 		}
+	}
+	if hs := r.Summary.Heads; len(hs) > 0 {
+		fmt.Fprintf(&b, "\nChain heads (archive these outside the output: they prove what it held now)\n%s", HeadsText(hs))
 	}
 	fmt.Fprintf(&b, "\n%s\n", r.Verdict())
 	_, err := io.WriteString(w, b.String())

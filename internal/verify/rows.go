@@ -57,7 +57,7 @@ func (v *verifier) checkRows() error {
 		rs := v.rows[w.Path]
 		rows += len(rs)
 		kProblems = append(kProblems, v.rowK(label, spec, k, rs, protected)...)
-		genProblems = append(genProblems, v.rowCells(label, spec, rs, &m.Accounting)...)
+		genProblems = append(genProblems, v.rowCells(label, spec, rs, &m.Published)...)
 	}
 	if len(v.windows()) == 0 {
 		return nil
@@ -116,7 +116,7 @@ func (v *verifier) rowK(label string, spec *pipeline.DatasetSpec, k int, rows []
 
 // rowCells checks each row's dimension values against its level, that no
 // cell appears twice, and the per-level counts against the manifest.
-func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map[string]any, acct *pipeline.WindowAccounting) []string {
+func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map[string]any, acct *parquet.Published) []string {
 	var problems []string
 	events := ""
 	for _, m := range spec.Measures {

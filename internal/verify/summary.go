@@ -30,6 +30,10 @@ type Summary struct {
 	Entries          int64
 	// Signed counts the signature files beside manifests and segments.
 	Signed int
+	// Heads are the newest link of every chain: each dataset's newest
+	// manifest and each exclusion chain's newest segment, for compliance
+	// to archive outside the output.
+	Heads []Head
 }
 
 // WindowSummary is one published dataset window.
@@ -64,7 +68,7 @@ func (v *verifier) summarize() {
 	for _, w := range v.windows() {
 		m := w.Manifest
 		s.Windows = append(s.Windows, WindowSummary{Dataset: m.Dataset, Start: m.Window.Start.UTC(), End: m.Window.End.UTC(),
-			Rows: m.Rows, Accounting: m.Accounting, PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K})
+			Rows: m.Rows, Accounting: *w.Acct(), PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K})
 	}
 	slices.SortStableFunc(s.Windows, func(a, b WindowSummary) int {
 		if c := a.Start.Compare(b.Start); c != 0 {

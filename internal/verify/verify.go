@@ -30,6 +30,9 @@ type Options struct {
 	// Datasets are the dataset declarations the output was written under;
 	// nil means deid's defaults.
 	Datasets []*pipeline.DatasetSpec
+	// Anchors, when set, is the anchor log the run appended to: every
+	// commit it anchors must be in the output, with the hash anchored.
+	Anchors string
 }
 
 // HasInput tells whether the input checks are asked for.
@@ -58,7 +61,8 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	for _, s := range specs {
 		v.specs[s.Name] = s
 	}
-	steps := []func() error{v.checkFiles, v.checkChains, v.checkAccounting, v.checkRows, v.checkInput, v.checkDeadLetters, v.checkSignatures}
+	steps := []func() error{v.checkFiles, v.checkManifestChains, v.checkChains, v.checkAccounting, v.checkRows, v.checkInput,
+		v.checkDeadLetters, v.checkSignatures, v.checkAnchors}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/signing"
 )
 
@@ -68,3 +69,17 @@ func WithClock(now func() time.Time) Option { return func(l *Log) { l.now = now 
 // published, so no committed segment is unsigned. A nil signer leaves the
 // log unsigned (hash-chained only).
 func WithSigner(signer signing.Signer) Option { return func(l *Log) { l.signer = signer } }
+
+// WithAnchors appends one line per committed segment to a (the anchor log
+// outside the output): the chain, the segment's number, its SHA-256 and the
+// previous segment's, after the segment is committed and before Commit
+// returns. Opening a chain anchors its newest segment again, and Rollback
+// appends a rollback line before it removes anything. A nil a anchors
+// nothing.
+func WithAnchors(a anchors.Anchorer) Option {
+	return func(l *Log) {
+		if a != nil {
+			l.anchor = a
+		}
+	}
+}

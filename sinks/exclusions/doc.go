@@ -25,6 +25,14 @@
 // before the segment is published; a signature whose segment is missing is
 // reported by VerifyChain, since it means the segment was deleted.
 //
+// With an anchor log (WithAnchors, package anchors), each committed segment
+// is also anchored outside the output before Commit returns; opening a
+// chain anchors its newest segment again (a crash may have come between a
+// commit and its anchor), and Rollback anchors a rollback line before it
+// removes anything, since the segments written again after a restart differ
+// in their decision times. Deleting the newest segments with the windows
+// that name them is detected against the anchors.
+//
 // Guarantees:
 //   - nothing appended is visible until Commit; a segment is written under
 //     a temporary name, fsynced, published under its sequence number only if

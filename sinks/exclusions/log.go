@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/internal/fsutil"
 	"github.com/mya/deid/sinks/signing"
 )
@@ -48,6 +49,9 @@ type Log struct {
 	mem   memory.Allocator
 	// signer, when set, signs every segment (WithSigner).
 	signer signing.Signer
+	// anchor, when set, receives one line per committed segment and per
+	// rollback (WithAnchors).
+	anchor anchors.Anchorer
 }
 
 var _ pipeline.ExclusionLog = (*Log)(nil)
@@ -129,7 +133,26 @@ func (l *Log) open(name string) (*Chain, error) {
 			return nil, err
 		}
 	}
+	// A crash between the newest segment's commit and its anchor left it
+	// unanchored: anchor it again (an exact duplicate otherwise).
+	if err := c.anchorLine(context.Background(), anchors.EventCommit, last, head, meta.PrevSHA256); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// anchorLine appends an anchor of this chain, when the log has an anchor
+// log.
+func (c *Chain) anchorLine(ctx context.Context, event string, seq int, sum, prev string) error {
+	if c.log.anchor == nil {
+		return nil
+	}
+	err := c.log.anchor.Anchor(context.WithoutCancel(ctx), anchors.Line{Kind: anchors.KindChain, Name: c.name,
+		Seq: seq, Event: event, SHA256: sum, Prev: prev})
+	if err != nil {
+		return fmt.Errorf("anchoring segment %d: %w", seq, err)
+	}
+	return nil
 }
 
 // listSegments returns the sequence numbers of a chain directory's
@@ -361,6 +384,11 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 	}
 	if err != nil {
 		return "", fmt.Errorf("writing %s: %w", SegmentName(meta.Seq), err)
+	}
+	// Committed: anchor it before saying so. If this fails, the restart
+	// anchors it again (open).
+	if err := c.anchorLine(ctx, anchors.EventCommit, meta.Seq, c.head, meta.PrevSHA256); err != nil {
+		return "", err
 	}
 	return c.head, nil
 }

@@ -1,11 +1,13 @@
 package exclusions
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/internal/fsutil"
 )
 
@@ -17,6 +19,22 @@ import (
 func (c *Chain) Rollback(seq int) error {
 	if seq < 0 || seq > c.seq {
 		return fmt.Errorf("exclusions: chain %s: cannot roll back to segment %d: the chain has %d", c.name, seq, c.seq)
+	}
+	if seq < c.seq && c.log.anchor != nil {
+		// Say so in the anchor log before removing anything: the segments
+		// written again after this line may differ from those anchored
+		// before it (decision times), and a crash in between leaves only
+		// segments the anchors no longer claim.
+		head := ""
+		if seq > 0 {
+			var err error
+			if head, err = fsutil.HashFile(filepath.Join(c.dir, SegmentName(seq))); err != nil {
+				return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+			}
+		}
+		if err := c.anchorLine(context.Background(), anchors.EventRollback, seq, head, ""); err != nil {
+			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+		}
 	}
 	for n := c.seq; n > seq; n-- {
 		if err := os.Remove(filepath.Join(c.dir, SegmentName(n))); err != nil && !os.IsNotExist(err) {

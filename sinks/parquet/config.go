@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/signing"
 )
 
@@ -63,3 +64,15 @@ type Option func(*Sink)
 // manifest itself, so no committed window is unsigned. A nil signer leaves
 // the outputs unsigned.
 func WithSigner(signer signing.Signer) Option { return func(s *Sink) { s.signer = signer } }
+
+// WithAnchors appends one line per committed manifest to a (the anchor log
+// outside the output): the dataset, the window's directory, the manifest's
+// SHA-256 and the previous manifest's, after the manifest is committed and
+// before Commit returns. A nil a anchors nothing.
+func WithAnchors(a anchors.Anchorer) Option {
+	return func(s *Sink) {
+		if a != nil {
+			s.anchor = a
+		}
+	}
+}

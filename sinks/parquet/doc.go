@@ -5,6 +5,7 @@
 //
 //	datasets/<dataset>/dt=YYYY-MM-DD[/hour=HH[/minute=MM]]/part-<hash>.parquet
 //	datasets/<dataset>/dt=YYYY-MM-DD[/hour=HH[/minute=MM]]/_manifest.json
+//	accounting/<dataset>/dt=YYYY-MM-DD[/hour=HH[/minute=MM]]/accounting.json
 //
 // hour=HH appears when windows are shorter than 24h, minute=MM when they are
 // shorter than an hour, so every directory of a dataset has the same depth
@@ -27,7 +28,24 @@
 //   - the same WindowOutput gives a byte-identical data file: nothing in it
 //     depends on the time or place of writing;
 //   - a window with no rows still gets a data file, with the schema and no
-//     row groups, so a dataset directory always shows its columns.
+//     row groups, so a dataset directory always shows its columns;
+//   - a manifest carries nothing finer than k (the ML team reads it): the
+//     data files, schema, privacy parameters, rows and events published per
+//     level, the exclusion chain heads, and the SHA-256 of the window's
+//     accounting record. That record, written before the manifest with
+//     compliance-only permissions, holds what is finer: contributed,
+//     withdrawn and suppressed events by reason, suppressed cells, and each
+//     input partition's accounting and positions;
+//   - the manifests of a dataset form a chain: each names the window and
+//     SHA-256 of the manifest committed for the dataset just before it
+//     (empty for the first). Windows of a dataset are committed in order;
+//     Commit refuses a window before the dataset's newest, and reads the
+//     newest from the output on its first commit of a dataset, so the chain
+//     continues across restarts. A deleted or replaced window inside the
+//     chain is therefore detected; deleting the newest is detected against
+//     the anchor log (WithAnchors, package anchors), to which each manifest
+//     is appended once committed (AnchorHeads appends the newest again at
+//     start, in case a crash came between a commit and its anchor).
 //
 // With a signer (WithSigner), every manifest gets a detached ed25519
 // signature, _manifest.json.sig (package signing), written before the

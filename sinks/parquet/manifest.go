@@ -14,12 +14,16 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// ManifestVersion is the version of the manifest format written.
-const ManifestVersion = 1
+// ManifestVersion is the version of the manifest format written. Version
+// 2 moved the window's accounting (withdrawn and suppressed counts, input
+// positions) to the accounting record and chained the manifests.
+const ManifestVersion = 2
 
-// Manifest is the content of a window's _manifest.json: what was published,
-// under which parameters, and the accounting that ties it to the input. Its
-// fields are written in this order.
+// Manifest is the content of a window's _manifest.json: what was published
+// and under which parameters. The ML team reads it, so it carries nothing
+// finer than k: no withdrawn or suppressed counts and no input positions
+// (those are in the window's accounting record, for compliance, which the
+// manifest names by its SHA-256). Its fields are written in this order.
 type Manifest struct {
 	ManifestVersion int    `json:"manifest_version"`
 	Dataset         string `json:"dataset"`
@@ -33,15 +37,38 @@ type Manifest struct {
 	// Privacy is the dataset's privacy parameters (SPEC §7).
 	Privacy Privacy  `json:"privacy"`
 	Columns []Column `json:"columns"`
-	// Accounting is the window's events: contributed = published +
-	// withdrawn + suppressed.
-	Accounting pipeline.WindowAccounting `json:"accounting"`
-	// Partitions is each input partition's accounting up to the position
-	// at which it closed this window: the input covered.
-	Partitions []pipeline.PartitionAccounting `json:"partitions"`
+	// Published is the rows and events published, per generalization
+	// level: sums of published rows, which hold at least k of every
+	// protected entity each.
+	Published Published `json:"published"`
+	// AccountingSHA256 is the hex SHA-256 of the window's accounting
+	// record (AccountingPath), written before the manifest.
+	AccountingSHA256 string `json:"accounting_sha256"`
 	// ExclusionChainHeads maps each exclusion-log chain to the hex SHA-256
 	// of its newest segment at publication.
 	ExclusionChainHeads map[string]string `json:"exclusion_chain_heads"`
+	// Previous is the manifest this output committed for the dataset just
+	// before this one, so that the manifests of a dataset form a chain.
+	Previous Previous `json:"previous_manifest"`
+}
+
+// Published is what a window published, per generalization level.
+type Published struct {
+	// RowsByLevel counts published rows per level.
+	RowsByLevel map[int]int64 `json:"rows_by_level"`
+	// EventsByLevel counts published events per level.
+	EventsByLevel map[int]int64 `json:"events_by_level"`
+}
+
+// Previous names the previous manifest of a dataset's chain: the manifest
+// this output committed for the same dataset just before (manifests of a
+// dataset are committed in window order), both fields empty for the
+// dataset's first window.
+type Previous struct {
+	// Window is its directory under the dataset: "dt=2026-11-02".
+	Window string `json:"window"`
+	// SHA256 is the hex SHA-256 of its _manifest.json.
+	SHA256 string `json:"sha256"`
 }
 
 // Window is a manifest's window, in RFC 3339 UTC.
@@ -70,7 +97,7 @@ type Privacy struct {
 	ProtectedEntities []string `json:"protected_entities"`
 }
 
-func newManifest(out *pipeline.WindowOutput, files []File) *Manifest {
+func newManifest(out *pipeline.WindowOutput, files []File, acctSHA256 string, prev Previous) *Manifest {
 	spec := out.Spec
 	m := &Manifest{
 		ManifestVersion: ManifestVersion,
@@ -84,10 +111,12 @@ func newManifest(out *pipeline.WindowOutput, files []File) *Manifest {
 		Privacy: Privacy{K: spec.Privacy.K, DominanceN: spec.Privacy.DominanceN, DominanceK: spec.Privacy.DominanceK,
 			PPercent: spec.Privacy.PPercent, DominanceMeasures: nonNil(slices.Clone(spec.Privacy.DominanceMeasures)),
 			ProtectedEntities: []string{}},
-		Columns:             Columns(spec),
-		Accounting:          out.Acct,
-		Partitions:          nonNil(out.Partitions),
+		Columns: Columns(spec),
+		Published: Published{RowsByLevel: nonNilMap(out.Acct.RowsByLevel),
+			EventsByLevel: nonNilMap(out.Acct.EventsByLevel)},
+		AccountingSHA256:    acctSHA256,
 		ExclusionChainHeads: out.ChainHeads,
+		Previous:            prev,
 	}
 	for _, f := range files {
 		m.Rows += f.Rows
@@ -110,6 +139,13 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
+func nonNilMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	return m
+}
+
 // marshal renders the manifest as indented JSON, ending in a newline. Map
 // keys come out sorted, so the same manifest gives the same bytes.
 func (m *Manifest) marshal() ([]byte, error) {
@@ -126,19 +162,27 @@ func (m *Manifest) marshal() ([]byte, error) {
 // ReadManifest reads and decodes a _manifest.json, rejecting unknown
 // fields and manifest versions.
 func ReadManifest(path string) (*Manifest, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
+	// The version first, so that an older manifest is named as such
+	// rather than by its first field this version does not know.
+	var v struct {
+		ManifestVersion int `json:"manifest_version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	if v.ManifestVersion != ManifestVersion {
+		return nil, fmt.Errorf("manifest %s: manifest_version %d, want %d (version 1 carried the window's accounting itself and no chain: read it with the deid that wrote it, and write new runs to a new output directory)",
+			path, v.ManifestVersion, ManifestVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
-	}
-	if m.ManifestVersion != ManifestVersion {
-		return nil, fmt.Errorf("manifest %s: manifest_version %d, want %d", path, m.ManifestVersion, ManifestVersion)
 	}
 	return &m, nil
 }
@@ -147,7 +191,11 @@ func ReadManifest(path string) (*Manifest, error) {
 // under <outDir>/datasets, sorted. A directory without a manifest is not
 // committed and is not listed.
 func ListManifests(outDir string) ([]string, error) {
-	root := filepath.Join(outDir, "datasets")
+	return listManifests(filepath.Join(outDir, "datasets"))
+}
+
+// listManifests returns the paths of the manifests under root, sorted.
+func listManifests(root string) ([]string, error) {
 	var paths []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

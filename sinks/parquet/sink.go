@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/internal/fsutil"
 	"github.com/mya/deid/sinks/signing"
 )
@@ -44,6 +45,13 @@ type Sink struct {
 
 	mu   sync.Mutex
 	busy map[string]*dirLock
+	// heads is each dataset's newest committed manifest, read from the
+	// output on the dataset's first commit (chainHead).
+	heads map[string]link
+
+	// anchor, when set, receives one line per committed manifest
+	// (WithAnchors).
+	anchor anchors.Anchorer
 
 	// signer, when set, signs every manifest (WithSigner).
 	signer signing.Signer
@@ -67,7 +75,7 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		codec = compress.Codecs.Zstd
 	}
 	s := &Sink{cfg: cfg, root: filepath.Join(cfg.Dir, "datasets"), codec: codec,
-		mem: memory.NewGoAllocator(), busy: map[string]*dirLock{}}
+		mem: memory.NewGoAllocator(), busy: map[string]*dirLock{}, heads: map[string]link{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -137,13 +145,26 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err != nil {
 		return err
 	}
-	unlock := s.lock(dir)
+	// Commits of a dataset are serialized: each manifest chains to the one
+	// committed before it.
+	unlock := s.lock(out.Spec.Name)
 	defer unlock()
 
 	manifestPath := filepath.Join(dir, ManifestName)
 	if _, err := os.Lstat(manifestPath); err == nil {
 		return ErrPublished
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	prev, err := s.chainHead(out.Spec.Name)
+	if err != nil {
+		return err
+	}
+	if prev.SHA256 != "" && out.Window.Start <= prev.start {
+		return fmt.Errorf("the dataset's newest committed window is %s: windows are committed in order, so the manifest chain cannot take an earlier one", prev.Window)
+	}
+	rel, err := PartitionPath(out.Window)
+	if err != nil {
 		return err
 	}
 	if err := fsutil.MkdirAll(dir, dirPerm); err != nil {
@@ -182,9 +203,20 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 		}
 	}()
 
+	// The accounting record, for compliance: before the manifest, which
+	// names it by its hash.
+	if err := s.step("accounting"); err != nil {
+		return err
+	}
+	acctSum, err := s.writeAccounting(out)
+	if err != nil {
+		return err
+	}
+
 	// The manifest: the commit. Publish never replaces an existing one,
 	// even one another process wrote meanwhile.
-	m := newManifest(out, []File{{Path: name, Rows: rows, RowGroups: groups, Bytes: df.Size(), SHA256: df.SHA256()}})
+	m := newManifest(out, []File{{Path: name, Rows: rows, RowGroups: groups, Bytes: df.Size(), SHA256: df.SHA256()}},
+		acctSum, prev.Previous)
 	b, err := m.marshal()
 	if err != nil {
 		return err
@@ -210,7 +242,12 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 		return err
 	}
 	if err := mf.Publish(ManifestName); err != nil {
+		if mf.Placed() {
+			s.setHead(out.Spec.Name, link{Previous{filepath.ToSlash(rel), mf.SHA256()}, out.Window.Start})
+		}
 		if errors.Is(err, fs.ErrExist) {
+			// The chain moved on without us: read it again next time.
+			s.forgetHead(out.Spec.Name)
 			// Another process committed the window meanwhile. Keep our
 			// data file only if its manifest lists it (same content).
 			if theirs, rerr := ReadManifest(manifestPath); rerr == nil {
@@ -231,6 +268,125 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	committed = true
+	head := link{Previous{filepath.ToSlash(rel), mf.SHA256()}, out.Window.Start}
+	s.setHead(out.Spec.Name, head)
+	return s.anchorHead(ctx, out.Spec.Name, head, prev.SHA256)
+}
+
+// link is a dataset's newest committed manifest: its window directory and
+// hash, and its window's start.
+type link struct {
+	Previous
+	start int64
+}
+
+// chainHead returns the dataset's newest committed manifest (the zero link
+// when it has none), reading the output on the dataset's first call. The
+// caller holds the dataset's lock. A manifest it cannot read fails it: the
+// next manifest could not be chained to it.
+func (s *Sink) chainHead(dataset string) (link, error) {
+	s.mu.Lock()
+	h, ok := s.heads[dataset]
+	s.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	dsDir := filepath.Join(s.root, dataset)
+	paths, err := listManifests(dsDir)
+	if err != nil {
+		return link{}, fmt.Errorf("manifest chain: %w", err)
+	}
+	for _, p := range paths {
+		m, err := ReadManifest(p)
+		if err != nil {
+			return link{}, fmt.Errorf("manifest chain: %w: the dataset's next manifest cannot be chained to it; write to a new output directory", err)
+		}
+		start := m.Window.Start.UnixMicro()
+		if h.SHA256 != "" && start <= h.start {
+			continue
+		}
+		sum, err := fsutil.HashFile(p)
+		if err != nil {
+			return link{}, fmt.Errorf("manifest chain: %w", err)
+		}
+		rel, err := filepath.Rel(dsDir, filepath.Dir(p))
+		if err != nil {
+			return link{}, fmt.Errorf("manifest chain: %w", err)
+		}
+		h = link{Previous{filepath.ToSlash(rel), sum}, start}
+	}
+	s.setHead(dataset, h)
+	return h, nil
+}
+
+func (s *Sink) setHead(dataset string, h link) {
+	s.mu.Lock()
+	s.heads[dataset] = h
+	s.mu.Unlock()
+}
+
+func (s *Sink) forgetHead(dataset string) {
+	s.mu.Lock()
+	delete(s.heads, dataset)
+	s.mu.Unlock()
+}
+
+// anchorHead appends the anchor of a dataset's manifest, when the sink has
+// an anchor log. The window is committed whatever ctx says by now, so ctx
+// does not cancel it.
+func (s *Sink) anchorHead(ctx context.Context, dataset string, h link, prev string) error {
+	if s.anchor == nil || h.SHA256 == "" {
+		return nil
+	}
+	err := s.anchor.Anchor(context.WithoutCancel(ctx), anchors.Line{Kind: anchors.KindDataset, Name: dataset,
+		Window: h.Window, Event: anchors.EventCommit, SHA256: h.SHA256, Prev: prev})
+	if err != nil {
+		return fmt.Errorf("the window is committed, but anchoring it failed (a restart anchors it again): %w", err)
+	}
+	return nil
+}
+
+// AnchorHeads appends again the anchor of every dataset's newest committed
+// manifest: a crash between a commit and its anchor leaves that manifest
+// unanchored, and only the newest can be. A run calls it before it
+// publishes anything; the lines it repeats are exact duplicates. Without an
+// anchor log it does nothing.
+func (s *Sink) AnchorHeads(ctx context.Context) error {
+	if s.anchor == nil {
+		return nil
+	}
+	ents, err := os.ReadDir(s.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !validName(e.Name()) {
+			continue
+		}
+		err := func() error {
+			unlock := s.lock(e.Name())
+			defer unlock()
+			h, err := s.chainHead(e.Name())
+			if err != nil {
+				return err
+			}
+			if h.SHA256 == "" {
+				return nil
+			}
+			// The previous link's hash is in the manifest itself.
+			m, err := ReadManifest(filepath.Join(s.root, e.Name(), filepath.FromSlash(h.Window), ManifestName))
+			if err != nil {
+				return err
+			}
+			return s.anchorHead(ctx, e.Name(), h, m.Previous.SHA256)
+		}()
+		if err != nil {
+			return fmt.Errorf("parquet: %s: %w", e.Name(), err)
+		}
+	}
 	return nil
 }
 
@@ -272,14 +428,14 @@ func (s *Sink) step(name string) error {
 	return nil
 }
 
-// dirLock serializes the commits of one directory; users counts those
+// dirLock serializes the commits of one dataset; users counts those
 // holding or waiting for it, so it is forgotten when the last one leaves.
 type dirLock struct {
 	sync.Mutex
 	users int
 }
 
-// lock serializes commits of one directory and returns the unlock.
+// lock serializes commits of one dataset and returns the unlock.
 func (s *Sink) lock(dir string) func() {
 	s.mu.Lock()
 	l := s.busy[dir]

@@ -312,8 +312,14 @@ func TestManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
+	acctPath := filepath.Join(out0, "accounting", "campaign_metrics", "dt=2024-05-01", AccountingName)
+	acctBytes, err := os.ReadFile(acctPath)
+	if err != nil {
+		t.Fatalf("the accounting record: %v", err)
+	}
+	acctSum := sha256.Sum256(acctBytes)
 	want := &Manifest{
-		ManifestVersion: 1,
+		ManifestVersion: 2,
 		Dataset:         "campaign_metrics",
 		SchemaVersion:   3,
 		PipelineVersion: "v0.1.0-test",
@@ -335,8 +341,8 @@ func TestManifest(t *testing.T) {
 			{Name: "impressions", Type: TypeInt64, Role: RoleMeasure},
 			{Name: "ctr", Type: TypeDouble, Nullable: true, Role: RoleMeasure},
 		},
-		Accounting:          out.Acct,
-		Partitions:          out.Partitions,
+		Published:           Published{RowsByLevel: out.Acct.RowsByLevel, EventsByLevel: out.Acct.EventsByLevel},
+		AccountingSHA256:    hex.EncodeToString(acctSum[:]),
 		ExclusionChainHeads: out.ChainHeads,
 	}
 	if diff := cmp.Diff(want, m); diff != "" {
@@ -350,7 +356,7 @@ func TestManifest(t *testing.T) {
 	}
 	keys := topLevelKeys(t, raw)
 	wantKeys := []string{"manifest_version", "dataset", "schema_version", "pipeline_version", "policy_version",
-		"window", "rows", "files", "privacy", "columns", "accounting", "partitions", "exclusion_chain_heads"}
+		"window", "rows", "files", "privacy", "columns", "published", "accounting_sha256", "exclusion_chain_heads", "previous_manifest"}
 	if diff := cmp.Diff(wantKeys, keys); diff != "" {
 		t.Errorf("manifest key order (-want +got):\n%s", diff)
 	}
@@ -595,19 +601,22 @@ func TestCommitRejectsOutputThatDoesNotFit(t *testing.T) {
 
 func TestConcurrentCommits(t *testing.T) {
 	s, out0 := newSink(t)
-	var wg sync.WaitGroup
 	errs := make([]error, 24)
-	// Eight windows, three commits of each at once.
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out := testOutput(manyRows(50 + i%8))
-			out.Window = pipeline.Window{Start: day.Start + int64(i%8)*3600e6, End: day.Start + int64(i%8+1)*3600e6}
-			errs[i] = s.Commit(context.Background(), out)
-		}()
+	// Eight windows, in order (a dataset's manifests form a chain in
+	// window order), three commits of each at once.
+	for w := range 8 {
+		var wg sync.WaitGroup
+		for i := w; i < len(errs); i += 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := testOutput(manyRows(50 + i%8))
+				out.Window = pipeline.Window{Start: day.Start + int64(i%8)*3600e6, End: day.Start + int64(i%8+1)*3600e6}
+				errs[i] = s.Commit(context.Background(), out)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	ok, published := 0, 0
 	for _, err := range errs {
 		switch {
