@@ -40,11 +40,28 @@ func TestSettingsRules(t *testing.T) {
 		{"deletion is final",
 			[]string{`{"workspace_id":"w","deleted":true}`, `{"workspace_id":"w","ai_training_opt_out":false,"deleted":false,"updated_by_role":"owner"}`},
 			pipeline.ReasonWorkspaceDeleted},
-		{"a malformed line is skipped",
-			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":"yes"}`, `{"workspace_id":"w","ai_training_opt_out":tru`},
-			pipeline.ReasonNone},
-		{"a record without the opt-out field and not a deletion is skipped",
-			[]string{`{"workspace_id":"w","updated_by_role":"owner"}`}, pipeline.ReasonConsentUnknown},
+		{"an unreadable line excludes the workspace it names",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":"yes"}`},
+			pipeline.ReasonConsentUnreadable},
+		{"a truncated line is attributed from its beginning",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":tru`},
+			pipeline.ReasonConsentUnreadable},
+		{"a record without the opt-out field and not a deletion is unreadable",
+			[]string{`{"workspace_id":"w","updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
+		{"a duplicate opt-out key is unreadable, not its last value",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":true,"ai_training_opt_out":false,"updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
+		{"a second object on the line is not dropped",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}{"workspace_id":"w","ai_training_opt_out":true,"updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
+		{"a missing role is unreadable",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false}`}, pipeline.ReasonConsentUnreadable},
+		{"an editor's opt-in after an unreadable record is ignored",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":"no","updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"editor"}`}, pipeline.ReasonConsentUnreadable},
+		{"an owner's opt-in after an unreadable record counts",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":"no","updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`}, pipeline.ReasonNone},
+		{"a readable opt-out after an unreadable record is an opt-out",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":"no","updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":true,"updated_by_role":"viewer"}`}, pipeline.ReasonOptedOut},
+		{"an unreadable record leaves a deletion final",
+			[]string{`{"workspace_id":"w","deleted":true}`, `{"workspace_id":"w","ai_training_opt_out":"no"}`, `{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`}, pipeline.ReasonWorkspaceDeleted},
 		{"no record is unknown consent", nil, pipeline.ReasonConsentUnknown},
 	}
 	for _, tc := range tests {
@@ -59,8 +76,11 @@ func TestSettingsRules(t *testing.T) {
 			}
 		})
 	}
-	path := writeFile(t, t.TempDir(), "settings.ndjson", "")
-	in, _ := ReadSettings(path, "include")
+	path := writeFile(t, t.TempDir(), "settings.ndjson", `{"ai_training_opt_out":true}`+"\n"+`{"workspace_id":"v","ai_training_opt_out":false,"updated_by_role":"owner"}`+"\n")
+	in, err := ReadSettings(path, "include")
+	if err != nil || in.SettingsSkipped != 1 || len(in.Unattributable) != 1 || in.Unattributable[0] != 1 || in.ExpectedReason("v") != pipeline.ReasonNone {
+		t.Errorf("an unattributable line: err %v, skipped %d, unattributable %v; want line 1 noted and the rest read", err, in.SettingsSkipped, in.Unattributable)
+	}
 	if in.ExpectedReason("w") != pipeline.ReasonNone {
 		t.Error("with unknown_workspaces: include, a workspace without a record is excluded")
 	}
