@@ -25,6 +25,9 @@ func logUnattributable(ctx context.Context, log pipeline.ExclusionLog, cons *con
 	if len(skipped) == 0 {
 		return nil
 	}
+	if n := cons.Stats().Unattributable; n > int64(len(skipped)) {
+		return fmt.Errorf("consent: %d settings records are unreadable and name no workspace, more than the %d the exclusion log takes: fix the settings file", n, len(skipped))
+	}
 	ch, err := log.Chain(verify.SettingsChain)
 	if err != nil {
 		return fmt.Errorf("exclusions: settings chain: %w", err)

@@ -140,8 +140,8 @@ type Workspaces struct {
 
 // SettingsStats describes the settings lines.
 type SettingsStats struct {
-	// Lines counts every settings line; Malformed those a consent store
-	// must skip.
+	// Lines counts every settings line; Malformed the unreadable ones,
+	// each of which excludes the workspace it names (consent_unreadable).
 	Lines     int64
 	Malformed int64
 	// Tombstones counts the deletions written as {"workspace_id","deleted":true}.

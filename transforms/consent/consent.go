@@ -114,6 +114,10 @@ type Store struct {
 // maxSkipped bounds the unreadable records the store remembers for reporting.
 const maxSkipped = 100
 
+// MaxUnattributable bounds the unattributable records the store remembers
+// (under skip) for the exclusion log; Stats.Unattributable counts them all.
+const MaxUnattributable = 100_000
+
 // New returns an empty store that pseudonymizes workspace ids with key.
 func New(cfg Config, key []byte) (*Store, error) {
 	if cfg.Unattributable == "" {
@@ -206,7 +210,9 @@ func (s *Store) ApplyReading(rd Reading, pos string) error {
 			}
 			return err
 		}
-		s.unattributable = append(s.unattributable, sk)
+		if len(s.unattributable) < MaxUnattributable {
+			s.unattributable = append(s.unattributable, sk)
+		}
 	}
 	if len(s.skipped) < maxSkipped {
 		s.skipped = append(s.skipped, sk)
