@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/gen"
+	"github.com/mya/deid/internal/kafkatest"
 	"github.com/mya/deid/pipeline"
 )
 
@@ -167,4 +173,65 @@ func TestAWithdrawalAtPublicationIsNoContribution(t *testing.T) {
 	if strings.Contains(report, "YES") || !strings.Contains(report, "every one was withdrawn at publication") {
 		t.Errorf("deid exclusions calls a withdrawal a contribution:\n%s", report)
 	}
+}
+
+// TestAnUnattributableSettingsRecordMakesKafkaModeUnready produces a
+// settings record with no key and no readable workspace_id while a
+// streaming run follows the topic: /readyz must fail, and the follower's
+// error must be said.
+func TestAnUnattributableSettingsRecordMakesKafkaModeUnready(t *testing.T) {
+	c := kafkatest.Fake(t)
+	t.Setenv("DEID_PSEUDONYM_KEY", "consent-test-key-0123456789")
+	cfg := gen.DefaultConfig()
+	cfg.Seed, cfg.Events, cfg.Partitions, cfg.Workspaces = 5, 3_000, 1, 60
+	s := produceSample(t, c, cfg)
+	addr := freeAddr(t)
+	args := s.args(c, filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "state"))
+	args = append(args[:len(args)-1], "--http-addr", addr) // a streaming run
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- runCtx(ctx, args, &stdout, &stderr) }()
+	ready := func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	waitFor(t, 60*time.Second, "/readyz", ready)
+	kafkatest.Produce(t, c.Brokers, s.settings, []kafkatest.Message{{Partition: 0, Value: []byte(`{"ai_training_opt_out":"no"}`)}})
+	waitFor(t, 30*time.Second, "/readyz to fail", func() bool { return !ready() })
+	stop()
+	select {
+	case code := <-exit:
+		if code == 0 {
+			t.Errorf("exit 0: a run whose consent failed must not end as a success")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not stop within 30s of its stop signal")
+	}
+	if !strings.Contains(stderr.String(), "names no workspace") {
+		t.Errorf("the log does not say why consent stopped:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
