@@ -103,8 +103,20 @@ func TestAnUnattributableSettingsRecord(t *testing.T) {
 			t.Errorf("consent_unattributable entries = %v, want settings.ndjson[0]@21", skipped)
 		}
 		code, stdout, _ := deidExit("verify", out, "--input", in, "--settings", settings, "--config", cfg)
-		if code != 0 || !strings.Contains(stdout, "name no workspace (lines 21)") {
-			t.Errorf("verify: exit %d, want 0 and a note on line 21:\n%s", code, stdout)
+		if code != 0 || !strings.Contains(stdout, "naming no workspace (lines 21) is logged as skipped") {
+			t.Errorf("verify: exit %d, want 0 and line 21 found logged:\n%s", code, stdout)
+		}
+		code, stdout, _ = deidExit("verify", out, "--input", in, "--settings", filepath.Join(goldenCase, "settings.ndjson"), "--config", cfg)
+		if code != 1 || !strings.Contains(stdout, "logs settings line 21 as unattributable, but that line names a workspace or is readable") {
+			t.Errorf("verify with other settings: exit %d, want 1 naming line 21:\n%s", code, stdout)
+		}
+	})
+	t.Run("verify names settings the run cannot have read", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out")
+		deid(t, "run", "--input", in, "--settings", filepath.Join(goldenCase, "settings.ndjson"), "--out", out)
+		code, stdout, _ := deidExit("verify", out, "--input", in, "--settings", settings)
+		if code != 1 || !strings.Contains(stdout, "settings line 21 is unreadable and names no workspace, but the settings chain does not log it") {
+			t.Errorf("verify: exit %d, want 1 naming line 21:\n%s", code, stdout)
 		}
 	})
 }

@@ -343,10 +343,7 @@ func (v *verifier) checkConsentReasons(in *Input, disp map[string]map[int64]disp
 			}
 		}
 	}
-	if len(in.Unattributable) > 0 {
-		v.r.note(sec, fmt.Sprintf("%s unreadable and name no workspace (lines %s): a run stops on them unless consent.unattributable is skip, which logs them in the settings chain",
-			many(len(in.Unattributable), "settings record is", "settings records are"), joinInts(in.Unattributable)))
-	}
+	v.checkUnattributable(in)
 	v.r.add(sec, problems,
 		fmt.Sprintf("the %d consent exclusions agree with the settings (%d lines, %d unreadable, %d workspaces)",
 			n, in.SettingsLines, in.SettingsSkipped, len(in.Workspaces)),
@@ -433,4 +430,41 @@ func joinInts(ns []int) string {
 		parts = append(parts, fmt.Sprint(n))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// checkUnattributable compares the settings records that name no workspace
+// with the exclusion log's settings chain: a run stops on such a record
+// unless consent.unattributable is skip, and then logs each one there, so
+// each must be logged, and nothing else.
+func (v *verifier) checkUnattributable(in *Input) {
+	const sec = SectionInput
+	logged := map[int64]bool{}
+	if c := v.out.Chain(SettingsChain); c != nil {
+		c.Entries(func(_ *Segment, e *pipeline.Exclusion) {
+			if e.Reason == pipeline.ReasonConsentUnattributable {
+				logged[e.Pos.Offset] = true
+			}
+		})
+	}
+	if len(in.Unattributable) == 0 && len(logged) == 0 {
+		return
+	}
+	var problems []string
+	want := map[int64]bool{}
+	for _, n := range in.Unattributable {
+		want[int64(n)] = true
+		if !logged[int64(n)] {
+			problems = append(problems, fmt.Sprintf("settings line %d is unreadable and names no workspace, but the settings chain does not log it as skipped: the run cannot have read these settings", n))
+		}
+	}
+	for n := range logged {
+		if !want[n] {
+			problems = append(problems, fmt.Sprintf("the settings chain logs settings line %d as unattributable, but that line names a workspace or is readable: the log is not of these settings", n))
+		}
+	}
+	slices.Sort(problems)
+	v.r.add(sec, problems,
+		fmt.Sprintf("the %s unreadable and naming no workspace (lines %s) %s logged as skipped in the settings chain (consent.unattributable: skip)",
+			many(len(in.Unattributable), "settings record", "settings records"), joinInts(in.Unattributable), map[bool]string{true: "is", false: "are"}[len(in.Unattributable) == 1]),
+		fmt.Sprintf("the settings chain and the settings disagree on unattributable records: %s", many(len(problems), "problem")))
 }
