@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sources/file"
@@ -141,5 +144,30 @@ func TestForbiddenColumn(t *testing.T) {
 		if got := forbiddenColumn(name) != ""; got != bad {
 			t.Errorf("forbiddenColumn(%q) = %v, want %v", name, got, bad)
 		}
+	}
+}
+
+func TestWithdrawnLines(t *testing.T) {
+	day := int64(24 * time.Hour / time.Microsecond)
+	w0 := pipeline.Window{Start: 0, End: day}
+	line := func(ws string, at int64) Line { return Line{Valid: true, WorkspaceID: ws, OccurredAt: at} }
+	in := &Input{Partitions: []*InputPartition{{Name: "p[0]", Lines: []Line{
+		line("a", 10), line("a", 20), line("a", day+5), line("b", 10), line("b", 20), line("c", 10),
+	}}}}
+	withdrawal := func(ws string, r pipeline.Reason, events int64) pipeline.Exclusion {
+		return pipeline.Exclusion{Reason: r, Cell: &pipeline.CellExclusion{Dataset: "d", Window: w0, Reason: r, Events: events, Workspaces: 1, WorkspaceID: ws}}
+	}
+	out := &Output{Chains: []*Chain{{Name: PublishChain, Segments: []Segment{{Entries: []pipeline.Exclusion{
+		withdrawal("a", pipeline.ReasonOptedOutBeforePublish, 2),
+		withdrawal("b", pipeline.ReasonConsentUnreadableBeforePublish, 1),
+		withdrawal("c", pipeline.ReasonSuppressedFrequency, 1),
+	}}}}}}
+	got := withdrawnLines(out, in, func(string, int) bool { return true })
+	// a: both lines of the window are covered, not the one of the next day;
+	// b: two lines but one event withdrawn, so neither is excused;
+	// c: a suppression is no consent withdrawal.
+	want := map[string]bool{"p[0]@1": true, "p[0]@2": true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("withdrawnLines (-want +got):\n%s", diff)
 	}
 }
