@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -246,4 +247,40 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestKafkaModeLogsSkippedUnattributableRecords runs Kafka mode with
+// consent.unattributable: skip over a settings topic holding a record that
+// names no workspace: the run goes on, the record is logged once in the
+// settings chain, and a second run over the same output does not log it
+// again.
+func TestKafkaModeLogsSkippedUnattributableRecords(t *testing.T) {
+	c := kafkatest.Fake(t)
+	t.Setenv("DEID_PSEUDONYM_KEY", "consent-test-key-0123456789")
+	cfg := gen.DefaultConfig()
+	cfg.Seed, cfg.Events, cfg.Partitions, cfg.Workspaces = 6, 2_000, 1, 60
+	s := produceSample(t, c, cfg)
+	kafkatest.Produce(t, c.Brokers, s.settings, []kafkatest.Message{{Partition: 0, Value: []byte(`{"ai_training_opt_out":"no"}`)}})
+	b, err := os.ReadFile(s.conf)
+	must(t, err)
+	must(t, os.WriteFile(s.conf, append(b, "consent:\n  unattributable: skip\n"...), 0o644))
+	out, state := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "state")
+	logged := func() []string {
+		var got []string
+		for _, e := range exclusionEntries(t, out) {
+			if e.Reason == pipeline.ReasonConsentUnattributable {
+				got = append(got, e.Pos.String())
+			}
+		}
+		return got
+	}
+	want := []string{s.settings + "[0]@" + strconv.FormatInt(s.stats.Settings.Lines, 10)}
+	deid(t, s.args(c, out, state)...)
+	if diff := cmp.Diff(want, logged()); diff != "" {
+		t.Errorf("consent_unattributable entries (-want +got):\n%s", diff)
+	}
+	deid(t, s.args(c, out, state)...)
+	if diff := cmp.Diff(want, logged()); diff != "" {
+		t.Errorf("after a second run (-want +got):\n%s", diff)
+	}
 }

@@ -29,6 +29,10 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 	st.Stream = src
 
 	topic := cfg.SettingsTopic
+	skippedLog, err := openSettingsLog(st.Exclusions, cfg.Out, cfg.policyVersion())
+	if err != nil {
+		return err
+	}
 	settings, err := kafkasrc.NewSettings(cfg.Kafka, topic, func(key, value []byte, pos pipeline.Position) error {
 		if value == nil {
 			cons.Tombstone(string(key))
@@ -37,13 +41,20 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 		// An unreadable record excludes its workspace; one that names no
 		// workspace stops the follower (and consent with it) unless
 		// consent.unattributable is skip.
-		before := cons.Stats().Malformed
-		err := cons.ApplyValue(key, value, pos.String())
-		if err == nil && cons.Stats().Malformed > before {
-			log.Warn("settings record unreadable: the workspaces it names are excluded (consent_unreadable), or it was skipped (consent.unattributable: skip)",
-				zap.Stringer("position", pos))
+		before := cons.Stats()
+		if err := cons.ApplyValue(key, value, pos.String()); err != nil {
+			return err
 		}
-		return err
+		after := cons.Stats()
+		switch {
+		case after.Unattributable > before.Unattributable:
+			log.Warn("settings record unreadable and naming no workspace: skipped (consent.unattributable: skip)", zap.Stringer("position", pos))
+			// Logged before the follower moves on; a failure stops it.
+			return skippedLog.add(context.Background(), pos)
+		case after.Malformed > before.Malformed:
+			log.Warn("settings record unreadable: the workspaces it names are excluded (consent_unreadable)", zap.Stringer("position", pos))
+		}
+		return nil
 	}, kafkasrc.WithLogger(log))
 	if err != nil {
 		return err

@@ -347,7 +347,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 		return nil, err
 	}
 	logConsent(log, cons)
-	if err := logUnattributable(ctx, excl, cons, cfg.policyVersion()); err != nil {
+	if err := logUnattributable(ctx, excl, cfg.Out, cons, cfg.policyVersion()); err != nil {
 		return nil, err
 	}
 	dl := deadletter.DefaultConfig()

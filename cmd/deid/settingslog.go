@@ -10,17 +10,79 @@ import (
 
 	"github.com/mya/deid/internal/verify"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/exclusions"
 	"github.com/mya/deid/transforms/consent"
 )
 
-// logUnattributable writes the unattributable settings records the store
-// skipped to the exclusion log's settings chain, one entry each (reason
-// consent_unattributable, the record's file and line, nothing of its
-// content). Settings records are not input records: the chain records no
+// settingsLog writes settings records skipped under consent.unattributable:
+// skip to the exclusion log's settings chain: one entry each (reason
+// consent_unattributable, the record's position, nothing of its content),
+// committed at once, each position once even across restarts (a Kafka-mode
+// follower reads the whole topic again; a resumed file-mode run reads the
+// file again). Settings records are not input records: the chain records no
 // accounting, and verify counts none of its entries as an input line's
-// disposition. A chain that already has a segment was written by the run this
-// one resumes, from the same settings file: it is left as it is.
-func logUnattributable(ctx context.Context, log pipeline.ExclusionLog, cons *consent.Store, policy string) error {
+// disposition. Not safe for concurrent use (the follower applies records
+// one at a time).
+type settingsLog struct {
+	ch     pipeline.ExclusionChain
+	logged map[string]bool
+	policy string
+}
+
+// openSettingsLog opens the settings chain of the log under out and reads
+// the positions it already holds.
+func openSettingsLog(log pipeline.ExclusionLog, out, policy string) (*settingsLog, error) {
+	ch, err := log.Chain(verify.SettingsChain)
+	if err != nil {
+		return nil, fmt.Errorf("exclusions: settings chain: %w", err)
+	}
+	l := &settingsLog{ch: ch, logged: map[string]bool{}, policy: policy}
+	if ch.Seq() == 0 {
+		return l, nil
+	}
+	dir := exclusions.ChainDir(out, verify.SettingsChain)
+	for seq := 1; seq <= ch.Seq(); seq++ {
+		entries, _, err := exclusions.ReadSegment(filepath.Join(dir, exclusions.SegmentName(seq)))
+		if err != nil {
+			return nil, fmt.Errorf("exclusions: settings chain: %w (the exclusion log is damaged: restore it, or start a new output)", err)
+		}
+		for _, e := range entries {
+			l.logged[e.Pos.String()] = true
+		}
+	}
+	return l, nil
+}
+
+// add logs skipped records, in one segment, leaving out positions logged
+// already.
+func (l *settingsLog) add(ctx context.Context, positions ...pipeline.Position) error {
+	now := time.Now().UnixMicro()
+	n := 0
+	for _, pos := range positions {
+		if l.logged[pos.String()] {
+			continue
+		}
+		e := &pipeline.Exclusion{Pos: pos, Reason: pipeline.ReasonConsentUnattributable, PolicyVersion: l.policy, DecidedAt: now}
+		if err := l.ch.Append(e); err != nil {
+			return fmt.Errorf("exclusions: settings chain: %w", err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := l.ch.Commit(ctx, nil); err != nil {
+		return fmt.Errorf("exclusions: settings chain: %w", err)
+	}
+	for _, pos := range positions {
+		l.logged[pos.String()] = true
+	}
+	return nil
+}
+
+// logUnattributable logs every unattributable record a file-mode load
+// skipped (see settingsLog).
+func logUnattributable(ctx context.Context, log pipeline.ExclusionLog, out string, cons *consent.Store, policy string) error {
 	skipped := cons.Unattributable()
 	if len(skipped) == 0 {
 		return nil
@@ -28,25 +90,15 @@ func logUnattributable(ctx context.Context, log pipeline.ExclusionLog, cons *con
 	if n := cons.Stats().Unattributable; n > int64(len(skipped)) {
 		return fmt.Errorf("consent: %d settings records are unreadable and name no workspace, more than the %d the exclusion log takes: fix the settings file", n, len(skipped))
 	}
-	ch, err := log.Chain(verify.SettingsChain)
+	l, err := openSettingsLog(log, out, policy)
 	if err != nil {
-		return fmt.Errorf("exclusions: settings chain: %w", err)
+		return err
 	}
-	if ch.Seq() > 0 {
-		return nil
+	positions := make([]pipeline.Position, len(skipped))
+	for i, sk := range skipped {
+		positions[i] = settingsPosition(sk.Position)
 	}
-	now := time.Now().UnixMicro()
-	for _, sk := range skipped {
-		e := &pipeline.Exclusion{Pos: settingsPosition(sk.Position), Reason: pipeline.ReasonConsentUnattributable,
-			PolicyVersion: policy, DecidedAt: now}
-		if err := ch.Append(e); err != nil {
-			return fmt.Errorf("exclusions: settings chain: %w", err)
-		}
-	}
-	if _, err := ch.Commit(ctx, nil); err != nil {
-		return fmt.Errorf("exclusions: settings chain: %w", err)
-	}
-	return nil
+	return l.add(ctx, positions...)
 }
 
 // settingsPosition turns a file-mode settings position ("path:line") into
