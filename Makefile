@@ -74,6 +74,7 @@ docs: build
 ## fuzz: a short run of every fuzz target.
 fuzz:
 	$(GO) test ./transforms/decode -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./transforms/consent -run '^$$' -fuzz FuzzRead -fuzztime 20s
 
 ## golden: rewrite the golden end-to-end cases (review the diff).
 golden:

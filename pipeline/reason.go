@@ -39,6 +39,7 @@ const (
 	ReasonMessageContent
 	ReasonUnsupportedEventType
 	ReasonWorkspaceDeleted
+	ReasonConsentUnreadable
 	ReasonOptedOut
 	ReasonConsentUnknown
 	ReasonMinorUnder13
@@ -47,6 +48,13 @@ const (
 	ReasonDeletedBeforePublish
 	ReasonSuppressedFrequency
 	ReasonSuppressedDominance
+	// ReasonConsentUnreadableBeforePublish withdraws, at publication, the
+	// contributions of a workspace whose settings record was unreadable.
+	ReasonConsentUnreadableBeforePublish
+	// ReasonConsentUnattributable marks a settings record that could not be
+	// read and names no workspace, skipped under consent.unattributable:
+	// skip. It is never the reason of an input record.
+	ReasonConsentUnattributable
 	numReasons
 )
 
@@ -57,6 +65,7 @@ var reasonNames = [numReasons]string{
 	ReasonMessageContent:              "message_content",
 	ReasonUnsupportedEventType:        "unsupported_event_type",
 	ReasonWorkspaceDeleted:            "workspace_deleted",
+	ReasonConsentUnreadable:           "consent_unreadable",
 	ReasonOptedOut:                    "opted_out",
 	ReasonConsentUnknown:              "consent_unknown",
 	ReasonMinorUnder13:                "minor_under_13",
@@ -65,6 +74,9 @@ var reasonNames = [numReasons]string{
 	ReasonDeletedBeforePublish:        "deleted_before_publish",
 	ReasonSuppressedFrequency:         "suppressed_frequency",
 	ReasonSuppressedDominance:         "suppressed_dominance",
+
+	ReasonConsentUnreadableBeforePublish: "consent_unreadable_before_publish",
+	ReasonConsentUnattributable:          "consent_unattributable",
 }
 
 // String returns the reason's stable name ("" for ReasonNone).
@@ -79,7 +91,7 @@ func (r Reason) String() string {
 // in gate order.
 func RecordReasons() []Reason {
 	return []Reason{ReasonLateEvent, ReasonDuplicate, ReasonMessageContent, ReasonUnsupportedEventType,
-		ReasonWorkspaceDeleted, ReasonOptedOut, ReasonConsentUnknown, ReasonMinorUnder13, ReasonMinorWithoutGuardianConsent}
+		ReasonWorkspaceDeleted, ReasonConsentUnreadable, ReasonOptedOut, ReasonConsentUnknown, ReasonMinorUnder13, ReasonMinorWithoutGuardianConsent}
 }
 
 // ParseReason returns the reason with the given stable name.

@@ -20,8 +20,9 @@ func TestConfigs(t *testing.T) {
 			"shutdown_timeout: must be positive",
 			"memory_limit: 1MiB is below the 64MiB",
 		},
-		"memory.bad.yaml": {`"lots" is not a size; write bytes or a number with a unit, e.g. 512MiB`},
-		"kafka.bad.yaml":  {"kafka.brokers:", "settings_topic:", "state_dir:"},
+		"memory.bad.yaml":  {`"lots" is not a size; write bytes or a number with a unit, e.g. 512MiB`},
+		"kafka.bad.yaml":   {"kafka.brokers:", "settings_topic:", "state_dir:"},
+		"consent.bad.yaml": {`consent.unattributable: must be "fail" or "skip" (got "ignore")`},
 		"anchors.bad.yaml": {"anchors.file: out/anchors.ndjson is inside the output directory out",
 			"anchors.topic: produced through the kafka section's connection settings, which are incomplete"},
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -30,14 +29,32 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 	st.Stream = src
 
 	topic := cfg.SettingsTopic
-	settings, err := kafkasrc.NewSettings(cfg.Kafka, topic, func(key, value []byte, offset int64) {
+	skippedLog, err := openSettingsLog(st.Exclusions, cfg.Out, cfg.policyVersion())
+	if err != nil {
+		return err
+	}
+	settings, err := kafkasrc.NewSettings(cfg.Kafka, topic, func(key, value []byte, pos pipeline.Position) error {
 		if value == nil {
 			cons.Tombstone(string(key))
-			return
+			return nil
 		}
-		if err := cons.ApplyJSON(value, fmt.Sprintf("%s@%d", topic, offset)); err != nil {
-			log.Warn("settings record skipped", zap.String("topic", topic), zap.Int64("offset", offset), zap.Error(err))
+		// An unreadable record excludes its workspace; one that names no
+		// workspace stops the follower (and consent with it) unless
+		// consent.unattributable is skip.
+		before := cons.Stats()
+		if err := cons.ApplyValue(key, value, pos.String()); err != nil {
+			return err
 		}
+		after := cons.Stats()
+		switch {
+		case after.Unattributable > before.Unattributable:
+			log.Warn("settings record unreadable and naming no workspace: skipped (consent.unattributable: skip)", zap.Stringer("position", pos))
+			// Logged before the follower moves on; a failure stops it.
+			return skippedLog.add(context.Background(), pos)
+		case after.Malformed > before.Malformed:
+			log.Warn("settings record unreadable: the workspaces it names are excluded (consent_unreadable)", zap.Stringer("position", pos))
+		}
+		return nil
 	}, kafkasrc.WithLogger(log))
 	if err != nil {
 		return err
@@ -58,7 +75,9 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 		caughtUp.Store(true)
 		return nil
 	})
-	b.ready = func() bool { return caughtUp.Load() && b.stats.Windows.Load() >= 0 }
+	b.ready = func() bool {
+		return caughtUp.Load() && settings.Err() == nil && cons.Err() == nil && b.stats.Windows.Load() >= 0
+	}
 
 	dl := cfg.DeadLetters
 	dl.Kafka = cfg.Kafka

@@ -368,6 +368,9 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 		return nil, err
 	}
 	logConsent(log, cons)
+	if err := logUnattributable(ctx, excl, cfg.Out, cons, cfg.policyVersion()); err != nil {
+		return nil, err
+	}
 	dl := deadletter.DefaultConfig()
 	dl.Dir = cfg.Out
 	dl.KeepPayload = cfg.DeadLetters.KeepPayload
@@ -400,6 +403,11 @@ func logConsent(log *zap.Logger, cons *consent.Store) {
 	log.Info("consent loaded", zap.Int("workspaces", cons.Workspaces()), zap.Int64("records", cs.Applied),
 		zap.Int64("malformed", cs.Malformed), zap.Int64("ignored_opt_ins", cs.IgnoredOptIns))
 	for _, sk := range cons.Skipped() {
-		log.Warn("settings record skipped", zap.String("position", sk.Position), zap.String("reason", sk.Reason))
+		if len(sk.Workspaces) == 0 {
+			log.Warn("settings record unreadable and naming no workspace: skipped (consent.unattributable: skip)", zap.String("position", sk.Position), zap.String("reason", sk.Reason))
+			continue
+		}
+		log.Warn("settings record unreadable: its workspaces are excluded (consent_unreadable) until a readable record changes them",
+			zap.String("position", sk.Position), zap.String("reason", sk.Reason), zap.Strings("workspaces", sk.Workspaces))
 	}
 }

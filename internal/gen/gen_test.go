@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -303,15 +304,26 @@ type refSetting struct {
 }
 
 // refConsent applies the settings lines under SPEC §4 and returns each
-// workspace's ingest reason ("" for included) and the malformed count.
+// workspace's ingest reason ("" for included) and the unreadable count. An
+// unreadable line is attributed to the workspace_id it starts with.
 func refConsent(lines []string) (map[string]string, int) {
-	type state struct{ out, deleted bool }
+	type state struct{ out, deleted, unreadable bool }
 	states := map[string]*state{}
 	bad := 0
+	named := regexp.MustCompile(`^\{"workspace_id":"([^"]+)"`)
 	for _, l := range lines {
 		var r refSetting
-		if err := json.Unmarshal([]byte(l), &r); err != nil || r.WorkspaceID == nil || (r.OptOut == nil && (r.Deleted == nil || !*r.Deleted)) {
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.WorkspaceID == nil ||
+			(r.Deleted == nil || !*r.Deleted) && (r.OptOut == nil || r.Role == "") {
 			bad++
+			if m := named.FindStringSubmatch(l); m != nil {
+				switch s := states[m[1]]; {
+				case s == nil:
+					states[m[1]] = &state{unreadable: true}
+				case !s.deleted:
+					s.unreadable = true
+				}
+			}
 			continue
 		}
 		del := r.Deleted != nil && *r.Deleted
@@ -324,9 +336,9 @@ func refConsent(lines []string) (map[string]string, int) {
 		case del:
 			s.deleted = true
 		case out:
-			s.out = true
-		case s.out && (r.Role == "owner" || r.Role == "admin"):
-			s.out = false
+			s.out, s.unreadable = true, false
+		case (s.out || s.unreadable) && (r.Role == "owner" || r.Role == "admin"):
+			s.out, s.unreadable = false, false
 		}
 	}
 	reasons := map[string]string{}
@@ -334,6 +346,8 @@ func refConsent(lines []string) (map[string]string, int) {
 		switch {
 		case s.deleted:
 			reasons[id] = "workspace_deleted"
+		case s.unreadable:
+			reasons[id] = "consent_unreadable"
 		case s.out:
 			reasons[id] = "opted_out"
 		default:

@@ -186,6 +186,8 @@ func wsReason(ws *workspace) pipeline.Reason {
 		return pipeline.ReasonWorkspaceDeleted
 	case wsUnknown:
 		return pipeline.ReasonConsentUnknown
+	case wsUnreadable:
+		return pipeline.ReasonConsentUnreadable
 	}
 	return pipeline.ReasonNone
 }

@@ -16,10 +16,15 @@ import (
 const (
 	recFull         = iota
 	recTombstone    // {"workspace_id","deleted":true}
-	recBadType      // "ai_training_opt_out":"yes": malformed, skipped
-	recTruncated    // cut short: malformed, skipped
-	recMissingOptIn // no ai_training_opt_out and not deleted: malformed, skipped
+	recBadType      // "ai_training_opt_out":"yes": unreadable
+	recTruncated    // cut short: unreadable
+	recMissingOptIn // no ai_training_opt_out and not deleted: unreadable
 )
+
+// An unreadable record names its workspace (workspace_id comes first), so
+// that workspace is excluded from then on, reason consent_unreadable (SPEC
+// §4): its kind becomes wsUnreadable. deid reads the settings whole before
+// any event, so every event of the workspace is excluded.
 
 type settingRec struct {
 	at      int64 // Unix seconds
@@ -117,10 +122,29 @@ func writeSettings(cfg *Config, w *world, st *Stats, out Writer) error {
 			break
 		}
 		ws := pick(r, ordinary)
+		ws.kind = wsUnreadable
 		add(settingRec{at: end - r.between(3600, 86400), ws: ws, shape: recBadType + i%3, role: "admin"})
 		st.Settings.Malformed++
 	}
 	slices.SortFunc(recs, func(a, b settingRec) int { return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.seq, b.seq)) })
+	// An owner's or admin's opt-in after the unreadable record includes the
+	// workspace again.
+	unreadable := map[*workspace]bool{}
+	for i := range recs {
+		rec := &recs[i]
+		switch {
+		case rec.ws.kind != wsUnreadable:
+		case rec.shape >= recBadType:
+			unreadable[rec.ws] = true
+		case rec.shape == recFull && !rec.optOut && (rec.role == "owner" || rec.role == "admin"):
+			unreadable[rec.ws] = false
+		}
+	}
+	for ws, still := range unreadable {
+		if !still {
+			ws.kind = wsOrdinary
+		}
+	}
 
 	var b []byte
 	for i := range recs {

@@ -133,12 +133,15 @@ type Workspaces struct {
 	// ReOptInOwner holds the workspaces opted out and then opted in by an
 	// owner: they are included again.
 	ReOptInOwner []string
+	// Unreadable holds the workspaces named by an unreadable settings
+	// record (and by no later readable one): excluded, consent_unreadable.
+	Unreadable []string
 }
 
 // SettingsStats describes the settings lines.
 type SettingsStats struct {
-	// Lines counts every settings line; Malformed those a consent store
-	// must skip.
+	// Lines counts every settings line; Malformed the unreadable ones,
+	// each of which excludes the workspace it names (consent_unreadable).
 	Lines     int64
 	Malformed int64
 	// Tombstones counts the deletions written as {"workspace_id","deleted":true}.
@@ -178,7 +181,7 @@ type Stats struct {
 
 // ConsentReason returns the exclusion reason deid must give, at ingest, to
 // the events of workspace id ("" when they are included): workspace_deleted,
-// opted_out or consent_unknown.
+// consent_unreadable, opted_out or consent_unknown.
 func (s *Stats) ConsentReason(id string) string { return s.consent[id] }
 
 // consentReason maps a workspace kind to its ingest exclusion reason.
@@ -190,6 +193,8 @@ func consentReason(kind int) string {
 		return pipeline.ReasonWorkspaceDeleted.String()
 	case wsUnknown:
 		return pipeline.ReasonConsentUnknown.String()
+	case wsUnreadable:
+		return pipeline.ReasonConsentUnreadable.String()
 	}
 	return ""
 }
@@ -217,9 +222,11 @@ func (s *Stats) fillWorkspaces(w *world, tombstoned map[string]bool) {
 			ws.Unknown = append(ws.Unknown, x.id)
 		case wsReOptInOwner:
 			ws.ReOptInOwner = append(ws.ReOptInOwner, x.id)
+		case wsUnreadable:
+			ws.Unreadable = append(ws.Unreadable, x.id)
 		}
 	}
-	for _, l := range []*[]string{&ws.All, &ws.OptedOut, &ws.Deleted, &ws.DeletedByTombstone, &ws.Unknown, &ws.ReOptInEditor, &ws.ReOptInOwner} {
+	for _, l := range []*[]string{&ws.All, &ws.OptedOut, &ws.Deleted, &ws.DeletedByTombstone, &ws.Unknown, &ws.ReOptInEditor, &ws.ReOptInOwner, &ws.Unreadable} {
 		slices.Sort(*l)
 	}
 	s.Workspaces = ws

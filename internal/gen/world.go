@@ -21,6 +21,7 @@ const (
 	wsUnknown       // no settings record at all
 	wsReOptInEditor // opted out, then "opted in" by an editor: stays out
 	wsReOptInOwner  // opted out, then opted in by an owner: included
+	wsUnreadable    // ordinary, until an unreadable settings record: excluded
 )
 
 type creator struct {

@@ -31,9 +31,14 @@
 //     declared types, and none that could hold an identifier or free text;
 //   - with the input: its own reading of each line and of the settings
 //     (encoding/json and the rules of SPEC §4, not deid's decoder or
-//     consent store) decides which records had to be excluded — opted-out,
-//     deleted and unknown workspaces, messages, minors — and proves each one
-//     has an exclusion entry or a dead letter, so none contributed; and no
+//     consent store; only whether one settings record is readable, and
+//     whom an unreadable one names, is decided by the consent package's
+//     reader, so both sides agree) decides which records had to be
+//     excluded — opted-out, deleted, unreadable-consent and unknown
+//     workspaces, messages, minors — and proves each one has an exclusion
+//     entry or a dead letter, or was withdrawn at publication (consent that
+//     changed after ingest), so none contributed; that the settings chain
+//     logs exactly the settings records that name no workspace; and no
 //     free-text value of the input (message bodies, captions, comments, any
 //     long string of a field outside the allowlist) occurs in any output,
 //     with Parquet decoded so compression hides nothing, and no dead letter's

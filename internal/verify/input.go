@@ -17,11 +17,15 @@ import (
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sources/file"
+	"github.com/mya/deid/transforms/consent"
 )
 
 // Input is verify's own reading of a file-mode run's input and settings:
 // encoding/json and the rules of SPEC §3 and §4, independent of deid's
-// decoder and consent store, so that a bug there cannot hide itself.
+// decoder and consent store, so that a bug there cannot hide itself. Only
+// the reading of one settings record is shared with the run
+// (consent.Scan): whether a record is readable, and whom an unreadable one
+// names, must be decided the same way on both sides.
 type Input struct {
 	// Partitions are the input files, sorted by partition name.
 	Partitions []*InputPartition
@@ -29,8 +33,11 @@ type Input struct {
 	// workspace id.
 	Workspaces map[string]*Workspace
 	// SettingsLines counts the settings lines; SettingsSkipped the
-	// malformed ones, which are skipped (SPEC §4).
+	// unreadable ones (SPEC §4), which exclude the workspaces they name.
 	SettingsLines, SettingsSkipped int
+	// Unattributable lists the line numbers of unreadable settings records
+	// that name no workspace (a run stops on them unless told to skip).
+	Unattributable []int
 	// UnknownExcluded tells whether workspaces without a settings record
 	// are excluded (consent.unknown_workspaces: exclude, the default).
 	UnknownExcluded bool
@@ -73,6 +80,11 @@ type Workspace struct {
 	ID string
 	// OptedOut and Deleted are the state after the last record.
 	OptedOut, Deleted bool
+	// Unreadable: the last record that changed the state was unreadable;
+	// the workspace is excluded (consent_unreadable) as if opted out;
+	// UnreadableLine is that record's line.
+	Unreadable     bool
+	UnreadableLine int
 	// Since is when the current opt-out or deletion began (the record's
 	// updated_at, zero when unparseable); zero when neither holds.
 	Since time.Time
@@ -92,8 +104,9 @@ type SettingsChange struct {
 }
 
 // ExpectedReason returns the consent reason every event of workspace id
-// must be excluded for at ingest (workspace_deleted, opted_out,
-// consent_unknown), or ReasonNone when its events may contribute.
+// must be excluded for at ingest (workspace_deleted, consent_unreadable,
+// opted_out, consent_unknown), or ReasonNone when its events may
+// contribute.
 func (in *Input) ExpectedReason(id string) pipeline.Reason {
 	ws := in.Workspaces[id]
 	switch {
@@ -103,6 +116,8 @@ func (in *Input) ExpectedReason(id string) pipeline.Reason {
 		return pipeline.ReasonNone
 	case ws.Deleted:
 		return pipeline.ReasonWorkspaceDeleted
+	case ws.Unreadable:
+		return pipeline.ReasonConsentUnreadable
 	case ws.OptedOut:
 		return pipeline.ReasonOptedOut
 	}
@@ -311,54 +326,53 @@ func scalar(v any) bool {
 	return true
 }
 
-// settingsRecord is one settings line (SPEC §4).
-type settingsRecord struct {
-	WorkspaceID *string `json:"workspace_id"`
-	OptOut      *bool   `json:"ai_training_opt_out"`
-	Deleted     *bool   `json:"deleted"`
-	UpdatedAt   string  `json:"updated_at"`
-	Role        string  `json:"updated_by_role"`
-}
-
 // readSettings applies the settings file's records in line order under the
 // rules of SPEC §4: a workspace's first record sets its state whatever the
 // role; an opt-out is always honoured; an opt-in counts only from an owner
-// or admin; deletion is final; a malformed line is skipped.
+// or admin; deletion is final; an unreadable record excludes the
+// workspaces it names as if they opted out.
 func (in *Input) readSettings(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	for n := 1; ; n++ {
-		b, err := br.ReadBytes('\n')
-		if len(b) == 0 && errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("settings: %s: %w", path, err)
-		}
-		if len(bytes.TrimSpace(b)) > 0 {
-			in.SettingsLines++
-			var rec settingsRecord
-			deleted := false
-			switch uerr := json.Unmarshal(b, &rec); {
-			case uerr != nil, rec.WorkspaceID == nil, *rec.WorkspaceID == "":
-				in.SettingsSkipped++
-			default:
-				deleted = rec.Deleted != nil && *rec.Deleted
-				if rec.OptOut == nil && !deleted {
-					in.SettingsSkipped++
-				} else {
-					in.apply(n, *rec.WorkspaceID, rec.OptOut, deleted, rec.UpdatedAt, rec.Role)
-				}
+	err = consent.Scan(f, func(n int, rd consent.Reading) error {
+		in.SettingsLines++
+		if rd.Err != nil {
+			in.SettingsSkipped++
+			if len(rd.Workspaces) == 0 {
+				in.Unattributable = append(in.Unattributable, n)
 			}
-		}
-		if errors.Is(err, io.EOF) {
+			for _, id := range rd.Workspaces {
+				in.unreadable(n, id, rd.Err)
+			}
 			return nil
 		}
+		rec := rd.Record
+		in.apply(n, rec.WorkspaceID, rec.OptOut, rec.Deleted, rec.UpdatedAt, rec.Role)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("settings: %s: %w", path, err)
 	}
+	return nil
+}
+
+// unreadable applies an unreadable record naming workspace id.
+func (in *Input) unreadable(line int, id string, why error) {
+	ch := SettingsChange{Line: line, Effect: fmt.Sprintf("unreadable (%v): excluded as consent_unreadable until a readable record changes it", why)}
+	ws := in.Workspaces[id]
+	switch {
+	case ws == nil:
+		ws = &Workspace{ID: id, Unreadable: true, UnreadableLine: line}
+		in.Workspaces[id] = ws
+	case ws.Deleted:
+		ch.Effect = fmt.Sprintf("unreadable (%v), and ignored: the workspace is deleted, which is final", why)
+	default:
+		ws.Unreadable, ws.UnreadableLine = true, line
+	}
+	ws.History = append(ws.History, ch)
 }
 
 func (in *Input) apply(line int, id string, optOut *bool, deleted bool, updatedAt, role string) {
@@ -379,6 +393,7 @@ func (in *Input) apply(line int, id string, optOut *bool, deleted bool, updatedA
 		ws.History = append(ws.History, ch)
 		return
 	}
+	excluded := ws.OptedOut || ws.Unreadable
 	switch {
 	case ws.Deleted:
 		ch.Effect = "ignored: the workspace is deleted, which is final"
@@ -388,13 +403,18 @@ func (in *Input) apply(line int, id string, optOut *bool, deleted bool, updatedA
 		if !ws.OptedOut {
 			ws.Since = at
 		}
-	case *optOut == ws.OptedOut:
+	case optOut == nil:
+		ch.Effect = "no change"
+	case *optOut && ws.Unreadable:
+		ws.OptedOut, ws.Unreadable, ws.Since = true, false, at
+		ch.Effect = "opted out"
+	case *optOut == excluded:
 		ch.Effect = "no change"
 	case *optOut:
 		ws.OptedOut, ws.Since = true, at
 		ch.Effect = "opted out"
 	case role == "owner" || role == "admin":
-		ws.OptedOut, ws.Since = false, time.Time{}
+		ws.OptedOut, ws.Unreadable, ws.Since = false, false, time.Time{}
 		ch.Effect = "opted in again by " + role
 	default:
 		ch.Effect = fmt.Sprintf("ignored: an opt-in by %q, which only an owner or admin may make", role)

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sources/file"
@@ -40,11 +43,28 @@ func TestSettingsRules(t *testing.T) {
 		{"deletion is final",
 			[]string{`{"workspace_id":"w","deleted":true}`, `{"workspace_id":"w","ai_training_opt_out":false,"deleted":false,"updated_by_role":"owner"}`},
 			pipeline.ReasonWorkspaceDeleted},
-		{"a malformed line is skipped",
-			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":"yes"}`, `{"workspace_id":"w","ai_training_opt_out":tru`},
-			pipeline.ReasonNone},
-		{"a record without the opt-out field and not a deletion is skipped",
-			[]string{`{"workspace_id":"w","updated_by_role":"owner"}`}, pipeline.ReasonConsentUnknown},
+		{"an unreadable line excludes the workspace it names",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":"yes"}`},
+			pipeline.ReasonConsentUnreadable},
+		{"a truncated line is attributed from its beginning",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":tru`},
+			pipeline.ReasonConsentUnreadable},
+		{"a record without the opt-out field and not a deletion is unreadable",
+			[]string{`{"workspace_id":"w","updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
+		{"a duplicate opt-out key is unreadable, not its last value",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":true,"ai_training_opt_out":false,"updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
+		{"a second object on the line is not dropped",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}{"workspace_id":"w","ai_training_opt_out":true,"updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
+		{"a missing role is unreadable",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":false}`}, pipeline.ReasonConsentUnreadable},
+		{"an editor's opt-in after an unreadable record is ignored",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":"no","updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"editor"}`}, pipeline.ReasonConsentUnreadable},
+		{"an owner's opt-in after an unreadable record counts",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":"no","updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`}, pipeline.ReasonNone},
+		{"a readable opt-out after an unreadable record is an opt-out",
+			[]string{`{"workspace_id":"w","ai_training_opt_out":"no","updated_by_role":"owner"}`, `{"workspace_id":"w","ai_training_opt_out":true,"updated_by_role":"viewer"}`}, pipeline.ReasonOptedOut},
+		{"an unreadable record leaves a deletion final",
+			[]string{`{"workspace_id":"w","deleted":true}`, `{"workspace_id":"w","ai_training_opt_out":"no"}`, `{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`}, pipeline.ReasonWorkspaceDeleted},
 		{"no record is unknown consent", nil, pipeline.ReasonConsentUnknown},
 	}
 	for _, tc := range tests {
@@ -59,8 +79,11 @@ func TestSettingsRules(t *testing.T) {
 			}
 		})
 	}
-	path := writeFile(t, t.TempDir(), "settings.ndjson", "")
-	in, _ := ReadSettings(path, "include")
+	path := writeFile(t, t.TempDir(), "settings.ndjson", `{"ai_training_opt_out":true}`+"\n"+`{"workspace_id":"v","ai_training_opt_out":false,"updated_by_role":"owner"}`+"\n")
+	in, err := ReadSettings(path, "include")
+	if err != nil || in.SettingsSkipped != 1 || len(in.Unattributable) != 1 || in.Unattributable[0] != 1 || in.ExpectedReason("v") != pipeline.ReasonNone {
+		t.Errorf("an unattributable line: err %v, skipped %d, unattributable %v; want line 1 noted and the rest read", err, in.SettingsSkipped, in.Unattributable)
+	}
 	if in.ExpectedReason("w") != pipeline.ReasonNone {
 		t.Error("with unknown_workspaces: include, a workspace without a record is excluded")
 	}
@@ -121,5 +144,30 @@ func TestForbiddenColumn(t *testing.T) {
 		if got := forbiddenColumn(name) != ""; got != bad {
 			t.Errorf("forbiddenColumn(%q) = %v, want %v", name, got, bad)
 		}
+	}
+}
+
+func TestWithdrawnLines(t *testing.T) {
+	day := int64(24 * time.Hour / time.Microsecond)
+	w0 := pipeline.Window{Start: 0, End: day}
+	line := func(ws string, at int64) Line { return Line{Valid: true, WorkspaceID: ws, OccurredAt: at} }
+	in := &Input{Partitions: []*InputPartition{{Name: "p[0]", Lines: []Line{
+		line("a", 10), line("a", 20), line("a", day+5), line("b", 10), line("b", 20), line("c", 10),
+	}}}}
+	withdrawal := func(ws string, r pipeline.Reason, events int64) pipeline.Exclusion {
+		return pipeline.Exclusion{Reason: r, Cell: &pipeline.CellExclusion{Dataset: "d", Window: w0, Reason: r, Events: events, Workspaces: 1, WorkspaceID: ws}}
+	}
+	out := &Output{Chains: []*Chain{{Name: PublishChain, Segments: []Segment{{Entries: []pipeline.Exclusion{
+		withdrawal("a", pipeline.ReasonOptedOutBeforePublish, 2),
+		withdrawal("b", pipeline.ReasonConsentUnreadableBeforePublish, 1),
+		withdrawal("c", pipeline.ReasonSuppressedFrequency, 1),
+	}}}}}}
+	got := withdrawnLines(out, in, func(string, int) bool { return true })
+	// a: both lines of the window are covered, not the one of the next day;
+	// b: two lines but one event withdrawn, so neither is excused;
+	// c: a suppression is no consent withdrawal.
+	want := map[string]bool{"p[0]@1": true, "p[0]@2": true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("withdrawnLines (-want +got):\n%s", diff)
 	}
 }

@@ -149,7 +149,77 @@ func (v *verifier) dispositions(in *Input) (map[string]map[int64]disposition, []
 }
 
 // Forbidden kinds of records (SPEC P3–P6).
-var forbiddenKinds = []string{"opted out", "deleted", "unknown consent", "message", "minor"}
+var forbiddenKinds = []string{"opted out", "deleted", "unreadable consent", "unknown consent", "message", "minor"}
+
+// consentKinds are the forbidden kinds a publish-time withdrawal excludes:
+// consent that changed between ingest and publication.
+var consentKinds = map[string]bool{"opted out": true, "deleted": true, "unreadable consent": true}
+
+// consentWithdrawal tells whether a publish-time reason withdraws a
+// workspace for its consent.
+func consentWithdrawal(r pipeline.Reason) bool {
+	switch r {
+	case pipeline.ReasonOptedOutBeforePublish, pipeline.ReasonDeletedBeforePublish, pipeline.ReasonConsentUnreadableBeforePublish:
+		return true
+	}
+	return false
+}
+
+// withdrawnLines returns the positions ("partition@line") of input lines
+// that contributed at ingest and were withdrawn at publication: a
+// workspace's contributing lines (contributed tells which lines have no
+// exclusion entry and no dead letter) dated in a window from which the
+// publish chain withdrew the workspace for consent, when the events
+// withdrawn there (over every dataset and cell) cover them all. A window
+// that withdrew fewer events than the lines dated in it excuses none of
+// them: something else contributed.
+func withdrawnLines(o *Output, in *Input, contributed func(part string, line int) bool) map[string]bool {
+	type key struct {
+		ws string
+		w  pipeline.Window
+	}
+	withdrawn := map[key]int64{}
+	byWS := map[string][]pipeline.Window{}
+	if c := o.Chain(PublishChain); c != nil {
+		c.Entries(func(_ *Segment, e *pipeline.Exclusion) {
+			if e.Cell == nil || e.Cell.WorkspaceID == "" || !consentWithdrawal(e.Reason) {
+				return
+			}
+			k := key{e.Cell.WorkspaceID, e.Cell.Window}
+			if withdrawn[k] == 0 {
+				byWS[k.ws] = append(byWS[k.ws], k.w)
+			}
+			withdrawn[k] += e.Cell.Events
+		})
+	}
+	if len(withdrawn) == 0 {
+		return nil
+	}
+	lines := map[key][]string{}
+	for _, p := range in.Partitions {
+		for i := range p.Lines {
+			l := &p.Lines[i]
+			if !l.Valid || len(byWS[l.WorkspaceID]) == 0 || !contributed(p.Name, i+1) {
+				continue
+			}
+			for _, w := range byWS[l.WorkspaceID] {
+				if l.OccurredAt >= w.Start && l.OccurredAt < w.End {
+					k := key{l.WorkspaceID, w}
+					lines[k] = append(lines[k], fmt.Sprintf("%s@%d", p.Name, i+1))
+				}
+			}
+		}
+	}
+	out := map[string]bool{}
+	for k, ps := range lines {
+		if int64(len(ps)) <= withdrawn[k] {
+			for _, pos := range ps {
+				out[pos] = true
+			}
+		}
+	}
+	return out
+}
 
 // forbidden returns the kinds a line belongs to that must never contribute.
 func (in *Input) forbidden(l *Line) []string {
@@ -162,6 +232,8 @@ func (in *Input) forbidden(l *Line) []string {
 		kinds = append(kinds, "opted out")
 	case pipeline.ReasonWorkspaceDeleted:
 		kinds = append(kinds, "deleted")
+	case pipeline.ReasonConsentUnreadable:
+		kinds = append(kinds, "unreadable consent")
 	case pipeline.ReasonConsentUnknown:
 		kinds = append(kinds, "unknown consent")
 	}
@@ -176,14 +248,20 @@ func (in *Input) forbidden(l *Line) []string {
 
 // checkForbidden proves that every record that had to be excluded has an
 // exclusion entry or a dead letter: since every record has exactly one
-// disposition, none of them contributed.
+// disposition, none of them contributed. A record whose workspace's
+// consent changed after ingest may instead have been withdrawn at
+// publication (SPEC §8): that counts as an exclusion of the workspace.
 func (v *verifier) checkForbidden(in *Input, disp map[string]map[int64]disposition) {
 	const sec = SectionInput
 	type tally struct {
-		records    int64
-		workspaces map[string]bool
-		problems   []string
+		records, withdrawn int64
+		workspaces         map[string]bool
+		problems           []string
 	}
+	withdrawn := withdrawnLines(v.out, in, func(part string, line int) bool {
+		d := disp[part][int64(line)]
+		return d.excluded == nil && !d.dead
+	})
 	t := map[string]*tally{}
 	for _, k := range forbiddenKinds {
 		t[k] = &tally{workspaces: map[string]bool{}}
@@ -195,7 +273,12 @@ func (v *verifier) checkForbidden(in *Input, disp map[string]map[int64]dispositi
 				tk := t[k]
 				tk.records++
 				tk.workspaces[l.WorkspaceID] = true
-				if d := disp[p.Name][int64(i+1)]; d.excluded == nil && !d.dead {
+				d := disp[p.Name][int64(i+1)]
+				if d.excluded == nil && !d.dead && consentKinds[k] && withdrawn[fmt.Sprintf("%s@%d", p.Name, i+1)] {
+					tk.withdrawn++
+					continue
+				}
+				if d.excluded == nil && !d.dead {
 					tk.problems = append(tk.problems, fmt.Sprintf("%s@%d (event %s, workspace %s): neither excluded nor a dead letter: it contributed",
 						p.Name, i+1, l.EventID, l.WorkspaceID))
 				}
@@ -203,11 +286,12 @@ func (v *verifier) checkForbidden(in *Input, disp map[string]map[int64]dispositi
 		}
 	}
 	what := map[string]string{
-		"opted out":       "records of the %d workspaces opted out of AI training (P3)",
-		"deleted":         "records of the %d deleted workspaces (P6)",
-		"unknown consent": "records of the %d workspaces without a settings record (fail closed, SPEC §4)",
-		"message":         "message records (P4)",
-		"minor":           "records of creators under 13, or 13–17 without guardian consent (P5)",
+		"opted out":          "records of the %d workspaces opted out of AI training (P3)",
+		"deleted":            "records of the %d deleted workspaces (P6)",
+		"unreadable consent": "records of the %d workspaces whose settings record is unreadable (fail closed, P8)",
+		"unknown consent":    "records of the %d workspaces without a settings record (fail closed, SPEC §4)",
+		"message":            "message records (P4)",
+		"minor":              "records of creators under 13, or 13–17 without guardian consent (P5)",
 	}
 	for _, k := range forbiddenKinds {
 		tk := t[k]
@@ -223,8 +307,11 @@ func (v *verifier) checkForbidden(in *Input, disp map[string]map[int64]dispositi
 			v.r.note(sec, fmt.Sprintf("the input has no %s, so none can have contributed", strings.Replace(desc, "the 0 ", "", 1)))
 			continue
 		}
-		v.r.add(sec, tk.problems,
-			fmt.Sprintf("none of the %d %s contributed: each has an exclusion entry or a dead letter", tk.records, desc),
+		pass := fmt.Sprintf("none of the %d %s contributed: each has an exclusion entry or a dead letter", tk.records, desc)
+		if tk.withdrawn > 0 {
+			pass = fmt.Sprintf("none of the %d %s contributed: each has an exclusion entry or a dead letter, or (%d) was withdrawn at publication", tk.records, desc, tk.withdrawn)
+		}
+		v.r.add(sec, tk.problems, pass,
 			fmt.Sprintf("%d of the %d %s contributed", len(tk.problems), tk.records, desc))
 	}
 }
@@ -243,7 +330,7 @@ func (v *verifier) checkConsentReasons(in *Input, disp map[string]map[int64]disp
 				continue
 			}
 			switch r := d.excluded.Reason; r {
-			case pipeline.ReasonOptedOut, pipeline.ReasonWorkspaceDeleted, pipeline.ReasonConsentUnknown:
+			case pipeline.ReasonOptedOut, pipeline.ReasonWorkspaceDeleted, pipeline.ReasonConsentUnreadable, pipeline.ReasonConsentUnknown:
 				n++
 				if want := in.ExpectedReason(d.excluded.WorkspaceID); want != r {
 					w := want.String()
@@ -256,8 +343,9 @@ func (v *verifier) checkConsentReasons(in *Input, disp map[string]map[int64]disp
 			}
 		}
 	}
+	v.checkUnattributable(in)
 	v.r.add(sec, problems,
-		fmt.Sprintf("the %d consent exclusions agree with the settings (%d lines, %d malformed and skipped, %d workspaces)",
+		fmt.Sprintf("the %d consent exclusions agree with the settings (%d lines, %d unreadable, %d workspaces)",
 			n, in.SettingsLines, in.SettingsSkipped, len(in.Workspaces)),
 		fmt.Sprintf("%s with the settings", many(len(problems), "consent exclusion disagrees", "consent exclusions disagree")))
 }
@@ -327,4 +415,54 @@ func (v *verifier) checkContent(in *Input) error {
 			ix.Len(), len(ix.lines), files, values),
 		fmt.Sprintf("free text of the input reached an output: %s", many(len(problems), "finding")))
 	return nil
+}
+
+// joinInts renders the first few numbers of ns, comma-separated.
+func joinInts(ns []int) string {
+	var parts []string
+	for i, n := range ns {
+		if i == 10 {
+			parts = append(parts, fmt.Sprintf("… %d more", len(ns)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprint(n))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkUnattributable compares the settings records that name no workspace
+// with the exclusion log's settings chain: a run stops on such a record
+// unless consent.unattributable is skip, and then logs each one there, so
+// each must be logged, and nothing else.
+func (v *verifier) checkUnattributable(in *Input) {
+	const sec = SectionInput
+	logged := map[int64]bool{}
+	if c := v.out.Chain(SettingsChain); c != nil {
+		c.Entries(func(_ *Segment, e *pipeline.Exclusion) {
+			if e.Reason == pipeline.ReasonConsentUnattributable {
+				logged[e.Pos.Offset] = true
+			}
+		})
+	}
+	if len(in.Unattributable) == 0 && len(logged) == 0 {
+		return
+	}
+	var problems []string
+	want := map[int64]bool{}
+	for _, n := range in.Unattributable {
+		want[int64(n)] = true
+		if !logged[int64(n)] {
+			problems = append(problems, fmt.Sprintf("settings line %d is unreadable and names no workspace, but the settings chain does not log it as skipped: the run cannot have read these settings", n))
+		}
+	}
+	for n := range logged {
+		if !want[n] {
+			problems = append(problems, fmt.Sprintf("the settings chain logs settings line %d as unattributable, but that line names a workspace or is readable: the log is not of these settings", n))
+		}
+	}
+	slices.Sort(problems)
+	v.r.add(sec, problems,
+		fmt.Sprintf("the %s unreadable and naming no workspace (lines %s) %s logged as skipped in the settings chain (consent.unattributable: skip)",
+			many(len(in.Unattributable), "settings record", "settings records"), joinInts(in.Unattributable), map[bool]string{true: "is", false: "are"}[len(in.Unattributable) == 1]),
+		fmt.Sprintf("the settings chain and the settings disagree on unattributable records: %s", many(len(problems), "problem")))
 }

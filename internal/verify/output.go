@@ -122,6 +122,11 @@ func (c *Chain) Entries(f func(seg *Segment, e *pipeline.Exclusion)) {
 // PublishChain is the name of the chain of publish-time entries.
 const PublishChain = "publish"
 
+// SettingsChain is the name of the chain of settings records skipped as
+// unattributable (consent.unattributable: skip): not input records, so no
+// partition's.
+const SettingsChain = "settings"
+
 // Load reads an output directory. It fails only when dir is not a
 // directory or holds none of deid's outputs.
 func Load(dir string) (*Output, error) {

@@ -97,8 +97,8 @@ func (v *verifier) summarize() {
 			s.Segments += len(c.Report.Segments)
 			s.Entries += c.Report.Entries
 		}
-		if c.Name == PublishChain {
-			continue
+		if c.Name == PublishChain || c.Name == SettingsChain {
+			continue // no input records: publish-time entries, skipped settings records
 		}
 		if f := c.Final(); f != nil {
 			s.Partitions = append(s.Partitions, *f)

@@ -99,11 +99,11 @@ func (v *verifier) windows() []*Window {
 }
 
 // partitionChains returns the chains of input partitions (all but
-// "publish").
+// "publish" and "settings").
 func (v *verifier) partitionChains() []*Chain {
 	var cs []*Chain
 	for _, c := range v.out.Chains {
-		if c.Name != PublishChain && c.Report != nil {
+		if c.Name != PublishChain && c.Name != SettingsChain && c.Report != nil {
 			cs = append(cs, c)
 		}
 	}

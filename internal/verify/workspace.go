@@ -118,8 +118,8 @@ func QueryWorkspace(o *Output, q WorkspaceQuery) *WorkspaceReport {
 		r.Consent = in.Workspaces[q.Workspace]
 	}
 	since := time.Time{}
-	stopped := false // opted out or deleted now
-	if r.Consent != nil && (r.Consent.OptedOut || r.Consent.Deleted) {
+	stopped := false // opted out, deleted or unreadable now
+	if r.Consent != nil && (r.Consent.OptedOut || r.Consent.Deleted || r.Consent.Unreadable) {
 		since, stopped = r.Consent.Since, true
 	}
 	if in == nil || len(in.Partitions) == 0 {
@@ -179,10 +179,10 @@ func (r *WorkspaceReport) fromInput(o *Output, q WorkspaceQuery, in *Input, inRa
 			datasetOf[k.String()] = s.Name
 		}
 	}
-	withdrawn := map[string]bool{} // dataset + window start
-	for _, e := range r.Withdrawals {
-		withdrawn[fmt.Sprint(e.Cell.Dataset, e.Cell.Window.Start)] = true
-	}
+	withdrawn := withdrawnLines(o, in, func(part string, line int) bool {
+		pos := fmt.Sprintf("%s@%d", part, line)
+		return !excluded[pos] && !dead[pos]
+	})
 	size := o.WindowSize().Microseconds()
 	for _, p := range in.Partitions {
 		for i := range p.Lines {
@@ -213,8 +213,8 @@ func (r *WorkspaceReport) fromInput(o *Output, q WorkspaceQuery, in *Input, inRa
 				if size > 0 {
 					start := l.OccurredAt - ((l.OccurredAt%size)+size)%size
 					c.Window = time.UnixMicro(start).UTC()
-					c.Withdrawn = withdrawn[fmt.Sprint(c.Dataset, start)]
 				}
+				c.Withdrawn = withdrawn[pos]
 				r.Contributed = append(r.Contributed, c)
 			}
 		}
@@ -240,6 +240,9 @@ func (r *WorkspaceReport) fromInput(o *Output, q WorkspaceQuery, in *Input, inRa
 		}
 	}
 	what := fmt.Sprintf("%s since %s", stateWord(r.Consent), timeText(since))
+	if r.Consent != nil && r.Consent.Unreadable && !r.Consent.Deleted {
+		what = fmt.Sprintf("excluded since its unreadable settings record (line %d)", r.Consent.UnreadableLine)
+	}
 	switch {
 	case r.After == 0:
 		r.Answer = fmt.Sprintf("No. It is %s, and the input holds no record of it dated after that.", what)
@@ -264,8 +267,11 @@ func (r *WorkspaceReport) fromInput(o *Output, q WorkspaceQuery, in *Input, inRa
 }
 
 func stateWord(w *Workspace) string {
-	if w != nil && w.Deleted {
+	switch {
+	case w != nil && w.Deleted:
 		return "deleted"
+	case w != nil && w.Unreadable:
+		return "excluded for an unreadable settings record"
 	}
 	return "opted out"
 }

@@ -233,13 +233,14 @@ type setting struct {
 	Offset    int64
 }
 
-func (c *collector) apply(key, value []byte, offset int64) {
+func (c *collector) apply(key, value []byte, pos pipeline.Position) error {
 	if c.gate != nil {
 		c.gate(string(value))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.got = append(c.got, setting{Key: string(key), Value: string(value), Tombstone: value == nil, Offset: offset})
+	c.got = append(c.got, setting{Key: string(key), Value: string(value), Tombstone: value == nil, Offset: pos.Offset})
+	return nil
 }
 
 func (c *collector) all() []setting {

@@ -22,7 +22,7 @@ import (
 type Settings struct {
 	cfg    Config
 	topic  string
-	apply  func(key, value []byte, offset int64)
+	apply  func(key, value []byte, pos pipeline.Position) error
 	opts   options
 	cn     *conn
 	client *kafka.Client
@@ -48,14 +48,17 @@ type Settings struct {
 }
 
 // NewSettings builds a follower of the settings topic. apply is called for
-// every record, in offset order within each partition, never concurrently;
+// every record, with its position, in offset order within each partition,
+// never concurrently. An error from apply stops the follower (Run returns
+// it, wrapped) before the record counts as applied, so WaitCaughtUp fails
+// from then on: consent that cannot be applied fails closed.
 // value is nil for a tombstone (kafka-go does not tell an empty value from a
 // null one, so an empty value reads as a tombstone: the fail-closed side,
 // since a tombstone deletes the workspace). key and value are valid only
 // during the call. Only the connection part of cfg is used (brokers,
 // client_id, tls, sasl, fetch sizes, timeouts, retries). It does not
 // connect; Run does.
-func NewSettings(cfg Config, topic string, apply func(key, value []byte, offset int64), opts ...Option) (*Settings, error) {
+func NewSettings(cfg Config, topic string, apply func(key, value []byte, pos pipeline.Position) error, opts ...Option) (*Settings, error) {
 	errs := cfg.validateClient()
 	if err := validTopic(topic); err != nil {
 		errs = append(errs, fmt.Errorf("settings topic: %w", err))
@@ -241,9 +244,13 @@ func (s *Settings) follow(ctx context.Context, p int32) error {
 			r.retry.reset()
 			for i := range r.msgs {
 				m := &r.msgs[i]
+				pos := pipeline.Position{Source: s.topic, Partition: p, Offset: m.Offset}
 				s.applyMu.Lock()
-				s.apply(m.Key, m.Value, m.Offset)
+				err := s.apply(m.Key, m.Value, pos)
 				s.applyMu.Unlock()
+				if err != nil {
+					return fmt.Errorf("settings: %s: %w", pos, err)
+				}
 				// Progress per record: a waiter needs only the records
 				// below its high-water mark, not the rest of the batch.
 				s.advance(p, m.Offset+1)
@@ -394,6 +401,16 @@ func (s *Settings) readHighWaterMarks(ctx context.Context) ([]partitionOffset, e
 		return nil, fmt.Errorf("high-water marks of %d partitions for %d partitions: %w", len(out), len(parts), kafka.LeaderNotAvailable)
 	}
 	return out, nil
+}
+
+// Err returns the error that stopped Run (an error of apply, a failure, or
+// Close), or nil while it runs or before it starts. Readiness checks it: a
+// stopped follower means consent is no longer current. Safe for
+// concurrent use.
+func (s *Settings) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // Close stops Run and makes WaitCaughtUp fail from then on. Safe to call

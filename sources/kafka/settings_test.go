@@ -12,7 +12,9 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/mya/deid/internal/kafkatest"
+	"github.com/mya/deid/pipeline"
 	kafkasrc "github.com/mya/deid/sources/kafka"
+	"github.com/mya/deid/transforms/consent"
 )
 
 // runSettings starts a follower of topic applying into col; it is closed
@@ -219,4 +221,103 @@ func TestSettingsFollowerSurvivesABrokerRestart(t *testing.T) {
 	if diff := gocmp.Diff(want, byKey(col.all())); diff != "" {
 		t.Errorf("applied (-want +got):\n%s", diff)
 	}
+}
+
+// consentFollower follows topic into a consent store, as deid run wires it.
+func consentFollower(t *testing.T, c *kafkatest.Cluster, topic string, cfg consent.Config) (*kafkasrc.Settings, *consent.Store, chan error) {
+	t.Helper()
+	store, err := consent.New(cfg, []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := kafkasrc.NewSettings(testConfig(t, c, "unused"), topic, func(key, value []byte, pos pipeline.Position) error {
+		if value == nil {
+			store.Tombstone(string(key))
+			return nil
+		}
+		return store.ApplyValue(key, value, pos.String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetCaughtUp(s.WaitCaughtUp)
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(context.Background()) }()
+	t.Cleanup(func() { s.Close(); <-ran })
+	return s, store, ran
+}
+
+func TestSettingsFollowerReadsConsentStrictly(t *testing.T) {
+	const good = `{"workspace_id":"ws-1","ai_training_opt_out":false,"updated_by_role":"owner"}`
+	tests := []struct {
+		name  string
+		value string
+		// want is ws-1's ingest reason once caught up.
+		want pipeline.Reason
+	}{
+		{"a readable record includes the workspace", good, pipeline.ReasonNone},
+		{"an opt-out as a string excludes the workspace as unreadable",
+			`{"workspace_id":"ws-1","ai_training_opt_out":"true","updated_by_role":"owner"}`, pipeline.ReasonConsentUnreadable},
+		{"a record that is not JSON is attributed by its key",
+			`{"workspace_id":`, pipeline.ReasonConsentUnreadable},
+		{"a duplicate key excludes the workspace as unreadable",
+			`{"workspace_id":"ws-1","ai_training_opt_out":true,"ai_training_opt_out":false,"updated_by_role":"owner"}`, pipeline.ReasonConsentUnreadable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := kafkatest.Fake(t)
+			topic := kafkatest.Name(t, "settings")
+			kafkatest.CreateTopic(t, c.Brokers, topic, 1, true)
+			kafkatest.Produce(t, c.Brokers, topic, []kafkatest.Message{kv(0, "ws-1", good), kv(0, "ws-1", tt.value)})
+			_, store, _ := consentFollower(t, c, topic, consent.DefaultConfig())
+			if err := store.CaughtUp(ctxT(t)); err != nil {
+				t.Fatalf("CaughtUp: %v", err)
+			}
+			if got := store.Check(&pipeline.Event{WorkspaceID: []byte("ws-1")}); got != tt.want {
+				t.Errorf("Check(ws-1) = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAnUnattributableSettingsRecordStopsTheFollower(t *testing.T) {
+	c := kafkatest.Fake(t)
+	topic := kafkatest.Name(t, "settings")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 1, true)
+	kafkatest.Produce(t, c.Brokers, topic, []kafkatest.Message{
+		kv(0, "ws-1", `{"workspace_id":"ws-1","ai_training_opt_out":false,"updated_by_role":"owner"}`),
+		{Partition: 0, Value: []byte(`{"ai_training_opt_out":"no"}`)}, // no key, no workspace_id
+	})
+	s, store, ran := consentFollower(t, c, topic, consent.DefaultConfig())
+	select {
+	case err := <-ran:
+		if err == nil || !strings.Contains(err.Error(), "names no workspace") || !strings.Contains(err.Error(), topic+"[0]@1") {
+			t.Errorf("Run = %v, want the unattributable record's error at offset 1", err)
+		}
+		ran <- err // for the cleanup
+	case <-ctxT(t).Done():
+		t.Fatal("the follower did not stop")
+	}
+	if err := s.Err(); err == nil {
+		t.Error("Err = nil after the follower stopped (readiness would hold)")
+	}
+	if err := store.CaughtUp(ctxT(t)); err == nil {
+		t.Error("CaughtUp = nil, want an error: nothing may be published")
+	}
+
+	t.Run("with skip the follower goes on", func(t *testing.T) {
+		cfg := consent.DefaultConfig()
+		cfg.Unattributable = consent.UnattributableSkip
+		kafkatest.Produce(t, c.Brokers, topic, []kafkatest.Message{kv(0, "ws-2", `{"workspace_id":"ws-2","ai_training_opt_out":false,"updated_by_role":"owner"}`)})
+		_, store, _ := consentFollower(t, c, topic, cfg)
+		if err := store.CaughtUp(ctxT(t)); err != nil {
+			t.Fatalf("CaughtUp: %v", err)
+		}
+		if got := store.Check(&pipeline.Event{WorkspaceID: []byte("ws-2")}); got != pipeline.ReasonNone {
+			t.Errorf("Check(ws-2) = %q, want included", got)
+		}
+		if un := store.Unattributable(); len(un) != 1 || un[0].Position != topic+"[0]@1" {
+			t.Errorf("Unattributable = %+v, want the record at offset 1", un)
+		}
+	})
 }

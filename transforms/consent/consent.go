@@ -1,10 +1,7 @@
 package consent
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +17,12 @@ const (
 	UnknownInclude = "include"
 )
 
+// Unattributable-record policies.
+const (
+	UnattributableFail = "fail"
+	UnattributableSkip = "skip"
+)
+
 // Config configures the consent store.
 type Config struct {
 	// SettingsPath is the settings NDJSON file (file mode).
@@ -27,20 +30,31 @@ type Config struct {
 	// Unknown is what happens to events of a workspace with no settings
 	// record: "exclude" (fail closed, the default) or "include".
 	Unknown string `yaml:"unknown_workspaces"`
+	// Unattributable is what happens to an unreadable settings record
+	// that names no workspace: "fail" (the default: the run stops, or the
+	// settings follower fails and nothing more is published) or "skip"
+	// (the record is logged as skipped and the run goes on).
+	Unattributable string `yaml:"unattributable"`
 }
 
 // DefaultConfig returns the fail-closed defaults.
-func DefaultConfig() Config { return Config{Unknown: UnknownExclude} }
+func DefaultConfig() Config {
+	return Config{Unknown: UnknownExclude, Unattributable: UnattributableFail}
+}
 
 // Validate reports every problem, each prefixed with its YAML path.
 func (c Config) Validate() error {
+	var errs []error
 	if c.Unknown != UnknownExclude && c.Unknown != UnknownInclude {
-		return fmt.Errorf("consent.unknown_workspaces: must be %q or %q (got %q)", UnknownExclude, UnknownInclude, c.Unknown)
+		errs = append(errs, fmt.Errorf("consent.unknown_workspaces: must be %q or %q (got %q)", UnknownExclude, UnknownInclude, c.Unknown))
 	}
-	return nil
+	if c.Unattributable != UnattributableFail && c.Unattributable != UnattributableSkip {
+		errs = append(errs, fmt.Errorf("consent.unattributable: must be %q or %q (got %q)", UnattributableFail, UnattributableSkip, c.Unattributable))
+	}
+	return errors.Join(errs...)
 }
 
-// Record is one settings record (SPEC §4).
+// Record is one readable settings record (SPEC §4).
 type Record struct {
 	WorkspaceID string `json:"workspace_id"`
 	OptOut      *bool  `json:"ai_training_opt_out"`
@@ -52,49 +66,69 @@ type Record struct {
 // Stats counts what the store did with settings records.
 type Stats struct {
 	Applied int64
-	// Malformed counts records skipped because they could not be read.
+	// Malformed counts unreadable records (each one treated as an opt-out
+	// of the workspaces it names, or unattributable).
 	Malformed int64
+	// Unattributable counts unreadable records that name no workspace.
+	Unattributable int64
 	// IgnoredOptIns counts opt-ins by a role other than owner or admin.
 	IgnoredOptIns int64
 	// AfterDeletion counts records for an already deleted workspace.
 	AfterDeletion int64
 }
 
-// Skipped describes one settings record that was not applied.
+// Skipped describes one unreadable settings record.
 type Skipped struct {
 	Position string
 	Reason   string
+	// Workspaces are the workspaces the record was attributed to (now
+	// excluded, reason consent_unreadable); none when unattributable.
+	Workspaces []string
 }
 
 type state struct {
 	id       string
 	optedOut bool
 	deleted  bool
+	// unreadable: the latest record that changed the state could not be
+	// read; the workspace is excluded as if opted out.
+	unreadable bool
 }
 
 // Store is the consent state. Safe for concurrent use: workers check
 // events while a follower applies new records.
 type Store struct {
-	mu       sync.RWMutex
-	byID     map[string]*state
-	byPseudo map[pipeline.Pseudonym]*state
-	pz       *pipeline.Pseudonymizer
-	unknown  pipeline.Reason
-	stats    Stats
-	skipped  []Skipped
-	caughtUp func(context.Context) error
+	mu             sync.RWMutex
+	byID           map[string]*state
+	byPseudo       map[pipeline.Pseudonym]*state
+	pz             *pipeline.Pseudonymizer
+	unknown        pipeline.Reason
+	skipUnattrib   bool
+	stats          Stats
+	skipped        []Skipped
+	unattributable []Skipped
+	failed         error
+	caughtUp       func(context.Context) error
 }
 
-// maxSkipped bounds the skipped records the store remembers for reporting.
+// maxSkipped bounds the unreadable records the store remembers for reporting.
 const maxSkipped = 100
+
+// MaxUnattributable bounds the unattributable records the store remembers
+// (under skip) for the exclusion log; Stats.Unattributable counts them all.
+const MaxUnattributable = 100_000
 
 // New returns an empty store that pseudonymizes workspace ids with key.
 func New(cfg Config, key []byte) (*Store, error) {
+	if cfg.Unattributable == "" {
+		cfg.Unattributable = UnattributableFail
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &Store{byID: map[string]*state{}, byPseudo: map[pipeline.Pseudonym]*state{},
-		pz: pipeline.NewPseudonymizer(key), unknown: pipeline.ReasonConsentUnknown}
+		pz: pipeline.NewPseudonymizer(key), unknown: pipeline.ReasonConsentUnknown,
+		skipUnattrib: cfg.Unattributable == UnattributableSkip}
 	if cfg.Unknown == UnknownInclude {
 		s.unknown = pipeline.ReasonNone
 	}
@@ -105,9 +139,8 @@ func New(cfg Config, key []byte) (*Store, error) {
 // in streaming mode). Without one, the store is always caught up.
 func (s *Store) SetCaughtUp(f func(context.Context) error) { s.caughtUp = f }
 
-// LoadFile applies every record of a settings NDJSON file, in line order.
-// A malformed line is skipped and reported (Skipped), never fatal; a file
-// that cannot be read is an error.
+// LoadFile applies every record of a settings NDJSON file, in line order
+// (see Load). A file that cannot be read is an error.
 func (s *Store) LoadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -117,61 +150,91 @@ func (s *Store) LoadFile(path string) error {
 	return s.Load(f, path)
 }
 
-// Load applies every record read from r, one per line; name labels positions.
+// Load applies every record read from r, one per line (Scan); name labels
+// positions ("name:line"). An unreadable record excludes the workspaces it
+// names; one that names none stops the load with an *UnattributableError
+// unless the store skips them (consent.unattributable: skip).
 func (s *Store) Load(r io.Reader, name string) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := sc.Bytes()
-		if len(trimSpace(b)) == 0 {
-			continue
-		}
-		_ = s.ApplyJSON(b, fmt.Sprintf("%s:%d", name, line))
+	err := Scan(r, func(line int, rd Reading) error {
+		return s.ApplyReading(rd, fmt.Sprintf("%s:%d", name, line))
+	})
+	var ue *UnattributableError
+	if err != nil && !errors.As(err, &ue) {
+		return fmt.Errorf("consent: reading %s: %w", name, err)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("consent: reading %s after line %d: %w", name, line, err)
+	return err
+}
+
+// UnattributableError is an unreadable settings record that names no
+// workspace, under consent.unattributable: fail.
+type UnattributableError struct {
+	Position string
+	Reason   string
+}
+
+func (e *UnattributableError) Error() string {
+	return fmt.Sprintf("consent: settings record %s is unreadable (%s) and names no workspace, so it cannot be applied and consent is not known: "+
+		"fix or remove the record, or set consent.unattributable: skip to log it as skipped and go on", e.Position, e.Reason)
+}
+
+// ApplyValue reads one settings record (Read) and applies it; key is its
+// Kafka key (nil in file mode), pos its position for the report. See
+// ApplyReading.
+func (s *Store) ApplyValue(key, value []byte, pos string) error {
+	return s.ApplyReading(Read(key, value), pos)
+}
+
+// ApplyReading applies one record as read. A readable record is applied
+// under the rules of SPEC §4. An unreadable one excludes every workspace it
+// is attributed to from now on (reason consent_unreadable; deletion stays
+// final), is counted and remembered for the report, and returns nil. One
+// attributed to no workspace is remembered (Unattributable) when the store
+// skips them; otherwise it returns an *UnattributableError and the store
+// fails from then on: CaughtUp returns that error, so nothing more is
+// published.
+func (s *Store) ApplyReading(rd Reading, pos string) error {
+	if rd.Err == nil {
+		s.Apply(rd.Record)
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Malformed++
+	sk := Skipped{Position: pos, Reason: rd.Err.Error(), Workspaces: rd.Workspaces}
+	if len(rd.Workspaces) == 0 {
+		s.stats.Unattributable++
+		if !s.skipUnattrib {
+			err := &UnattributableError{Position: pos, Reason: rd.Err.Error()}
+			if s.failed == nil {
+				s.failed = err
+			}
+			return err
+		}
+		if len(s.unattributable) < MaxUnattributable {
+			s.unattributable = append(s.unattributable, sk)
+		}
+	}
+	if len(s.skipped) < maxSkipped {
+		s.skipped = append(s.skipped, sk)
+	}
+	for _, id := range rd.Workspaces {
+		st := s.byID[id]
+		switch {
+		case st == nil:
+			s.add(&state{id: id, unreadable: true})
+		case st.deleted:
+			s.stats.AfterDeletion++
+		default:
+			st.unreadable = true
+		}
 	}
 	return nil
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// ApplyJSON parses one settings record and applies it. A malformed record
-// is counted, remembered for the report and returned as an error; the state
-// is unchanged.
-func (s *Store) ApplyJSON(b []byte, pos string) error {
-	var rec Record
-	dec := json.NewDecoder(bytes.NewReader(b))
-	err := dec.Decode(&rec)
-	switch {
-	case err != nil:
-		err = fmt.Errorf("not a settings record: %s", readProblem(err))
-	case rec.WorkspaceID == "":
-		err = errors.New("missing workspace_id")
-	case rec.OptOut == nil && !rec.Deleted:
-		err = errors.New("missing ai_training_opt_out")
-	}
-	if err != nil {
-		s.mu.Lock()
-		s.stats.Malformed++
-		if len(s.skipped) < maxSkipped {
-			s.skipped = append(s.skipped, Skipped{Position: pos, Reason: err.Error()})
-		}
-		s.mu.Unlock()
-		return fmt.Errorf("consent: %s: %w", pos, err)
-	}
-	s.Apply(rec)
-	return nil
+// add registers a new workspace's state; s.mu is held.
+func (s *Store) add(st *state) {
+	s.byID[st.id] = st
+	s.byPseudo[s.pz.Of([]byte(st.id))] = st
 }
 
 // Tombstone marks a workspace deleted (a null value on the settings topic).
@@ -179,17 +242,17 @@ func (s *Store) Tombstone(workspaceID string) {
 	s.Apply(Record{WorkspaceID: workspaceID, Deleted: true})
 }
 
-// Apply applies one record under the rules of SPEC §4 and reports whether
-// it changed anything.
+// Apply applies one readable record under the rules of SPEC §4 and reports
+// whether it changed anything. A workspace excluded by an unreadable
+// record counts as opted out: only an opt-out, a deletion, or an opt-in by
+// an owner or admin changes it.
 func (s *Store) Apply(rec Record) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Applied++
 	st := s.byID[rec.WorkspaceID]
 	if st == nil {
-		st = &state{id: rec.WorkspaceID, deleted: rec.Deleted, optedOut: rec.OptOut != nil && *rec.OptOut}
-		s.byID[rec.WorkspaceID] = st
-		s.byPseudo[s.pz.Of([]byte(rec.WorkspaceID))] = st
+		s.add(&state{id: rec.WorkspaceID, deleted: rec.Deleted, optedOut: rec.OptOut != nil && *rec.OptOut})
 		return true
 	}
 	switch {
@@ -199,13 +262,16 @@ func (s *Store) Apply(rec Record) bool {
 	case rec.Deleted:
 		st.deleted = true
 		return true
-	case rec.OptOut == nil || *rec.OptOut == st.optedOut:
+	case rec.OptOut == nil:
 		return false
 	case *rec.OptOut:
-		st.optedOut = true
-		return true
+		changed := !st.optedOut || st.unreadable
+		st.optedOut, st.unreadable = true, false
+		return changed
+	case !st.optedOut && !st.unreadable:
+		return false
 	case rec.Role == "owner" || rec.Role == "admin":
-		st.optedOut = false
+		st.optedOut, st.unreadable = false, false
 		return true
 	default:
 		s.stats.IgnoredOptIns++
@@ -213,7 +279,8 @@ func (s *Store) Apply(rec Record) bool {
 	}
 }
 
-// Check is the ingest gate: deleted, opted out, or unknown.
+// Check is the ingest gate: deleted, unreadable, opted out, or unknown
+// (SPEC §3.7).
 func (s *Store) Check(ev *pipeline.Event) pipeline.Reason {
 	s.mu.RLock()
 	st := s.byID[string(ev.WorkspaceID)]
@@ -223,6 +290,8 @@ func (s *Store) Check(ev *pipeline.Event) pipeline.Reason {
 		return s.unknown
 	case st.deleted:
 		return pipeline.ReasonWorkspaceDeleted
+	case st.unreadable:
+		return pipeline.ReasonConsentUnreadable
 	case st.optedOut:
 		return pipeline.ReasonOptedOut
 	}
@@ -245,18 +314,43 @@ func (s *Store) AtPublish(ws pipeline.Pseudonym) (pipeline.Reason, string) {
 		return pipeline.ReasonNone, ""
 	case st.deleted:
 		return pipeline.ReasonDeletedBeforePublish, st.id
+	case st.unreadable:
+		return pipeline.ReasonConsentUnreadableBeforePublish, st.id
 	case st.optedOut:
 		return pipeline.ReasonOptedOutBeforePublish, st.id
 	}
 	return pipeline.ReasonNone, st.id
 }
 
-// CaughtUp waits for the settings follower, if any.
+// CaughtUp waits for the settings follower, if any. It fails, whatever
+// the follower says, once an unattributable record stopped the store.
 func (s *Store) CaughtUp(ctx context.Context) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
 	if s.caughtUp == nil {
 		return ctx.Err()
 	}
-	return s.caughtUp(ctx)
+	if err := s.caughtUp(ctx); err != nil {
+		return err
+	}
+	return s.Err()
+}
+
+// Err returns the error that stopped the store (an unattributable record
+// under consent.unattributable: fail), or nil.
+func (s *Store) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.failed
+}
+
+// Unattributable returns every unattributable record skipped so far
+// (consent.unattributable: skip), for the exclusion log.
+func (s *Store) Unattributable() []Skipped {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]Skipped(nil), s.unattributable...)
 }
 
 // Stats returns the counts so far.
@@ -266,7 +360,7 @@ func (s *Store) Stats() Stats {
 	return s.stats
 }
 
-// Skipped returns the first malformed records skipped (at most 100).
+// Skipped returns the first unreadable records (at most 100).
 func (s *Store) Skipped() []Skipped {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -55,11 +55,11 @@ func TestRulesOfSpec4(t *testing.T) {
 				`{"workspace_id":"w","ai_training_opt_out":false,"deleted":false,"updated_by_role":"owner"}`}, pipeline.ReasonWorkspaceDeleted},
 		{"deletion wins over opt-out",
 			[]string{`{"workspace_id":"w","ai_training_opt_out":true,"deleted":true,"updated_by_role":"owner"}`}, pipeline.ReasonWorkspaceDeleted},
-		{"a malformed record is skipped and the earlier state stands",
+		{"an unreadable record after an opt-out excludes the workspace as unreadable",
 			[]string{`{"workspace_id":"w","ai_training_opt_out":true,"updated_by_role":"owner"}`,
-				`{"workspace_id":"w","ai_training_opt_out":"no"}`}, pipeline.ReasonOptedOut},
-		{"a record without ai_training_opt_out is skipped",
-			[]string{`{"workspace_id":"w","updated_by_role":"owner"}`}, pipeline.ReasonConsentUnknown},
+				`{"workspace_id":"w","ai_training_opt_out":"no"}`}, pipeline.ReasonConsentUnreadable},
+		{"a record without ai_training_opt_out is unreadable",
+			[]string{`{"workspace_id":"w","updated_by_role":"owner"}`}, pipeline.ReasonConsentUnreadable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +108,7 @@ func TestStatsAndSkipped(t *testing.T) {
 	s := load(t, DefaultConfig(),
 		`{"workspace_id":"w","ai_training_opt_out":true,"updated_by_role":"owner"}`,
 		`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"editor"}`,
-		`not json`,
+		`{"workspace_id":"w","ai_training_opt_out":"yes","updated_by_role":"owner"}`,
 		``,
 		`{"workspace_id":"w","deleted":true}`,
 		`{"workspace_id":"w","ai_training_opt_out":false,"updated_by_role":"owner"}`)
@@ -117,15 +117,20 @@ func TestStatsAndSkipped(t *testing.T) {
 		t.Errorf("Stats (-want +got):\n%s", diff)
 	}
 	sk := s.Skipped()
-	if len(sk) != 1 || sk[0].Position != "settings.ndjson:3" {
+	if len(sk) != 1 || sk[0].Position != "settings.ndjson:3" || !cmp.Equal(sk[0].Workspaces, []string{"w"}) {
 		t.Errorf("Skipped = %+v, want line 3", sk)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	err := Config{Unknown: "maybe"}.Validate()
-	if err == nil || !strings.Contains(err.Error(), "consent.unknown_workspaces") {
-		t.Errorf("Validate = %v, want an error naming consent.unknown_workspaces", err)
+	err := Config{Unknown: "maybe", Unattributable: "ignore"}.Validate()
+	for _, path := range []string{"consent.unknown_workspaces", "consent.unattributable"} {
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("Validate = %v, want an error naming %s", err, path)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig().Validate() = %v", err)
 	}
 }
 
