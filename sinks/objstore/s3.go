@@ -56,8 +56,12 @@ func ParseS3URL(u string) (bucket, prefix string, err error) {
 	if !ok || !strings.EqualFold(scheme, "s3") {
 		return "", "", fmt.Errorf("objstore: %q is not an s3://bucket/prefix URL", u)
 	}
-	if strings.ContainsAny(rest, "?#@") {
-		return "", "", fmt.Errorf("objstore: %q: an s3:// URL has no query, fragment or user; credentials come from the AWS credential chain", u)
+	if strings.Contains(rest, "@") {
+		// Not repeated: what stands before '@' may be a secret.
+		return "", "", errors.New("objstore: an s3:// URL has no user part; credentials come from the AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the shared config, an instance role)")
+	}
+	if strings.ContainsAny(rest, "?#") {
+		return "", "", fmt.Errorf("objstore: %q: an s3:// URL has no query or fragment", u)
 	}
 	bucket, prefix, _ = strings.Cut(rest, "/")
 	if !bucketRE.MatchString(bucket) {

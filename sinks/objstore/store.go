@@ -100,12 +100,29 @@ func Open(url string, cfg Config, opts ...Option) (Store, error) {
 		return NewS3(url, cfg, opts...)
 	case "file":
 		if !strings.HasPrefix(rest, "/") {
-			return nil, fmt.Errorf("objstore: %s: a file URL needs an absolute path (file:///path)", url)
+			return nil, fmt.Errorf("objstore: %s: a file URL needs an absolute path (file:///path)", redact(url))
 		}
 		return NewLocal(rest)
 	default:
-		return nil, fmt.Errorf("objstore: %s: unsupported storage scheme %q; use a local path or s3://bucket/prefix", url, scheme)
+		return nil, fmt.Errorf("objstore: %s: unsupported storage scheme %q; use a local path or s3://bucket/prefix", redact(url), scheme)
 	}
+}
+
+// redact hides the user part of a URL ("scheme://user:secret@host/…"),
+// which may hold a secret, for messages.
+func redact(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		host = "…@" + host[i+1:]
+	}
+	if path != "" || strings.Contains(rest, "/") {
+		return scheme + "://" + host + "/" + path
+	}
+	return scheme + "://" + host
 }
 
 // checkKey reports why key is not a valid object key, or nil.
