@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -292,22 +291,21 @@ func TestProbeRefusesAStoreThatIgnoresIfNoneMatch(t *testing.T) {
 	// the header is signed), as a store that ignores it would.
 	target, _ := url.Parse(srv.Endpoint)
 	var stripped atomic.Int32
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		r := pr.Out
+		r.Host = pr.In.Host // the host the client signed
 		if r.Header.Get("If-None-Match") == "" {
 			return
 		}
 		stripped.Add(1)
 		r.Header.Del("If-None-Match")
 		r.Header.Del("Authorization")
-		r.Host = target.Host
 		creds := aws.Credentials{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
 		if err := v4.NewSigner().SignHTTP(r.Context(), creds, r, r.Header.Get("X-Amz-Content-Sha256"), "s3", s3test.Region, time.Now()); err != nil {
 			t.Errorf("signing again: %v", err)
 		}
-	}
+	}}
 	ps := httptest.NewServer(proxy)
 	defer ps.Close()
 
