@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -265,8 +266,13 @@ var conformance = []struct {
 		if err := Probe(context.Background(), s); err != nil {
 			t.Fatal(err)
 		}
-		if got := keys(t, s, ProbePrefix); len(got) != 0 {
+		if got := keys(t, s, ""); len(got) != 0 {
 			t.Errorf("the probe left %v", got)
+		}
+		if l, ok := s.(*Local); ok {
+			if ents, _ := os.ReadDir(l.dir); len(ents) != 0 {
+				t.Errorf("the probe left %v in the directory", ents)
+			}
 		}
 	}},
 }

@@ -37,6 +37,9 @@
 //
 // Limits, said plainly: on Local a key cannot be both an object and the
 // parent of another ("a" and "a/b"), as it can on S3; deid's layouts never
-// do that. Get retries only until the object starts to arrive: a failure
+// do that. Local's conditional create is atomic where the file system has
+// hard links (every local file system deid targets); on one without, it
+// falls back to a check before the rename, which two processes could race.
+// Get retries only until the object starts to arrive: a failure
 // while reading the body is the reader's error.
 package objstore

@@ -9,8 +9,10 @@ import (
 	"fmt"
 )
 
-// ProbePrefix is where Probe writes its objects, below the store's root.
-const ProbePrefix = "_deid_probe/"
+// ProbePrefix begins the names of Probe's objects, at the store's root (not
+// in a directory of their own, which a local store would keep when the
+// object is gone).
+const ProbePrefix = "_deid_probe-"
 
 // Probe checks that s honours conditional creates, which deid's commits
 // rely on: it writes a fresh probe object with a conditional create, then
