@@ -262,6 +262,24 @@ var conformance = []struct {
 			t.Errorf("get = %q", got)
 		}
 	}},
+	{"a body that cannot be read leaves no object and nothing behind", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		for _, opts := range []PutOptions{{}, {IfNotExists: true}} {
+			body := &failingReader{ReadSeeker: bytes.NewReader(make([]byte, 100<<10)), failAt: 10 << 10}
+			err := s.Put(ctx, "broken/part-0.parquet", body, opts)
+			if err == nil || !strings.Contains(err.Error(), "disk gone") {
+				t.Errorf("put %+v: %v, want the body's error", opts, err)
+			}
+		}
+		if _, err := s.Stat(ctx, "broken/part-0.parquet"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("stat: %v, want ErrNotFound", err)
+		}
+		if l, ok := s.(*Local); ok {
+			if ents, _ := os.ReadDir(l.path("broken")); len(ents) != 0 {
+				t.Errorf("left in the directory: %v", ents)
+			}
+		}
+	}},
 	{"the store honours conditional writes", func(t *testing.T, s Store) {
 		if err := Probe(context.Background(), s); err != nil {
 			t.Fatal(err)
