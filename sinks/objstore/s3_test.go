@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -341,5 +343,39 @@ func TestProbeRefusesAStoreThatIgnoresIfNoneMatch(t *testing.T) {
 	}
 	if stripped.Load() != 2 {
 		t.Errorf("the proxy stripped If-None-Match from %d requests, want the probe's 2", stripped.Load())
+	}
+}
+
+func TestS3TakesCredentialsFromTheSharedFiles(t *testing.T) {
+	// The standard chain beyond the environment: a named profile of the
+	// shared credentials file, and the region from the shared config.
+	srv := s3test.Require(t)
+	bucket := srv.Bucket(t)
+	srv.Setenv(t)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	conf := filepath.Join(dir, "config")
+	if err := os.WriteFile(creds, []byte("[deid-test]\naws_access_key_id = "+srv.AccessKey+"\naws_secret_access_key = "+srv.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("[profile deid-test]\nregion = "+s3test.Region+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_REGION": "",
+		"AWS_SHARED_CREDENTIALS_FILE": creds, "AWS_CONFIG_FILE": conf, "AWS_PROFILE": "deid-test",
+	} {
+		t.Setenv(k, v)
+	}
+	cfg := DefaultConfig()
+	cfg.S3.Endpoint = srv.Endpoint
+	cfg.S3.ForcePathStyle = true
+	s, err := NewS3("s3://"+bucket+"/p", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "k", "from the profile")
+	if got := get(t, s, "k"); got != "from the profile" {
+		t.Errorf("get = %q", got)
 	}
 }
