@@ -14,6 +14,17 @@ fi
 eval "$(bash scripts/kafka-local.sh env)"
 export DEID_REQUIRE_KAFKA=1
 
+# The S3-compatible server (versitygw) for sinks/objstore, likewise: started
+# only if not running, stopped on exit (then the exit trap set above runs).
+if ! bash scripts/s3-local.sh status >/dev/null 2>&1; then
+  bash scripts/s3-local.sh start
+  eval "set -- $(trap -p EXIT)"
+  s3_prev_trap="${3:-}"
+  trap 'bash scripts/s3-local.sh stop || true; eval "$s3_prev_trap"' EXIT
+fi
+eval "$(bash scripts/s3-local.sh env)"
+export DEID_REQUIRE_S3=1
+
 if [ -f scripts/pyenv.sh ]; then
   bash scripts/pyenv.sh
   export DEID_PYTHON="$PWD/.cache/venv/bin/python" DEID_REQUIRE_PYTHON=1
