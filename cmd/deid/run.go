@@ -313,7 +313,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex := exclusions.DefaultConfig()
+	ex := cfg.Exclusions
 	ex.Dir = cfg.Out
 	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer))
 	if err != nil {
