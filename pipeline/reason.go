@@ -1,31 +1,5 @@
 package pipeline
 
-// Disposition is what became of one input record. Every record read gets
-// exactly one.
-type Disposition uint8
-
-const (
-	// Contributed: the record was aggregated into one dataset's window.
-	Contributed Disposition = iota + 1
-	// Excluded: the record was dropped by a gate, with a Reason.
-	Excluded
-	// DeadLetter: the record was malformed (SPEC §3.1).
-	DeadLetter
-)
-
-// String returns the stable name of the disposition.
-func (d Disposition) String() string {
-	switch d {
-	case Contributed:
-		return "contributed"
-	case Excluded:
-		return "excluded"
-	case DeadLetter:
-		return "dead_letter"
-	}
-	return "unknown"
-}
-
 // Reason is why a record, or a cell's contributions, were excluded. The
 // string forms are stable: they are written to the exclusion log, manifests
 // and metrics, and compliance reads them.

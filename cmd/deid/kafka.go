@@ -58,7 +58,8 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 		caughtUp.Store(true)
 		return nil
 	})
-	b.ready = func() bool { return caughtUp.Load() && b.stats.Windows.Load() >= 0 }
+	// /readyz also needs a partition assigned (serveOps checks it).
+	b.ready = caughtUp.Load
 
 	dl := cfg.DeadLetters
 	dl.Kafka = cfg.Kafka

@@ -69,13 +69,6 @@ func New(cfg Config, opts ...Option) (*Log, error) {
 	return l, nil
 }
 
-// ChainDir returns the directory of the named chain under <out>/exclusions:
-// the name encoded injectively into one file-system-safe path element
-// ("events-00.ndjson[0]" → "events-00.ndjson%5B0%5D").
-func ChainDir(outDir, name string) string {
-	return filepath.Join(outDir, "exclusions", fsutil.EncodeName(name))
-}
-
 // Chain opens the named chain, resuming it if it exists: it finds the
 // newest segment, recomputes its hash as the head and continues its
 // sequence. Temporary files of an interrupted commit are removed. Each call

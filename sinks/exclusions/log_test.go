@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mya/deid/internal/parquettest"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/internal/fsutil"
 )
 
 const chainName = "events-00.ndjson[0]"
@@ -642,4 +643,11 @@ func BenchmarkAppendCommit(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(n*b.N), "allocs/entry")
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// ChainDir returns the directory of the named chain under <out>/exclusions:
+// the name encoded injectively into one file-system-safe path element
+// ("events-00.ndjson[0]" → "events-00.ndjson%5B0%5D").
+func ChainDir(outDir, name string) string {
+	return filepath.Join(outDir, "exclusions", fsutil.EncodeName(name))
 }

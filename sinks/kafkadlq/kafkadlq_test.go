@@ -14,7 +14,6 @@ import (
 	"github.com/mya/deid/internal/kafkatest"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/kafkadlq"
-	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
 func config(t *testing.T, c *kafkatest.Cluster) kafkadlq.Config {
@@ -172,7 +171,6 @@ func TestConfigValidation(t *testing.T) {
 	if err := cfg.Validate(); err != nil || cfg.TopicName() != "deid.dead-letters" {
 		t.Errorf("Validate = %v, topic %q", err, cfg.TopicName())
 	}
-	var _ kafkasrc.Config = cfg.Kafka
 }
 
 // A broker that goes away and comes back within kafka.retry_budget — a

@@ -16,10 +16,6 @@ import (
 //go:embed region.csv
 var builtinTables embed.FS
 
-// BuiltinTables returns the hierarchy tables that ship with deid
-// (region.csv: ISO 3166-1 country → continent, unknown → ZZ).
-func BuiltinTables() fs.FS { return builtinTables }
-
 // Build validates cfg and turns it into dataset specs, reading table
 // hierarchies from dir. A table is looked up in dir first (when dir is
 // non-nil), then among the built-in tables, so a deployment can ship an
