@@ -43,6 +43,7 @@ func TestConfigs(t *testing.T) {
 		"comments.bad.yaml": {"comments.bad.yaml is empty:"},
 		// 90s divides 24h, but a window must start on a whole minute.
 		"window.bad.yaml":     {"pipeline.window: must be at least 1m, whole minutes, and divide 24h evenly, e.g. 15m, 1h, 6h or 24h (got 1m30s)"},
+		"aliases.bad.yaml":    {"the document expands its YAML aliases (*name) too far; write the values out"},
 		"exclusions.bad.yaml": {`exclusions.compression: must be "snappy" or "zstd" (got "lz4")`},
 		"values.bad.yaml": {
 			`mode: must be "file" or "kafka" (got "stream")`,

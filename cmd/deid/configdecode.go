@@ -7,7 +7,9 @@ import (
 	"io"
 	"maps"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,7 +94,13 @@ func (p problem) String() string {
 type checker struct {
 	root     reflect.Type
 	problems []problem
+	// visits counts the nodes walked: aliases can make a small document
+	// a huge tree, so the walk stops at maxVisits.
+	visits int
 }
+
+// maxVisits bounds the nodes one document may expand to.
+const maxVisits = 100_000
 
 var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -105,6 +113,13 @@ func (c *checker) add(n *yaml.Node, path, format string, args ...any) {
 
 func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 	line := n.Line
+	if c.visits++; c.visits == maxVisits {
+		c.problems = append(c.problems, problem{path: path, line: line,
+			msg: "the document expands its YAML aliases (*name) too far; write the values out"})
+	}
+	if c.visits >= maxVisits {
+		return
+	}
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -335,9 +350,16 @@ func isNull(n *yaml.Node) bool {
 		n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
+// join appends key to path; a key that is not a plain name is quoted, so
+// the path reads unambiguously.
 func join(path, key string) string {
+	if !plainKey.MatchString(key) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
+
+var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
