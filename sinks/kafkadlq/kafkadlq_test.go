@@ -177,6 +177,9 @@ func TestConfigValidation(t *testing.T) {
 // restart — does not fail a Flush: it retries, and every dead letter gets
 // out once the broker is back.
 func TestFlushRidesOutABrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a broker restart; not with -short")
+	}
 	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) {
 		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = time.Second, 500*time.Millisecond
 		cfg.Kafka.RetryBudget = 30 * time.Second
@@ -205,6 +208,9 @@ func TestFlushRidesOutABrokerRestart(t *testing.T) {
 // A broker that stays away longer than kafka.retry_budget fails the Flush,
 // saying so, and the dead letters stay buffered.
 func TestFlushGivesUpAfterTheRetryBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the retry budget; not with -short")
+	}
 	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) {
 		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = 500*time.Millisecond, 200*time.Millisecond
 		cfg.Kafka.RetryBudget = time.Second
