@@ -30,9 +30,12 @@ run: sample
 test: lint
 	bash scripts/test.sh
 
-## unit: the Go tests alone, without starting anything (real-broker tests skip).
+## unit: the fast tier — every package's tests with -short, without the race
+## detector and without starting anything: the end-to-end, crash, rebalance
+## and broker-restart tests skip, the shared sample is smaller, real-broker
+## tests skip. The allocation tests run here (the race detector allocates).
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -short -count=1 ./...
 
 ## kafka-start / kafka-stop: a local single-node Apache Kafka on 127.0.0.1.
 kafka-start:
@@ -75,6 +78,7 @@ docs: build
 fuzz:
 	$(GO) test ./transforms/decode -run '^$$' -fuzz FuzzDecode -fuzztime 30s
 	$(GO) test ./transforms/consent -run '^$$' -fuzz FuzzRead -fuzztime 20s
+	$(GO) test ./cmd/deid -run '^$$' -fuzz FuzzLoadConfig -fuzztime 30s -fuzzminimizetime 10s
 
 ## golden: rewrite the golden end-to-end cases (review the diff).
 golden:

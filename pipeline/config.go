@@ -52,8 +52,11 @@ func DefaultConfig() Config {
 // Validate reports every problem, each prefixed with its YAML path.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Window < time.Minute || (24*time.Hour)%c.Window != 0 {
-		errs = append(errs, fmt.Errorf("pipeline.window: must be at least 1m and divide 24h evenly, e.g. 1h, 6h or 24h (got %s)", c.Window))
+	// Windows are aligned to UTC days and named by the minute they start
+	// (dt=…/hour=…/minute=…), so a window is whole minutes that divide a
+	// day: 90s divides 24h but would start off the minute.
+	if c.Window < time.Minute || c.Window%time.Minute != 0 || (24*time.Hour)%c.Window != 0 {
+		errs = append(errs, fmt.Errorf("pipeline.window: must be at least 1m, whole minutes, and divide 24h evenly, e.g. 15m, 1h, 6h or 24h (got %s)", c.Window))
 	}
 	if c.MaxOutOfOrderness < 0 {
 		errs = append(errs, fmt.Errorf("pipeline.max_out_of_orderness: must not be negative (got %s)", c.MaxOutOfOrderness))

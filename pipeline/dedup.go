@@ -83,24 +83,6 @@ func (s *dedupSet) Add(k dedupKey) bool {
 	return true
 }
 
-// Has tells whether k is in the set.
-func (s *dedupSet) Has(k dedupKey) bool {
-	if k == (dedupKey{}) {
-		return s.zero
-	}
-	n := len(s.buckets)
-	for b := s.home(k); ; b = (b + 1) % n {
-		for _, q := range s.buckets[b] {
-			switch q {
-			case k:
-				return true
-			case dedupKey{}:
-				return false
-			}
-		}
-	}
-}
-
 // home returns k's first bucket: the first half of k mapped onto the
 // table's size by a multiply-shift, so the size need not be a power of two.
 func (s *dedupSet) home(k dedupKey) int {

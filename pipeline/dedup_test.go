@@ -112,6 +112,24 @@ func heapInUse() int64 {
 	return int64(ms.HeapInuse)
 }
 
+// Has tells whether k is in the set.
+func (s *dedupSet) Has(k dedupKey) bool {
+	if k == (dedupKey{}) {
+		return s.zero
+	}
+	n := len(s.buckets)
+	for b := s.home(k); ; b = (b + 1) % n {
+		for _, q := range s.buckets[b] {
+			switch q {
+			case k:
+				return true
+			case dedupKey{}:
+				return false
+			}
+		}
+	}
+}
+
 // All calls yield with every key, in table order.
 func (s *dedupSet) All(yield func(dedupKey) bool) {
 	if s.zero && !yield(dedupKey{}) {

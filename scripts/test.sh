@@ -2,7 +2,8 @@
 # The whole test suite, as `make test` and CI run it: starts what the tests
 # need (a real Kafka broker on 127.0.0.1, the Python read-back virtualenv,
 # headless Chromium), requires them so that nothing skips silently, runs
-# every Go test with the race detector, and stops the broker.
+# every Go test with the race detector (then the allocation tests without
+# it), and stops the broker.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -34,4 +35,11 @@ if [ -f scripts/chromium.sh ]; then
   export DEID_REQUIRE_CHROMIUM=1
 fi
 
+# The full suite: -short would skip the end-to-end, crash and broker tests.
+case " ${GOFLAGS:-} " in
+  *" -short "*|*" -test.short "*) echo "scripts/test.sh: GOFLAGS has -short; the full suite runs without it" >&2; exit 2 ;;
+esac
 go test -race -count=1 -timeout 30m ./...
+# The race detector allocates, so the zero-allocation tests skip under it:
+# run them again without it.
+go test -count=1 -run 'Alloc' ./...

@@ -12,12 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/mya/deid/internal/claim"
-
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/anchors"
+	"github.com/mya/deid/sinks/exclusions"
 	"github.com/mya/deid/sinks/kafkadlq"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
@@ -52,6 +50,10 @@ type Config struct {
 	Secrets  SecretsConfig             `yaml:"secrets"`
 	// Anchors is the anchor log outside the output (--anchors).
 	Anchors anchors.Config `yaml:"anchors"`
+
+	// Exclusions configures the exclusion log's segments: their Parquet
+	// codec (exclusions.compression).
+	Exclusions exclusions.Config `yaml:"exclusions"`
 
 	// Kafka mode.
 	Kafka kafkasrc.Config `yaml:"kafka"`
@@ -106,6 +108,7 @@ func defaultConfig() Config {
 		Datasets: aggregate.DefaultConfig().Datasets,
 		Secrets:  SecretsConfig{PseudonymKeyEnv: "DEID_PSEUDONYM_KEY", SigningKeyEnv: "DEID_SIGNING_KEY"},
 
+		Exclusions:      exclusions.DefaultConfig(),
 		Kafka:           kafkasrc.DefaultConfig(),
 		SettingsTopic:   "workspace-settings",
 		DeadLetters:     kafkadlq.DefaultConfig(),
@@ -114,7 +117,8 @@ func defaultConfig() Config {
 }
 
 // loadConfig returns the defaults overlaid with the YAML file at path (if
-// any), strictly decoded: a misspelled key is an error naming the line.
+// any), strictly decoded: every misspelled key, wrongly typed value and
+// empty file is an error naming its YAML path and line (decodeConfig).
 func loadConfig(path string) (Config, error) {
 	cfg := defaultConfig()
 	if path == "" {
@@ -124,10 +128,8 @@ func loadConfig(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+	if err := decodeConfig(path, b, &cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -172,6 +174,10 @@ func (c *Config) Validate() error {
 	add(c.Decode.Validate())
 	add(c.Consent.Validate())
 	add(c.Parquet.Validate())
+	if c.Out != "" { // an empty out is reported once, by parquet
+		c.Exclusions.Dir = c.Out
+		add(c.Exclusions.Validate())
+	}
 	add(aggregate.Config{Datasets: c.Datasets}.Validate())
 	add(c.Anchors.Validate(c.Out))
 	if c.Anchors.Topic != "" && c.Mode != modeKafka {
@@ -179,7 +185,24 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("anchors.topic: produced through the kafka section's connection settings, which are incomplete: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(uniqueLines(errs)...)
+}
+
+// uniqueLines splits errs into their lines and drops repeats: two sections
+// that share a setting (kafka and dead_letters share the brokers) report
+// its problem once.
+func uniqueLines(errs []error) []error {
+	seen := map[string]bool{}
+	var out []error
+	for _, err := range errs {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if !seen[line] {
+				seen[line] = true
+				out = append(out, errors.New(line))
+			}
+		}
+	}
+	return out
 }
 
 // policyVersion hashes the configuration that decides what is excluded and

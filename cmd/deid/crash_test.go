@@ -173,6 +173,9 @@ func killAfter(bin string, env []string, d time.Duration, args ...string) (bool,
 // windows have no partial for the other dataset, and a checkpoint must
 // still be written and restored — the datasets equal a run without them.
 func TestCheckpointsOfAnInputOfOneEventType(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real process over every checkpoint of an input; not with -short")
+	}
 	bin := deidBinary(t)
 	gen0 := filepath.Join(t.TempDir(), "gen")
 	cfg := gen.DefaultConfig()

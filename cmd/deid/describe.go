@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +12,7 @@ import (
 // cmdDescribe prints the data dictionary of the datasets a config
 // declares, as Markdown: docs/datasets.md is its output for the defaults.
 func cmdDescribe(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("describe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("describe", stderr)
 	config := fs.String("config", "", "YAML config whose datasets to describe (default: the embedded defaults)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -17,12 +16,7 @@ import (
 // exclusion entry of it, and whether any of its records contributed to a
 // published window after it opted out.
 func cmdExclusions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("exclusions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: deid exclusions <out> --workspace ID [--from T] [--to T] [--input PATH]... [--settings FILE] [--config FILE]\n\n%s\nFlags:\n", exclusionsHelp)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("exclusions", stderr)
 	var (
 		f         verifyFlags
 		workspace = fs.String("workspace", "", "the workspace id (required)")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +12,7 @@ import (
 
 func cmdGen(args []string, stdout, stderr io.Writer) error {
 	cfg := gen.DefaultConfig()
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", stderr)
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; the same seed always writes the same bytes")
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "event lines over all partitions, hazards included")
 	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partition files")

@@ -75,8 +75,9 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 		caughtUp.Store(true)
 		return nil
 	})
+	// /readyz also needs a partition assigned (serveOps checks it).
 	b.ready = func() bool {
-		return caughtUp.Load() && settings.Err() == nil && cons.Err() == nil && b.stats.Windows.Load() >= 0
+		return caughtUp.Load() && settings.Err() == nil && cons.Err() == nil
 	}
 
 	dl := cfg.DeadLetters

@@ -85,6 +85,9 @@ func (s kafkaSample) args(c *kafkatest.Cluster, out, state string) []string {
 // the exclusion log must hold the same entries, and the malformed records
 // must be on the dead-letter topic with their reason and position.
 func TestKafkaModeEqualsFileMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an end-to-end run in both modes; not with -short")
+	}
 	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
 		t.Setenv("DEID_PSEUDONYM_KEY", "kafka-test-key-0123456789")
 		cfg := gen.DefaultConfig()

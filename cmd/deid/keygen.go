@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +14,7 @@ import (
 // key as PEM (PKCS #8, mode 0600), the public key as PEM (PKIX). It never
 // replaces a key pair unless told to.
 func cmdKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keygen", stderr)
 	out := fs.String("out", "", "directory to write deid-signing.key (private, 0600) and deid-signing.pub into")
 	force := fs.Bool("force", false, "replace an existing key pair")
 	if err := fs.Parse(args); err != nil {

@@ -17,46 +17,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "0.1.0-dev"
 
-const usage = `deid — privacy-safe training data from the platform's event streams
-
-Usage:
-  deid run     [--config deid.yaml] [--input PATH]... [--settings FILE] [--out DIR]
-               [--state-dir DIR] [--brokers B,.. --topics T,.. --group G [--stop-at-end]]
-               [--http-addr ADDR] [--check]
-               Read events (NDJSON files, or Kafka topics with --brokers), drop
-               everything the privacy policy forbids, aggregate into k-anonymous
-               cells and write Parquet datasets, manifests, the exclusion log and
-               dead letters under --out. With no config it runs on the embedded
-               defaults (file mode, input sample/, settings sample/settings.ndjson,
-               output out/). --state-dir keeps checkpoints: a restart resumes.
-               Kafka mode runs until SIGTERM/SIGINT (or the topics' ends with
-               --stop-at-end). --check validates the configuration and exits.
-  deid gen     [--seed N] [--events N] [--partitions N] [--workspaces N] [--days N]
-               [--start 2026-11-01] [--gzip] [--out DIR | --brokers B,.. --topic T]
-               Write seeded, realistic sample events (one file per partition) and
-               a settings file, with every hazard the pipeline must handle.
-  deid verify  <out> [--input PATH]... [--settings FILE] [--public-key FILE] [--config FILE]
-               Check an output and say what was found, one line per check: manifests
-               and file hashes, the exclusion log's hash chains, the accounting, k on
-               every row, the schemas; with the input, that nothing opted out,
-               deleted, unknown, a message or a minor's contributed and no free text
-               reached an output; with the key, every signature. Exit 1 if any fails.
-  deid exclusions <out> --workspace ID [--from T] [--to T] [--input PATH]... [--settings FILE]
-               Every exclusion-log entry of one workspace, and whether any of its
-               records contributed to a published window after it opted out.
-  deid report  <out> [--html FILE] [--input PATH]... [--settings FILE] [--public-key FILE]
-               Write one self-contained HTML page of an output's figures, charts and
-               verify result (default report.html).
-  deid describe [--config FILE]
-               Print the data dictionary of the datasets as Markdown (docs/datasets.md).
-  deid keygen  --out DIR
-               Write an ed25519 key pair for signing manifests and exclusion segments.
-  deid version Print the version.
-  deid help    Print this help; "deid <command> --help" lists a command's flags.
-
-Exit status: 0 on success, 1 when the run failed, 2 on bad usage or configuration.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -83,33 +43,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runCtx runs a command line until it ends or ctx is done (a stop signal).
 func runCtx(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		writeCommandList(stderr)
 		return 2
 	}
-	var err error
 	switch args[0] {
-	case "run":
-		err = cmdRun(ctx, args[1:], stdout, stderr)
-	case "gen":
-		err = cmdGen(args[1:], stdout, stderr)
-	case "verify":
-		err = cmdVerify(ctx, args[1:], stdout, stderr)
-	case "exclusions":
-		err = cmdExclusions(ctx, args[1:], stdout, stderr)
-	case "report":
-		err = cmdReport(ctx, args[1:], stdout, stderr)
-	case "describe":
-		err = cmdDescribe(args[1:], stdout, stderr)
-	case "keygen":
-		err = cmdKeygen(args[1:], stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "deid %s\n", version)
-	case "help", "--help", "-help", "-h":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "deid: unknown command %q\n\n%s", args[0], usage)
+	case "--version", "-version":
+		args[0] = "version"
+	case "--help", "-help", "-h":
+		args[0] = "help"
+	}
+	cmd, ok := commandFuncs(ctx)[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "deid: unknown command %q\n\n", args[0])
+		writeCommandList(stderr)
 		return 2
 	}
+	err := cmd(args[1:], stdout, stderr)
 	if err == nil {
 		return 0
 	}
@@ -122,4 +71,33 @@ func runCtx(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	return 1
+}
+
+// commandFunc runs one subcommand with its arguments.
+type commandFunc func(args []string, stdout, stderr io.Writer) error
+
+// commandFuncs maps each subcommand to its function; ctx stops a run.
+func commandFuncs(ctx context.Context) map[string]commandFunc {
+	return map[string]commandFunc{
+		"run":        func(a []string, o, e io.Writer) error { return cmdRun(ctx, a, o, e) },
+		"gen":        cmdGen,
+		"verify":     func(a []string, o, e io.Writer) error { return cmdVerify(ctx, a, o, e) },
+		"exclusions": func(a []string, o, e io.Writer) error { return cmdExclusions(ctx, a, o, e) },
+		"report":     func(a []string, o, e io.Writer) error { return cmdReport(ctx, a, o, e) },
+		"describe":   cmdDescribe,
+		"keygen":     cmdKeygen,
+		"version":    cmdVersion,
+		"help":       cmdHelp,
+	}
+}
+
+// writeCommandList writes the commands with their usage lines and what
+// they do, without their flags (deid help has those).
+func writeCommandList(w io.Writer) {
+	fmt.Fprint(w, helpHeader)
+	for _, c := range commands {
+		fmt.Fprintf(w, "\n  deid %s\n%s\n", c.usage, wrap(c.summary, "      ", 76))
+	}
+	fmt.Fprint(w, "\n\"deid help\" lists every command's flags; \"deid <command> --help\" shows one command in full.\n")
+	fmt.Fprint(w, helpFooter)
 }

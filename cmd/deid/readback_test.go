@@ -76,6 +76,9 @@ type readbackOfOneTool struct {
 // count equals the manifests', each column has the SPEC §6.3 type, and the
 // values are those deid's own reader sees.
 func TestMLToolsReadTheDatasets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads every dataset with the Python ML tools; not with -short")
+	}
 	py := python(t)
 	s := generatedSample(t)
 	out := copyTree(t, s.out)

@@ -37,6 +37,9 @@ func (m *memWriter) Setting(key, line []byte) error {
 // window without that partition's data nor count anything twice: the final
 // datasets equal file mode's.
 func TestRebalanceTakesAPartitionAwayMidWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a streaming run through a rebalance; not with -short")
+	}
 	c := kafkatest.Fake(t)
 	t.Setenv("DEID_PSEUDONYM_KEY", "rebalance-key-0123456789")
 	cfg := gen.DefaultConfig()

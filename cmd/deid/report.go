@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,12 +17,7 @@ import (
 // of the verify result. The page is written whatever the verdict (it shows
 // it); the exit status is 0 when the page was written.
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: deid report <out> [--html FILE] [--input PATH]... [--settings FILE] [--public-key FILE] [--anchors FILE] [--config FILE]\n\n%s\nFlags:\n", reportHelp)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("report", stderr)
 	var f verifyFlags
 	f.register(fs)
 	htmlPath := fs.String("html", "report.html", "the HTML file to write")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,8 +33,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", stderr)
 	var (
 		configPath = fs.String("config", "", "YAML config file (default: the embedded defaults, file mode)")
 		inputs     stringList
@@ -223,7 +221,11 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	}()
 	start := time.Now()
 	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats))
-	if err != nil {
+	// A stop signal is a graceful stop in file mode too (SPEC §9): the
+	// workers stopped reading and checkpointed, and the run exits 0. Only
+	// the stop itself counts: any other failure is still an error.
+	stopped := err != nil && summary != nil && ctx.Err() != nil && err == ctx.Err()
+	if err != nil && !stopped {
 		return err
 	}
 	elapsed := time.Since(start)
@@ -234,6 +236,13 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	fmt.Fprintf(stdout, "deid %s: %s mode, %d partitions, %d records in %s (%.0f records/s), policy %s\n\n",
 		version, cfg.Mode, len(summary.Partitions), read, elapsed.Round(time.Millisecond), float64(read)/elapsed.Seconds(), pcfg.PolicyVersion)
 	printSummary(stdout, summary, cfg.Out)
+	if stopped {
+		if cfg.StateDir != "" {
+			log.Info("stopped by a signal before the end of the input; run the same command again to resume from the checkpoints", zap.String("state_dir", cfg.StateDir))
+		} else {
+			log.Warn("stopped by a signal before the end of the input; without state_dir nothing was checkpointed, so the output holds only the windows published so far: remove it and run again, or set state_dir to make a stop resumable", zap.String("out", cfg.Out))
+		}
+	}
 	return nil
 }
 
@@ -334,7 +343,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	if err := datasets.AnchorHeads(ctx); err != nil {
 		return nil, err
 	}
-	ex := exclusions.DefaultConfig()
+	ex := cfg.Exclusions
 	ex.Dir = cfg.Out
 	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer), exclusions.WithAnchors(anch))
 	if err != nil {

@@ -51,6 +51,11 @@ func generatedSample(t *testing.T) sample {
 		cfg := gen.DefaultConfig()
 		cfg.Seed = 7
 		cfg.Events = 60_000
+		if testing.Short() {
+			// Every hazard still occurs; the end-to-end checks run in a
+			// quarter of the time.
+			cfg.Events = 15_000
+		}
 		cfg.Partitions = 3
 		cfg.Workspaces = 300
 		theSample.in = filepath.Join(dir, "in")
@@ -404,6 +409,9 @@ func TestCanariesReachNoOutput(t *testing.T) {
 // TestRunsAreDeterministic runs the same input twice — with different random
 // pseudonym keys — and compares the dataset files byte for byte.
 func TestRunsAreDeterministic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the sample a second time; not with -short")
+	}
 	s := generatedSample(t)
 	again := filepath.Join(t.TempDir(), "out")
 	deid(t, "run", "--input", s.in, "--settings", filepath.Join(s.in, gen.SettingsFileName), "--out", again)

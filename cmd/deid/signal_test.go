@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -271,5 +273,82 @@ func checkDeadLetters(t *testing.T, c *kafkatest.Cluster, s kafkaSample) {
 	}
 	if diff := cmp.Diff(s.stats.Expected.DeadLetters, countValues(letters)); diff != "" {
 		t.Errorf("dead letters by reason, each source position once (-want +got):\n%s", diff)
+	}
+}
+
+// cancelOn is a log writer that cancels a run's context once the log says
+// what it waits for: a stop signal at a chosen moment, in-process.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	what   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if bytes.Contains(p, []byte(c.what)) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// A stop signal in file mode is a graceful stop, as in Kafka mode (SPEC
+// §9): the run stops reading, checkpoints and exits 0, and running the same
+// command again resumes from the checkpoints to the datasets and exclusion
+// entries of an uninterrupted run.
+func TestStopSignalEndsAFileRunCleanly(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	cfg := gen.DefaultConfig()
+	cfg.Seed, cfg.Events, cfg.Partitions, cfg.Workspaces = 31, 20_000, 2, 100
+	stats, err := gen.WriteFiles(in, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DEID_PSEUDONYM_KEY", "stop-signal-test-key-0123456789")
+	args := func(out, state string) []string {
+		a := []string{"run", "--input", in, "--settings", filepath.Join(in, gen.SettingsFileName), "--out", out}
+		if state != "" {
+			a = append(a, "--state-dir", state)
+		}
+		return a
+	}
+	want := filepath.Join(t.TempDir(), "want")
+	deid(t, args(want, "")...)
+
+	for _, withState := range []bool{true, false} {
+		dir := t.TempDir()
+		out, state := filepath.Join(dir, "out"), ""
+		if withState {
+			state = filepath.Join(dir, "state")
+		}
+		// The signal arrives as the run starts reading.
+		ctx, cancel := context.WithCancel(context.Background())
+		logs := &cancelOn{what: "consent loaded", cancel: cancel}
+		var stdout bytes.Buffer
+		code := runCtx(ctx, args(out, state), &stdout, logs)
+		cancel()
+		if code != 0 {
+			t.Fatalf("state %v: a stopped file run exits %d, want 0\n%s\n%s", withState, code, stdout.String(), logs.buf.String())
+		}
+		if !strings.Contains(logs.buf.String(), "stopped by a signal before the end of the input") {
+			t.Errorf("state %v: the log does not say the run was stopped:\n%s", withState, logs.buf.String())
+		}
+		if !withState {
+			continue
+		}
+		if ckpts, _ := filepath.Glob(filepath.Join(state, "partitions", "*.ckpt")); len(ckpts) != cfg.Partitions {
+			t.Fatalf("checkpoints %v after the stop, want one per partition (%d)", ckpts, cfg.Partitions)
+		}
+		deid(t, args(out, state)...)
+		if diff := cmp.Diff(datasetFiles(t, want), datasetFiles(t, out)); diff != "" {
+			t.Errorf("datasets after the stop and a resume differ from an uninterrupted run (-want +got):\n%s", diff)
+		}
+		excluded, _ := dispositions(t, out) // fails on an entry written twice
+		if diff := cmp.Diff(stats.Expected.Excluded, countValues(excluded)); diff != "" {
+			t.Errorf("exclusion entries by reason (-want +got):\n%s", diff)
+		}
 	}
 }

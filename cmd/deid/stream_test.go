@@ -74,6 +74,9 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // accounting; then a stop (SIGTERM's context) ends it cleanly with exit 0,
 // and the datasets equal those of file mode.
 func TestStreamingRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a streaming end-to-end run; not with -short")
+	}
 	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
 		t.Setenv("DEID_PSEUDONYM_KEY", "stream-test-key-0123456789")
 		cfg := gen.DefaultConfig()

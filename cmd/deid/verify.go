@@ -93,12 +93,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: deid verify <out> [--input PATH]... [--settings FILE] [--public-key FILE] [--anchors FILE] [--config FILE]\n\n%s\nFlags:\n", verifyHelp)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("verify", stderr)
 	var f verifyFlags
 	f.register(fs)
 	r, err := f.verifyArgs(ctx, fs, args, "verify")

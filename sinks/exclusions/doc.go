@@ -9,7 +9,8 @@
 //
 // A chain is a partition ("events-00.ndjson[0]", "events[3]") or "publish"
 // for publish-time entries; <chain> is its name encoded injectively into one
-// file-system-safe path element (ChainDir).
+// file-system-safe path element ("events-00.ndjson[0]" →
+// "events-00.ndjson%5B0%5D").
 //
 // Each segment records, in its key-value metadata, the chain's name, its
 // sequence number, the hex SHA-256 of the previous segment's file

@@ -19,7 +19,6 @@ import (
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/deadletter"
 	"github.com/mya/deid/sinks/kafkadlq"
-	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
 func config(t *testing.T, c *kafkatest.Cluster) kafkadlq.Config {
@@ -264,13 +263,15 @@ func TestConfigValidation(t *testing.T) {
 	if err := cfg.Validate(); err != nil || cfg.TopicName() != "deid.dead-letters" {
 		t.Errorf("Validate = %v, topic %q", err, cfg.TopicName())
 	}
-	var _ kafkasrc.Config = cfg.Kafka
 }
 
 // A broker that goes away and comes back within kafka.retry_budget — a
 // restart — does not fail a Flush: it retries, and every dead letter gets
 // out once the broker is back.
 func TestFlushRidesOutABrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a broker restart; not with -short")
+	}
 	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) {
 		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = time.Second, 500*time.Millisecond
 		cfg.Kafka.RetryBudget = 30 * time.Second
@@ -299,6 +300,9 @@ func TestFlushRidesOutABrokerRestart(t *testing.T) {
 // A broker that stays away longer than kafka.retry_budget fails the Flush,
 // saying so, and the dead letters stay buffered.
 func TestFlushGivesUpAfterTheRetryBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the retry budget; not with -short")
+	}
 	c, cfg, w := fakeWriter(t, func(cfg *kafkadlq.Config) {
 		cfg.Kafka.RequestTimeout, cfg.Kafka.DialTimeout = 500*time.Millisecond, 200*time.Millisecond
 		cfg.Kafka.RetryBudget = time.Second

@@ -64,6 +64,6 @@
 // too, so Arrow readers get the dictionary types back.
 //
 // The sink never sees an identifier: rows hold generalized dimension values
-// and aggregates only. ReadManifest, ListManifests, ReadRows, ReadMetadata
-// and ReadDatasetRows read outputs back, for tests and for deid verify.
+// and aggregates only. ReadManifest, ListManifests, ReadRows and
+// ReadMetadata read outputs back, for tests and for deid verify.
 package parquet

@@ -52,7 +52,7 @@ func (s *Source) Partitions(ctx context.Context) ([]pipeline.PartitionReader, er
 
 // Open opens every input file. When resume is non-nil and returns ok for a
 // partition, that partition starts at line next (1-based), as Reader.SeekLine
-// does; otherwise it starts at line 1. On error nothing is left open.
+// does; otherwise, or when next is 0 (nothing read yet), it starts at line 1. On error nothing is left open.
 func (s *Source) Open(ctx context.Context, resume func(pipeline.PartitionID) (next int64, ok bool)) ([]pipeline.PartitionReader, error) {
 	var out []pipeline.PartitionReader
 	fail := func(err error) ([]pipeline.PartitionReader, error) {
@@ -73,7 +73,9 @@ func (s *Source) Open(ctx context.Context, resume func(pipeline.PartitionID) (ne
 		if resume == nil {
 			continue
 		}
-		if next, ok := resume(r.ID()); ok {
+		// A checkpoint taken before the partition's first line was read
+		// (a stop as the run started) names next 0: start at line 1.
+		if next, ok := resume(r.ID()); ok && next != 0 {
 			if err := r.SeekLine(next); err != nil {
 				return fail(err)
 			}

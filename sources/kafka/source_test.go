@@ -328,6 +328,9 @@ func TestReaderFollowsTheLeaderToAnotherBroker(t *testing.T) {
 // by the readers in place; a longer one ends the generation (the heartbeat
 // fails) and the group is joined again once the broker is back.
 func TestSourceSurvivesABrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a broker restart; not with -short")
+	}
 	for _, tt := range []struct {
 		name            string
 		outlastSession  bool
