@@ -144,6 +144,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	// Object storage is not written yet: a URL taken for a local path would
+	// put the output in a directory named "s3:" on this machine.
+	for _, d := range []struct{ key, path string }{{"out", c.Out}, {"state_dir", c.StateDir}, {"anchors.file", c.Anchors.File}} {
+		if strings.Contains(d.path, "://") {
+			errs = append(errs, fmt.Errorf("%s: %q is a URL; object storage is not supported yet — give a local directory (a mounted volume works)", d.key, d.path))
+		}
+	}
 	switch c.Mode {
 	case modeFile:
 		add(c.Input.Validate())

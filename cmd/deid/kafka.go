@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -75,10 +76,9 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 		caughtUp.Store(true)
 		return nil
 	})
+	b.consentErr = func() error { return errors.Join(settings.Err(), cons.Err()) }
 	// /readyz also needs a partition assigned (serveOps checks it).
-	b.ready = func() bool {
-		return caughtUp.Load() && settings.Err() == nil && cons.Err() == nil
-	}
+	b.ready = func() bool { return caughtUp.Load() && b.consentErr() == nil }
 
 	dl := cfg.DeadLetters
 	dl.Kafka = cfg.Kafka

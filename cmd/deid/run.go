@@ -228,6 +228,14 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	if err != nil && !stopped {
 		return err
 	}
+	// A stop after consent failed (the settings follower met a record it
+	// could not attribute) is no graceful end: the run could publish
+	// nothing more.
+	if b.consentErr != nil {
+		if cerr := b.consentErr(); cerr != nil {
+			return fmt.Errorf("consent: %w", cerr)
+		}
+	}
 	elapsed := time.Since(start)
 	var read int64
 	for _, p := range summary.Partitions {
@@ -276,6 +284,9 @@ type builder struct {
 	// ready tells /readyz whether consent has caught up and partitions
 	// are assigned.
 	ready func() bool
+	// consentErr says why the settings follower or the consent store
+	// failed (Kafka mode), or nil.
+	consentErr func() error
 	// counts are the stages' own counts that /metrics exports.
 	counts stageCounts
 }
