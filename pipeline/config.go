@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Config holds the engine's time semantics (SPEC §5) and bounds.
+// Config holds the engine's time semantics (contract §5) and bounds.
 type Config struct {
 	// Window is the tumbling window size; it must divide 24h so windows
 	// align to UTC days.
@@ -36,7 +36,7 @@ type Config struct {
 	PipelineVersion string `yaml:"-"`
 }
 
-// DefaultConfig returns the defaults of SPEC §5.
+// DefaultConfig returns the defaults of contract §5.
 func DefaultConfig() Config {
 	return Config{
 		Window:             24 * time.Hour,

@@ -3,7 +3,7 @@ package pipeline
 // MaxDims is the most dimensions a dataset may declare.
 const MaxDims = 8
 
-// Hierarchy generalizes one dimension's level-0 values (SPEC §6). Level 0 is
+// Hierarchy generalizes one dimension's level-0 values (contract §6). Level 0 is
 // the value itself; the last level is "*". Implementations are immutable and
 // safe for concurrent use.
 type Hierarchy interface {
@@ -77,7 +77,7 @@ type Entity struct {
 	Protected bool
 }
 
-// Privacy holds a dataset's privacy parameters (SPEC §7).
+// Privacy holds a dataset's privacy parameters (contract §7).
 type Privacy struct {
 	// K is the minimum distinct count of every protected entity (floor 3).
 	K int

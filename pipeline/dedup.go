@@ -7,7 +7,7 @@ import (
 	"unsafe"
 )
 
-// dedupSet is the set of dedup keys of one window in one partition (SPEC
+// dedupSet is the set of dedup keys of one window in one partition (contract
 // §3.5). It is the one piece of partition state that grows with the events
 // of a window rather than with its cells, so it is kept compact: an
 // open-addressing table of the 16-byte keys themselves, four to a 64-byte

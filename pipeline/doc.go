@@ -16,7 +16,7 @@
 //   - every record read gets exactly one disposition: contributed, excluded
 //     (with one Reason) or dead letter;
 //   - a record is excluded by the first gate it fails, in the order of
-//     SPEC §3.7: late, duplicate, event type, consent, age;
+//     contract §3.7: late, duplicate, event type, consent, age;
 //   - a partition's exclusion-log segment is committed before the windows it
 //     closed are handed to the publisher, so a published window's manifest
 //     always names a chain head that covers every exclusion before it;

@@ -1,6 +1,6 @@
 package pipeline
 
-// EventKind is the decoded class of an event_type (SPEC §3.2).
+// EventKind is the decoded class of an event_type (contract §3.2).
 type EventKind uint8
 
 const (
@@ -29,13 +29,13 @@ func (k EventKind) String() string {
 }
 
 // Event is one well-formed input record, decoded through the allowlist of
-// SPEC §3.3. It holds only allowlisted fields; nothing else of the input is
+// contract §3.3. It holds only allowlisted fields; nothing else of the input is
 // ever copied into it.
 //
 // The byte slices (EventID, EventType, WorkspaceID, UserID and the ids in
 // Campaign) alias the record's Value: they are valid only while the record
 // is, and must be copied (or pseudonymized) before anything keeps them.
-// Dimension strings are normalized (SPEC §3.6) and may be shared between
+// Dimension strings are normalized (contract §3.6) and may be shared between
 // events: never modify them.
 type Event struct {
 	Kind      EventKind

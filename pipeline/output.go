@@ -35,7 +35,7 @@ type CellExclusion struct {
 	WorkspaceID string
 }
 
-// Exclusion is one exclusion-log entry (SPEC §8). Record-level entries carry
+// Exclusion is one exclusion-log entry (contract §8). Record-level entries carry
 // the record's identity and position; cell-level entries (withdrawals and
 // suppressions) carry Cell. Never any payload field.
 type Exclusion struct {

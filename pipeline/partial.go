@@ -6,7 +6,7 @@ import (
 )
 
 // Pseudonym is a keyed HMAC-SHA-256 of an identifier, truncated to 128
-// bits (SPEC §11). State, checkpoints and partials hold only pseudonyms.
+// bits (contract §11). State, checkpoints and partials hold only pseudonyms.
 type Pseudonym [16]byte
 
 // Compare orders pseudonyms bytewise.

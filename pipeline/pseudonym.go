@@ -7,7 +7,7 @@ import (
 	"hash/maphash"
 )
 
-// Pseudonymizer maps identifiers to keyed HMAC-SHA-256 pseudonyms (SPEC
+// Pseudonymizer maps identifiers to keyed HMAC-SHA-256 pseudonyms (contract
 // §11). It remembers recent identifiers in a bounded cache so that a busy
 // workspace or creator costs one HMAC, not one per event; the cache lives in
 // memory only and is never checkpointed. Not safe for concurrent use: each

@@ -151,7 +151,7 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 			return fmt.Errorf("publisher: %s: %w", spec.Name, err)
 		}
 		if published {
-			// Published windows are immutable (SPEC §4): never again.
+			// Published windows are immutable (contract §4): never again.
 			continue
 		}
 		if p.st.Checkpoints != nil {

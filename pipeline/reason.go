@@ -9,7 +9,7 @@ const (
 	Contributed Disposition = iota + 1
 	// Excluded: the record was dropped by a gate, with a Reason.
 	Excluded
-	// DeadLetter: the record was malformed (SPEC §3.1).
+	// DeadLetter: the record was malformed (contract §3.1).
 	DeadLetter
 )
 
@@ -31,7 +31,7 @@ func (d Disposition) String() string {
 // and metrics, and compliance reads them.
 type Reason uint8
 
-// Record-level reasons, in gate order (SPEC §3.7), then publish-time reasons.
+// Record-level reasons, in gate order (contract §3.7), then publish-time reasons.
 const (
 	ReasonNone Reason = iota
 	ReasonLateEvent

@@ -33,11 +33,11 @@ type Stages struct {
 	// Checkpoints persists partition state; nil keeps none (a file run
 	// then starts over after a crash).
 	Checkpoints *Checkpoints
-	// PseudonymKey keys the HMAC of SPEC §11.
+	// PseudonymKey keys the HMAC of contract §11.
 	PseudonymKey []byte
 	// PublishedEnd is the end (µs) of the newest window that earlier runs
 	// published to the output, 0 when none. Events of a window ending at
-	// or before it are late (SPEC §9), as they are once this run has
+	// or before it are late (contract §9), as they are once this run has
 	// published a window: published windows stay published across runs.
 	PublishedEnd int64
 }
@@ -307,7 +307,7 @@ func (e *engine) runWorkers(stop, abort context.Context, cancel context.CancelFu
 
 func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFunc) error {
 	// Consent first: no event is processed before the settings are read to
-	// their high-water mark (SPEC §4).
+	// their high-water mark (contract §4).
 	if err := e.st.Consent.CaughtUp(stop); err != nil {
 		if stop.Err() != nil {
 			return nil

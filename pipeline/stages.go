@@ -28,7 +28,7 @@ type Source interface {
 	Partitions(ctx context.Context) ([]PartitionReader, error)
 }
 
-// MalformedError says why a record is malformed (SPEC §3.1). Code is a
+// MalformedError says why a record is malformed (contract §3.1). Code is a
 // stable machine-readable reason (invalid_json, missing_field, wrong_type,
 // invalid_value, negative_counter, implausible_counter, invalid_timestamp,
 // future_timestamp, too_long, duplicate_field, empty_record); Field names the
@@ -58,7 +58,7 @@ func Malformed(code, field, format string, args ...any) *MalformedError {
 }
 
 // Decoder turns a record's bytes into a typed Event through the field
-// allowlist (SPEC §3.3). Each worker owns one; not safe for concurrent use.
+// allowlist (contract §3.3). Each worker owns one; not safe for concurrent use.
 type Decoder interface {
 	// Decode fills ev from value. It returns a *MalformedError when the
 	// record is malformed; ev is then undefined. ev's byte slices alias value
@@ -74,7 +74,7 @@ type Gate interface {
 	Check(ev *Event) Reason
 }
 
-// Consent is the workspace consent state (SPEC §4), checked at ingest (as a
+// Consent is the workspace consent state (contract §4), checked at ingest (as a
 // Gate) and again at publication.
 type Consent interface {
 	Gate
@@ -109,7 +109,7 @@ type GateResult struct {
 }
 
 // PrivacyGate applies k-anonymity, dominance, the p% rule and
-// generalization to a merged window (SPEC §7).
+// generalization to a merged window (contract §7).
 type PrivacyGate interface {
 	// Apply never modifies p. Safe for concurrent use.
 	Apply(spec *DatasetSpec, p *Partial) (*GateResult, error)

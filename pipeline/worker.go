@@ -291,7 +291,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 		ps.Next.Store(w.next)
 		switch {
 		case errors.Is(err, io.EOF):
-			// At end of input every open window closes (SPEC §5).
+			// At end of input every open window closes (contract §5).
 			if cerr := w.closeWindows(ctx, math.MaxInt64); cerr != nil {
 				return fmt.Errorf("partition %s: %w", id, cerr)
 			}
@@ -304,7 +304,7 @@ func (w *worker) run(ctx, stop context.Context) error {
 			return nil
 		case err != nil && w.continues(stop, err, len(batch)):
 			// A quiet partition must not hold windows open forever: its
-			// watermark follows processing time (SPEC §5 idle_timeout).
+			// watermark follows processing time (contract §5 idle_timeout).
 			if now := w.now().UnixMicro(); now > w.maxSeen {
 				w.maxSeen = now
 			}
@@ -365,7 +365,7 @@ func (w *worker) process(b *ahead, i int) error {
 		return err
 	}
 	// Every well-formed record advances the watermark, whatever its
-	// disposition (SPEC §3.7).
+	// disposition (contract §3.7).
 	if ev.OccurredAt > w.maxSeen {
 		w.maxSeen = ev.OccurredAt
 	}
@@ -404,7 +404,7 @@ func (w *worker) warm(b *ahead) {
 	w.warmed = x
 }
 
-// gate runs the gates in the order of SPEC §3.7 and, when the record passes
+// gate runs the gates in the order of contract §3.7 and, when the record passes
 // them all, aggregates it.
 func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 	// Most events fall in the window of the event before.

@@ -12,7 +12,7 @@ cells with at least k distinct workspaces and k distinct creators (users),
 and writes them to Parquet (Snappy) under --out. It prints one JSON line of
 counts.
 
-The gates, in deid's order (SPEC §3.7):
+The gates, in deid's order (contract §3.7):
   * malformed (deid's dead letters): not an object, a required field absent
     or of the wrong JSON type, an empty or over-long id, an occurred_at that
     is not strict RFC 3339 or is more than 15 minutes ahead of now, a
@@ -27,7 +27,7 @@ The gates, in deid's order (SPEC §3.7):
   * duplicate: an event_id already seen in the same partition and day among
     well-formed, non-late rows.
   * event type: only campaign.metrics and usage.interaction go on.
-  * consent (SPEC §4, from the settings file as SQL): deleted is final; an
+  * consent (contract §4, from the settings file as SQL): deleted is final; an
     opt-out always counts; an opt-in counts only when by owner or admin; a
     workspace without a record is excluded.
   * age: creator_age < 13, or 13..17 without guardian_consent = true.
@@ -36,7 +36,7 @@ The gates, in deid's order (SPEC §3.7):
 checks the DuckDB cells against deid's published level-0 rows: every deid
 level-0 row must be a DuckDB cell with equal measures, and every DuckDB cell
 that deid did not publish at level 0 must fail deid's (n,k%) dominance or p%
-rule (SPEC §7), which DuckDB's HAVING does not apply. It prints one JSON
+rule (contract §7), which DuckDB's HAVING does not apply. It prints one JSON
 object; "unexplained" must be 0.
 """
 import argparse
@@ -58,7 +58,7 @@ CAMPAIGN_SUMS = ["impressions", "reach", "clicks", "engagements", "video_views",
                  "conversions", "spend_cents", "revenue_cents"]
 CAMPAIGN_DIMS = ["platform", "content_type", "industry", "region", "follower_tier"]
 USAGE_DIMS = ["feature", "action", "plan_tier", "team_size", "device_type"]
-# Dominance measures of the default datasets (SPEC §6).
+# Dominance measures of the default datasets (contract §6).
 CAMPAIGN_DOM = ["spend_cents", "revenue_cents", "impressions", "conversions", "engagements"]
 USAGE_DOM = ["events", "duration_ms_total"]
 
@@ -206,7 +206,7 @@ def gated_statements(inputs, settings, region, strict=True):
     WITH closes AS (
       -- The first row (in file order) whose event time closes each day: a
       -- window ending at e closes once max(t) - 10m - 1h, rounded down to
-      -- a day, reaches e (SPEC §5). Rows of a closed window after that row
+      -- a day, reaches e (contract §5). Rows of a closed window after that row
       -- are late; the row itself is not (deid checks before it advances).
       SELECT part, (t - {OUT_OF_ORDER_US + LATENESS_US}) - ((t - {OUT_OF_ORDER_US + LATENESS_US}) % {DAY_US}) AS c,
         min(rn) AS first_rn
@@ -322,7 +322,7 @@ def cmd_run(a):
 
 
 def dominance_sql(name, key_cols, n, kdom, p):
-    """Per cell, whether it fails deid's (n,k%) dominance or p% rule (SPEC
+    """Per cell, whether it fails deid's (n,k%) dominance or p% rule (contract
     §7) on the per-workspace totals of table pw."""
     dom = CAMPAIGN_DOM if name == "campaign_metrics" else USAGE_DOM
     keys = ", ".join(key_cols)

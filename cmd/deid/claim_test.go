@@ -269,7 +269,7 @@ func TestAnOutputIsBoundToItsKeyAndPolicy(t *testing.T) {
 
 // TestEventsOfAWindowPublishedByAnEarlierRunAreLate: a second run on the
 // same state directory and output, with a new input file whose events fall
-// in days the first run published, excludes them as late_event (SPEC §9):
+// in days the first run published, excludes them as late_event (contract §9):
 // none is contributed and left unpublished, the accounting adds up and the
 // output verifies.
 func TestEventsOfAWindowPublishedByAnEarlierRunAreLate(t *testing.T) {

@@ -57,7 +57,7 @@ type Config struct {
 
 	// Kafka mode.
 	Kafka kafkasrc.Config `yaml:"kafka"`
-	// SettingsTopic is the compacted topic of workspace settings (SPEC §4).
+	// SettingsTopic is the compacted topic of workspace settings (contract §4).
 	SettingsTopic string          `yaml:"settings_topic"`
 	DeadLetters   kafkadlq.Config `yaml:"dead_letters"`
 	// ShutdownTimeout bounds a graceful stop after SIGTERM/SIGINT.
@@ -78,7 +78,7 @@ type Config struct {
 // SecretsConfig says where secrets come from: a file or an environment
 // variable, never the config file itself. Secrets are never logged.
 type SecretsConfig struct {
-	// PseudonymKeyFile holds the HMAC key of SPEC §11.
+	// PseudonymKeyFile holds the HMAC key of contract §11.
 	PseudonymKeyFile string `yaml:"pseudonym_key_file"`
 	// PseudonymKeyEnv names the environment variable holding the key.
 	PseudonymKeyEnv string `yaml:"pseudonym_key_env"`

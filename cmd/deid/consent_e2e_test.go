@@ -57,7 +57,7 @@ func TestUnreadableConsentFailsClosedEndToEnd(t *testing.T) {
 	in := filepath.Join(goldenCase, "events.ndjson")
 	out := filepath.Join(t.TempDir(), "out")
 	deid(t, "run", "--input", in, "--settings", settings, "--out", out)
-	// Its duplicate and its message fail earlier gates (SPEC §3.7).
+	// Its duplicate and its message fail earlier gates (contract §3.7).
 	want := map[string]int{"consent_unreadable": 5, "duplicate": 1, "message_content": 1}
 	if diff := cmp.Diff(want, reasonsOf(t, out, "ws01")); diff != "" {
 		t.Errorf("ws01's exclusions (-want +got):\n%s", diff)

@@ -46,7 +46,7 @@ func deidBinary(t *testing.T) string {
 
 // TestKillAnywhereThenResume kills deid with SIGKILL at many points of a
 // file run with checkpoints, restarts it until it completes, and checks the
-// promise of SPEC §9: the datasets are byte-identical to those of an
+// promise of contract §9: the datasets are byte-identical to those of an
 // uninterrupted run, and every input record has exactly one disposition —
 // no exclusion entry lost or repeated.
 func TestKillAnywhereThenResume(t *testing.T) {

@@ -138,7 +138,7 @@ func describeDataset(b *strings.Builder, s *pipeline.DatasetSpec) {
 			dom := h.Domain(l)
 			switch {
 			case dom == nil && l == 0 && closedSets[d.Field] != nil:
-				p("- level %d: %s (SPEC §3.3: anything else reads `other`)\n", l, valueList(closedSets[d.Field]))
+				p("- level %d: %s (contract §3.3: anything else reads `other`)\n", l, valueList(closedSets[d.Field]))
 			case dom == nil && l == 0:
 				p("- level %d: open — any value of `%s`, trimmed and lower-cased (`other` when empty)\n", l, d.Field)
 			case dom == nil:
@@ -195,7 +195,7 @@ func columnMeaning(s *pipeline.DatasetSpec, c parquet.Column) (string, string) {
 	return cell(strings.TrimSpace(m.Description + " " + how)), unit
 }
 
-// closedSets are the values of the dimension fields SPEC §3.3 closes:
+// closedSets are the values of the dimension fields contract §3.3 closes:
 // the decoder maps anything else to "other". A test holds the decoder to
 // them, so the dictionary cannot drift from what is published.
 var closedSets = map[string][]string{

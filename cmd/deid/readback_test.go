@@ -73,7 +73,7 @@ type readbackOfOneTool struct {
 // TestMLToolsReadTheDatasets reads every dataset of a signed copy of the
 // sample run with pyarrow, pandas, polars and DuckDB (Hive partitioning on
 // the dataset directory, as their users do) and checks, per tool: the row
-// count equals the manifests', each column has the SPEC §6.3 type, and the
+// count equals the manifests', each column has the contract §6.3 type, and the
 // values are those deid's own reader sees.
 func TestMLToolsReadTheDatasets(t *testing.T) {
 	if testing.Short() {
@@ -145,7 +145,7 @@ func TestMLToolsReadTheDatasets(t *testing.T) {
 				wantCols[c.Name] = want[c.Name]
 			}
 			if diff := cmp.Diff(wantCols, got); diff != "" {
-				t.Errorf("%s: column types as %s reads them (-SPEC §6.3 +%s):\n%s", ds, tool, tool, diff)
+				t.Errorf("%s: column types as %s reads them (-contract §6.3 +%s):\n%s", ds, tool, tool, diff)
 			}
 			if r.Digest != digest {
 				t.Errorf("%s: %s reads different values than deid's reader (digest %s, deid %s)", ds, tool, short(r.Digest), short(digest))

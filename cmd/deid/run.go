@@ -166,7 +166,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
 	}
 	// Nothing is read or written before the state directory and the output
-	// are locked, and bound to this key and policy (SPEC §9).
+	// are locked, and bound to this key and policy (contract §9).
 	cl, err := claimDirs(cfg, key)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -221,7 +221,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	}()
 	start := time.Now()
 	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats))
-	// A stop signal is a graceful stop in file mode too (SPEC §9): the
+	// A stop signal is a graceful stop in file mode too (contract §9): the
 	// workers stopped reading and checkpointed, and the run exits 0. Only
 	// the stop itself counts: any other failure is still an error.
 	stopped := err != nil && summary != nil && ctx.Err() != nil && err == ctx.Err()

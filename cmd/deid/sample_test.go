@@ -188,7 +188,7 @@ func dispositions(t *testing.T, out string) (excluded, dead map[string]string) {
 	return excluded, dead
 }
 
-// TestEveryRecordHasExactlyOneDisposition checks the accounting of SPEC §8
+// TestEveryRecordHasExactlyOneDisposition checks the accounting of contract §8
 // against the generator's own count of what each line must become.
 func TestEveryRecordHasExactlyOneDisposition(t *testing.T) {
 	s := generatedSample(t)

@@ -143,7 +143,7 @@ func checkpointNext(t *testing.T, state string) map[int32]int64 {
 
 // TestSigtermStopsAKafkaRunCleanly sends SIGTERM, then SIGINT, to a real
 // deid process in the middle of a streaming Kafka run, as an orchestrator
-// does (SPEC §9): each time it stops reading, checkpoints and exits 0
+// does (contract §9): each time it stops reading, checkpoints and exits 0
 // within shutdown_timeout, with each partition's checkpoint on disk and
 // the group's committed offsets equal to the checkpoints' positions. A
 // last run resumes from there to the topics' ends, and the outputs are
@@ -295,7 +295,7 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A stop signal in file mode is a graceful stop, as in Kafka mode (SPEC
+// A stop signal in file mode is a graceful stop, as in Kafka mode (contract
 // §9): the run stops reading, checkpoints and exits 0, and running the same
 // command again resumes from the checkpoints to the datasets and exclusion
 // entries of an uninterrupted run.

@@ -159,7 +159,7 @@ func TestStreamingRun(t *testing.T) {
 // TestKafkaKillAnywhereThenResume is SIGKILL at ≥ 10 points of a Kafka-mode
 // run, each followed by a restart from the checkpoints: the datasets are
 // byte-identical to file mode's, and the exclusion log holds every excluded
-// record exactly once (SPEC §9).
+// record exactly once (contract §9).
 func TestKafkaKillAnywhereThenResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a real process; not with -short")

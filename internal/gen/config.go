@@ -41,7 +41,7 @@ type Rates struct {
 	Message float64 `yaml:"message"`
 	// Unsupported is the share of events of types deid does not know.
 	Unsupported float64 `yaml:"unsupported"`
-	// Malformed is the share of malformed lines (SPEC §3.1).
+	// Malformed is the share of malformed lines (contract §3.1).
 	Malformed float64 `yaml:"malformed"`
 	// Duplicate is the share of lines re-sending an earlier event.
 	Duplicate float64 `yaml:"duplicate"`

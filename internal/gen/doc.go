@@ -1,6 +1,6 @@
 // Package gen writes seeded, realistic sample input for deid: the event
 // lines of a marketing platform's partitions and the workspace settings
-// records (SPEC §3, §4), for "deid gen", "make run", tests and benchmarks.
+// records (contract §3, §4), for "deid gen", "make run", tests and benchmarks.
 //
 // The sample is a world of workspaces with heavy-tailed (Zipf-like) event
 // volumes, each with a team, campaigns and creators (power-law followers
@@ -21,7 +21,7 @@
 //   - a workspace's events all go to one partition, keyed by its id, and
 //     every settings line comes before the first event line;
 //   - Stats counts every hazard and says what deid must make of every line
-//     under the SPEC's defaults (Stats.Expected, per partition), so tests
+//     under the contract's defaults (Stats.Expected, per partition), so tests
 //     can hold deid's accounting against it; Stats.Workspaces names the
 //     opted-out, deleted and unknown workspaces for privacy tests;
 //   - personal data in the sample is fictional: example.* e-mail domains,

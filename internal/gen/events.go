@@ -33,7 +33,7 @@ const (
 	fDuration
 )
 
-// Malformed codes (pipeline.MalformedError codes of SPEC §3.1).
+// Malformed codes (pipeline.MalformedError codes of contract §3.1).
 const (
 	codeInvalidJSON  = "invalid_json"
 	codeMissing      = "missing_field"

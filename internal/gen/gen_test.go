@@ -293,7 +293,7 @@ func TestSettingsAreInTimeOrder(t *testing.T) {
 }
 
 // The reference model below reads the lines with encoding/json and applies
-// SPEC §3-§5 on its own; the generator's expected accounting must agree
+// contract §3-§5 on its own; the generator's expected accounting must agree
 // with it, partition by partition.
 
 type refSetting struct {
@@ -303,7 +303,7 @@ type refSetting struct {
 	Role        string  `json:"updated_by_role"`
 }
 
-// refConsent applies the settings lines under SPEC §4 and returns each
+// refConsent applies the settings lines under contract §4 and returns each
 // workspace's ingest reason ("" for included) and the unreadable count. An
 // unreadable line is attributed to the workspace_id it starts with.
 func refConsent(lines []string) (map[string]string, int) {
@@ -367,7 +367,7 @@ type refEvent struct {
 var refCounters = []string{"impressions", "reach", "clicks", "likes", "comments", "shares", "saves",
 	"video_views", "conversions", "spend_cents", "revenue_cents"}
 
-// refValidate returns the event, or the malformed code of SPEC §3.1.
+// refValidate returns the event, or the malformed code of contract §3.1.
 func refValidate(line string, now time.Time) (refEvent, string) {
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(line), &env); err != nil {
@@ -470,8 +470,8 @@ func refValidate(line string, now time.Time) (refEvent, string) {
 
 // TestLinesAgreeWithAReferenceModel checks that every well-formed line
 // parses with encoding/json and every malformed one does not pass the
-// SPEC's checks, and that the expected accounting agrees with a model of
-// SPEC §3-§5 that reads the lines on its own.
+// the contract's checks, and that the expected accounting agrees with a model of
+// contract §3-§5 that reads the lines on its own.
 func TestLinesAgreeWithAReferenceModel(t *testing.T) {
 	cfg := smallConfig(12_000)
 	c, st := generate(t, cfg)

@@ -51,7 +51,7 @@ func Generate(cfg Config, out Writer) (Stats, error) {
 	return *st, nil
 }
 
-// The SPEC §5 defaults that decide which lines are late and which window a
+// The contract §5 defaults that decide which lines are late and which window a
 // duplicate falls in, in milliseconds.
 const (
 	windowMs     = 24 * 3600 * 1000
@@ -232,7 +232,7 @@ func (pl *planner) ordinary() int {
 }
 
 // bound is the end at or before which every window of a partition is
-// closed, as deid computes it (SPEC §5), or noTime.
+// closed, as deid computes it (contract §5), or noTime.
 func bound(maxSeen int64) int64 {
 	if maxSeen == noTime {
 		return noTime

@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// Settings records (SPEC §4), one per line, in time order:
+// Settings records (contract §4), one per line, in time order:
 //
 //	{"workspace_id":"ws_…","ai_training_opt_out":false,"deleted":false,"updated_at":"…","updated_by_role":"owner"}
 //
@@ -22,7 +22,7 @@ const (
 )
 
 // An unreadable record names its workspace (workspace_id comes first), so
-// that workspace is excluded from then on, reason consent_unreadable (SPEC
+// that workspace is excluded from then on, reason consent_unreadable (contract
 // §4): its kind becomes wsUnreadable. deid reads the settings whole before
 // any event, so every event of the workspace is excluded.
 

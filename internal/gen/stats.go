@@ -62,13 +62,13 @@ var hazardNames = [numHazards]Hazard{HazardMessage, HazardPII, HazardCanary, Haz
 // Hazards lists every line hazard, for tests that want each one present.
 func Hazards() []Hazard { return append([]Hazard(nil), hazardNames[:]...) }
 
-// Dataset names the events contribute to (SPEC §6).
+// Dataset names the events contribute to (contract §6).
 const (
 	DatasetCampaignMetrics = "campaign_metrics"
 	DatasetUsagePatterns   = "usage_patterns"
 )
 
-// Expected is what deid must make of a set of event lines under the SPEC's
+// Expected is what deid must make of a set of event lines under the contract's
 // defaults: window 24h, max_out_of_orderness 10m, allowed_lateness 1h,
 // consent.unknown_workspaces exclude, the settings file read whole before
 // any event, and a processing time later than every ordinary event (plus

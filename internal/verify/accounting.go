@@ -7,7 +7,7 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// checkAccounting checks the identities of SPEC §8 and that the exclusion
+// checkAccounting checks the identities of contract §8 and that the exclusion
 // log and the dead letters agree with the counts.
 func (v *verifier) checkAccounting() error {
 	const sec = SectionAccounting

@@ -151,7 +151,7 @@ func redact(s string) string {
 	return string(r[:6]) + "…"
 }
 
-// checkDeadLetters checks what the dead letters keep (SPEC §3.1): each
+// checkDeadLetters checks what the dead letters keep (contract §3.1): each
 // names its record by length and SHA-256; a record's bytes are kept only
 // under dead_letters.keep_payload, and never those of a message, of a
 // workspace that is excluded, or of a record too broken to tell. Given the

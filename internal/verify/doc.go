@@ -1,5 +1,5 @@
 // Package verify checks a deid output directory against the promises of
-// SPEC §1 and the accounting of SPEC §8, and says what it found in plain
+// contract §1 and the accounting of contract §8, and says what it found in plain
 // language: the engine of `deid verify`, `deid exclusions` and the figures
 // of `deid report`.
 //
@@ -30,7 +30,7 @@
 //     take; no two rows for one cell; only declared columns, of the
 //     declared types, and none that could hold an identifier or free text;
 //   - with the input: its own reading of each line and of the settings
-//     (encoding/json and the rules of SPEC §4, not deid's decoder or
+//     (encoding/json and the rules of contract §4, not deid's decoder or
 //     consent store; only whether one settings record is readable, and
 //     whom an unreadable one names, is decided by the consent package's
 //     reader, so both sides agree) decides which records had to be

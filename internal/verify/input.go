@@ -21,7 +21,7 @@ import (
 )
 
 // Input is verify's own reading of a file-mode run's input and settings:
-// encoding/json and the rules of SPEC §3 and §4, independent of deid's
+// encoding/json and the rules of contract §3 and §4, independent of deid's
 // decoder and consent store, so that a bug there cannot hide itself. Only
 // the reading of one settings record is shared with the run
 // (consent.Scan): whether a record is readable, and whom an unreadable one
@@ -33,7 +33,7 @@ type Input struct {
 	// workspace id.
 	Workspaces map[string]*Workspace
 	// SettingsLines counts the settings lines; SettingsSkipped the
-	// unreadable ones (SPEC §4), which exclude the workspaces they name.
+	// unreadable ones (contract §4), which exclude the workspaces they name.
 	SettingsLines, SettingsSkipped int
 	// Unattributable lists the line numbers of unreadable settings records
 	// that name no workspace (a run stops on them unless told to skip).
@@ -62,12 +62,12 @@ type Line struct {
 	// OccurredAt is the event time in microseconds, 0 when absent or not
 	// an RFC 3339 timestamp.
 	OccurredAt int64
-	// Minor is the age gate's reason for a campaign.metrics event (SPEC
+	// Minor is the age gate's reason for a campaign.metrics event (contract
 	// §3.4), "" for none.
 	Minor string
 }
 
-// Message tells whether the line is a message event (SPEC §3.2: any type
+// Message tells whether the line is a message event (contract §3.2: any type
 // starting with "message." and support.message; case is ignored).
 func (l *Line) Message() bool {
 	t := strings.ToLower(l.EventType)
@@ -237,7 +237,7 @@ func (in *Input) readFile(p *InputPartition) error {
 	}
 }
 
-// The allowlist of SPEC §3.3, verify's own copy.
+// The allowlist of contract §3.3, verify's own copy.
 var (
 	envelopeFields = set("event_id", "event_type", "occurred_at", "workspace_id", "user_id", "payload")
 	payloadFields  = map[string]map[string]bool{
@@ -327,7 +327,7 @@ func scalar(v any) bool {
 }
 
 // readSettings applies the settings file's records in line order under the
-// rules of SPEC §4: a workspace's first record sets its state whatever the
+// rules of contract §4: a workspace's first record sets its state whatever the
 // role; an opt-out is always honoured; an opt-in counts only from an owner
 // or admin; deletion is final; an unreadable record excludes the
 // workspaces it names as if they opted out.

@@ -22,7 +22,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
-// TestSettingsRules holds verify's own reading of the settings to SPEC §4.
+// TestSettingsRules holds verify's own reading of the settings to contract §4.
 func TestSettingsRules(t *testing.T) {
 	tests := []struct {
 		name  string

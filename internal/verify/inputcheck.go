@@ -148,7 +148,7 @@ func (v *verifier) dispositions(in *Input) (map[string]map[int64]disposition, []
 	return disp, problems
 }
 
-// Forbidden kinds of records (SPEC P3–P6).
+// Forbidden kinds of records (contract P3–P6).
 var forbiddenKinds = []string{"opted out", "deleted", "unreadable consent", "unknown consent", "message", "minor"}
 
 // consentKinds are the forbidden kinds a publish-time withdrawal excludes:
@@ -250,7 +250,7 @@ func (in *Input) forbidden(l *Line) []string {
 // exclusion entry or a dead letter: since every record has exactly one
 // disposition, none of them contributed. A record whose workspace's
 // consent changed after ingest may instead have been withdrawn at
-// publication (SPEC §8): that counts as an exclusion of the workspace.
+// publication (contract §8): that counts as an exclusion of the workspace.
 func (v *verifier) checkForbidden(in *Input, disp map[string]map[int64]disposition) {
 	const sec = SectionInput
 	type tally struct {
@@ -289,7 +289,7 @@ func (v *verifier) checkForbidden(in *Input, disp map[string]map[int64]dispositi
 		"opted out":          "records of the %d workspaces opted out of AI training (P3)",
 		"deleted":            "records of the %d deleted workspaces (P6)",
 		"unreadable consent": "records of the %d workspaces whose settings record is unreadable (fail closed, P8)",
-		"unknown consent":    "records of the %d workspaces without a settings record (fail closed, SPEC §4)",
+		"unknown consent":    "records of the %d workspaces without a settings record (fail closed, contract §4)",
 		"message":            "message records (P4)",
 		"minor":              "records of creators under 13, or 13–17 without guardian consent (P5)",
 	}

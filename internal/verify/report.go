@@ -57,11 +57,11 @@ type Check struct {
 const (
 	SectionFiles      = "Manifests and data files"
 	SectionChain      = "Exclusion log"
-	SectionAccounting = "Accounting (SPEC §8)"
-	SectionRows       = "Published rows (SPEC §6.3, §7)"
-	SectionInput      = "Input (SPEC §3, §4)"
+	SectionAccounting = "Accounting (contract §8)"
+	SectionRows       = "Published rows (contract §6.3, §7)"
+	SectionInput      = "Input (contract §3, §4)"
 	SectionSignatures = "Signatures"
-	SectionAnchors    = "Anchors (SPEC §8)"
+	SectionAnchors    = "Anchors (contract §8)"
 )
 
 var sectionOrder = []string{SectionFiles, SectionChain, SectionAccounting, SectionRows, SectionInput, SectionSignatures, SectionAnchors}

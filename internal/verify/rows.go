@@ -256,12 +256,12 @@ func columnProblems(what string, got, want []parquet.Column) []string {
 func forbiddenColumn(name string) string {
 	n := strings.ToLower(name)
 	if n == "id" || strings.HasSuffix(n, "_id") || strings.HasSuffix(n, "_ids") || strings.HasSuffix(n, "uuid") {
-		return "an identifier column (SPEC P1: no identifier reaches a dataset)"
+		return "an identifier column (contract P1: no identifier reaches a dataset)"
 	}
 	for _, w := range []string{"email", "phone", "handle", "caption", "body", "text", "message", "subject", "comment_text",
 		"ip_address", "user_agent", "address", "name"} {
 		if strings.Contains(n, w) {
-			return "a column for free text or personal data (SPEC P4: no free text survives)"
+			return "a column for free text or personal data (contract P4: no free text survives)"
 		}
 	}
 	return ""

@@ -258,7 +258,7 @@ func (r *WorkspaceReport) fromInput(o *Output, q WorkspaceQuery, in *Input, inRa
 	r.Evidence = append(r.Evidence,
 		"Every input line has exactly one disposition (deid verify checks this), so a record with an exclusion entry or a dead letter contributed to nothing.")
 	if r.Before > 0 {
-		r.Evidence = append(r.Evidence, fmt.Sprintf("Before that it had %d records, of which %d contributed: consent applies to records processed after it changed, and published windows are never re-published (SPEC §4).",
+		r.Evidence = append(r.Evidence, fmt.Sprintf("Before that it had %d records, of which %d contributed: consent applies to records processed after it changed, and published windows are never re-published (contract §4).",
 			r.Before, r.BeforeContributed))
 	}
 	if !r.LogIntact {

@@ -1,4 +1,4 @@
-// Package deadletter keeps malformed records in file mode (SPEC §3.1): one
+// Package deadletter keeps malformed records in file mode (contract §3.1): one
 // NDJSON file per input partition under <out>/dead-letters, one line per
 // record with its position, the reason, and the record's length and
 // SHA-256 — not its bytes.

@@ -1,4 +1,4 @@
-// Package exclusions is the tamper-evident exclusion log (SPEC §8): every
+// Package exclusions is the tamper-evident exclusion log (contract §8): every
 // excluded record, withdrawn contribution and suppressed cell, written as
 // hash-chained Parquet segments that compliance can verify.
 //
@@ -49,5 +49,5 @@
 //     column that could hold one.
 //
 // Files are readable by compliance only (0640): the log keeps raw workspace
-// ids, as SPEC §11 requires, and nothing else that identifies a person.
+// ids, as contract §11 requires, and nothing else that identifies a person.
 package exclusions

@@ -1,5 +1,5 @@
 // Package kafkadlq is deid's dead-letter sink for streaming mode: each
-// malformed record (SPEC §3.1) is produced to a Kafka topic, by default
+// malformed record (contract §3.1) is produced to a Kafka topic, by default
 // "<group>.dead-letters". The value is the dead letter as JSON, the same
 // deadletter.Line a file-mode run writes: the record's position, reason,
 // detail, length and SHA-256 — not its bytes, which the source topic keeps

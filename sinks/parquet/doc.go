@@ -1,4 +1,4 @@
-// Package parquet is the dataset sink (SPEC §6.3): it writes each published
+// Package parquet is the dataset sink (contract §6.3): it writes each published
 // dataset window as a Parquet file and commits it with a manifest.
 //
 // Layout, under the output directory <out>:

@@ -14,7 +14,7 @@ const ManifestName = "_manifest.json"
 // PartitionPath returns a window's directory relative to its dataset
 // directory: "dt=YYYY-MM-DD" for a 24h window, "dt=YYYY-MM-DD/hour=HH" for
 // a shorter one, and "dt=YYYY-MM-DD/hour=HH/minute=MM" for a window shorter
-// than an hour (an extension of SPEC §6.3: two 30-minute windows would share
+// than an hour (an extension of contract §6.3: two 30-minute windows would share
 // an hour). Every window of one size lands in its own directory, because
 // windows of a size are that far apart; all directories of a dataset have
 // the same depth, as Hive-partitioned readers require.

@@ -34,7 +34,7 @@ type Manifest struct {
 	// Rows is the total of the files' rows.
 	Rows  int64  `json:"rows"`
 	Files []File `json:"files"`
-	// Privacy is the dataset's privacy parameters (SPEC §7).
+	// Privacy is the dataset's privacy parameters (contract §7).
 	Privacy Privacy  `json:"privacy"`
 	Columns []Column `json:"columns"`
 	// Published is the rows and events published, per generalization

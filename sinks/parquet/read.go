@@ -12,7 +12,7 @@ import (
 )
 
 // ReadMetadata returns a Parquet file's key-value metadata (the keys of
-// SPEC §6.3, and "ARROW:schema").
+// contract §6.3, and "ARROW:schema").
 func ReadMetadata(path string) (map[string]string, error) {
 	rdr, err := file.OpenParquetFile(path, false)
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 )
 
 // ErrPublished is wrapped by Commit's error when the window already has a
-// manifest: published windows are immutable (SPEC §4) and never rewritten.
+// manifest: published windows are immutable (contract §4) and never rewritten.
 var ErrPublished = errors.New("window already published")
 
 // File and directory permissions of the datasets.

@@ -1,5 +1,5 @@
 // Package signing signs what the sinks commit, so that compliance can tell
-// deid's outputs from anyone else's (SPEC §8: "optionally signed (ed25519)
+// deid's outputs from anyone else's (contract §8: "optionally signed (ed25519)
 // when a key is configured").
 //
 // A signed file gets a detached signature beside it, named after it with

@@ -1,5 +1,5 @@
 // Package file is deid's NDJSON file source: each input file is one
-// partition, each line one record (SPEC §3.1).
+// partition, each line one record (contract §3.1).
 //
 // Input paths may name files, directories (every *.ndjson, *.ndjson.gz,
 // *.jsonl and *.jsonl.gz file directly inside, not recursively) or glob

@@ -1,6 +1,6 @@
 // Package kafka is deid's Kafka source: the event topics read as one member
 // of a consumer group (a pipeline.StreamSource), the compacted settings
-// topic followed from its beginning (Settings, SPEC §4), and a producer for
+// topic followed from its beginning (Settings, contract §4), and a producer for
 // loading generated samples (Producer). It speaks Kafka through
 // github.com/segmentio/kafka-go.
 //
@@ -29,7 +29,7 @@
 //     is returned, naming the topic, partition and broker;
 //   - offsets are committed to the group only when the engine says so
 //     (after a checkpoint), with the generation's id: lag shows in the usual
-//     tools, while the checkpoint stays the source of truth (SPEC §9);
+//     tools, while the checkpoint stays the source of truth (contract §9);
 //   - the settings follower applies records in offset order per partition
 //     and never concurrently, and WaitCaughtUp fails closed: it returns only
 //     when everything on the topic at the call has been applied.

@@ -13,7 +13,7 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// Settings follows the compacted workspace-settings topic (SPEC §4): it
+// Settings follows the compacted workspace-settings topic (contract §4): it
 // reads every partition from its beginning, without a consumer group (each
 // instance needs the whole topic), hands each record to apply, and keeps
 // following. WaitCaughtUp tells when everything on the topic at some moment

@@ -1,4 +1,4 @@
-// Package agegate excludes the data of children (SPEC §3.4, promise P5).
+// Package agegate excludes the data of children (contract §3.4, promise P5).
 //
 // A campaign event whose creator is under 13 is excluded with
 // ReasonMinorUnder13; one whose creator is 13 to 17 without guardian consent

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config declares the datasets (SPEC §6). It is data: the defaults are an
+// Config declares the datasets (contract §6). It is data: the defaults are an
 // embedded YAML file, and a deployment may replace them with its own.
 type Config struct {
 	// Datasets are the dataset declarations, in output order.
@@ -139,7 +139,7 @@ type EntityConfig struct {
 	Protected bool `yaml:"protected"`
 }
 
-// PrivacyConfig holds a dataset's privacy parameters (SPEC §7).
+// PrivacyConfig holds a dataset's privacy parameters (contract §7).
 type PrivacyConfig struct {
 	// K is the least distinct count of every protected entity in a
 	// published row; at least 3.
@@ -172,13 +172,13 @@ var measureKinds = map[string]pipeline.MeasureKind{
 	KindRatio:    pipeline.MeasureRatio,
 }
 
-// MinK is the floor of k (SPEC §7).
+// MinK is the floor of k (contract §7).
 const MinK = 3
 
 //go:embed default.yaml
 var defaultYAML []byte
 
-// DefaultConfig returns the default datasets of SPEC §6.1 and §6.2, decoded
+// DefaultConfig returns the default datasets of contract §6.1 and §6.2, decoded
 // from the embedded default.yaml. It panics only if that file is broken,
 // which the package's tests rule out.
 func DefaultConfig() Config {
@@ -304,7 +304,7 @@ func (d *DatasetConfig) validateEventTypes(p *problems, at string, i int, owner 
 		k, ok := eventTypes[t]
 		switch {
 		case strings.HasPrefix(t, "message.") || t == "support.message":
-			p.add(pt, "%q is a message type; messages are never aggregated (SPEC P4); remove it", t)
+			p.add(pt, "%q is a message type; messages are never aggregated (contract P4); remove it", t)
 			continue
 		case !ok:
 			p.add(pt, "unknown event type %q; use campaign.metrics or usage.interaction", t)
@@ -646,7 +646,7 @@ func (d *DatasetConfig) validateMeasures(p *problems, at string, kinds []pipelin
 		switch m.Kind {
 		case KindCount, KindSum, KindDistinct, KindRatio:
 		case "min", "max", "median", "percentile", "mode":
-			p.add(pm+".kind", "%q is an order statistic, and order statistics are never published (SPEC §7): each one is some entity's value; use count, sum, distinct or ratio", m.Kind)
+			p.add(pm+".kind", "%q is an order statistic, and order statistics are never published (contract §7): each one is some entity's value; use count, sum, distinct or ratio", m.Kind)
 			continue
 		default:
 			p.add(pm+".kind", "must be one of count, sum, distinct, ratio (got %q)", m.Kind)

@@ -10,7 +10,7 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// specSummary is what SPEC §6 says about a dataset, in comparable form.
+// specSummary is what contract §6 says about a dataset, in comparable form.
 type specSummary struct {
 	Name       string
 	Kinds      []pipeline.EventKind
@@ -106,7 +106,7 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		got = append(got, summarize(s))
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("default datasets (-SPEC §6 +DefaultConfig):\n%s", diff)
+		t.Errorf("default datasets (-contract §6 +DefaultConfig):\n%s", diff)
 	}
 	for _, s := range specs {
 		if s.SchemaVersion != 1 || s.Description == "" {
@@ -194,7 +194,7 @@ func TestValidate(t *testing.T) {
 			c.Datasets[0].EventTypes = []string{"campaign.metric", "message.direct"}
 		}, []string{
 			`datasets[0].event_types[0]: unknown event type "campaign.metric"; use campaign.metrics or usage.interaction`,
-			`datasets[0].event_types[1]: "message.direct" is a message type; messages are never aggregated (SPEC P4); remove it`,
+			`datasets[0].event_types[1]: "message.direct" is a message type; messages are never aggregated (contract P4); remove it`,
 		}},
 		{"one event type feeding two datasets", func(c *Config) {
 			c.Datasets[1].EventTypes = []string{"usage.interaction", "campaign.metrics"}
@@ -311,7 +311,7 @@ func TestValidate(t *testing.T) {
 			c.Datasets[1].Measures[1].Kind = "avg"
 		}, []string{
 			`datasets[1].measures[1].kind: must be one of count, sum, distinct, ratio (got "avg")`,
-			`datasets[1].measures[3].kind: "median" is an order statistic, and order statistics are never published (SPEC §7): each one is some entity's value; use count, sum, distinct or ratio`,
+			`datasets[1].measures[3].kind: "median" is an order statistic, and order statistics are never published (contract §7): each one is some entity's value; use count, sum, distinct or ratio`,
 		}},
 		{"measure references that do not resolve", func(c *Config) {
 			ms := c.Datasets[0].Measures

@@ -1,5 +1,5 @@
 // Package aggregate turns contributed events into the level-0 cells of the
-// datasets (SPEC §6): it holds the dataset declarations, the generalization
+// datasets (contract §6): it holds the dataset declarations, the generalization
 // hierarchies and the field table, and implements pipeline.Aggregator.
 //
 // Datasets are declared as data. Config is the YAML declaration (strictly
@@ -28,7 +28,7 @@
 // Guarantees:
 //   - only the fields of the field table can be read, and only through
 //     accessors compiled at build time: no reflection, no free text, and no
-//     field outside SPEC §3.3's allowlist can reach a cell;
+//     field outside contract §3.3's allowlist can reach a cell;
 //   - a cell key holds level-0 values in their canonical form (a numeric
 //     field as its bucket label, never the number; a string as a member of
 //     the dimension's value set, an unknown one as other or the table's

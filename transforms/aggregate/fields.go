@@ -60,7 +60,7 @@ const (
 )
 
 // fields is the field table: every event field a dataset declaration may
-// use (SPEC §3.3). The accessors are copied into each aggregator when it is
+// use (contract §3.3). The accessors are copied into each aggregator when it is
 // built, so the hot path calls them directly.
 var fields = map[string]field{
 	// String dimensions.
@@ -140,7 +140,7 @@ func (f field) availableIn(kinds []pipeline.EventKind) bool {
 }
 
 // normalForm returns v as normalization leaves a value of the string field
-// f (SPEC §3.6): trimmed, lower-cased, or upper-cased for a country code.
+// f (contract §3.6): trimmed, lower-cased, or upper-cased for a country code.
 // A declared value that differs from its normal form could never match.
 func (f field) normalForm(v string) string {
 	v = strings.TrimSpace(v)

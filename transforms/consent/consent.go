@@ -54,7 +54,7 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Record is one readable settings record (SPEC §4).
+// Record is one readable settings record (contract §4).
 type Record struct {
 	WorkspaceID string `json:"workspace_id"`
 	OptOut      *bool  `json:"ai_training_opt_out"`
@@ -185,7 +185,7 @@ func (s *Store) ApplyValue(key, value []byte, pos string) error {
 }
 
 // ApplyReading applies one record as read. A readable record is applied
-// under the rules of SPEC §4. An unreadable one excludes every workspace it
+// under the rules of contract §4. An unreadable one excludes every workspace it
 // is attributed to from now on (reason consent_unreadable; deletion stays
 // final), is counted and remembered for the report, and returns nil. One
 // attributed to no workspace is remembered (Unattributable) when the store
@@ -242,7 +242,7 @@ func (s *Store) Tombstone(workspaceID string) {
 	s.Apply(Record{WorkspaceID: workspaceID, Deleted: true})
 }
 
-// Apply applies one readable record under the rules of SPEC §4 and reports
+// Apply applies one readable record under the rules of contract §4 and reports
 // whether it changed anything. A workspace excluded by an unreadable
 // record counts as opted out: only an opt-out, a deletion, or an opt-in by
 // an owner or admin changes it.
@@ -280,7 +280,7 @@ func (s *Store) Apply(rec Record) bool {
 }
 
 // Check is the ingest gate: deleted, unreadable, opted out, or unknown
-// (SPEC §3.7).
+// (contract §3.7).
 func (s *Store) Check(ev *pipeline.Event) pipeline.Reason {
 	s.mu.RLock()
 	st := s.byID[string(ev.WorkspaceID)]

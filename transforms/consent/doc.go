@@ -1,4 +1,4 @@
-// Package consent holds each workspace's AI-training consent (SPEC §4,
+// Package consent holds each workspace's AI-training consent (contract §4,
 // promises P3 and P6) and gates events on it, at ingest and again at
 // publication.
 //

@@ -44,7 +44,7 @@ type Reading struct {
 	Workspaces []string
 }
 
-// Read reads one settings record strictly (SPEC §4): it must be a single
+// Read reads one settings record strictly (contract §4): it must be a single
 // JSON object, valid UTF-8, at most MaxRecordBytes, with no duplicate key
 // (at any depth; keys that differ only in case count as the same key), no
 // key that differs from a known field only in case, each known field of

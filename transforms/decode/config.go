@@ -8,7 +8,7 @@ import (
 // Config bounds what the decoder accepts and how much it remembers.
 type Config struct {
 	// MaxIDBytes bounds event_id, workspace_id, user_id, campaign_id and
-	// creator_id, in bytes after unescaping. SPEC §3.1 sets 128. (event_type
+	// creator_id, in bytes after unescaping. contract §3.1 sets 128. (event_type
 	// has a fixed bound of 128 bytes: it is written to the exclusion log.)
 	MaxIDBytes int `yaml:"max_id_bytes"`
 	// MaxDimensionBytes bounds a dimension string (platform, industry,
@@ -24,7 +24,7 @@ type Config struct {
 	InternEntries int `yaml:"intern_entries"`
 }
 
-// DefaultConfig returns the bounds of SPEC §3.1 and sizes that fit the
+// DefaultConfig returns the bounds of contract §3.1 and sizes that fit the
 // default datasets.
 func DefaultConfig() Config {
 	return Config{
@@ -50,7 +50,7 @@ const (
 func (c Config) Validate() error {
 	var errs []error
 	if c.MaxIDBytes < 1 || c.MaxIDBytes > maxIDBytesLimit {
-		errs = append(errs, fmt.Errorf("%smax_id_bytes: must be between 1 and %d, e.g. 128 as SPEC §3.1 sets (got %d)", yamlPrefix, maxIDBytesLimit, c.MaxIDBytes))
+		errs = append(errs, fmt.Errorf("%smax_id_bytes: must be between 1 and %d, e.g. 128 as contract §3.1 sets (got %d)", yamlPrefix, maxIDBytesLimit, c.MaxIDBytes))
 	}
 	if c.MaxDimensionBytes < 1 || c.MaxDimensionBytes > maxDimBytesLimit {
 		errs = append(errs, fmt.Errorf("%smax_dimension_bytes: must be between 1 and %d, e.g. 128 (got %d)", yamlPrefix, maxDimBytesLimit, c.MaxDimensionBytes))

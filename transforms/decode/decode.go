@@ -94,7 +94,7 @@ func newDecoder(cfg Config) *Decoder {
 	return d
 }
 
-// Decode fills ev from one record (SPEC §3.1–§3.3, §3.6). It returns a
+// Decode fills ev from one record (contract §3.1–§3.3, §3.6). It returns a
 // *pipeline.MalformedError, with one of the Code* codes, when the record is
 // malformed; ev is then undefined. It reads only the allowlisted fields;
 // every other value is validated as JSON and skipped without being copied.
@@ -248,7 +248,7 @@ func aggregated(k pipeline.EventKind) bool {
 	return k == pipeline.KindCampaignMetrics || k == pipeline.KindUsageInteraction
 }
 
-// classify maps an event_type to its kind (SPEC §3.2). The aggregated types
+// classify maps an event_type to its kind (contract §3.2). The aggregated types
 // match exactly; message types match without regard to ASCII case, so that
 // "Message.Direct" is still excluded as a message, not as an unknown type.
 func classify(t []byte) pipeline.EventKind {

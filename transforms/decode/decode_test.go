@@ -157,7 +157,7 @@ func TestDecodeWellFormed(t *testing.T) {
 				return ev
 			}()},
 
-		// Event types (SPEC §3.2).
+		// Event types (contract §3.2).
 		{"a direct message is a message and its payload is not read",
 			rec(`"event_id":"e1","event_type":"message.direct","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"w1"`, `"body":"secret","campaign_id":5,"clicks":-1`),
 			envEvent(pipeline.KindMessage, "message.direct")},
@@ -619,7 +619,7 @@ func TestConfig(t *testing.T) {
 		t.Fatal("Validate accepted a bad config")
 	}
 	want := []string{
-		"decode.max_id_bytes: must be between 1 and 1024, e.g. 128 as SPEC §3.1 sets (got 0)",
+		"decode.max_id_bytes: must be between 1 and 1024, e.g. 128 as contract §3.1 sets (got 0)",
 		"decode.max_dimension_bytes: must be between 1 and 1024, e.g. 128 (got 5000)",
 		"decode.max_depth: must be between 2 and 1024, e.g. 64 (got 1)",
 		"decode.intern_entries: must be between 0 and 16777216, e.g. 65536 (got -1)",

@@ -1,5 +1,5 @@
 // Package decode is deid's allowlist decoder: it turns one input record's
-// JSON bytes into a typed pipeline.Event (SPEC §3.1–§3.3, §3.6).
+// JSON bytes into a typed pipeline.Event (contract §3.1–§3.3, §3.6).
 //
 // It is the first privacy boundary of the pipeline (promises P1 and P4). A
 // hand-written scanner reads only the allowlisted fields of the envelope and
@@ -28,7 +28,7 @@
 //     interned in a bounded table, so a well-formed record allocates nothing
 //     in steady state.
 //
-// Decisions where the SPEC is silent: null is absent (so a null required
+// Decisions where the contract is silent: null is absent (so a null required
 // field is missing_field); an empty user_id is no user_id; event_type is
 // bounded to 128 bytes, since it is written to the exclusion log; message
 // types are recognized without regard to ASCII case; creator_age must be 0

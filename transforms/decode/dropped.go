@@ -11,7 +11,7 @@ const numKinds = int(pipeline.KindMessage) + 1
 
 // dropCounts counts the fields the allowlist dropped, per event kind. Only
 // the count is kept: a field's name is input data too (it can be a phone
-// number, an e-mail address or an id, SPEC §3.3), so it is never stored,
+// number, an e-mail address or an id, contract §3.3), so it is never stored,
 // never becomes a metric label and never reaches a log. The kinds are a
 // fixed set, so whatever the input, the counts have the same four keys.
 type dropCounts [numKinds]atomic.Int64

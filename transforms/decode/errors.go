@@ -6,7 +6,7 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// Codes of the *pipeline.MalformedError values Decode returns (SPEC §3.1).
+// Codes of the *pipeline.MalformedError values Decode returns (contract §3.1).
 // They are stable: dead letters and metrics carry them.
 const (
 	// CodeInvalidJSON: the record is not one valid JSON object, has data
@@ -23,7 +23,7 @@ const (
 	CodeInvalidValue = "invalid_value"
 	// CodeNegativeCounter: a counter is below zero.
 	CodeNegativeCounter = "negative_counter"
-	// CodeImplausibleCounter: a counter is above 10^12 (SPEC §3.6).
+	// CodeImplausibleCounter: a counter is above 10^12 (contract §3.6).
 	CodeImplausibleCounter = "implausible_counter"
 	// CodeInvalidTimestamp: occurred_at is not an RFC 3339 timestamp.
 	CodeInvalidTimestamp = "invalid_timestamp"

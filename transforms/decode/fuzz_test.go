@@ -88,7 +88,7 @@ func knownCode(code string) bool {
 }
 
 // refDecode decodes value through the allowlist with encoding/json and the
-// standard library, following SPEC §3 and the decisions in doc.go. It
+// standard library, following contract §3 and the decisions in doc.go. It
 // returns ok false when the record must be rejected, whatever the reason.
 func refDecode(value []byte, cfg Config) (ev pipeline.Event, ok bool) {
 	if !json.Valid(value) || refDepth(value) > cfg.MaxDepth {

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Normalization of dimension strings (SPEC §3.6). Every result is either a
+// Normalization of dimension strings (contract §3.6). Every result is either a
 // constant of a closed set, a constant country code, or an interned string:
 // a well-formed event allocates no string in steady state.
 
@@ -19,7 +19,7 @@ const Other = "other"
 // UnknownCountry is the value of an absent or unrecognized audience_country.
 const UnknownCountry = "ZZ"
 
-// The closed value sets of SPEC §3.3.
+// The closed value sets of contract §3.3.
 var (
 	platforms    = []string{"instagram", "tiktok", "x", "linkedin", "youtube"}
 	contentTypes = []string{"post", "reel", "story", "video", "short", "live", "article"}

@@ -30,7 +30,7 @@ const (
 	cRevenueCents
 )
 
-// campaign decodes a campaign.metrics payload (SPEC §3.3) at b[i].
+// campaign decodes a campaign.metrics payload (contract §3.3) at b[i].
 func (d *Decoder) campaign(b []byte, i int, c *pipeline.CampaignMetrics) int {
 	c.Platform, c.ContentType, c.Industry, c.Country = Other, Other, Other, UnknownCountry
 	var seen, present uint32
@@ -144,7 +144,7 @@ const (
 	uDurationMs
 )
 
-// usage decodes a usage.interaction payload (SPEC §3.3) at b[i].
+// usage decodes a usage.interaction payload (contract §3.3) at b[i].
 func (d *Decoder) usage(b []byte, i int, u *pipeline.UsageInteraction) int {
 	u.Feature, u.Action, u.PlanTier, u.DeviceType = Other, Other, Other, Other
 	var seen, present uint32

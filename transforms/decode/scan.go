@@ -246,7 +246,7 @@ const (
 )
 
 // plausibleMax is the largest value a counter may take in one event
-// (SPEC §3.6). Parsed magnitudes saturate just above it.
+// (contract §3.6). Parsed magnitudes saturate just above it.
 const plausibleMax = 1_000_000_000_000
 
 // scanInt reads the JSON integer at b[i]. It returns its magnitude,

@@ -1,4 +1,4 @@
-// Package privacy is the privacy gate (SPEC §7, promise P2): it decides,
+// Package privacy is the privacy gate (contract §7, promise P2): it decides,
 // for one dataset window, which aggregates may be published.
 //
 // All checks use exact integer arithmetic on per-workspace totals (a

@@ -9,7 +9,7 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// Gate is the privacy gate of SPEC §7 (pipeline.PrivacyGate). It has no
+// Gate is the privacy gate of contract §7 (pipeline.PrivacyGate). It has no
 // configuration of its own: the parameters are the dataset's. The zero
 // value is ready to use; a Gate is safe for concurrent use.
 type Gate struct {
@@ -188,7 +188,7 @@ type verdict struct {
 	workspaces int64
 }
 
-// judge applies SPEC §7's rules to the cell made of the given level-0
+// judge applies contract §7's rules to the cell made of the given level-0
 // cells, on per-workspace totals. When the cell passes, r.sums and r.sets
 // hold its totals for publish. Before the last step, a cell with fewer
 // than k workspaces is failed on that count alone, without reading its

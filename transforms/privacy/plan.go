@@ -8,7 +8,7 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// MinK is the floor of k (SPEC §7): the gate refuses a dataset declared
+// MinK is the floor of k (contract §7): the gate refuses a dataset declared
 // with a smaller k, whoever built its spec.
 const MinK = 3
 

@@ -2,7 +2,7 @@ package privacy
 
 import "math/bits"
 
-// The rules of SPEC §7 compare products of int64 totals and percentages,
+// The rules of contract §7 compare products of int64 totals and percentages,
 // which can exceed int64 (100·X overflows for X above 9.2·10^16). They are
 // computed exactly in 128 bits instead, so a large but valid cell is judged
 // on its true values, never on a wrapped product.
