@@ -8,12 +8,13 @@ import (
 	"net"
 	"net/http"
 	"syscall"
-	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/mya/deid/internal/backoff"
 )
 
 // transient tells whether an S3 request's error is worth retrying: the
@@ -59,13 +60,12 @@ func transient(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// retrier follows one run of consecutive transient failures: it waits with
-// exponential backoff and gives up once the failures have lasted longer
-// than the retry budget.
+// retrier follows one run of consecutive transient failures with the
+// backoff of cfg (storage.s3.retry_backoff, retry_backoff_max,
+// retry_budget).
 type retrier struct {
 	cfg     *S3Config
-	since   time.Time
-	attempt int
+	run     backoff.Run
 	onRetry func(op string, err error)
 }
 
@@ -73,29 +73,15 @@ type retrier struct {
 // attempt. It returns an error wrapping err when the budget is spent, or
 // ctx's error when ctx is done while waiting.
 func (r *retrier) backoff(ctx context.Context, op string, err error) error {
-	now := time.Now()
-	if r.since.IsZero() {
-		r.since = now
-	}
-	if spent := now.Sub(r.since); spent >= r.cfg.RetryBudget {
-		return fmt.Errorf("still failing after %s of retries (storage.s3.retry_budget): %w", spent.Round(time.Millisecond), err)
-	}
 	if r.onRetry != nil {
 		r.onRetry(op, err)
 	}
-	d := r.cfg.RetryBackoff << min(r.attempt, 20)
-	if d <= 0 || d > r.cfg.RetryBackoffMax {
-		d = r.cfg.RetryBackoffMax
-	}
-	r.attempt++
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	werr := r.run.Wait(ctx, backoff.Policy{Backoff: r.cfg.RetryBackoff, Max: r.cfg.RetryBackoffMax,
+		Budget: r.cfg.RetryBudget, Setting: "storage.s3.retry_budget"}, err)
+	if werr != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w (while retrying after: %w)", ctx.Err(), err)
-	case <-t.C:
-		return nil
 	}
+	return werr
 }
 
 // do calls attempt until it succeeds, fails with an error that retrying
@@ -107,7 +93,7 @@ func (r *retrier) do(ctx context.Context, op string, attempt func(context.Contex
 		err := attempt(ctx)
 		if err == nil {
 			// The next failure starts a new run.
-			r.since, r.attempt = time.Time{}, 0
+			r.run.Reset()
 			return nil
 		}
 		if !transient(err) {

@@ -3,13 +3,13 @@ package kafka
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"syscall"
-	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/mya/deid/internal/backoff"
 )
 
 // transient tells whether err is worth retrying: a broker-side error Kafka
@@ -46,42 +46,28 @@ func transient(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// retrier follows one run of consecutive transient failures: it waits with
-// exponential backoff and gives up once the failures have lasted longer
-// than the retry budget. The zero value needs cfg set.
+// retrier follows one run of consecutive transient failures with the
+// backoff of cfg (kafka.retry_backoff, retry_backoff_max, retry_budget).
+// The zero value needs cfg set.
 type retrier struct {
-	cfg     *Config
-	since   time.Time
-	attempt int
+	cfg *Config
+	run backoff.Run
 }
 
 // reset marks a success: the next failure starts a new run.
-func (r *retrier) reset() { r.since, r.attempt = time.Time{}, 0 }
+func (r *retrier) reset() { r.run.Reset() }
 
 // backoff records a transient failure and waits before the next attempt.
 // It returns an error wrapping err when the budget is spent, or ctx.Err()
 // when ctx is done while waiting.
 func (r *retrier) backoff(ctx context.Context, err error) error {
-	now := time.Now()
-	if r.since.IsZero() {
-		r.since = now
-	}
-	if spent := now.Sub(r.since); spent >= r.cfg.RetryBudget {
-		return fmt.Errorf("still failing after %s of retries (kafka.retry_budget): %w", spent.Round(time.Millisecond), err)
-	}
-	d := r.cfg.RetryBackoff << min(r.attempt, 20)
-	if d <= 0 || d > r.cfg.RetryBackoffMax {
-		d = r.cfg.RetryBackoffMax
-	}
-	r.attempt++
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return r.run.Wait(ctx, r.policy(), err)
+}
+
+// policy is the backoff of r.cfg.
+func (r *retrier) policy() backoff.Policy {
+	return backoff.Policy{Backoff: r.cfg.RetryBackoff, Max: r.cfg.RetryBackoffMax,
+		Budget: r.cfg.RetryBudget, Setting: "kafka.retry_budget"}
 }
 
 // Retry calls op until it succeeds, fails with an error that retrying cannot

@@ -164,9 +164,10 @@ func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
 		}
 		s.opts.log.Warn("joining the consumer group failed; retrying", zap.String("group", s.cfg.Group), zap.Error(err))
 		// kafka-go waits JoinGroupBackoff between attempts itself; the
-		// retrier only keeps the budget.
-		r.attempt = 0
-		if berr := r.backoff(ctx, err); berr != nil {
+		// retrier keeps the budget and waits no longer than its first wait.
+		p := r.policy()
+		p.Max = p.Backoff
+		if berr := r.run.Wait(ctx, p, err); berr != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

@@ -1,0 +1,59 @@
+// Package backoff waits between the attempts of an operation that fails
+// transiently — a broker restarting, an object store throttling — with
+// exponential backoff, and gives up once the failures have lasted longer
+// than a time budget. It is the one retry rhythm of deid's Kafka source and
+// sinks and of its object store; each of them decides what is transient.
+package backoff
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Policy is how long to wait and for how long to keep trying.
+type Policy struct {
+	// Backoff is the first wait; each further one doubles, up to Max.
+	Backoff, Max time.Duration
+	// Budget bounds one run of consecutive failures, from the first.
+	Budget time.Duration
+	// Setting names the configuration key of Budget, for the error that
+	// says it was spent (e.g. "kafka.retry_budget").
+	Setting string
+}
+
+// Run follows one run of consecutive transient failures. The zero value is
+// ready; a Run is not safe for concurrent use.
+type Run struct {
+	since   time.Time
+	attempt int
+}
+
+// Reset marks a success: the next failure starts a new run.
+func (r *Run) Reset() { r.since, r.attempt = time.Time{}, 0 }
+
+// Wait records the transient failure err and blocks until the next attempt
+// is due. It returns an error wrapping err, naming p.Setting, when the run
+// has lasted p.Budget already, and ctx's error when ctx is done first.
+func (r *Run) Wait(ctx context.Context, p Policy, err error) error {
+	now := time.Now()
+	if r.since.IsZero() {
+		r.since = now
+	}
+	if spent := now.Sub(r.since); spent >= p.Budget {
+		return fmt.Errorf("still failing after %s of retries (%s): %w", spent.Round(time.Millisecond), p.Setting, err)
+	}
+	d := p.Backoff << min(r.attempt, 20)
+	if d <= 0 || d > p.Max {
+		d = p.Max
+	}
+	r.attempt++
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
