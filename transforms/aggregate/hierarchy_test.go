@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,10 +104,11 @@ func TestGeneralize(t *testing.T) {
 		{"a team of five is small", teamSizes(t), "5", []string{"2-5", "small", "*", "*"}},
 		{"a team of 101 is large", teamSizes(t), "101", []string{"101+", "large", "*", "*"}},
 		{"a value that is neither a label nor a number has no bucket", teamSizes(t), "huge", []string{"*", "*", "*", "*"}},
-		{"a country generalizes to its continent", regionTable(t), "DE", []string{"DE", "EU", "*", "*"}},
-		{"Namibia's code is not mistaken for North America", regionTable(t), "NA", []string{"NA", "AF", "*", "*"}},
-		{"an unknown country reads as the default row, even at level 0", regionTable(t), "XX", []string{"ZZ", "ZZ", "*", "*"}},
-		{"the unknown country ZZ is its own continent", regionTable(t), "ZZ", []string{"ZZ", "ZZ", "*", "*"}},
+		{"a country generalizes to its continent", regionTable(t), "DE", []string{"DE", "europe", "*", "*"}},
+		{"Namibia's code is not mistaken for North America", regionTable(t), "NA", []string{"NA", "africa", "*", "*"}},
+		{"Saudi Arabia is in Asia, not South America", regionTable(t), "SA", []string{"SA", "asia", "*", "*"}},
+		{"an unknown country reads as the default row, even at level 0", regionTable(t), "XX", []string{"ZZ", "unknown", "*", "*"}},
+		{"the unknown country ZZ is in the unknown continent", regionTable(t), "ZZ", []string{"ZZ", "unknown", "*", "*"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +155,8 @@ func TestDomain(t *testing.T) {
 		{"bucket groups are closed and sorted", followerTiers(t), 1, []string{"large", "small"}},
 		{"the top of grouped buckets is the star", followerTiers(t), 2, []string{"*"}},
 		{"buckets without groups go straight to the star", untiered, 1, []string{"*"}},
-		{"the region table's continents, with ZZ", regionTable(t), 1, []string{"AF", "AN", "AS", "EU", "NA", "OC", "SA", "ZZ"}},
+		{"the region table's continents are names, with unknown", regionTable(t), 1, []string{"africa", "antarctica", "asia", "europe",
+			"north_america", "oceania", "south_america", "unknown"}},
 		{"a level beyond the top is the star", regionTable(t), 7, []string{"*"}},
 	}
 	for _, tt := range tests {
@@ -171,6 +174,17 @@ func TestDomain(t *testing.T) {
 	}
 	if got := len(featureTable(t).Domain(0)); got != 41 {
 		t.Errorf("feature table has %d values, want 40 and other", got)
+	}
+}
+
+// A continent is a name, never a code that is also a country's: with codes,
+// "AS" would read as American Samoa or Asia, "NA" as Namibia or North America.
+func TestNoContinentIsACountryCode(t *testing.T) {
+	rt := regionTable(t)
+	for _, c := range rt.Domain(1) {
+		if slices.Contains(rt.Domain(0), c) {
+			t.Errorf("continent %q is also a country code; name continents (e.g. north_america)", c)
+		}
 	}
 }
 
