@@ -174,3 +174,21 @@ func (s *DatasetSpec) Levels(step int) [MaxDims]int {
 	}
 	return lv
 }
+
+// LevelSuffix names a dimension's level column: "<dimension>_level".
+const LevelSuffix = "_level"
+
+// DimLevels returns the hierarchy level each dimension's values are at in a
+// row published at ladder step n, in declaration order: the ladder's level,
+// capped at the hierarchy's top, so a dimension at "*" is at its top level.
+func (s *DatasetSpec) DimLevels(step int) []int {
+	lv := s.Levels(step)
+	out := make([]int, len(s.Dimensions))
+	for d, dim := range s.Dimensions {
+		out[d] = lv[d]
+		if dim.Hierarchy != nil {
+			out[d] = min(lv[d], dim.Hierarchy.Levels()-1)
+		}
+	}
+	return out
+}

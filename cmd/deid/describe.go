@@ -47,7 +47,7 @@ func describe(specs []*pipeline.DatasetSpec, defaults bool) string {
 	p("```\n<out>/datasets/<dataset>/dt=YYYY-MM-DD/part-<hash>.parquet\n<out>/datasets/<dataset>/dt=YYYY-MM-DD/_manifest.json   # written last: the commit\n```\n\n")
 	p("A window's directory is complete if and only if its `_manifest.json` exists; it lists the data files with their rows and SHA-256, the privacy parameters, the rows and events published per generalization level, and the SHA-256 of the previous manifest of the dataset (a chain). It carries nothing finer than k: the window's accounting (withdrawn and suppressed counts, input positions) is in `<out>/accounting/`, for compliance. ")
 	p("Windows shorter than a day add `hour=HH` (and `minute=MM` below an hour) directories. Readers that honour Hive partitioning (pyarrow, pandas, polars, DuckDB, Spark) read a dataset's directory as is and add `dt` (and `hour`, `minute`) as partition columns, of type string or date depending on the reader.\n\n")
-	p("Parquet: Snappy (or Zstd); timestamps as TIMESTAMP(MICROS, UTC); dimensions as dictionary-encoded strings; counters INT64; ratios DOUBLE; rows sorted by the dimensions. ")
+	p("Parquet: Snappy (or Zstd); timestamps as TIMESTAMP(MICROS, UTC); dimensions as dictionary-encoded strings; counters INT64; ratios DOUBLE; `generalization_level` and the `<dimension>_level` columns INT32; rows sorted by the dimensions. ")
 	p("The key-value metadata names the dataset, schema version, k, dominance rule, pipeline and policy versions and the window.\n\n")
 	p("**Rows never overlap.** Each contribution lands in exactly one row, or is suppressed: a row at generalization level L > 0 aggregates only what could not be published at a finer level, so summing a measure over all rows of a window gives the window's published total, and no row can be subtracted from another to isolate a small group. ")
 	p("Suppressed cells are absent, indistinguishable from empty ones; only the compliance accounting counts them.\n\n")
@@ -102,7 +102,7 @@ func describeDataset(b *strings.Builder, s *pipeline.DatasetSpec) {
 	p("\n### Generalization ladder\n\n")
 	p("`generalization_level` is the step of the ladder a row was published at. Each step raises one dimension by one level of its hierarchy; ")
 	p("a cell that fails k or dominance at one step is merged with the other failing cells one step up, so the level says how coarse the row is. ")
-	p("The table gives each dimension's hierarchy level at each step (0 = the value itself).\n\n")
+	p("The table gives each dimension's hierarchy level at each step (0 = the value itself); every row carries them as the `<dimension>_level` columns.\n\n")
 	p("| level | raised |")
 	for _, d := range s.Dimensions {
 		p(" %s |", d.Name)
@@ -160,6 +160,13 @@ func columnMeaning(s *pipeline.DatasetSpec, c parquet.Column) (string, string) {
 		return "End of the window, exclusive.", "UTC, microseconds"
 	case parquet.ColLevel:
 		return fmt.Sprintf("Generalization step the row was published at: 0 (every dimension at its finest) to %d (see the ladder).", len(s.Ladder)), "ladder step"
+	}
+	if c.Role == parquet.RoleLevel {
+		if i := s.DimIndex(strings.TrimSuffix(c.Name, pipeline.LevelSuffix)); i >= 0 {
+			d := s.Dimensions[i]
+			return fmt.Sprintf("Hierarchy level of the row's `%s` value: 0 (the value itself) to %d (`*`); the ladder gives it at the row's `generalization_level`.",
+				d.Name, d.Hierarchy.Levels()-1), "hierarchy level"
+		}
 	}
 	if i := s.DimIndex(c.Name); i >= 0 {
 		d := s.Dimensions[i]

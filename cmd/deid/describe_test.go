@@ -54,7 +54,7 @@ func TestDescribeDocumentsEveryColumn(t *testing.T) {
 func columnNames(s *pipeline.DatasetSpec) []string {
 	var names []string
 	for _, d := range s.Dimensions {
-		names = append(names, d.Name)
+		names = append(names, d.Name, d.Name+pipeline.LevelSuffix)
 	}
 	for _, m := range s.Measures {
 		names = append(names, m.Name)

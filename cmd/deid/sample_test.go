@@ -309,6 +309,7 @@ func TestPublishedRowsAreSafe(t *testing.T) {
 		declared := map[string]bool{"window_start": true, "window_end": true, "generalization_level": true}
 		for _, d := range spec.Dimensions {
 			declared[d.Name] = true
+			declared[d.Name+"_level"] = true
 		}
 		for _, ms := range spec.Measures {
 			declared[ms.Name] = true

@@ -179,11 +179,11 @@ func TestVerifyNamesTampering(t *testing.T) {
 		}, false, []string{"window campaign_metrics " + middleWindow(t, s.out, "campaign_metrics") + " was replaced or edited"}},
 
 		{"a row violating k added", func(t *testing.T, out string) {
-			commitWindow(t, out, "platform", []string{"instagram", "reel", "beauty.skincare", "EU", "micro"}, 2)
+			commitWindow(t, out, "platform", []string{"instagram", "reel", "beauty.skincare", "DE", "micro"}, 2)
 		}, false, []string{"workspaces = 2 < k = 10"}},
 
 		{"free text of the input in a dataset row", func(t *testing.T, out string) {
-			commitWindow(t, out, "industry", []string{"instagram", "reel", caption(t, s.in), "EU", "micro"}, 12)
+			commitWindow(t, out, "industry", []string{"instagram", "reel", caption(t, s.in), "DE", "micro"}, 12)
 		}, true, []string{"free text of the input reached an output", "payload.caption"}},
 
 		{"free text of the input in a file beside the outputs", func(t *testing.T, out string) {

@@ -76,7 +76,7 @@ func (v *verifier) checkRows() error {
 		fmt.Sprintf("all %d published rows have at least k = %d of every protected entity (%s), from the counts in each row", rows, minK, strings.Join(names, ", ")),
 		fmt.Sprintf("k-anonymity is violated: %s", many(len(kProblems), "problem")))
 	v.r.add(sec, genProblems,
-		"every row's dimension values are values its generalization level can take; no two rows describe the same cell; events and rows by level match the manifests",
+		"every row's dimension values are values its generalization level can take, and its <dimension>_level columns are the levels the ladder gives; no two rows describe the same cell; events and rows by level match the manifests",
 		fmt.Sprintf("%s with the rows' cells", many(len(genProblems), "problem")))
 	v.r.note(sec, "dominance and the p% rule need per-workspace totals, which no output holds by design; they are enforced by the privacy gate and its tests, and cannot be re-checked from the outputs")
 	return nil
@@ -114,8 +114,9 @@ func (v *verifier) rowK(label string, spec *pipeline.DatasetSpec, k int, rows []
 	return problems
 }
 
-// rowCells checks each row's dimension values against its level, that no
-// cell appears twice, and the per-level counts against the manifest.
+// rowCells checks each row's dimension values and <dimension>_level
+// columns against its generalization level and the ladder, that no cell
+// appears twice, and the per-level counts against the manifest.
 func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map[string]any, acct *parquet.Published) []string {
 	var problems []string
 	events := ""
@@ -133,12 +134,16 @@ func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map
 			problems = append(problems, fmt.Sprintf("%s: row %d: generalization_level %v is not a step of the ladder (0–%d)", label, i+1, r[parquet.ColLevel], len(spec.Ladder)))
 			continue
 		}
-		levels := spec.Levels(int(lv))
+		levels := spec.DimLevels(int(lv))
 		key := fmt.Sprint(lv)
 		for d, dim := range spec.Dimensions {
 			val, _ := r[dim.Name].(string)
 			key += "\x00" + val
 			l := levels[d]
+			lc := parquet.LevelColumn(dim.Name)
+			if got, ok := r[lc].(int32); !ok || int(got) != l {
+				problems = append(problems, fmt.Sprintf("%s: row %d: %s = %v, but generalization_level %d puts %s at level %d (see the ladder)", label, i+1, lc, r[lc], lv, dim.Name, l))
+			}
 			if dom := dim.Hierarchy.Domain(l); dom != nil {
 				if !slices.Contains(dom, val) {
 					problems = append(problems, fmt.Sprintf("%s: row %d: %s = %q is not a value %s takes at level %d", label, i+1, dim.Name, val, dim.Name, l))

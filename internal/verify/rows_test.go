@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/parquet"
 )
 
 // TestEveryRowIsCheckedForK: verify recomputes k on every published row
@@ -51,5 +52,100 @@ func TestEveryRowIsCheckedForK(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// listed is a test hierarchy that lists each level's values.
+type listed [][]string
+
+func (h listed) Levels() int                       { return len(h) }
+func (h listed) Generalize(v string, l int) string { return v }
+func (h listed) Domain(l int) []string             { return h[min(l, len(h)-1)] }
+func (h listed) Describe() string                  { return "listed" }
+
+// TestLevelColumnsAreChecked: every row's <dimension>_level must be the
+// level the ladder gives that dimension at the row's generalization_level,
+// and the dimension's value must be one that level can take — an edited
+// or forged level column, or a value that does not fit its level, is named
+// by row and column.
+func TestLevelColumnsAreChecked(t *testing.T) {
+	spec := &pipeline.DatasetSpec{
+		Name: "campaign_metrics",
+		Dimensions: []pipeline.Dimension{
+			{Name: "platform", Hierarchy: listed{{"instagram", "x"}, {"*"}}},
+			{Name: "region", Hierarchy: listed{{"DE", "NA"}, {"africa", "europe"}, {"*"}}},
+		},
+		Ladder: []string{"region", "region", "platform"},
+	}
+	row := func(level int32, platform, region string, platformLevel, regionLevel any) map[string]any {
+		r := map[string]any{"generalization_level": level, "platform": platform, "region": region}
+		if platformLevel != nil {
+			r["platform_level"] = platformLevel
+		}
+		if regionLevel != nil {
+			r["region_level"] = regionLevel
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		row  map[string]any
+		want []string
+	}{
+		{"a level-0 row has every dimension at level 0", row(0, "x", "NA", int32(0), int32(0)), nil},
+		{"a level-1 row has its region at the continent", row(1, "x", "africa", int32(0), int32(1)), nil},
+		{"at the top of the ladder every dimension is at its top level", row(3, "*", "*", int32(1), int32(2)), nil},
+		{"a region_level edited to look finer is named", row(1, "x", "africa", int32(0), int32(0)),
+			[]string{"row 1: region_level = 0, but generalization_level 1 puts region at level 1"}},
+		{"a missing level column is named", row(0, "x", "DE", int32(0), nil),
+			[]string{"row 1: region_level = <nil>, but generalization_level 0 puts region at level 0"}},
+		{"a level column of the wrong type is named", row(0, "x", "DE", int64(0), int32(0)),
+			[]string{"row 1: platform_level = 0, but generalization_level 0 puts platform at level 0"}},
+		{"a continent in a level-0 row is not a level-0 value, whatever its level column says",
+			row(0, "x", "europe", int32(0), int32(1)), []string{
+				"row 1: region_level = 1, but generalization_level 0 puts region at level 0",
+				`row 1: region = "europe" is not a value region takes at level 0`}},
+		{"a country in a level-1 row is not a continent", row(1, "x", "NA", int32(0), int32(1)),
+			[]string{`row 1: region = "NA" is not a value region takes at level 1`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lv := int(tt.row["generalization_level"].(int32))
+			acct := &parquet.Published{RowsByLevel: map[int]int64{lv: 1}}
+			got := (&verifier{}).rowCells("w", spec, []map[string]any{tt.row}, acct)
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems %q, want %q", got, tt.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("problem %q, want one saying %q", got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestLevelColumnsAreRequired: a data file without a dimension's level
+// column, or with it as another type, does not match the declared schema.
+func TestLevelColumnsAreRequired(t *testing.T) {
+	spec := &pipeline.DatasetSpec{Name: "d", Dimensions: []pipeline.Dimension{{Name: "platform"}, {Name: "region"}},
+		Ladder: []string{"region"}, Measures: []pipeline.Measure{{Name: "events", Kind: pipeline.MeasureCount}}}
+	want := parquet.Columns(spec)
+	var without, mistyped []parquet.Column
+	for _, c := range want {
+		c.Role = ""
+		if c.Name != "region_level" {
+			without = append(without, c)
+		}
+		if c.Name == "platform_level" {
+			c.Type = parquet.TypeInt64
+		}
+		mistyped = append(mistyped, c)
+	}
+	if got := columnProblems("f", without, want); len(got) != 1 || !strings.Contains(got[0], "lacks the declared column region_level") {
+		t.Errorf("without region_level: problems %q", got)
+	}
+	if got := columnProblems("f", mistyped, want); len(got) != 1 || !strings.Contains(got[0], "column platform_level is int64, declared int32") {
+		t.Errorf("platform_level as int64: problems %q", got)
 	}
 }

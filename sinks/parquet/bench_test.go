@@ -8,10 +8,11 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// benchSpec has 15 columns: two window bounds, four dimensions, the level,
-// six counters and two ratios.
+// benchSpec has 19 columns: two window bounds, four dimensions, the level,
+// four dimension levels, six counters and two ratios.
 func benchSpec() *pipeline.DatasetSpec {
 	s := &pipeline.DatasetSpec{Name: "bench", SchemaVersion: 1,
+		Ladder:  []string{"region", "industry", "content_type", "region", "industry", "platform", "region", "industry"},
 		Privacy: pipeline.Privacy{K: 10, DominanceN: 2, DominanceK: 85, PPercent: 10}}
 	for _, d := range []string{"platform", "content_type", "industry", "region"} {
 		s.Dimensions = append(s.Dimensions, pipeline.Dimension{Name: d})

@@ -13,13 +13,14 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-// testSpec is a small campaign-like dataset: three dimensions, two counters
-// and a ratio.
+// testSpec is a small campaign-like dataset: three dimensions, an eight-step
+// ladder, two counters and a ratio.
 func testSpec() *pipeline.DatasetSpec {
 	return &pipeline.DatasetSpec{
 		Name:          "campaign_metrics",
 		SchemaVersion: 3,
 		Dimensions:    []pipeline.Dimension{{Name: "platform"}, {Name: "region"}, {Name: "industry"}},
+		Ladder:        []string{"platform", "region", "industry", "platform", "region", "industry", "platform", "region"},
 		Measures: []pipeline.Measure{
 			{Name: "events", Kind: pipeline.MeasureCount},
 			{Name: "impressions", Kind: pipeline.MeasureSum, Fields: []string{"impressions"}},

@@ -32,12 +32,20 @@ func ReadDatasetRows(path string, spec *pipeline.DatasetSpec) ([]pipeline.Row, p
 		}
 		r := pipeline.Row{Dims: make([]string, len(spec.Dimensions)), Level: int(level),
 			Values: make([]pipeline.Value, len(spec.Measures))}
+		if r.Level < 0 || r.Level > len(spec.Ladder) {
+			return nil, w, fmt.Errorf("parquet: %s: row %d: generalization level %d is not a step of the ladder", path, i, r.Level)
+		}
+		dimLevels := spec.DimLevels(r.Level)
 		for d, dim := range spec.Dimensions {
 			s, ok := m[dim.Name].(string)
 			if !ok {
 				return nil, w, fmt.Errorf("parquet: %s: row %d: dimension %s missing or not a string", path, i, dim.Name)
 			}
 			r.Dims[d] = s
+			if lv, ok := m[LevelColumn(dim.Name)].(int32); !ok || int(lv) != dimLevels[d] {
+				return nil, w, fmt.Errorf("parquet: %s: row %d: %s is %v, want %d (level %d of the ladder)",
+					path, i, LevelColumn(dim.Name), m[LevelColumn(dim.Name)], dimLevels[d], r.Level)
+			}
 		}
 		for j, ms := range spec.Measures {
 			val, ok := m[ms.Name]

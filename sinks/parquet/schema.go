@@ -67,8 +67,9 @@ type Column struct {
 }
 
 // Columns returns the columns of spec's data files, in file order:
-// window_start, window_end, the dimensions, generalization_level, the
-// measures.
+// window_start, window_end, the dimensions, generalization_level, one
+// <dimension>_level per dimension (the hierarchy level of the row's value),
+// the measures.
 func Columns(spec *pipeline.DatasetSpec) []Column {
 	cols := []Column{
 		{Name: ColWindowStart, Type: TypeTimestamp, Role: RoleWindow},
@@ -81,6 +82,9 @@ func Columns(spec *pipeline.DatasetSpec) []Column {
 		cols = append(cols, Column{Name: d.Name, Type: TypeDictStr, Nullable: true, Role: RoleDimension})
 	}
 	cols = append(cols, Column{Name: ColLevel, Type: TypeInt32, Role: RoleLevel})
+	for _, d := range spec.Dimensions {
+		cols = append(cols, Column{Name: LevelColumn(d.Name), Type: TypeInt32, Role: RoleLevel})
+	}
 	for _, m := range spec.Measures {
 		if m.IsInt() {
 			cols = append(cols, Column{Name: m.Name, Type: TypeInt64, Role: RoleMeasure})
@@ -90,6 +94,10 @@ func Columns(spec *pipeline.DatasetSpec) []Column {
 	}
 	return cols
 }
+
+// LevelColumn names the column that holds the hierarchy level of a
+// dimension's values: "<dimension>_level".
+func LevelColumn(dimension string) string { return dimension + pipeline.LevelSuffix }
 
 // checkSpec rejects a spec whose columns would collide or whose name is not
 // a safe directory name.
@@ -164,5 +172,5 @@ func rfc3339(us int64) string { return time.UnixMicro(us).UTC().Format(time.RFC3
 
 // rowWidth estimates the uncompressed bytes of one row, to size row groups.
 func rowWidth(spec *pipeline.DatasetSpec) int64 {
-	return 8*2 + 4*int64(len(spec.Dimensions)) + 4 + 9*int64(len(spec.Measures))
+	return 8*2 + 8*int64(len(spec.Dimensions)) + 4 + 9*int64(len(spec.Measures))
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -485,8 +484,8 @@ func checkRows(out *pipeline.WindowOutput) error {
 			return fmt.Errorf("row %d: %d dimensions and %d values, want %d and %d",
 				i, len(r.Dims), len(r.Values), len(spec.Dimensions), len(spec.Measures))
 		}
-		if r.Level < 0 || r.Level > math.MaxInt32 {
-			return fmt.Errorf("row %d: generalization level %d out of range", i, r.Level)
+		if r.Level < 0 || r.Level > len(spec.Ladder) {
+			return fmt.Errorf("row %d: generalization level %d is not a step of the ladder (0–%d)", i, r.Level, len(spec.Ladder))
 		}
 		for j, m := range spec.Measures {
 			if m.IsInt() && r.Values[j].Null {
@@ -567,8 +566,12 @@ type batch struct {
 	end    *array.TimestampBuilder
 	dims   []dictColumn
 	level  *array.Int32Builder
-	ints   []*array.Int64Builder
-	floats []*array.Float64Builder
+	// dimLevels builds the <dimension>_level columns; levelAt[step][d] is
+	// dimension d's hierarchy level in a row published at step.
+	dimLevels []*array.Int32Builder
+	levelAt   [][]int
+	ints      []*array.Int64Builder
+	floats    []*array.Float64Builder
 }
 
 // dictColumn builds one dictionary-encoded dimension column: values are
@@ -587,6 +590,10 @@ func newBatch(mem memory.Allocator, schema *arrow.Schema, spec *pipeline.Dataset
 	for range spec.Dimensions {
 		b.dims = append(b.dims, dictColumn{index: map[string]int32{},
 			values: array.NewStringBuilder(mem), indices: array.NewInt32Builder(mem)})
+		b.dimLevels = append(b.dimLevels, array.NewInt32Builder(mem))
+	}
+	for step := 0; step <= len(spec.Ladder); step++ {
+		b.levelAt = append(b.levelAt, spec.DimLevels(step))
 	}
 	b.ints = make([]*array.Int64Builder, len(spec.Measures))
 	b.floats = make([]*array.Float64Builder, len(spec.Measures))
@@ -627,6 +634,12 @@ func (b *batch) build(rows []pipeline.Row) arrow.Record {
 			dc.indices.UnsafeAppend(idx)
 		}
 	}
+	for d, lb := range b.dimLevels {
+		lb.Reserve(n)
+		for i := range rows {
+			lb.UnsafeAppend(int32(b.levelAt[rows[i].Level][d]))
+		}
+	}
 	for m := range b.spec.Measures {
 		if ib := b.ints[m]; ib != nil {
 			ib.Reserve(n)
@@ -655,6 +668,9 @@ func (b *batch) build(rows []pipeline.Row) arrow.Record {
 		indices.Release()
 	}
 	cols = append(cols, b.level.NewArray())
+	for _, lb := range b.dimLevels {
+		cols = append(cols, lb.NewArray())
+	}
 	for m := range b.spec.Measures {
 		if b.ints[m] != nil {
 			cols = append(cols, b.ints[m].NewArray())
@@ -673,6 +689,9 @@ func (b *batch) release() {
 	b.start.Release()
 	b.end.Release()
 	b.level.Release()
+	for _, lb := range b.dimLevels {
+		lb.Release()
+	}
 	for _, d := range b.dims {
 		d.values.Release()
 		d.indices.Release()

@@ -56,6 +56,9 @@ func TestCommitRoundTrip(t *testing.T) {
 		"region":               {"EU", "NA", "*"},
 		"industry":             {"beauty.skincare", "gaming", "beauty"},
 		"generalization_level": {int32(0), int32(0), int32(2)},
+		"platform_level":       {int32(0), int32(0), int32(1)},
+		"region_level":         {int32(0), int32(0), int32(1)},
+		"industry_level":       {int32(0), int32(0), int32(0)},
 		"events":               {int64(40), int64(40), int64(20)},
 		"impressions":          {int64(120000), int64(0), int64(9223372036854775807)},
 		"ctr":                  {0.0125, nil, 1e-9},
@@ -135,6 +138,9 @@ func TestColumnTypes(t *testing.T) {
 				"region":               {pq.Types.ByteArray, str, "optional"},
 				"industry":             {pq.Types.ByteArray, str, "optional"},
 				"generalization_level": {pq.Types.Int32, schema.NewIntLogicalType(32, true).String(), "required"},
+				"platform_level":       {pq.Types.Int32, schema.NewIntLogicalType(32, true).String(), "required"},
+				"region_level":         {pq.Types.Int32, schema.NewIntLogicalType(32, true).String(), "required"},
+				"industry_level":       {pq.Types.Int32, schema.NewIntLogicalType(32, true).String(), "required"},
 				"events":               {pq.Types.Int64, schema.NewIntLogicalType(64, true).String(), "required"},
 				"impressions":          {pq.Types.Int64, schema.NewIntLogicalType(64, true).String(), "required"},
 				"ctr":                  {pq.Types.Double, none, "optional"},
@@ -216,6 +222,9 @@ func TestColumnTypes(t *testing.T) {
 				"region":               dictType.String(),
 				"industry":             dictType.String(),
 				"generalization_level": "int32",
+				"platform_level":       "int32",
+				"region_level":         "int32",
+				"industry_level":       "int32",
 				"events":               "int64",
 				"impressions":          "int64",
 				"ctr":                  "float64",
@@ -337,6 +346,9 @@ func TestManifest(t *testing.T) {
 			{Name: "region", Type: TypeDictStr, Nullable: true, Role: RoleDimension},
 			{Name: "industry", Type: TypeDictStr, Nullable: true, Role: RoleDimension},
 			{Name: "generalization_level", Type: TypeInt32, Role: RoleLevel},
+			{Name: "platform_level", Type: TypeInt32, Role: RoleLevel},
+			{Name: "region_level", Type: TypeInt32, Role: RoleLevel},
+			{Name: "industry_level", Type: TypeInt32, Role: RoleLevel},
 			{Name: "events", Type: TypeInt64, Role: RoleMeasure},
 			{Name: "impressions", Type: TypeInt64, Role: RoleMeasure},
 			{Name: "ctr", Type: TypeDouble, Nullable: true, Role: RoleMeasure},
@@ -557,8 +569,8 @@ func TestEmptyWindow(t *testing.T) {
 		t.Errorf("%d rows in an empty window's file", len(rows))
 	}
 	cols, n := readIndependent(t, path)
-	if n != 0 || len(cols) != 9 {
-		t.Errorf("parquet-go: %d rows, %d columns; want 0 and 9", n, len(cols))
+	if n != 0 || len(cols) != 12 {
+		t.Errorf("parquet-go: %d rows, %d columns; want 0 and 12", n, len(cols))
 	}
 }
 
@@ -578,6 +590,10 @@ func TestCommitRejectsOutputThatDoesNotFit(t *testing.T) {
 			`column name "dt" is empty, reserved or repeated`},
 		{"a measure named like a dimension", func(o *pipeline.WindowOutput) { o.Spec.Measures[0].Name = "region" },
 			`column name "region" is empty, reserved or repeated`},
+		{"a measure named like a dimension's level column", func(o *pipeline.WindowOutput) { o.Spec.Measures[0].Name = "region_level" },
+			`column name "region_level" is empty, reserved or repeated`},
+		{"a row above the top of the ladder", func(o *pipeline.WindowOutput) { o.Rows[2].Level = 9 },
+			"row 2: generalization level 9 is not a step of the ladder (0–8)"},
 		{"a dataset name with a slash", func(o *pipeline.WindowOutput) { o.Spec.Name = "../evil" },
 			`dataset name "../evil"`},
 		{"a window that is not aligned", func(o *pipeline.WindowOutput) { o.Window.Start += 3600e6; o.Window.End += 3600e6 },

@@ -337,10 +337,15 @@ func (d *DatasetConfig) validateDimensions(p *problems, at string, kinds []pipel
 	for j, dim := range d.Dimensions {
 		pd := fmt.Sprintf("%s.dimensions[%d]", at, j)
 		if checkName(p, pd+".name", dim.Name) {
+			// Every dimension also has a level column, <dimension>_level.
+			lc := dim.Name + pipeline.LevelSuffix
 			if prev, dup := cols[dim.Name]; dup {
 				p.add(pd+".name", "%q is already the column %s; column names must be unique", dim.Name, prev)
+			} else if prev, dup := cols[lc]; dup {
+				p.add(pd+".name", "its level column %q is already the column %s; column names must be unique", lc, prev)
 			} else {
 				cols[dim.Name] = pd
+				cols[lc] = pd + " (its level column)"
 			}
 		}
 		f, ok := fields[dim.Field]

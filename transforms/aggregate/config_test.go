@@ -109,8 +109,9 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		t.Errorf("default datasets (-contract §6 +DefaultConfig):\n%s", diff)
 	}
 	for _, s := range specs {
-		if s.SchemaVersion != 1 || s.Description == "" {
-			t.Errorf("%s: schema version %d, description %q; want 1 and a description", s.Name, s.SchemaVersion, s.Description)
+		// Version 2: continents as names and the <dimension>_level columns.
+		if s.SchemaVersion != 2 || s.Description == "" {
+			t.Errorf("%s: schema version %d, description %q; want 2 and a description", s.Name, s.SchemaVersion, s.Description)
 		}
 		for _, d := range s.Dimensions {
 			if d.Description == "" {
@@ -306,6 +307,8 @@ func TestValidate(t *testing.T) {
 			`datasets[1].measures[1].name: "action" is already the column datasets[1].dimensions[1]; column names must be unique`,
 			`datasets[1].measures[2].name: "dt" is reserved for a fixed column or partition key; choose another name`,
 		}},
+		{"a measure named like a dimension's level column", func(c *Config) { c.Datasets[1].Measures[1].Name = "action_level" },
+			[]string{`datasets[1].measures[1].name: "action_level" is already the column datasets[1].dimensions[1] (its level column); column names must be unique`}},
 		{"order statistics and unknown kinds", func(c *Config) {
 			c.Datasets[1].Measures[3].Kind = "median"
 			c.Datasets[1].Measures[1].Kind = "avg"
