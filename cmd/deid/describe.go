@@ -51,6 +51,7 @@ func describe(specs []*pipeline.DatasetSpec, defaults bool) string {
 	p("The key-value metadata names the dataset, schema version, k, dominance rule, pipeline and policy versions and the window.\n\n")
 	p("**Rows never overlap.** Each contribution lands in exactly one row, or is suppressed: a row at generalization level L > 0 aggregates only what could not be published at a finer level, so summing a measure over all rows of a window gives the window's published total, and no row can be subtracted from another to isolate a small group. ")
 	p("Suppressed cells are absent, indistinguishable from empty ones; only the compliance accounting counts them.\n\n")
+	describeTraining(p)
 	p("Contents: ")
 	for i, s := range specs {
 		if i > 0 {
@@ -63,6 +64,19 @@ func describe(specs []*pipeline.DatasetSpec, defaults bool) string {
 		describeDataset(&b, s)
 	}
 	return b.String()
+}
+
+// describeTraining says how to train on rows of mixed granularity.
+func describeTraining(p func(string, ...any)) {
+	p("## How to use the rows for training\n\n")
+	p("- **A row at level L** (`generalization_level` = L) is a cell of step L of the dataset's ladder: the dimensions the ladder has raised by step L hold a coarser value (a parent, a continent, a size group, or `*`), the others their finest value. ")
+	p("**`<dimension>_level`** says each value's granularity: 0 is the value itself, the hierarchy's top is `*` (see the dimension values below). Filter or weight by these columns rather than by parsing values.\n")
+	p("- **Rows never overlap**, across levels too: a coarser row is not a subtotal of finer rows but holds only what could not be published finer. Summing a count or sum over all rows of a window, every level, gives the window's published total; ratios are recomputed from summed numerators and denominators, never averaged. ")
+	p("Distinct counts (workspaces, creators, …) do not add up exactly, since one entity can be in several rows; their sum is an upper bound.\n")
+	p("- **Level-0 rows alone are a biased sample.** They are the large, common cells: those that pass k, dominance and p%% unmerged. ")
+	p("Small markets, rare combinations and cells led by one large customer fail at level 0 and appear only at coarser levels (or not at all), so a model trained on level 0 alone over-represents the common cells.\n")
+	p("- **For one consistent granularity**, roll finer rows up to the coarsest level you need with each dimension's hierarchy (map each value to its value at that level, group, sum), and keep or drop the rows that are coarser still for some dimension. ")
+	p("Rolling up, filtering and re-weighting use only published rows, so such post-processing is privacy-safe: it cannot reveal more than the rows already do.\n\n")
 }
 
 func describeDataset(b *strings.Builder, s *pipeline.DatasetSpec) {

@@ -51,6 +51,34 @@ func TestDescribeDocumentsEveryColumn(t *testing.T) {
 	}
 }
 
+// TestDescribeExplainsTrainingOnMixedLevels: the dictionary tells the ML
+// team what a row's levels mean and how to train on rows of mixed levels.
+func TestDescribeExplainsTrainingOnMixedLevels(t *testing.T) {
+	specs, err := readSpecs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := describe(specs, true)
+	_, section, ok := strings.Cut(md, "## How to use the rows for training\n")
+	if !ok {
+		t.Fatal("the dictionary has no section on how to use the rows for training")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, want := range []string{
+		"**A row at level L**",                              // what a level-L row is
+		"**`<dimension>_level`**",                           // each value's granularity
+		"**Rows never overlap**",                            // summing over a window
+		"window's published total",                          //
+		"**Level-0 rows alone are a biased sample.**",       // why
+		"roll finer rows up to the coarsest level you need", // one granularity
+		"privacy-safe",                                      // post-processing
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the training section does not say %q:\n%s", want, section)
+		}
+	}
+}
+
 func columnNames(s *pipeline.DatasetSpec) []string {
 	var names []string
 	for _, d := range s.Dimensions {
