@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	pqfile "github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sinks/signing"
 )
@@ -127,7 +126,7 @@ func (v *verifier) checkFiles() error {
 // parquetFacts returns a Parquet file's rows, row groups and key-value
 // metadata.
 func parquetFacts(path string) (int64, int, map[string]string, error) {
-	rdr, err := pqfile.OpenParquetFile(path, false)
+	rdr, err := parquet.OpenFile(path)
 	if err != nil {
 		return 0, 0, nil, err
 	}

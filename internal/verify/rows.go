@@ -8,7 +8,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	pqfile "github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/parquet"
@@ -182,9 +181,15 @@ func cellText(spec *pipeline.DatasetSpec, r map[string]any) string {
 	return strings.Join(parts, "/")
 }
 
-// fileColumns returns a Parquet file's columns as the manifest names them.
-func fileColumns(path string) ([]parquet.Column, error) {
-	rdr, err := pqfile.OpenParquetFile(path, false)
+// fileColumns returns a Parquet file's columns as the manifest names them;
+// a malformed file is an error, never a panic.
+func fileColumns(path string) (cols []parquet.Column, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cols, err = nil, fmt.Errorf("%s: malformed file (%v)", path, p)
+		}
+	}()
+	rdr, err := parquet.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +202,7 @@ func fileColumns(path string) ([]parquet.Column, error) {
 	if err != nil {
 		return nil, err
 	}
-	cols := make([]parquet.Column, schema.NumFields())
+	cols = make([]parquet.Column, schema.NumFields())
 	for i, f := range schema.Fields() {
 		cols[i] = parquet.Column{Name: f.Name, Type: typeName(f.Type), Nullable: f.Nullable}
 	}
