@@ -303,3 +303,56 @@ func equalValue(a, b any) bool {
 }
 
 func ed25519Key() (ed25519.PublicKey, ed25519.PrivateKey, error) { return ed25519.GenerateKey(nil) }
+
+// TestAModelTrainsOnMixedLevels is the dataset card's training check: a
+// ridge-regression baseline (scripts/train_check.py, numpy) learns the
+// click-through rate of campaign_metrics from two windows and is scored on
+// the third, with every dimension's value and every <dimension>_level as
+// features — rows of every generalization level together, as the card says
+// to use them. It documents the recipe; no score is asserted beyond being a
+// number.
+func TestAModelTrainsOnMixedLevels(t *testing.T) {
+	py := python(t)
+	s := generatedSample(t)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(py, "../../scripts/train_check.py", s.out)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("train_check.py: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		TrainRows     int      `json:"train_rows"`
+		TestRows      int      `json:"test_rows"`
+		Features      []string `json:"features"`
+		LevelFeatures []string `json:"level_features"`
+		WMAEModel     float64  `json:"wmae_model"`
+		WMAEMean      float64  `json:"wmae_mean"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("train_check.py printed no JSON: %v\n%s", err, stdout.String())
+	}
+	t.Logf("trained on %d rows, scored on %d: weighted MAE of the CTR %.5f (the training mean: %.5f)", got.TrainRows, got.TestRows, got.WMAEModel, got.WMAEMean)
+	specs, err := readSpecs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, d := range specs[slices.IndexFunc(specs, func(s *pipeline.DatasetSpec) bool { return s.Name == "campaign_metrics" })].Dimensions {
+		want = append(want, d.Name+"_level")
+	}
+	if diff := cmp.Diff(want, got.LevelFeatures); diff != "" {
+		t.Errorf("level features (-every dimension's level +used):\n%s", diff)
+	}
+	generalized := 0
+	for _, f := range got.Features {
+		if strings.HasSuffix(f, "=*") {
+			generalized++
+		}
+	}
+	if got.TrainRows == 0 || got.TestRows == 0 || generalized == 0 {
+		t.Errorf("trained on %d rows and scored on %d, with %d generalized values: want rows of several levels on both sides", got.TrainRows, got.TestRows, generalized)
+	}
+	if math.IsNaN(got.WMAEModel) || math.IsInf(got.WMAEModel, 0) {
+		t.Errorf("the model's error is %v", got.WMAEModel)
+	}
+}
