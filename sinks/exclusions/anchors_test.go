@@ -4,32 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/anchors"
+	"github.com/mya/deid/sinks/anchors/anchorstest"
 )
-
-type recorder struct {
-	mu    sync.Mutex
-	lines []anchors.Line
-	err   error
-}
-
-func (r *recorder) Anchor(_ context.Context, l anchors.Line) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	l.Time = time.Time{}
-	r.lines = append(r.lines, l)
-	return nil
-}
 
 func commitLine(seq int, sum, prev string) anchors.Line {
 	return anchors.Line{Kind: anchors.KindChain, Name: chainName, Seq: seq, Event: anchors.EventCommit, SHA256: sum, Prev: prev}
@@ -40,7 +22,7 @@ func commitLine(seq int, sum, prev string) anchors.Line {
 // anchor), and a rollback line before segments are removed, so that the
 // segments written again may differ from those anchored before.
 func TestEveryCommitIsAnchored(t *testing.T) {
-	rec := &recorder{}
+	rec := &anchorstest.Recorder{}
 	l, _ := newLog(t, WithAnchors(rec))
 	c := openChain(t, l, chainName)
 	var heads []string
@@ -48,7 +30,7 @@ func TestEveryCommitIsAnchored(t *testing.T) {
 		heads = append(heads, commitEntries(t, c, []pipeline.Exclusion{recordEntry(i)}, nil))
 	}
 	want := []anchors.Line{commitLine(1, heads[0], ""), commitLine(2, heads[1], heads[0]), commitLine(3, heads[2], heads[1])}
-	if diff := cmp.Diff(want, rec.lines); diff != "" {
+	if diff := cmp.Diff(want, rec.Lines()); diff != "" {
 		t.Errorf("anchors of the commits (-want +got):\n%s", diff)
 	}
 
@@ -60,11 +42,11 @@ func TestEveryCommitIsAnchored(t *testing.T) {
 	e.DecidedAt++ // a replay decides later: another segment
 	again := commitEntries(t, c, []pipeline.Exclusion{e}, nil)
 	want = append(want, commitLine(2, again, heads[0]))
-	if diff := cmp.Diff(want, rec.lines); diff != "" {
+	if diff := cmp.Diff(want, rec.Lines()); diff != "" {
 		t.Errorf("anchors after a reopen and a rollback (-want +got):\n%s", diff)
 	}
 
-	exp := anchors.Expect(rec.lines)
+	exp := anchors.Expect(rec.Lines())
 	if len(exp.Conflicts) != 0 {
 		t.Errorf("the replay's anchors conflict: %v", exp.Conflicts)
 	}
@@ -74,7 +56,7 @@ func TestEveryCommitIsAnchored(t *testing.T) {
 }
 
 func TestAFailedAnchorFailsTheSegmentCommit(t *testing.T) {
-	rec := &recorder{err: errors.New("anchor disk full")}
+	rec := &anchorstest.Recorder{Err: errors.New("anchor disk full")}
 	l, _ := newLog(t, WithAnchors(rec))
 	c := openChain(t, l, chainName)
 	must(t, c.Append(ptr(recordEntry(0))))

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/anchors"
+	"github.com/mya/deid/sinks/anchors/anchorstest"
 )
 
 // finerThanK are manifest keys, at any depth, that would disclose what
@@ -93,25 +93,8 @@ func dayOutput(i int) *pipeline.WindowOutput {
 	return out
 }
 
-type recorder struct {
-	mu    sync.Mutex
-	lines []anchors.Line
-	err   error
-}
-
-func (r *recorder) Anchor(_ context.Context, l anchors.Line) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	l.Time = time.Time{}
-	r.lines = append(r.lines, l)
-	return nil
-}
-
 func TestManifestsOfADatasetFormAChain(t *testing.T) {
-	rec := &recorder{}
+	rec := &anchorstest.Recorder{}
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.Dir = dir
@@ -141,13 +124,13 @@ func TestManifestsOfADatasetFormAChain(t *testing.T) {
 			Event: anchors.EventCommit, SHA256: sum, Prev: prev.SHA256})
 		prev = Previous{Window: d, SHA256: sum}
 	}
-	if diff := cmp.Diff(want, rec.lines); diff != "" {
+	if diff := cmp.Diff(want, rec.Lines()); diff != "" {
 		t.Errorf("anchors (-want +got):\n%s", diff)
 	}
 
 	// A new sink on the same output (a restart) chains to the newest
 	// manifest, re-anchors it, and refuses a window before it.
-	rec2 := &recorder{}
+	rec2 := &anchorstest.Recorder{}
 	s2, err := New(cfg, WithAnchors(rec2))
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +138,7 @@ func TestManifestsOfADatasetFormAChain(t *testing.T) {
 	if err := s2.AnchorHeads(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want[2:], rec2.lines); diff != "" {
+	if diff := cmp.Diff(want[2:], rec2.Lines()); diff != "" {
 		t.Errorf("AnchorHeads (-want +got):\n%s", diff)
 	}
 	if err := s2.Commit(ctx, dayOutput(4)); err != nil {
@@ -175,7 +158,7 @@ func TestManifestsOfADatasetFormAChain(t *testing.T) {
 }
 
 func TestAFailedAnchorFailsTheCommit(t *testing.T) {
-	rec := &recorder{err: errors.New("disk full")}
+	rec := &anchorstest.Recorder{Err: errors.New("disk full")}
 	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()
 	s, err := New(cfg, WithAnchors(rec))
