@@ -22,7 +22,7 @@ func (b *builder) anchors() (anchors.Anchorer, error) {
 		b.log.Info("anchoring every commit", zap.String("anchors_file", cfg.File))
 	}
 	if cfg.Topic != "" {
-		t, err := anchors.NewTopic(b.cfg.Kafka, cfg.Topic)
+		t, err := anchors.NewTopic(b.cfg.Kafka.Config, cfg.Topic)
 		if err != nil {
 			return nil, err
 		}

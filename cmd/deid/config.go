@@ -166,7 +166,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("state_dir: Kafka mode keeps checkpoints; name a directory (or pass --state-dir)"))
 		}
 		dl := c.DeadLetters
-		dl.Kafka = c.Kafka
+		dl.Kafka, dl.Group = c.Kafka.Config, c.Kafka.Group
 		add(dl.Validate())
 	default:
 		errs = append(errs, fmt.Errorf("mode: must be %q or %q (got %q)", modeFile, modeKafka, c.Mode))

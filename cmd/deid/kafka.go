@@ -81,7 +81,7 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 	b.ready = func() bool { return caughtUp.Load() && b.consentErr() == nil }
 
 	dl := cfg.DeadLetters
-	dl.Kafka = cfg.Kafka
+	dl.Kafka, dl.Group = cfg.Kafka.Config, cfg.Kafka.Group
 	dead, err := kafkadlq.New(dl, kafkadlq.WithLogger(log), kafkadlq.WithExcluded(consentExcluded(cons)))
 	if err != nil {
 		return err

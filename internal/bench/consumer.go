@@ -15,6 +15,7 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
@@ -82,10 +83,10 @@ func parseConsumeCounts(stdout string) (ConsumeCounts, error) {
 // partition's leader, one batch read (Seek, ReadBatchWith with deid's
 // min/max bytes and max wait) at a time, each record's value read into a
 // fetch-sized buffer as deid's reader does, through connections dialed as
-// deid dials them (kafkasrc.BufferedDial). It commits nothing.
+// deid dials them (kafkaconn.BufferedDial). It commits nothing.
 func BareConsumer(ctx context.Context, c ConsumerConfig) (ConsumeCounts, error) {
 	kc := kafkasrc.DefaultConfig()
-	dialer := &kafka.Dialer{ClientID: "deid-bench", Timeout: kc.DialTimeout, DialFunc: kafkasrc.BufferedDial(30 * time.Second)}
+	dialer := &kafka.Dialer{ClientID: "deid-bench", Timeout: kc.DialTimeout, DialFunc: kafkaconn.BufferedDial(30 * time.Second)}
 	g, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:      c.Group,
 		Brokers: c.Brokers,

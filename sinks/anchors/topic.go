@@ -9,7 +9,7 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
-	kafkasrc "github.com/mya/deid/sources/kafka"
+	"github.com/mya/deid/internal/kafkaconn"
 )
 
 // Topic produces anchor lines to a Kafka topic (one message per line, the
@@ -22,7 +22,7 @@ type Topic struct {
 	topic string
 	w     *kafka.Writer
 	// kafka holds the retry budget and backoff Anchor retries with.
-	kafka kafkasrc.Config
+	kafka kafkaconn.Config
 	now   func() time.Time
 }
 
@@ -31,8 +31,8 @@ var _ Anchorer = (*Topic)(nil)
 // NewTopic returns the anchorer of topic, connecting through the kafka
 // section's settings (brokers, TLS, SASL, timeouts). It does not connect
 // until the first Anchor.
-func NewTopic(conn kafkasrc.Config, topic string) (*Topic, error) {
-	if err := conn.ValidateConnection(); err != nil {
+func NewTopic(conn kafkaconn.Config, topic string) (*Topic, error) {
+	if err := conn.Validate(); err != nil {
 		return nil, fmt.Errorf("anchors.topic needs the kafka connection settings: %w", err)
 	}
 	if !validTopic(topic) {
@@ -71,7 +71,7 @@ func (t *Topic) Anchor(ctx context.Context, l Line) error {
 		return err
 	}
 	msg := kafka.Message{Key: []byte(l.Kind + " " + l.Name), Value: b}
-	err = kafkasrc.Retry(ctx, &t.kafka, func(ctx context.Context) error { return t.w.WriteMessages(ctx, msg) })
+	err = kafkaconn.Retry(ctx, &t.kafka, func(ctx context.Context) error { return t.w.WriteMessages(ctx, msg) })
 	if err != nil {
 		var we kafka.WriteErrors
 		if errors.As(err, &we) && len(we) == 1 && we[0] != nil {

@@ -8,9 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	"github.com/mya/deid/internal/kafkatest"
 	"github.com/mya/deid/sinks/anchors"
-	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
 // TestTopicReceivesEveryAnchor produces anchors to a topic and reads them
@@ -19,7 +19,7 @@ func TestTopicReceivesEveryAnchor(t *testing.T) {
 	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
 		topic := kafkatest.Name(t, "anchors")
 		kafkatest.CreateTopic(t, c.Brokers, topic, 1, false)
-		conn := kafkasrc.DefaultConfig()
+		conn := kafkaconn.DefaultConfig()
 		conn.Brokers = c.Brokers
 		conn.RequestTimeout = 5 * time.Second
 		a, err := anchors.NewTopic(conn, topic)
@@ -56,7 +56,7 @@ func TestTopicReceivesEveryAnchor(t *testing.T) {
 }
 
 func TestNewTopicNeedsTheConnection(t *testing.T) {
-	_, err := anchors.NewTopic(kafkasrc.DefaultConfig(), "deid.anchors")
+	_, err := anchors.NewTopic(kafkaconn.DefaultConfig(), "deid.anchors")
 	if err == nil || !strings.Contains(err.Error(), "anchors.topic needs the kafka connection settings") {
 		t.Errorf("NewTopic without brokers = %v", err)
 	}

@@ -11,9 +11,9 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/deadletter"
-	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
 // Header keys of a dead letter. The values are stable strings: the
@@ -34,10 +34,12 @@ const TopicSuffix = ".dead-letters"
 
 // Config configures the Kafka dead-letter sink.
 type Config struct {
-	// Kafka is the connection (brokers, TLS, SASL, timeouts) and the group,
-	// which names the default topic. cmd/deid sets it from the kafka
-	// section.
-	Kafka kafkasrc.Config `yaml:"-"`
+	// Kafka is the connection (brokers, TLS, SASL, timeouts, retries).
+	// cmd/deid sets it from the kafka section.
+	Kafka kafkaconn.Config `yaml:"-"`
+	// Group is the consumer group, which names the default topic. cmd/deid
+	// sets it from kafka.group.
+	Group string `yaml:"-"`
 	// Topic is the dead-letter topic; empty means "<group>.dead-letters".
 	Topic string `yaml:"topic"`
 	// KeepPayload keeps malformed records' bytes in their dead letters, in
@@ -51,17 +53,18 @@ type Config struct {
 	KeepPayload bool `yaml:"keep_payload"`
 }
 
-// DefaultConfig returns the defaults: the topic named after the group.
-func DefaultConfig() Config { return Config{Kafka: kafkasrc.DefaultConfig()} }
+// DefaultConfig returns the defaults: the topic named after the group,
+// "deid" as the kafka section's default group is.
+func DefaultConfig() Config { return Config{Kafka: kafkaconn.DefaultConfig(), Group: "deid"} }
 
 // Validate reports every problem, each prefixed with its YAML path.
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Kafka.ValidateConnection(); err != nil {
+	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	switch {
-	case c.Topic == "" && c.Kafka.Group == "":
+	case c.Topic == "" && c.Group == "":
 		errs = append(errs, errors.New(`dead_letters.topic: required when kafka.group is empty, e.g. "deid.dead-letters"`))
 	case c.Topic != "" && !validTopic(c.Topic):
 		errs = append(errs, fmt.Errorf("dead_letters.topic: %q is not a Kafka topic name (ASCII letters, digits, '.', '_', '-'; at most 249)", c.Topic))
@@ -74,7 +77,7 @@ func (c Config) TopicName() string {
 	if c.Topic != "" {
 		return c.Topic
 	}
-	return c.Kafka.Group + TopicSuffix
+	return c.Group + TopicSuffix
 }
 
 func validTopic(t string) bool {
@@ -114,7 +117,7 @@ type Sink struct {
 	topic string
 	w     *kafka.Writer
 	// kafka holds the retry budget and backoff Flush retries with.
-	kafka kafkasrc.Config
+	kafka kafkaconn.Config
 	log   *zap.Logger
 	keep  deadletter.Retention
 }
@@ -158,7 +161,7 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		WriteTimeout: cfg.Kafka.RequestTimeout,
 		ReadTimeout:  cfg.Kafka.RequestTimeout,
 		// kafka-go retries a failed batch a few times; Flush retries on
-		// (kafkasrc.Retry) until kafka.retry_budget is spent, so that a
+		// (kafkaconn.Retry) until kafka.retry_budget is spent, so that a
 		// broker restart does not end the run.
 		MaxAttempts:     3,
 		WriteBackoffMin: cfg.Kafka.RetryBackoff,
@@ -235,7 +238,7 @@ func (w *writer) Flush(ctx context.Context) error {
 		return nil
 	}
 	n := len(w.msgs)
-	err := kafkasrc.Retry(ctx, &w.s.kafka, func(ctx context.Context) error {
+	err := kafkaconn.Retry(ctx, &w.s.kafka, func(ctx context.Context) error {
 		err := w.s.w.WriteMessages(ctx, w.msgs...)
 		if err != nil {
 			w.keepFailed(err)

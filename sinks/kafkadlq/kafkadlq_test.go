@@ -24,7 +24,7 @@ import (
 func config(t *testing.T, c *kafkatest.Cluster) kafkadlq.Config {
 	cfg := kafkadlq.DefaultConfig()
 	cfg.Kafka.Brokers = c.Brokers
-	cfg.Kafka.Group = kafkatest.Name(t, "group")
+	cfg.Group = kafkatest.Name(t, "group")
 	cfg.Kafka.RetryBackoff, cfg.Kafka.RetryBackoffMax = 10*time.Millisecond, 50*time.Millisecond
 	cfg.Kafka.RequestTimeout = 5 * time.Second
 	return cfg
@@ -92,9 +92,9 @@ func letter(t *testing.T, m kafkatest.Message) deadletter.Line {
 func TestDeadLettersCarryLengthHashReasonAndPositionNotBytes(t *testing.T) {
 	kafkatest.Each(t, func(t *testing.T, c *kafkatest.Cluster) {
 		cfg := config(t, c)
-		kafkatest.CreateTopic(t, c.Brokers, cfg.Kafka.Group+".dead-letters", 3, false)
+		kafkatest.CreateTopic(t, c.Brokers, cfg.Group+".dead-letters", 3, false)
 		s := newSink(t, cfg)
-		if s.Topic() != cfg.Kafka.Group+".dead-letters" {
+		if s.Topic() != cfg.Group+".dead-letters" {
 			t.Errorf("topic %q, want <group>.dead-letters", s.Topic())
 		}
 		w, err := s.Writer(pipeline.PartitionID{Source: "events", Partition: 3})
@@ -218,7 +218,7 @@ func TestKeepPayloadKeepsOnlyWhatItMay(t *testing.T) {
 
 func TestKeepPayloadNeedsTheConsentState(t *testing.T) {
 	cfg := kafkadlq.DefaultConfig()
-	cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.KeepPayload = []string{"127.0.0.1:9092"}, "deid", true
+	cfg.Kafka.Brokers, cfg.Group, cfg.KeepPayload = []string{"127.0.0.1:9092"}, "deid", true
 	if _, err := kafkadlq.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "dead_letters.keep_payload: ") {
 		t.Errorf("New with keep_payload and no consent state = %v", err)
 	}
@@ -246,7 +246,7 @@ func TestFlushFailsClearlyAndKeepsTheDeadLetters(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	cfg := kafkadlq.DefaultConfig()
-	cfg.Kafka.Group = ""
+	cfg.Group = ""
 	cfg.Topic = ""
 	err := cfg.Validate()
 	want := `kafka.brokers: at least one broker is required, e.g. ["127.0.0.1:9092"]` + "\n" +
@@ -259,7 +259,7 @@ func TestConfigValidation(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), `dead_letters.topic: "dead letters" is not a Kafka topic name`) {
 		t.Errorf("Validate = %v", err)
 	}
-	cfg.Topic, cfg.Kafka.Group = "", "deid"
+	cfg.Topic, cfg.Group = "", "deid"
 	if err := cfg.Validate(); err != nil || cfg.TopicName() != "deid.dead-letters" {
 		t.Errorf("Validate = %v, topic %q", err, cfg.TopicName())
 	}

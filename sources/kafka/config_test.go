@@ -11,6 +11,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	kafkasrc "github.com/mya/deid/sources/kafka"
 )
 
@@ -50,9 +51,9 @@ func TestConfigValidation(t *testing.T) {
 		{"timeouts are positive and in range", func(c *kafkasrc.Config) {
 			c.FetchMaxWait, c.SessionTimeout, c.RebalanceTimeout, c.DialTimeout, c.RequestTimeout = 0, time.Hour, 0, 0, -1
 		}, []string{
-			"kafka.fetch_max_wait: must be between 1ms and 1m, e.g. 500ms (got 0s)",
 			"kafka.dial_timeout: must be positive, e.g. 10s (got 0s)",
 			"kafka.request_timeout: must be positive, e.g. 10s (got -1ns)",
+			"kafka.fetch_max_wait: must be between 1ms and 1m, e.g. 500ms (got 0s)",
 			"kafka.session_timeout: must be between 1s and 5m, e.g. 30s (got 1h0m0s)",
 			"kafka.rebalance_timeout: must be at least 1s, e.g. 30s (got 0s)",
 		}},
@@ -70,17 +71,17 @@ func TestConfigValidation(t *testing.T) {
 			}},
 		{"TLS settings need TLS on", func(c *kafkasrc.Config) { c.TLS.CAFile = "ca.pem" },
 			[]string{"kafka.tls: settings are given but TLS is off; set kafka.tls.enabled: true or remove them"}},
-		{"a client certificate needs its key", func(c *kafkasrc.Config) { c.TLS = kafkasrc.TLSConfig{Enabled: true, CertFile: "c.pem"} },
+		{"a client certificate needs its key", func(c *kafkasrc.Config) { c.TLS = kafkaconn.TLSConfig{Enabled: true, CertFile: "c.pem"} },
 			[]string{"kafka.tls: cert_file and key_file go together; set both for mutual TLS, or neither"}},
 		{"SASL needs a known mechanism, a user and one password source", func(c *kafkasrc.Config) {
-			c.SASL = kafkasrc.SASLConfig{Mechanism: "gssapi"}
+			c.SASL = kafkaconn.SASLConfig{Mechanism: "gssapi"}
 		}, []string{
 			`kafka.sasl.mechanism: must be "plain", "scram-sha-256" or "scram-sha-512" (got "gssapi")`,
 			"kafka.sasl.username: required with a SASL mechanism",
 			"kafka.sasl: the password comes from password_env (an environment variable's name) or password_file; set one",
 		}},
 		{"SASL takes one password source", func(c *kafkasrc.Config) {
-			c.SASL = kafkasrc.SASLConfig{Mechanism: "scram-sha-512", Username: "deid", PasswordEnv: "P", PasswordFile: "p"}
+			c.SASL = kafkaconn.SASLConfig{Mechanism: "scram-sha-512", Username: "deid", PasswordEnv: "P", PasswordFile: "p"}
 		}, []string{"kafka.sasl: set password_env or password_file, not both"}},
 		{"SASL credentials need a mechanism", func(c *kafkasrc.Config) { c.SASL.Username = "deid" },
 			[]string{`kafka.sasl.mechanism: must be set when SASL credentials are given: "plain", "scram-sha-256" or "scram-sha-512"`}},
@@ -129,7 +130,8 @@ retry_budget: 2m
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	if cfg.SessionTimeout != 45*time.Second || cfg.FetchMaxWait != 250*time.Millisecond || cfg.SASL.PasswordEnv != "DEID_KAFKA_PASSWORD" {
+	if cfg.SessionTimeout != 45*time.Second || cfg.FetchMaxWait != 250*time.Millisecond || cfg.SASL.PasswordEnv != "DEID_KAFKA_PASSWORD" ||
+		cfg.ClientID != "deid-1" || cfg.RetryBudget != 2*time.Minute || cfg.TLS.CAFile != "/etc/ca.pem" || cfg.Brokers[0] != "127.0.0.1:19092" {
 		t.Errorf("decoded %+v", cfg)
 	}
 	// There is no key for an inline password: secrets never sit in the file.
@@ -143,7 +145,7 @@ retry_budget: 2m
 func TestNewReadsTheSecretsAndNeverShowsThem(t *testing.T) {
 	const secret = "s3cret-password"
 	cfg := validConfig()
-	cfg.SASL = kafkasrc.SASLConfig{Mechanism: kafkasrc.SASLSCRAMSHA256, Username: "deid", PasswordEnv: "DEID_TEST_KAFKA_PASSWORD"}
+	cfg.SASL = kafkaconn.SASLConfig{Mechanism: kafkaconn.SASLSCRAMSHA256, Username: "deid", PasswordEnv: "DEID_TEST_KAFKA_PASSWORD"}
 	t.Setenv("DEID_TEST_KAFKA_PASSWORD", "")
 	if _, err := kafkasrc.New(cfg); err == nil || err.Error() != "kafka.sasl.password_env: the environment variable DEID_TEST_KAFKA_PASSWORD is not set or empty" {
 		t.Errorf("New without the password = %v", err)
@@ -154,7 +156,7 @@ func TestNewReadsTheSecretsAndNeverShowsThem(t *testing.T) {
 	}
 
 	file := filepath.Join(t.TempDir(), "password")
-	cfg.SASL = kafkasrc.SASLConfig{Mechanism: kafkasrc.SASLPlain, Username: "deid", PasswordFile: file}
+	cfg.SASL = kafkaconn.SASLConfig{Mechanism: kafkaconn.SASLPlain, Username: "deid", PasswordFile: file}
 	if _, err := kafkasrc.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "kafka.sasl.password_file: open ") {
 		t.Errorf("New with a missing password file = %v", err)
 	}
@@ -168,8 +170,8 @@ func TestNewReadsTheSecretsAndNeverShowsThem(t *testing.T) {
 		t.Errorf("the configuration shows the password: %s", s)
 	}
 
-	cfg.SASL = kafkasrc.SASLConfig{}
-	cfg.TLS = kafkasrc.TLSConfig{Enabled: true, CAFile: filepath.Join(t.TempDir(), "missing.pem")}
+	cfg.SASL = kafkaconn.SASLConfig{}
+	cfg.TLS = kafkaconn.TLSConfig{Enabled: true, CAFile: filepath.Join(t.TempDir(), "missing.pem")}
 	if _, err := kafkasrc.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "kafka.tls.ca_file: open ") {
 		t.Errorf("New with a missing CA file = %v", err)
 	}

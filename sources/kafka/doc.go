@@ -2,7 +2,9 @@
 // of a consumer group (a pipeline.StreamSource), the compacted settings
 // topic followed from its beginning (Settings, contract §4), and a producer for
 // loading generated samples (Producer). It speaks Kafka through
-// github.com/segmentio/kafka-go.
+// github.com/segmentio/kafka-go. The connection (brokers, TLS, SASL,
+// timeouts) and the retry rhythm it shares with the Kafka sinks live in
+// internal/kafkaconn; Config embeds the connection inline.
 //
 // Reading. Source joins the group with kafka-go's ConsumerGroup; each
 // generation assigns this instance some partitions, and each assigned

@@ -8,6 +8,8 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/mya/deid/internal/kafkaconn"
 )
 
 // Producer loads events and settings into Kafka for `deid gen --brokers`:
@@ -55,7 +57,7 @@ func NewProducer(cfg Config, eventsTopic, settingsTopic string, opts ...Option) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	cn, err := cfg.connect()
+	cn, err := cfg.Connect()
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +159,12 @@ type buffered struct {
 	err error
 }
 
-func newBuffered(cfg *Config, cn *conn, topic string, bal kafka.Balancer, log *zap.Logger) *buffered {
+func newBuffered(cfg *Config, cn *kafkaconn.Conn, topic string, bal kafka.Balancer, log *zap.Logger) *buffered {
 	return &buffered{w: &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Topic:        topic,
 		Balancer:     bal,
-		Transport:    cn.transport,
+		Transport:    cn.Transport,
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    produceBufferRecords,
 		BatchBytes:   produceBatchBytes,

@@ -10,6 +10,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	"github.com/mya/deid/pipeline"
 )
 
@@ -20,14 +21,14 @@ import (
 type partitionReader struct {
 	id   pipeline.PartitionID
 	cfg  *Config
-	cn   *conn
+	cn   *kafkaconn.Conn
 	log  *zap.Logger
 	done <-chan struct{} // the generation's end; nil for none
 
 	conn   *kafka.Conn
 	leader string // "host:port" of the partition's leader, as last looked up
 	boot   int    // the bootstrap broker to ask next
-	retry  retrier
+	retry  kafkaconn.Retrier
 
 	// next is the offset of the next record to return.
 	next int64
@@ -58,9 +59,9 @@ type message struct {
 
 var _ pipeline.PartitionReader = (*partitionReader)(nil)
 
-func newPartitionReader(cfg *Config, cn *conn, log *zap.Logger, id pipeline.PartitionID, done <-chan struct{}) *partitionReader {
+func newPartitionReader(cfg *Config, cn *kafkaconn.Conn, log *zap.Logger, id pipeline.PartitionID, done <-chan struct{}) *partitionReader {
 	return &partitionReader{id: id, cfg: cfg, cn: cn, log: log.With(zap.Stringer("partition", id)), done: done,
-		retry: retrier{cfg: cfg}, end: -1, next: -1}
+		retry: kafkaconn.NewRetrier(&cfg.Config), end: -1, next: -1}
 }
 
 func (s *Source) newReader(id pipeline.PartitionID, done <-chan struct{}) *partitionReader {
@@ -92,7 +93,7 @@ func (r *partitionReader) open(ctx context.Context, start int64, explicit bool) 
 	for {
 		first, last, err := r.offsets(ctx)
 		if err == nil {
-			r.retry.reset()
+			r.retry.Reset()
 			switch {
 			case !explicit && start == kafka.LastOffset:
 				r.next = last
@@ -113,12 +114,12 @@ func (r *partitionReader) open(ctx context.Context, start int64, explicit bool) 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !transient(err) {
+		if !kafkaconn.Transient(err) {
 			return r.errorf("opening the partition: %w", err)
 		}
 		r.log.Warn("opening the partition failed; retrying", zap.String("leader", r.leader), zap.Error(err))
 		r.dropConn()
-		if berr := r.retry.backoff(ctx, err); berr != nil {
+		if berr := r.retry.Backoff(ctx, err); berr != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -177,7 +178,7 @@ func (r *partitionReader) connect(ctx context.Context) error {
 		var p kafka.Partition
 		if p, err = r.lookup(ctx, boot); err == nil {
 			r.leader = hostPort(p.Leader)
-			if r.conn, err = r.cn.dialer.DialPartition(ctx, "tcp", "", p); err == nil {
+			if r.conn, err = r.cn.Dialer.DialPartition(ctx, "tcp", "", p); err == nil {
 				return nil
 			}
 		}
@@ -193,7 +194,7 @@ func (r *partitionReader) connect(ctx context.Context) error {
 // lookup asks broker boot for the partition's metadata. Unlike kafka-go's
 // Dialer.LookupPartition it tries once, so the retry budget stays ours.
 func (r *partitionReader) lookup(ctx context.Context, boot string) (kafka.Partition, error) {
-	c, err := r.cn.dialer.DialContext(ctx, "tcp", boot)
+	c, err := r.cn.Dialer.DialContext(ctx, "tcp", boot)
 	if err != nil {
 		return kafka.Partition{}, err
 	}
@@ -262,7 +263,7 @@ func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 		}
 		n, err := r.fetch(ctx)
 		if n > 0 {
-			r.retry.reset()
+			r.retry.Reset()
 			if r.end >= 0 {
 				if r.recs = trimEnd(r.recs, r.end); len(r.recs) == 0 {
 					continue
@@ -271,7 +272,7 @@ func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 			return r.recs, nil
 		}
 		if err == nil {
-			r.retry.reset()
+			r.retry.Reset()
 			continue
 		}
 		if cerr := ctx.Err(); cerr != nil {
@@ -310,13 +311,13 @@ func (r *partitionReader) recover(ctx context.Context, err error) error {
 		}
 		err = oerr
 	}
-	if !transient(err) {
+	if !kafkaconn.Transient(err) {
 		return r.errorf("reading at offset %d: %w", r.next, err)
 	}
 	r.log.Warn("reading the partition failed; retrying", zap.String("leader", r.leader),
 		zap.Int64("offset", r.next), zap.Error(err))
 	r.dropConn()
-	if berr := r.retry.backoff(ctx, err); berr != nil {
+	if berr := r.retry.Backoff(ctx, err); berr != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}

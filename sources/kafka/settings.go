@@ -10,6 +10,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	"github.com/mya/deid/pipeline"
 )
 
@@ -24,7 +25,7 @@ type Settings struct {
 	topic  string
 	apply  func(key, value []byte, pos pipeline.Position) error
 	opts   options
-	cn     *conn
+	cn     *kafkaconn.Conn
 	client *kafka.Client
 
 	// applyMu serializes apply: it is never called concurrently.
@@ -73,12 +74,12 @@ func NewSettings(cfg Config, topic string, apply func(key, value []byte, pos pip
 	// deleted under the follower is an error, whatever the event source
 	// does.
 	cfg.OffsetOutOfRange = OutOfRangeFail
-	cn, err := cfg.connect()
+	cn, err := cfg.Connect()
 	if err != nil {
 		return nil, err
 	}
 	return &Settings{cfg: cfg, topic: topic, apply: apply, opts: buildOptions(opts), cn: cn,
-		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.RequestTimeout, Transport: cn.transport},
+		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.RequestTimeout, Transport: cn.Transport},
 		next:     map[int32]int64{},
 		progress: make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -181,25 +182,27 @@ follow:
 
 // partitions lists the topic's partitions, retrying transient failures.
 func (s *Settings) partitions(ctx context.Context) ([]int32, error) {
-	r := retrier{cfg: &s.cfg}
-	for {
-		parts, err := s.listPartitions(ctx)
-		if err == nil {
-			return parts, nil
-		}
+	var parts []int32
+	err := kafkaconn.Retry(ctx, &s.cfg.Config, func(ctx context.Context) error {
+		var err error
+		parts, err = s.listPartitions(ctx)
+		s.warnRetry(ctx, err, "listing the settings partitions failed; retrying")
+		return err
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !transient(err) {
-			return nil, fmt.Errorf("kafka: settings topic %q on %s: %w", s.topic, addrs(s.cfg.Brokers), err)
-		}
-		s.opts.log.Warn("listing the settings partitions failed; retrying", zap.Error(err))
-		if berr := r.backoff(ctx, err); berr != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("kafka: settings topic %q on %s: %w", s.topic, addrs(s.cfg.Brokers), berr)
-		}
+		return nil, fmt.Errorf("kafka: settings topic %q on %s: %w", s.topic, addrs(s.cfg.Brokers), err)
+	}
+	return parts, nil
+}
+
+// warnRetry logs msg when err is a failure Retry will retry: a transient
+// one, with ctx not yet done.
+func (s *Settings) warnRetry(ctx context.Context, err error, msg string) {
+	if err != nil && ctx.Err() == nil && kafkaconn.Transient(err) {
+		s.opts.log.Warn(msg, zap.Error(err))
 	}
 }
 
@@ -241,7 +244,7 @@ func (s *Settings) follow(ctx context.Context, p int32) error {
 	for {
 		n, err := r.fetch(ctx)
 		if n > 0 {
-			r.retry.reset()
+			r.retry.Reset()
 			for i := range r.msgs {
 				m := &r.msgs[i]
 				pos := pipeline.Position{Source: s.topic, Partition: p, Offset: m.Offset}
@@ -262,7 +265,7 @@ func (s *Settings) follow(ctx context.Context, p int32) error {
 			return nil
 		}
 		if err == nil {
-			r.retry.reset()
+			r.retry.Reset()
 			s.advance(p, r.next)
 			continue
 		}
@@ -355,26 +358,20 @@ type partitionOffset struct {
 // highWaterMarks reads the current high-water mark of every partition,
 // retrying transient failures.
 func (s *Settings) highWaterMarks(ctx context.Context) ([]partitionOffset, error) {
-	r := retrier{cfg: &s.cfg}
-	for {
-		hwm, err := s.readHighWaterMarks(ctx)
-		if err == nil {
-			return hwm, nil
-		}
+	var hwm []partitionOffset
+	err := kafkaconn.Retry(ctx, &s.cfg.Config, func(ctx context.Context) error {
+		var err error
+		hwm, err = s.readHighWaterMarks(ctx)
+		s.warnRetry(ctx, err, "reading the settings high-water marks failed; retrying")
+		return err
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !transient(err) {
-			return nil, fmt.Errorf("kafka: settings topic %q on %s: reading the high-water marks: %w", s.topic, addrs(s.cfg.Brokers), err)
-		}
-		s.opts.log.Warn("reading the settings high-water marks failed; retrying", zap.Error(err))
-		if berr := r.backoff(ctx, err); berr != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("kafka: settings topic %q on %s: reading the high-water marks: %w", s.topic, addrs(s.cfg.Brokers), berr)
-		}
+		return nil, fmt.Errorf("kafka: settings topic %q on %s: reading the high-water marks: %w", s.topic, addrs(s.cfg.Brokers), err)
 	}
+	return hwm, nil
 }
 
 func (s *Settings) readHighWaterMarks(ctx context.Context) ([]partitionOffset, error) {

@@ -14,6 +14,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/kafkaconn"
 	"github.com/mya/deid/pipeline"
 )
 
@@ -59,7 +60,7 @@ func buildOptions(opts []Option) options {
 type Source struct {
 	cfg    Config
 	opts   options
-	conn   *conn
+	conn   *kafkaconn.Conn
 	client *kafka.Client
 
 	mu     sync.Mutex
@@ -75,12 +76,12 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cn, err := cfg.connect()
+	cn, err := cfg.Connect()
 	if err != nil {
 		return nil, err
 	}
 	return &Source{cfg: cfg, opts: buildOptions(opts), conn: cn,
-		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.RequestTimeout, Transport: cn.transport}}, nil
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.RequestTimeout, Transport: cn.Transport}}, nil
 }
 
 // debugLogger adapts zap to kafka-go's Logger, at debug level: kafka-go's
@@ -113,7 +114,7 @@ func (s *Source) groupLocked() (*kafka.ConsumerGroup, error) {
 	g, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                s.cfg.Group,
 		Brokers:           s.cfg.Brokers,
-		Dialer:            s.conn.dialer,
+		Dialer:            s.conn.Dialer,
 		Topics:            s.cfg.Topics,
 		HeartbeatInterval: s.cfg.heartbeat(),
 		SessionTimeout:    s.cfg.SessionTimeout,
@@ -147,7 +148,10 @@ func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := retrier{cfg: &s.cfg}
+	// Not kafkaconn.Retry: a rebalance in progress is retried though it is
+	// not transient, and kafka-go already waits JoinGroupBackoff between
+	// attempts, so the wait here stays at its first (BackoffConstant).
+	r := kafkaconn.NewRetrier(&s.cfg.Config)
 	for {
 		kg, err := g.Next(ctx)
 		if err == nil {
@@ -159,15 +163,13 @@ func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
 		if errors.Is(err, kafka.ErrGroupClosed) {
 			return nil, errors.New("kafka: the source is closed")
 		}
-		if !transient(err) && !errors.Is(err, kafka.RebalanceInProgress) {
+		if !kafkaconn.Transient(err) && !errors.Is(err, kafka.RebalanceInProgress) {
 			return nil, fmt.Errorf("kafka: joining consumer group %q on %s: %w", s.cfg.Group, strings.Join(s.cfg.Brokers, ","), err)
 		}
 		s.opts.log.Warn("joining the consumer group failed; retrying", zap.String("group", s.cfg.Group), zap.Error(err))
 		// kafka-go waits JoinGroupBackoff between attempts itself; the
 		// retrier keeps the budget and waits no longer than its first wait.
-		p := r.policy()
-		p.Max = p.Backoff
-		if berr := r.run.Wait(ctx, p, err); berr != nil {
+		if berr := r.BackoffConstant(ctx, err); berr != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -303,7 +305,10 @@ func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]i
 	for id, off := range next {
 		topics[id.Source] = append(topics[id.Source], kafka.OffsetCommit{Partition: int(id.Partition), Offset: off})
 	}
-	r := retrier{cfg: &g.src.cfg}
+	// Not kafkaconn.Retry: the errors that end the generation are told
+	// apart before Transient classifies the failure (a commit's error joins
+	// one per partition, and one of them may be transient).
+	r := kafkaconn.NewRetrier(&g.src.cfg.Config)
 	for {
 		err := g.commit(ctx, topics)
 		if err == nil {
@@ -315,9 +320,9 @@ func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]i
 		if errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
 			errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID) {
 			err = fmt.Errorf("%w: %w", ErrGenerationEnded, err)
-		} else if transient(err) {
+		} else if kafkaconn.Transient(err) {
 			g.src.opts.log.Warn("committing offsets failed; retrying", zap.String("group", g.gen.GroupID), zap.Error(err))
-			if err = r.backoff(ctx, err); err == nil {
+			if err = r.Backoff(ctx, err); err == nil {
 				continue
 			}
 			if ctx.Err() != nil {

@@ -1,4 +1,4 @@
-package kafka
+package kafkaconn
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"github.com/mya/deid/internal/backoff"
 )
 
-// transient tells whether err is worth retrying: a broker-side error Kafka
+// Transient tells whether err is worth retrying: a broker-side error Kafka
 // marks retriable (leader not available, not leader, coordinator moving,
 // request timed out…) or a network failure (refused, reset, closed, timed
 // out, cut short).
-func transient(err error) bool {
+func Transient(err error) bool {
 	if err == nil {
 		return false
 	}
@@ -25,7 +25,7 @@ func transient(err error) bool {
 		// A produce that failed for some messages: worth retrying when
 		// every failure is.
 		for _, e := range we {
-			if e != nil && !transient(e) {
+			if e != nil && !Transient(e) {
 				return false
 			}
 		}
@@ -46,28 +46,42 @@ func transient(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// retrier follows one run of consecutive transient failures with the
-// backoff of cfg (kafka.retry_backoff, retry_backoff_max, retry_budget).
-// The zero value needs cfg set.
-type retrier struct {
+// Retrier follows one run of consecutive transient failures with the
+// backoff of a Config (kafka.retry_backoff, retry_backoff_max,
+// retry_budget), for a loop Retry cannot express: one that keeps its run
+// across calls (a partition reader) or decides more than Transient does.
+// Make it with NewRetrier; it is not safe for concurrent use.
+type Retrier struct {
 	cfg *Config
 	run backoff.Run
 }
 
-// reset marks a success: the next failure starts a new run.
-func (r *retrier) reset() { r.run.Reset() }
+// NewRetrier returns a Retrier following cfg's backoff. cfg must outlive it.
+func NewRetrier(cfg *Config) Retrier { return Retrier{cfg: cfg} }
 
-// backoff records a transient failure and waits before the next attempt.
+// Reset marks a success: the next failure starts a new run.
+func (r *Retrier) Reset() { r.run.Reset() }
+
+// Backoff records a transient failure and waits before the next attempt.
 // It returns an error wrapping err when the budget is spent, or ctx.Err()
 // when ctx is done while waiting.
-func (r *retrier) backoff(ctx context.Context, err error) error {
-	return r.run.Wait(ctx, r.policy(), err)
+func (r *Retrier) Backoff(ctx context.Context, err error) error {
+	return r.run.Wait(ctx, r.cfg.retryPolicy(), err)
 }
 
-// policy is the backoff of r.cfg.
-func (r *retrier) policy() backoff.Policy {
-	return backoff.Policy{Backoff: r.cfg.RetryBackoff, Max: r.cfg.RetryBackoffMax,
-		Budget: r.cfg.RetryBudget, Setting: "kafka.retry_budget"}
+// BackoffConstant is Backoff with every wait kept at the first one
+// (retry_backoff), the budget unchanged: for an operation that already
+// backs off on its own between attempts.
+func (r *Retrier) BackoffConstant(ctx context.Context, err error) error {
+	p := r.cfg.retryPolicy()
+	p.Max = p.Backoff
+	return r.run.Wait(ctx, p, err)
+}
+
+// retryPolicy is the backoff of c.
+func (c *Config) retryPolicy() backoff.Policy {
+	return backoff.Policy{Backoff: c.RetryBackoff, Max: c.RetryBackoffMax,
+		Budget: c.RetryBudget, Setting: "kafka.retry_budget"}
 }
 
 // Retry calls op until it succeeds, fails with an error that retrying cannot
@@ -76,16 +90,16 @@ func (r *retrier) policy() backoff.Policy {
 // readers do. It returns op's last error, saying so when the budget ran
 // out, or ctx's error.
 func Retry(ctx context.Context, cfg *Config, op func(context.Context) error) error {
-	r := retrier{cfg: cfg}
+	r := NewRetrier(cfg)
 	for {
 		err := op(ctx)
-		if err == nil || !transient(err) {
+		if err == nil || !Transient(err) {
 			return err
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
-		if berr := r.backoff(ctx, err); berr != nil {
+		if berr := r.Backoff(ctx, err); berr != nil {
 			return berr
 		}
 	}
