@@ -56,6 +56,13 @@ func TestConfigs(t *testing.T) {
 		},
 		"memory.bad.yaml": {`"lots" is not a size; write bytes or a number with a unit, e.g. 512MiB`},
 		"kafka.bad.yaml":  {"kafka.brokers:", "settings_topic:", "state_dir:"},
+		// The connection's keys sit directly under kafka (inline).
+		"kafkakeys.bad.yaml": {
+			"3 problems:",
+			"kafka.broker (line 3): unknown key; did you mean brokers?",
+			"kafka.retry_budgett (line 4): unknown key; did you mean retry_budget?",
+			"kafka.tls.enabeld (line 6): unknown key; did you mean enabled?",
+		},
 		"url.bad.yaml": {`out: "s3://training/deid" is a URL; object storage is not supported yet`,
 			`state_dir: "s3://training/state" is a URL`},
 		"consent.bad.yaml": {`consent.unattributable: must be "fail" or "skip" (got "ignore")`},
