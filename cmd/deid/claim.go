@@ -125,9 +125,20 @@ func (c *claimed) bind(cfg *Config, key []byte) error {
 	return nil
 }
 
+// checkOutDir refuses an output directory that already holds a run:
+// published windows are immutable, so a file-mode run starts from an empty
+// directory (but for its lock file).
+func checkOutDir(dir string) error {
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	return onlyClaimFiles(dir, outLockName, "out", "")
+}
+
 // onlyClaimFiles refuses a directory that holds anything but its lock file:
-// one without a binding must be new. A binding's temporary file, left by a
-// run killed while it wrote the binding, is removed.
+// one without a binding must be new (why says so), and a file-mode output
+// must be empty (why is empty). A binding's temporary file, left by a run
+// killed while it wrote the binding, is removed.
 func onlyClaimFiles(dir, lock, key, why string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -142,6 +153,9 @@ func onlyClaimFiles(dir, lock, key, why string) error {
 		}
 		if e.Name() != lock {
 			abs, _ := filepath.Abs(dir)
+			if why == "" {
+				return fmt.Errorf("%s: %s is not empty; published windows are never overwritten — remove it or pass another --out", key, abs)
+			}
 			return fmt.Errorf("%s: %s holds %s but %s", key, abs, e.Name(), why)
 		}
 	}

@@ -411,3 +411,15 @@ func TestARunKilledWhileBindingResumes(t *testing.T) {
 		t.Error("the temporary file is still there")
 	}
 }
+
+// TestAFileRunRefusesAnOutputThatHoldsARun: published windows are never
+// overwritten, so a file-mode run without a state directory refuses an
+// output another run wrote and says how to go on.
+func TestAFileRunRefusesAnOutputThatHoldsARun(t *testing.T) {
+	s := generatedSample(t)
+	out := copyTree(t, s.out)
+	code, _, stderr := deidExit("run", "--input", s.in, "--settings", filepath.Join(s.in, "settings.ndjson"), "--out", out)
+	if code != 2 || !strings.Contains(stderr, "is not empty; published windows are never overwritten — remove it or pass another --out") {
+		t.Errorf("exit %d, want 2 naming the non-empty output:\n%s", code, stderr)
+	}
+}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"time"
 
@@ -250,25 +248,6 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		} else {
 			log.Warn("stopped by a signal before the end of the input; without state_dir nothing was checkpointed, so the output holds only the windows published so far: remove it and run again, or set state_dir to make a stop resumable", zap.String("out", cfg.Out))
 		}
-	}
-	return nil
-}
-
-// checkOutDir refuses an output directory that already holds a run:
-// published windows are immutable, so a file-mode run starts from an empty
-// directory.
-func checkOutDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("out: %w", err)
-	}
-	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == outLockName })
-	if len(entries) > 0 {
-		abs, _ := filepath.Abs(dir)
-		return fmt.Errorf("out: %s is not empty; published windows are never overwritten — remove it or pass another --out", abs)
 	}
 	return nil
 }
