@@ -14,6 +14,12 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/deid ./cmd/deid
 
+## image: the container image deid:$(VERSION) and deid:latest (scripts/image.sh:
+## a static binary on scratch, built with podman, which it installs when missing).
+.PHONY: image
+image:
+	VERSION=$(VERSION) bash scripts/image.sh
+
 ## sample: the seeded sample input of `make run` (written once per seed).
 sample: build
 	@if [ ! -f sample/.seed-$(SEED) ]; then \
