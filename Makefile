@@ -32,7 +32,8 @@ run: sample
 	$(BIN)/deid run
 
 ## test: every test — lint, then unit, end-to-end, privacy invariants, crash
-## and real-broker suites with -race (scripts/test.sh starts the broker).
+## and real-broker suites with -race (scripts/test.sh starts the broker), and
+## deploy/'s checks of the image, the compose file and the manifests.
 test: lint
 	bash scripts/test.sh
 
@@ -42,6 +43,7 @@ test: lint
 ## tests skip. The allocation tests run here (the race detector allocates).
 unit:
 	$(GO) test -short -count=1 ./...
+	cd deploy && $(GO) test -short -count=1 ./...
 
 ## kafka-start / kafka-stop: a local single-node Apache Kafka on 127.0.0.1.
 kafka-start:
@@ -57,6 +59,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 $(STATICCHECK):
 	mkdir -p $(CACHE)/bin
@@ -65,6 +68,7 @@ $(STATICCHECK):
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+	cd deploy && $(STATICCHECK) ./...
 
 ## bench: deid vs DuckDB vs the decode limit on a cached 2 M-event input
 ## (scripts/bench.sh; JSON under bench/results/). Measured, never asserted.

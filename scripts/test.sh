@@ -34,6 +34,9 @@ if [ -f scripts/chromium.sh ]; then
   bash scripts/chromium.sh
   export DEID_REQUIRE_CHROMIUM=1
 fi
+# podman builds and inspects the container image (Debian's package).
+bash scripts/image.sh podman
+export DEID_REQUIRE_PODMAN=1
 
 # The full suite: -short would skip the end-to-end, crash and broker tests.
 case " ${GOFLAGS:-} " in
@@ -43,3 +46,7 @@ go test -race -count=1 -timeout 30m ./...
 # The race detector allocates, so the zero-allocation tests skip under it:
 # run them again without it.
 go test -count=1 -run 'Alloc' ./...
+# The deployment files (deploy/, a module of its own, so that the Kubernetes
+# API types stay out of deid's): manifests, compose file and configs checked
+# offline, and the image built with podman.
+(cd deploy && go test -count=1 -timeout 20m ./...)
