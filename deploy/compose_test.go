@@ -148,8 +148,57 @@ func validateCompose(schema *jsonschema.Schema, b []byte) []error {
 	} else if !slices.ContainsFunc(deid.Ports, func(p string) bool { return strings.HasSuffix(p, fmt.Sprintf(":%d", port)) }) {
 		fail("services.deid.ports %v do not publish http_addr's port %d", deid.Ports, port)
 	}
+	errs = append(errs, checkTopics(cf.Services["kafka-init"].Command, cf.Services["gen"].Command, cb)...)
 	if g, err := time.ParseDuration(deid.StopGracePeriod); err != nil || g <= 30*time.Second {
 		fail("services.deid.stop_grace_period %q must exceed deid's shutdown_timeout (30s), so a stop checkpoints", deid.StopGracePeriod)
+	}
+	return errs
+}
+
+// checkTopics checks that kafka-init's script creates every topic deid's
+// config names (deid never creates topics), and the events topic with the
+// partitions gen produces to.
+func checkTopics(initCmd, genCmd []string, deidYAML []byte) []error {
+	var errs []error
+	var cfg struct {
+		Kafka struct {
+			Topics []string `yaml:"topics"`
+			Group  string   `yaml:"group"`
+		} `yaml:"kafka"`
+		SettingsTopic string `yaml:"settings_topic"`
+		DeadLetters   struct {
+			Topic string `yaml:"topic"`
+		} `yaml:"dead_letters"`
+		Anchors struct {
+			Topic string `yaml:"topic"`
+		} `yaml:"anchors"`
+	}
+	if err := yamlv3.Unmarshal(deidYAML, &cfg); err != nil {
+		return []error{fmt.Errorf("deid.yaml: %w", err)}
+	}
+	created := map[string]string{} // topic → its partitions
+	for _, m := range regexp.MustCompile(`--topic (\S+) --partitions (\d+)`).FindAllStringSubmatch(strings.Join(initCmd, "\n"), -1) {
+		created[m[1]] = m[2]
+	}
+	dlq := cfg.DeadLetters.Topic
+	if dlq == "" {
+		dlq = cfg.Kafka.Group + ".dead-letters"
+	}
+	for _, topic := range append(slices.Clone(cfg.Kafka.Topics), cfg.SettingsTopic, dlq, cfg.Anchors.Topic) {
+		if _, ok := created[topic]; topic != "" && !ok {
+			errs = append(errs, fmt.Errorf("services.kafka-init does not create the topic %q that deid.yaml names (have %v); deid never creates topics", topic, created))
+		}
+	}
+	flag := func(cmd []string, name string) string {
+		for i, a := range cmd {
+			if a == name && i+1 < len(cmd) {
+				return cmd[i+1]
+			}
+		}
+		return ""
+	}
+	if topic := flag(genCmd, "--topic"); created[topic] != flag(genCmd, "--partitions") {
+		errs = append(errs, fmt.Errorf("services.gen produces to %q in %s partitions, but kafka-init creates it with %q", topic, flag(genCmd, "--partitions"), created[topic]))
 	}
 	return errs
 }
@@ -183,6 +232,9 @@ func TestABrokenComposeFileFailsTheChecks(t *testing.T) {
 		{"a dependency on a service that does not exist is refused", "      kafka:\n        condition: service_healthy", "      kafak:\n        condition: service_healthy", `no service "kafak"`},
 		{"a volume that is not declared is refused", "      - state:/var/lib/deid", "      - stat:/var/lib/deid", `no top-level volume "stat"`},
 		{"a stop grace period shorter than the shutdown timeout is refused", "stop_grace_period: 45s", "stop_grace_period: 10s", "shutdown_timeout"},
+		{"a topic deid reads that is not created is refused", "$$t --topic workspace-settings", "$$t --topic workspace-setting", `topic "workspace-settings"`},
+		{"an anchor topic that is not created is refused", "$$t --topic deid.anchors", "# no anchor topic", `topic "deid.anchors"`},
+		{"a sample in more partitions than the topic has is refused", `"--partitions", "4"`, `"--partitions", "6"`, "in 6 partitions"},
 		{"an unpublished metrics port is refused", `"127.0.0.1:9090:9090"`, `"127.0.0.1:9091:9091"`, "do not publish"},
 	}
 	for _, c := range cases {
