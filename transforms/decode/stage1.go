@@ -1,0 +1,121 @@
+package decode
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// Stage 1 of the fast path: one pass over the record that marks where its
+// quote bytes are and tells whether anything in it needs the exact decoder.
+//
+// The pass writes one bit per byte of the record into a mask (bit k of word
+// w is byte 64w+k), set for every '"'. It returns classFallback when the
+// record holds a backslash or a control byte (< 0x20) anywhere, and
+// classNonASCII when it holds a byte ≥ 0x80 anywhere. Without a backslash
+// no quote is escaped, so every quote opens or closes a string, and a
+// string's end is the next set bit of the mask. A control byte is either
+// JSON whitespace (which the fast path does not expect) or invalid inside a
+// string; either way the exact decoder reads that record.
+//
+// Two implementations compute the same result: AVX2 assembly over 64-byte
+// blocks (stage1_amd64.s), chosen at run time on processors that have
+// AVX2, and portable Go over 8-byte words everywhere else.
+
+// Stage 1 results, as bits.
+const (
+	classFallback uint64 = 1 << iota // a backslash or a control byte
+	classNonASCII                    // a byte ≥ 0x80
+)
+
+// stage1Block is the number of bytes each step of a stage 1 implementation
+// covers: one mask word.
+const stage1Block = 64
+
+// scanStructure runs stage 1 over b into mask, which must hold
+// len(b)/64+2 words; the words after the record's are zero. avx2 selects
+// the vector implementation, which only a processor with AVX2 may run.
+func scanStructure(b []byte, mask []uint64, avx2 bool) uint64 {
+	full := len(b) &^ (stage1Block - 1)
+	var class uint64
+	if full > 0 {
+		if avx2 {
+			class = scanBlocksAVX2(b[:full], mask)
+		} else {
+			class = scanBlocksPortable(b[:full], mask)
+		}
+	}
+	// The tail, padded with spaces: a space is neither a quote nor a
+	// control byte, and its bits are zero.
+	w := full / stage1Block
+	if full < len(b) {
+		var tail [stage1Block]byte
+		for k := range tail {
+			tail[k] = ' '
+		}
+		copy(tail[:], b[full:])
+		if avx2 {
+			class |= scanBlocksAVX2(tail[:], mask[w:w+1])
+		} else {
+			class |= scanBlocksPortable(tail[:], mask[w:w+1])
+		}
+		w++
+	}
+	mask[w] = 0
+	return class
+}
+
+// SWAR constants for stage 1 (see scan.go for the lane constants).
+const (
+	lanes7F  = 0x7f7f7f7f7f7f7f7f
+	lanesMul = 0x0102040810204080 // gathers the low bit of each lane into the top byte
+	lanes60  = 0x6060606060606060 // 0x80 - 0x20: a lane + this has its high bit set iff lane ≥ 0x20
+)
+
+// zeroLanes sets the high bit of each lane of x that is zero, exactly: no
+// borrow crosses lanes.
+func zeroLanes(x uint64) uint64 {
+	return ^((x&lanes7F + lanes7F) | x | lanes7F)
+}
+
+// scanBlocksPortable is stage 1 in portable Go, 8 bytes at a time; len(b)
+// is a multiple of 64.
+func scanBlocksPortable(b []byte, mask []uint64) uint64 {
+	var special, high uint64
+	for w := 0; w < len(b)/stage1Block; w++ {
+		block := b[w*stage1Block : w*stage1Block+stage1Block]
+		var m uint64
+		for k := 0; k < stage1Block; k += 8 {
+			x := binary.LittleEndian.Uint64(block[k:])
+			q := zeroLanes(x ^ lanesDQ)
+			m |= ((q >> 7) * lanesMul >> 56) << k
+			// A control byte: below 0x20 and not ≥ 0x80.
+			special |= zeroLanes(x^lanesBS) | ^(x&lanes7F+lanes60|x)&lanes80
+			high |= x
+		}
+		mask[w] = m
+	}
+	var class uint64
+	if special&lanes80 != 0 {
+		class |= classFallback
+	}
+	if high&lanes80 != 0 {
+		class |= classNonASCII
+	}
+	return class
+}
+
+// closeQuote returns the index of the quote that closes the string opened
+// at b[i], from stage 1's mask, or -1 when the record ends first.
+func closeQuote(mask []uint64, i int) int {
+	i++
+	w := i >> 6
+	if m := mask[w] >> (uint(i) & 63); m != 0 {
+		return i + bits.TrailingZeros64(m)
+	}
+	for w++; w < len(mask); w++ {
+		if m := mask[w]; m != 0 {
+			return w<<6 + bits.TrailingZeros64(m)
+		}
+	}
+	return -1
+}
