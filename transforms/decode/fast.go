@@ -502,8 +502,9 @@ func parseDigits(x uint64) uint64 {
 	return (x*10000 + x>>32) & 0xffffffff
 }
 
-// counter reads an integer from 0 to 10^12 written without sign, fraction
-// or exponent: its value and the index past it, or -1.
+// counter reads an integer from 0 to 10^12 written without sign: its
+// value and the index past it, or -1. A fraction or an exponent is left
+// for the caller, whose next byte must end the member.
 func (r *fastRecord) counter(i int) (int64, int) {
 	b := r.b
 	if i+8 <= len(b) {
@@ -511,10 +512,6 @@ func (r *fastRecord) counter(i int) (int64, int) {
 		if nd := nonDigits(x); nd != 0 {
 			k := bits.TrailingZeros64(nd) >> 3 // the number's digits
 			if k == 0 || k > 1 && b[i] == '0' {
-				return 0, -1
-			}
-			switch b[i+k] {
-			case '.', 'e', 'E':
 				return 0, -1
 			}
 			return int64(parseDigits(x << (64 - 8*k))), i + k
@@ -530,12 +527,6 @@ func (r *fastRecord) counter(i int) (int64, int) {
 	}
 	if j == i || j-i > 1 && b[i] == '0' || u > plausibleMax {
 		return 0, -1
-	}
-	if j < len(b) {
-		switch b[j] {
-		case '.', 'e', 'E':
-			return 0, -1
-		}
 	}
 	return int64(u), j
 }

@@ -31,8 +31,8 @@ const (
 // covers: one mask word.
 const stage1Block = 64
 
-// scanStructure runs stage 1 over b into mask, which must hold
-// len(b)/64+2 words; the words after the record's are zero. avx2 selects
+// scanStructure runs stage 1 over b into mask, which must hold at least
+// len(b)/64+1 words; it sets the words after the record's to zero. avx2 selects
 // the vector implementation, which only a processor with AVX2 may run.
 func scanStructure(b []byte, mask []uint64, avx2 bool) uint64 {
 	full := len(b) &^ (stage1Block - 1)
@@ -60,7 +60,7 @@ func scanStructure(b []byte, mask []uint64, avx2 bool) uint64 {
 		}
 		w++
 	}
-	mask[w] = 0
+	clear(mask[w:])
 	return class
 }
 

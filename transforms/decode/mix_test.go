@@ -1,0 +1,95 @@
+package decode
+
+import (
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/mya/deid/internal/gen"
+	"github.com/mya/deid/pipeline"
+)
+
+// genMix is one partition of the generator's default mix, hazards and all
+// (the benchmark's input), as lines.
+var genMix = sync.OnceValue(func() [][]byte {
+	var w mixLines
+	cfg := gen.DefaultConfig()
+	cfg.Events, cfg.Partitions = 20_000, 1
+	if _, err := gen.Generate(cfg, &w); err != nil {
+		panic(err)
+	}
+	return w.lines
+})
+
+type mixLines struct{ lines [][]byte }
+
+func (w *mixLines) Event(_ int, _, line []byte) error {
+	w.lines = append(w.lines, slices.Clone(line))
+	return nil
+}
+func (w *mixLines) Setting(_, _ []byte) error { return nil }
+
+// BenchmarkDecodeMix decodes the generator's mix on each path: one op is
+// one line.
+func BenchmarkDecodeMix(b *testing.B) {
+	lines := genMix()
+	var size int64
+	for _, l := range lines {
+		size += int64(len(l))
+	}
+	for _, p := range decoderPaths() {
+		b.Run(p.name, func(b *testing.B) {
+			d := newDecoder(DefaultConfig())
+			d.path = p.path
+			var ev pipeline.Event
+			b.SetBytes(size / int64(len(lines)))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				d.Decode(lines[i%len(lines)], &ev)
+			}
+		})
+	}
+}
+
+// decoderPath is one way a Decoder decodes.
+type decoderPath struct {
+	name string
+	path uint8
+}
+
+// decoderPaths are the paths this processor can run: the exact decoder
+// alone, the fast path with portable stage 1, and with AVX2 stage 1 where
+// the processor has it.
+func decoderPaths() []decoderPath {
+	paths := []decoderPath{{"exact", pathExact}, {"fast portable", pathPortable}}
+	if hasAVX2 {
+		paths = append(paths, decoderPath{"fast AVX2", pathAVX2})
+	}
+	return paths
+}
+
+// forEachPath runs test once on each decoding path, as a subtest.
+func forEachPath(t *testing.T, test func(t *testing.T, path uint8)) {
+	for _, p := range decoderPaths() {
+		t.Run(p.name, func(t *testing.T) { test(t, p.path) })
+	}
+}
+
+// newOn is New with the decoding path chosen.
+func newOn(cfg Config, path uint8) (*Decoder, error) {
+	d, err := New(cfg)
+	if d != nil {
+		d.path = path
+	}
+	return d, err
+}
+
+// testDecoderOn is a decoder with the default configuration on path.
+func testDecoderOn(t testing.TB, path uint8) *Decoder {
+	t.Helper()
+	d, err := newOn(DefaultConfig(), path)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
