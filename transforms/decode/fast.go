@@ -51,14 +51,20 @@ func nameHash(first, last byte, n int) uint32 {
 }
 
 // nameTable maps names to their index+1 (0: not in the table) by nameHash.
+// Beside each name it keeps its length and its bytes as two words, so that
+// a key of up to 16 bytes is compared in two loads.
 type nameTable struct {
 	names [hashSlots]string
 	ids   [hashSlots]uint8
+	lens  [hashSlots]uint8
+	// lo is the name's first 8 bytes (zero-padded when shorter), hi its
+	// last 8 when it has 8 or more.
+	lo, hi [hashSlots]uint64
 }
 
 // newTable builds the table of names, which must be non-empty lower-case
-// ASCII with distinct hashes: a collision is a programming error, caught
-// by every test of this package.
+// ASCII of at most 255 bytes with distinct hashes: a collision is a
+// programming error, caught by every test of this package.
 func newTable(names ...string) *nameTable {
 	t := new(nameTable)
 	for k, name := range names {
@@ -66,21 +72,50 @@ func newTable(names ...string) *nameTable {
 		if t.ids[h] != 0 {
 			panic("decode: " + name + " and " + t.names[h] + " share a hash slot")
 		}
-		t.names[h], t.ids[h] = name, uint8(k+1)
+		t.names[h], t.ids[h], t.lens[h] = name, uint8(k+1), uint8(len(name))
+		var pad [8]byte
+		copy(pad[:], name)
+		t.lo[h] = binary.LittleEndian.Uint64(pad[:])
+		if len(name) >= 8 {
+			t.hi[h] = binary.LittleEndian.Uint64([]byte(name[len(name)-8:]))
+		}
 	}
 	return t
 }
 
-// key returns the id of a key (exact bytes), or 0.
-func (t *nameTable) key(name []byte) uint8 {
-	if len(name) == 0 {
+// key returns the id of the key b[i:e] (exact bytes), or 0.
+func (t *nameTable) key(b []byte, i, e int) uint8 {
+	n := e - i
+	if n < 8 || n > 16 {
+		return t.keyOdd(b, i, e)
+	}
+	h := nameHash(b[i], b[e-1], n)
+	if int(t.lens[h]) != n || binary.LittleEndian.Uint64(b[i:]) != t.lo[h] || binary.LittleEndian.Uint64(b[e-8:]) != t.hi[h] {
 		return 0
 	}
-	h := nameHash(name[0], name[len(name)-1], len(name))
-	if t.names[h] == string(name) {
-		return t.ids[h]
+	return t.ids[h]
+}
+
+// keyOdd is key for a key shorter than 8 bytes or longer than 16.
+//
+//go:noinline
+func (t *nameTable) keyOdd(b []byte, i, e int) uint8 {
+	n := e - i
+	if n <= 0 {
+		return 0
 	}
-	return 0
+	h := nameHash(b[i], b[e-1], n)
+	if int(t.lens[h]) != n {
+		return 0
+	}
+	if n < 8 && i+8 <= len(b) {
+		if binary.LittleEndian.Uint64(b[i:])&(1<<(8*uint(n))-1) != t.lo[h] {
+			return 0
+		}
+	} else if t.names[h] != string(b[i:e]) {
+		return 0
+	}
+	return t.ids[h]
 }
 
 // member returns the member of a closed set that v names ignoring ASCII
@@ -166,7 +201,7 @@ func (r *fastRecord) envelope(ev *pipeline.Event) bool {
 		if e < 0 || e+2 >= n || b[e+1] != ':' {
 			return false
 		}
-		id := envelopeKeys.key(b[i+1 : e])
+		id := envelopeKeys.key(b, i+1, e)
 		i = e + 2
 		if id != 0 {
 			bit := uint32(1) << (id - 1)
@@ -272,7 +307,7 @@ func (r *fastRecord) member(i int, keys *nameTable) (uint8, int) {
 	if e < 0 || e+2 >= len(b) || b[e+1] != ':' {
 		return 0, -1
 	}
-	return keys.key(b[i+1 : e]), e + 2
+	return keys.key(b, i+1, e), e + 2
 }
 
 // next reads what follows a member's value at b[i]: the index of the next

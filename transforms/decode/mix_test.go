@@ -93,3 +93,36 @@ func testDecoderOn(t testing.TB, path uint8) *Decoder {
 	}
 	return d
 }
+
+// decodeLines decodes every line once with d. It is a function of its own
+// so that an instruction counter can be limited to it, e.g.
+//
+//	valgrind --tool=callgrind --toggle-collect='*decode.decodeLines' \
+//	  ./decode.test -test.run '^$' -test.bench 'DecodeMixPasses/exact$' -test.benchtime 3x
+//
+//go:noinline
+func decodeLines(d *Decoder, lines [][]byte, ev *pipeline.Event) (malformed int) {
+	for _, l := range lines {
+		if d.Decode(l, ev) != nil {
+			malformed++
+		}
+	}
+	return malformed
+}
+
+// BenchmarkDecodeMixPasses decodes the whole mix once per op, on each
+// path: the unit for counting instructions per line.
+func BenchmarkDecodeMixPasses(b *testing.B) {
+	lines := genMix()
+	for _, p := range decoderPaths() {
+		b.Run(p.name, func(b *testing.B) {
+			d := newDecoder(DefaultConfig())
+			d.path = p.path
+			var ev pipeline.Event
+			for b.Loop() {
+				decodeLines(d, lines, &ev)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
+		})
+	}
+}

@@ -48,10 +48,7 @@ func scanStructure(b []byte, mask []uint64, avx2 bool) uint64 {
 	// control byte, and its bits are zero.
 	w := full / stage1Block
 	if full < len(b) {
-		var tail [stage1Block]byte
-		for k := range tail {
-			tail[k] = ' '
-		}
+		tail := spaces
 		copy(tail[:], b[full:])
 		if avx2 {
 			class |= scanBlocksAVX2(tail[:], mask[w:w+1])
@@ -63,6 +60,12 @@ func scanStructure(b []byte, mask []uint64, avx2 bool) uint64 {
 	clear(mask[w:])
 	return class
 }
+
+// spaces pads the tail of a record to a whole block.
+var spaces = [stage1Block]byte{' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '}
 
 // SWAR constants for stage 1 (see scan.go for the lane constants).
 const (
@@ -108,11 +111,16 @@ func scanBlocksPortable(b []byte, mask []uint64) uint64 {
 // at b[i], from stage 1's mask, or -1 when the record ends first.
 func closeQuote(mask []uint64, i int) int {
 	i++
-	w := i >> 6
-	if m := mask[w] >> (uint(i) & 63); m != 0 {
+	if m := mask[i>>6] >> (uint(i) & 63); m != 0 {
 		return i + bits.TrailingZeros64(m)
 	}
-	for w++; w < len(mask); w++ {
+	return closeQuoteFar(mask, i)
+}
+
+// closeQuoteFar is closeQuote for a string that goes on past the mask word
+// of b[i], where i is the index after its opening quote.
+func closeQuoteFar(mask []uint64, i int) int {
+	for w := i>>6 + 1; w < len(mask); w++ {
 		if m := mask[w]; m != 0 {
 			return w<<6 + bits.TrailingZeros64(m)
 		}
