@@ -71,31 +71,27 @@ var spaces = [stage1Block]byte{' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
 const (
 	lanes7F  = 0x7f7f7f7f7f7f7f7f
 	lanesMul = 0x0102040810204080 // gathers the low bit of each lane into the top byte
-	lanes60  = 0x6060606060606060 // 0x80 - 0x20: a lane + this has its high bit set iff lane ≥ 0x20
 )
-
-// zeroLanes sets the high bit of each lane of x that is zero, exactly: no
-// borrow crosses lanes.
-func zeroLanes(x uint64) uint64 {
-	return ^((x&lanes7F + lanes7F) | x | lanes7F)
-}
 
 // scanBlocksPortable is stage 1 in portable Go, 8 bytes at a time; len(b)
 // is a multiple of 64.
 func scanBlocksPortable(b []byte, mask []uint64) uint64 {
 	var special, high uint64
-	for w := 0; w < len(b)/stage1Block; w++ {
-		block := b[w*stage1Block : w*stage1Block+stage1Block]
-		var m uint64
-		for k := 0; k < stage1Block; k += 8 {
-			x := binary.LittleEndian.Uint64(block[k:])
-			q := zeroLanes(x ^ lanesDQ)
-			m |= ((q >> 7) * lanesMul >> 56) << k
-			// A control byte: below 0x20 and not ≥ 0x80.
-			special |= zeroLanes(x^lanesBS) | ^(x&lanes7F+lanes60|x)&lanes80
-			high |= x
-		}
-		mask[w] = m
+	for w := range mask[:len(b)/stage1Block] {
+		blk := (*[stage1Block]byte)(b[w*stage1Block:])
+		x0 := binary.LittleEndian.Uint64(blk[0:])
+		x1 := binary.LittleEndian.Uint64(blk[8:])
+		x2 := binary.LittleEndian.Uint64(blk[16:])
+		x3 := binary.LittleEndian.Uint64(blk[24:])
+		x4 := binary.LittleEndian.Uint64(blk[32:])
+		x5 := binary.LittleEndian.Uint64(blk[40:])
+		x6 := binary.LittleEndian.Uint64(blk[48:])
+		x7 := binary.LittleEndian.Uint64(blk[56:])
+		mask[w] = quoteBits(x0) | quoteBits(x1)<<8 | quoteBits(x2)<<16 | quoteBits(x3)<<24 |
+			quoteBits(x4)<<32 | quoteBits(x5)<<40 | quoteBits(x6)<<48 | quoteBits(x7)<<56
+		special |= specialLanes(x0) | specialLanes(x1) | specialLanes(x2) | specialLanes(x3) |
+			specialLanes(x4) | specialLanes(x5) | specialLanes(x6) | specialLanes(x7)
+		high |= x0 | x1 | x2 | x3 | x4 | x5 | x6 | x7
 	}
 	var class uint64
 	if special&lanes80 != 0 {
@@ -105,6 +101,22 @@ func scanBlocksPortable(b []byte, mask []uint64) uint64 {
 		class |= classNonASCII
 	}
 	return class
+}
+
+// quoteBits returns one bit per byte of x, set for a quote. The zero test
+// of x^'"' borrows nothing across lanes, so it is exact.
+func quoteBits(x uint64) uint64 {
+	q := x ^ lanesDQ
+	q = ^((q&lanes7F + lanes7F) | q | lanes7F)
+	return (q >> 7) * lanesMul >> 56
+}
+
+// specialLanes is non-zero in its high lane bits when x holds a backslash
+// or a control byte. Its zero tests may flag lanes above a true match,
+// never without one, which is all a yes-or-no answer needs.
+func specialLanes(x uint64) uint64 {
+	s := x ^ lanesBS
+	return (s-lanes01)&^s | (x-lanes20)&^x
 }
 
 // closeQuote returns the index of the quote that closes the string opened
