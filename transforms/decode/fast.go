@@ -295,21 +295,6 @@ func (r *fastRecord) payload(i int, ev *pipeline.Event) int {
 	return r.usage(i, &ev.Usage)
 }
 
-// member reads the name of the next member of the object whose opening
-// brace or last member is before b[i]: it returns the name's id in keys
-// and the index of its value, or -1.
-func (r *fastRecord) member(i int, keys *nameTable) (uint8, int) {
-	b := r.b
-	if i >= len(b) || b[i] != '"' {
-		return 0, -1
-	}
-	e := closeQuote(r.mask, i)
-	if e < 0 || e+2 >= len(b) || b[e+1] != ':' {
-		return 0, -1
-	}
-	return keys.key(b, i+1, e), e + 2
-}
-
 // next reads what follows a member's value at b[i]: the index of the next
 // member and true after a comma, the index past the object and false
 // after its closing brace, or -1.
@@ -328,14 +313,20 @@ func (r *fastRecord) next(i int) (int, bool) {
 
 // campaign reads a campaign.metrics payload at b[i].
 func (r *fastRecord) campaign(i int, c *pipeline.CampaignMetrics) int {
+	b, n := r.b, len(r.b)
 	c.Platform, c.ContentType, c.Industry, c.Country = Other, Other, Other, UnknownCountry
 	var seen uint32
 	more := true
 	for i++; more; {
-		var id uint8
-		if id, i = r.member(i, campaignKeys); i < 0 {
+		if i >= n || b[i] != '"' {
 			return -1
 		}
+		e := closeQuote(r.mask, i)
+		if e < 0 || e+2 >= n || b[e+1] != ':' {
+			return -1
+		}
+		id := campaignKeys.key(b, i+1, e)
+		i = e + 2
 		bit := uint32(1) << (id - 1)
 		if id != 0 {
 			if seen&bit != 0 {
@@ -415,14 +406,20 @@ func (r *fastRecord) campaign(i int, c *pipeline.CampaignMetrics) int {
 
 // usage reads a usage.interaction payload at b[i].
 func (r *fastRecord) usage(i int, u *pipeline.UsageInteraction) int {
+	b, n := r.b, len(r.b)
 	u.Feature, u.Action, u.PlanTier, u.DeviceType = Other, Other, Other, Other
 	var seen uint32
 	more := true
 	for i++; more; {
-		var id uint8
-		if id, i = r.member(i, usageKeys); i < 0 {
+		if i >= n || b[i] != '"' {
 			return -1
 		}
+		e := closeQuote(r.mask, i)
+		if e < 0 || e+2 >= n || b[e+1] != ':' {
+			return -1
+		}
+		id := usageKeys.key(b, i+1, e)
+		i = e + 2
 		bit := uint32(1) << (id - 1)
 		if id != 0 {
 			if seen&bit != 0 {
