@@ -55,9 +55,43 @@ func envEvent(kind pipeline.EventKind, typ string) pipeline.Event {
 	return pipeline.Event{Kind: kind, EventID: []byte("e1"), EventType: []byte(typ), OccurredAt: at, WorkspaceID: []byte("w1")}
 }
 
-func testDecoder(t testing.TB) *Decoder {
+// decoderPath is one way a Decoder decodes.
+type decoderPath struct {
+	name string
+	path uint8
+}
+
+// decoderPaths are the paths this processor can run: the exact decoder
+// alone, the fast path with portable stage 1, and with AVX2 stage 1 where
+// the processor has it.
+func decoderPaths() []decoderPath {
+	paths := []decoderPath{{"exact", pathExact}, {"fast portable", pathPortable}}
+	if hasAVX2 {
+		paths = append(paths, decoderPath{"fast AVX2", pathAVX2})
+	}
+	return paths
+}
+
+// forEachPath runs test once on each decoding path, as a subtest.
+func forEachPath(t *testing.T, test func(t *testing.T, path uint8)) {
+	for _, p := range decoderPaths() {
+		t.Run(p.name, func(t *testing.T) { test(t, p.path) })
+	}
+}
+
+// newOn is New with the decoding path chosen.
+func newOn(cfg Config, path uint8) (*Decoder, error) {
+	d, err := New(cfg)
+	if d != nil {
+		d.path = path
+	}
+	return d, err
+}
+
+// testDecoderOn is a decoder with the default configuration on path.
+func testDecoderOn(t testing.TB, path uint8) *Decoder {
 	t.Helper()
-	d, err := New(DefaultConfig())
+	d, err := newOn(DefaultConfig(), path)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
