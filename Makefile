@@ -87,6 +87,7 @@ docs: build
 ## fuzz: a short run of every fuzz target.
 fuzz:
 	$(GO) test ./transforms/decode -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./transforms/decode -run '^$$' -fuzz FuzzFastDecode -fuzztime 30s
 	$(GO) test ./transforms/consent -run '^$$' -fuzz FuzzRead -fuzztime 20s
 	$(GO) test ./cmd/deid -run '^$$' -fuzz FuzzLoadConfig -fuzztime 30s -fuzzminimizetime 10s
 

@@ -41,6 +41,10 @@ func validValue(field string) string {
 // decoder that starts keeping one more field fails here, not only in
 // verify's scan of the outputs.
 func TestThePayloadAllowlistIsExactlyTheContracts(t *testing.T) {
+	forEachPath(t, testThePayloadAllowlistIsExactlyTheContracts)
+}
+
+func testThePayloadAllowlistIsExactlyTheContracts(t *testing.T, path uint8) {
 	base := map[string]string{
 		"campaign.metrics":  `"campaign_id":"c1","creator_id":"cr1","follower_count":10`,
 		"usage.interaction": `"team_size":3`,
@@ -65,7 +69,7 @@ func TestThePayloadAllowlistIsExactlyTheContracts(t *testing.T) {
 				values = []string{validValue(field)}
 			}
 			for _, v := range values {
-				d := testDecoder(t)
+				d := testDecoderOn(t, path)
 				fields := []string{base[typ]}
 				if kept && slices.Contains(required, field) {
 					fields = nil // the probe is the required field itself

@@ -45,6 +45,18 @@ type Decoder struct {
 	depth int
 	// tooDeep tells that the record's invalid JSON is excess nesting.
 	tooDeep bool
+
+	// path selects the exact decoder alone or the fast path before it
+	// (fast.go).
+	path uint8
+	// mask is stage 1's quote mask of the current record.
+	mask []uint64
+	// The date of the last timestamp the fast path parsed: its first ten
+	// bytes and its days since the epoch.
+	dateKey  uint64
+	dateLo   uint16
+	dateDays int64
+	dateOK   bool
 }
 
 // Id scratch slots, one per id field of Event.
@@ -81,6 +93,7 @@ func New(cfg Config) (*Decoder, error) {
 func newDecoder(cfg Config) *Decoder {
 	d := &Decoder{
 		cfg:    cfg,
+		path:   defaultPath(),
 		text:   make([]byte, 0, max(cfg.MaxDimensionBytes, maxTimestampBytes)+utf8.UTFMax),
 		lowBuf: make([]byte, 0, 2*cfg.MaxDimensionBytes),
 		keyBuf: make([]byte, 0, maxKeyBytes+utf8.UTFMax),
@@ -105,6 +118,16 @@ func newDecoder(cfg Config) *Decoder {
 // or interned, shared between events; never modify them. A well-formed
 // record allocates nothing in steady state.
 func (d *Decoder) Decode(value []byte, ev *pipeline.Event) error {
+	*ev = pipeline.Event{}
+	if d.path != pathExact && d.decodeFast(value, ev) {
+		return nil
+	}
+	return d.decodeExact(value, ev)
+}
+
+// decodeExact is the exact decoder: it reads any record, and decides
+// whether it is malformed and why. The fast path defers to it.
+func (d *Decoder) decodeExact(value []byte, ev *pipeline.Event) error {
 	*ev = pipeline.Event{}
 	d.err, d.tooDeep = nil, false
 	d.pending = 0

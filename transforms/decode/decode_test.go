@@ -55,16 +55,52 @@ func envEvent(kind pipeline.EventKind, typ string) pipeline.Event {
 	return pipeline.Event{Kind: kind, EventID: []byte("e1"), EventType: []byte(typ), OccurredAt: at, WorkspaceID: []byte("w1")}
 }
 
-func testDecoder(t testing.TB) *Decoder {
+// decoderPath is one way a Decoder decodes.
+type decoderPath struct {
+	name string
+	path uint8
+}
+
+// decoderPaths are the paths this processor can run: the exact decoder
+// alone, the fast path with portable stage 1, and with AVX2 stage 1 where
+// the processor has it.
+func decoderPaths() []decoderPath {
+	paths := []decoderPath{{"exact", pathExact}, {"fast portable", pathPortable}}
+	if hasAVX2 {
+		paths = append(paths, decoderPath{"fast AVX2", pathAVX2})
+	}
+	return paths
+}
+
+// forEachPath runs test once on each decoding path, as a subtest.
+func forEachPath(t *testing.T, test func(t *testing.T, path uint8)) {
+	for _, p := range decoderPaths() {
+		t.Run(p.name, func(t *testing.T) { test(t, p.path) })
+	}
+}
+
+// newOn is New with the decoding path chosen.
+func newOn(cfg Config, path uint8) (*Decoder, error) {
+	d, err := New(cfg)
+	if d != nil {
+		d.path = path
+	}
+	return d, err
+}
+
+// testDecoderOn is a decoder with the default configuration on path.
+func testDecoderOn(t testing.TB, path uint8) *Decoder {
 	t.Helper()
-	d, err := New(DefaultConfig())
+	d, err := newOn(DefaultConfig(), path)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	return d
 }
 
-func TestDecodeWellFormed(t *testing.T) {
+func TestDecodeWellFormed(t *testing.T) { forEachPath(t, testDecodeWellFormed) }
+
+func testDecodeWellFormed(t *testing.T, path uint8) {
 	tests := []struct {
 		name string
 		in   string
@@ -202,7 +238,7 @@ func TestDecodeWellFormed(t *testing.T) {
 				return ev
 			}()},
 	}
-	d := testDecoder(t)
+	d := testDecoderOn(t, path)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got pipeline.Event
@@ -221,7 +257,9 @@ func TestDecodeWellFormed(t *testing.T) {
 	}
 }
 
-func TestNormalization(t *testing.T) {
+func TestNormalization(t *testing.T) { forEachPath(t, testNormalization) }
+
+func testNormalization(t *testing.T, path uint8) {
 	type dims struct{ Platform, ContentType, Industry, Country string }
 	campaign := []struct {
 		name, payload string
@@ -248,7 +286,7 @@ func TestNormalization(t *testing.T) {
 		{"a non-ASCII country is unknown", `"audience_country":"ÜS"`, dims{"other", "other", "other", "ZZ"}},
 		{"a lower-case country is upper-cased", `"audience_country":"de"`, dims{"other", "other", "other", "DE"}},
 	}
-	d := testDecoder(t)
+	d := testDecoderOn(t, path)
 	for _, tt := range campaign {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev pipeline.Event
@@ -293,7 +331,9 @@ func TestNormalization(t *testing.T) {
 // secret marks values in malformed records: no error may quote it.
 const secret = "SECRET-PII"
 
-func TestDecodeMalformed(t *testing.T) {
+func TestDecodeMalformed(t *testing.T) { forEachPath(t, testDecodeMalformed) }
+
+func testDecodeMalformed(t *testing.T, path uint8) {
 	long := strings.Repeat("x", 129)
 	env := func(field, value string) string { // the campaign envelope with one field replaced
 		fields := map[string]string{"event_id": `"e1"`, "event_type": `"campaign.metrics"`, "occurred_at": `"2026-11-01T10:00:00Z"`, "workspace_id": `"w1"`}
@@ -471,7 +511,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"a duplicate team_size is malformed", usageRec(`"team_size":1,"team_size":2`), CodeDuplicateField, "payload.team_size"},
 		{"a duplicate event_type is malformed even when equal", `{"event_type":"message.sms",` + envCampaign + `,"payload":{}}`, CodeDuplicateField, "event_type"},
 	}
-	d := testDecoder(t)
+	d := testDecoderOn(t, path)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev pipeline.Event
@@ -497,7 +537,11 @@ func TestDecodeMalformed(t *testing.T) {
 func campaignRec2(env string) string { return rec(env, minCampaign) }
 
 func TestDroppedFieldsAreCountedPerKind(t *testing.T) {
-	d := testDecoder(t)
+	forEachPath(t, testDroppedFieldsAreCountedPerKind)
+}
+
+func testDroppedFieldsAreCountedPerKind(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	var ev pipeline.Event
 	for _, in := range []string{
 		`{"ip":"1.2.3.4",` + envCampaign + `,"payload":{` + minCampaign + `,"caption":"a","handle":"@b"}}`,
@@ -522,7 +566,11 @@ func TestDroppedFieldsAreCountedPerKind(t *testing.T) {
 }
 
 func TestDroppedFieldsIsSafeDuringDecode(t *testing.T) {
-	d := testDecoder(t)
+	forEachPath(t, testDroppedFieldsIsSafeDuringDecode)
+}
+
+func testDroppedFieldsIsSafeDuringDecode(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -545,10 +593,12 @@ func TestDroppedFieldsIsSafeDuringDecode(t *testing.T) {
 	}
 }
 
-func TestInternTableIsBounded(t *testing.T) {
+func TestInternTableIsBounded(t *testing.T) { forEachPath(t, testInternTableIsBounded) }
+
+func testInternTableIsBounded(t *testing.T, path uint8) {
 	cfg := DefaultConfig()
 	cfg.InternEntries = 2
-	d, err := New(cfg)
+	d, err := newOn(cfg, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +618,11 @@ func TestInternTableIsBounded(t *testing.T) {
 }
 
 func TestWellFormedEventsDoNotAllocate(t *testing.T) {
-	d := testDecoder(t)
+	forEachPath(t, testWellFormedEventsDoNotAllocate)
+}
+
+func testWellFormedEventsDoNotAllocate(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	for name, in := range map[string][]byte{"campaign": benchCampaign, "usage": benchUsage, "message": benchMessage,
 		"escaped ids": []byte(`{"event_id":"e\u00e9","event_type":"campaign.metrics","occurred_at":"2026-11-01T10:00:00+01:00","workspace_id":"w\"1","payload":{"campaign_id":"c\/1","creator_id":"cr1","follower_count":10,"industry":"Food.Vegan","platform":" X "}}`)} {
 		var ev pipeline.Event
@@ -581,8 +635,10 @@ func TestWellFormedEventsDoNotAllocate(t *testing.T) {
 	}
 }
 
-func TestDecodeResetsTheEvent(t *testing.T) {
-	d := testDecoder(t)
+func TestDecodeResetsTheEvent(t *testing.T) { forEachPath(t, testDecodeResetsTheEvent) }
+
+func testDecodeResetsTheEvent(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	var ev pipeline.Event
 	if err := d.Decode([]byte(campaignRec(minCampaign+`,"clicks":9,"creator_age":30`)), &ev); err != nil {
 		t.Fatal(err)
@@ -596,7 +652,11 @@ func TestDecodeResetsTheEvent(t *testing.T) {
 }
 
 func TestEscapedIDsOfOneRecordDoNotOverwriteEachOther(t *testing.T) {
-	d := testDecoder(t)
+	forEachPath(t, testEscapedIDsOfOneRecordDoNotOverwriteEachOther)
+}
+
+func testEscapedIDsOfOneRecordDoNotOverwriteEachOther(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	var ev pipeline.Event
 	in := `{"event_id":"\u0045","event_type":"campaign\u002emetrics","occurred_at":"2026-11-01T10:00:00Z","workspace_id":"\u0057","user_id":"\u0055",` +
 		`"payload":{"campaign_id":"\u0043","creator_id":"\u0052","follower_count":1}}`
@@ -632,10 +692,12 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestSmallerBoundsApply(t *testing.T) {
+func TestSmallerBoundsApply(t *testing.T) { forEachPath(t, testSmallerBoundsApply) }
+
+func testSmallerBoundsApply(t *testing.T, path uint8) {
 	cfg := DefaultConfig()
 	cfg.MaxIDBytes, cfg.MaxDimensionBytes, cfg.MaxDepth = 4, 3, 3
-	d, err := New(cfg)
+	d, err := newOn(cfg, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,19 @@
 // free text pushed into a dimension field is noticed; occurred_at must use
 // "T" and "Z" in upper case, as Go's time.RFC3339 parser requires.
 //
+// Two paths, one result: every record first meets the fast path
+// (fast.go), which marks the record's quotes in one pass (stage1.go: AVX2
+// assembly on amd64 processors that have AVX2, chosen at run time through
+// golang.org/x/sys/cpu; portable Go everywhere else) and then reads the
+// common shape of a record by that mask. Anything else — an escape, a
+// control byte, whitespace between tokens, a non-ASCII byte in a kept
+// value, null, a duplicate, a value out of its domain, any malformed
+// record — goes to the exact decoder (decode.go, payload.go, scan.go),
+// which reads the record from the start and alone decides whether it is
+// malformed and why. The exact decoder is the fast path's oracle:
+// FuzzFastDecode requires the same event, or the same error, for every
+// input, and the package's tests run on every path.
+//
 // Ownership: an Event's ids alias the record's bytes, or, when written with
 // JSON escapes, scratch buffers owned by the decoder; both are valid until
 // the next Decode. A Decoder is owned by one worker: Decode is not safe for

@@ -425,8 +425,10 @@ func TestTimestampsAgreeWithTimeParse(t *testing.T) {
 
 // TestReferenceAgreesOnTheTables runs the reference over the table tests'
 // records, so that the fuzz target's oracle is itself checked.
-func TestReferenceAgreesOnTheTables(t *testing.T) {
-	d := testDecoder(t)
+func TestReferenceAgreesOnTheTables(t *testing.T) { forEachPath(t, testReferenceAgreesOnTheTables) }
+
+func testReferenceAgreesOnTheTables(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	for _, in := range seedRecords() {
 		var ev pipeline.Event
 		err := d.Decode([]byte(in), &ev)

@@ -32,7 +32,9 @@ func piiRecord(eventType, payload string) string {
 		`"profile":{"name":"Jane Doe","contact":{"phone":"+1 415 555 0134"}}` + payload + `}}`
 }
 
-func TestAllowlistKeepsNoPII(t *testing.T) {
+func TestAllowlistKeepsNoPII(t *testing.T) { forEachPath(t, testAllowlistKeepsNoPII) }
+
+func testAllowlistKeepsNoPII(t *testing.T, path uint8) {
 	tests := []struct{ name, in string }{
 		{"a campaign event keeps none of the PII around it", piiRecord("campaign.metrics", ","+minCampaign+`,"platform":"instagram","industry":"beauty.skincare"`)},
 		{"a usage event keeps none of the PII around it", piiRecord("usage.interaction", `,"team_size":4,"feature":"inbox.compose"`)},
@@ -40,7 +42,7 @@ func TestAllowlistKeepsNoPII(t *testing.T) {
 		{"a support message keeps none of the PII around it", piiRecord("support.message", "")},
 		{"an unsupported event keeps none of the PII around it", piiRecord("profile.updated", "")},
 	}
-	d := testDecoder(t)
+	d := testDecoderOn(t, path)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev pipeline.Event
@@ -65,8 +67,10 @@ func TestAllowlistKeepsNoPII(t *testing.T) {
 
 // TestSkippedValuesAreNotCopied checks that the decoder's own buffers never
 // hold a skipped value, even one with escapes.
-func TestSkippedValuesAreNotCopied(t *testing.T) {
-	d := testDecoder(t)
+func TestSkippedValuesAreNotCopied(t *testing.T) { forEachPath(t, testSkippedValuesAreNotCopied) }
+
+func testSkippedValuesAreNotCopied(t *testing.T, path uint8) {
+	d := testDecoderOn(t, path)
 	var ev pipeline.Event
 	in := piiRecord("campaign.metrics", `,"escaped":"jane.doe\u0040example.com call +1 415 555 0134",`+minCampaign)
 	if err := d.Decode([]byte(in), &ev); err != nil {

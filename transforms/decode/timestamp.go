@@ -13,7 +13,17 @@ func parseTimestamp(s []byte) (int64, bool) {
 	if len(s) < len("2006-01-02T15:04:05Z") || len(s) > maxTimestampBytes {
 		return 0, false
 	}
-	if s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+	days, ok := parseDate(s)
+	if !ok {
+		return 0, false
+	}
+	return parseClock(s, days)
+}
+
+// parseDate checks the date part of a timestamp, s[:10] ("2006-01-02"),
+// and returns its days since the Unix epoch. len(s) must be at least 20.
+func parseDate(s []byte) (int64, bool) {
+	if s[4] != '-' || s[7] != '-' {
 		return 0, false
 	}
 	year := digits(s[0:4])
@@ -22,10 +32,23 @@ func parseTimestamp(s []byte) (int64, bool) {
 		return 0, false
 	}
 	day := digits(s[8:10])
+	if day < 1 || day > daysIn(month, year) {
+		return 0, false
+	}
+	return daysFromCivil(int64(year), int64(month), int64(day)), true
+}
+
+// parseClock parses the rest of a timestamp, s[10:] ("T15:04:05" with an
+// optional fraction, then the zone), whose date is days since the epoch.
+// len(s) must be 20 to maxTimestampBytes.
+func parseClock(s []byte, days int64) (int64, bool) {
+	if s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return 0, false
+	}
 	hour := digits(s[11:13])
 	minute := digits(s[14:16])
 	sec := digits(s[17:19])
-	if day < 1 || day > daysIn(month, year) || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+	if hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
 		return 0, false
 	}
 	s = s[19:]
@@ -59,8 +82,7 @@ func parseTimestamp(s []byte) (int64, bool) {
 	default:
 		return 0, false
 	}
-	secs := daysFromCivil(int64(year), int64(month), int64(day))*86400 +
-		int64(hour*3600+minute*60+sec) - offset
+	secs := days*86400 + int64(hour*3600+minute*60+sec) - offset
 	return secs*1_000_000 + micros, true
 }
 
