@@ -77,9 +77,15 @@ type Entity struct {
 	Protected bool
 }
 
+// MinK is the floor of k (contract §7), the one authority for it: the
+// dataset configuration refuses a smaller k, and so does the privacy gate,
+// whoever built the spec it is given.
+const MinK = 3
+
 // Privacy holds a dataset's privacy parameters (contract §7).
 type Privacy struct {
-	// K is the minimum distinct count of every protected entity (floor 3).
+	// K is the minimum distinct count of every protected entity (at least
+	// MinK).
 	K int
 	// DominanceN and DominanceK are the (n, k%) dominance rule.
 	DominanceN int

@@ -172,8 +172,8 @@ var measureKinds = map[string]pipeline.MeasureKind{
 	KindRatio:    pipeline.MeasureRatio,
 }
 
-// MinK is the floor of k (contract §7).
-const MinK = 3
+// MinK is the floor of k (contract §7); pipeline.MinK is its authority.
+const MinK = pipeline.MinK
 
 //go:embed default.yaml
 var defaultYAML []byte

@@ -9,8 +9,8 @@ import (
 )
 
 // MinK is the floor of k (contract §7): the gate refuses a dataset declared
-// with a smaller k, whoever built its spec.
-const MinK = 3
+// with a smaller k, whoever built its spec. pipeline.MinK is its authority.
+const MinK = pipeline.MinK
 
 // plan is a dataset spec compiled for the gate: indexes instead of names.
 type plan struct {
