@@ -61,13 +61,15 @@ type fakeConsent struct {
 	mu      sync.Mutex
 	ingest  map[string]Reason
 	publish map[string]Reason
+	// key pseudonymizes workspaces; nil means testKey.
+	key *PseudonymKey
 }
 
 func (c *fakeConsent) Check(e *Event) Reason { return c.ingest[string(e.WorkspaceID)] }
 func (c *fakeConsent) AtPublish(ws Pseudonym) (Reason, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pz := NewPseudonymizer(testKey)
+	pz := c.PseudonymKey().Pseudonymizer()
 	for id, r := range c.publish {
 		if pz.Of([]byte(id)) == ws {
 			return r, id
@@ -76,6 +78,12 @@ func (c *fakeConsent) AtPublish(ws Pseudonym) (Reason, string) {
 	return ReasonNone, ""
 }
 func (c *fakeConsent) CaughtUp(ctx context.Context) error { return ctx.Err() }
+func (c *fakeConsent) PseudonymKey() *PseudonymKey {
+	if c.key != nil {
+		return c.key
+	}
+	return testKey
+}
 
 type fakeAgeGate struct{}
 
@@ -212,7 +220,15 @@ func (r *memReader) Next(context.Context) ([]Record, error) {
 	return batch, nil
 }
 
-var testKey = []byte("k")
+var testKey = mustKey("k")
+
+func mustKey(raw string) *PseudonymKey {
+	k, err := NewPseudonymKey([]byte(raw))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
 
 type result struct {
 	summary *Summary
@@ -227,7 +243,7 @@ func runEngine(t *testing.T, src memSource, consent *fakeConsent) result {
 	}
 	st := Stages{Source: src, NewDecoder: func() Decoder { return fakeDecoder{} }, Consent: consent,
 		Gates: []Gate{fakeAgeGate{}}, Aggregators: []Aggregator{fakeAgg{}}, Privacy: fakePrivacy{},
-		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks, PseudonymKey: testKey}
+		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks}
 	now := func() time.Time { return t0.Add(30 * day) }
 	sum, err := Run(context.Background(), DefaultConfig(), st, WithClock(now))
 	if err != nil {

@@ -22,7 +22,7 @@ func TestEventsOfWindowsEarlierRunsPublishedAreLate(t *testing.T) {
 	sinks := &memSinks{chains: map[string]*memChain{}}
 	st := Stages{Source: src, NewDecoder: func() Decoder { return fakeDecoder{} }, Consent: &fakeConsent{},
 		Gates: []Gate{fakeAgeGate{}}, Aggregators: []Aggregator{fakeAgg{}}, Privacy: fakePrivacy{},
-		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks, PseudonymKey: testKey,
+		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks,
 		PublishedEnd: t0.Add(2 * day).UnixMicro()}
 	sum, err := Run(context.Background(), DefaultConfig(), st, WithClock(func() time.Time { return t0.Add(30 * day) }))
 	if err != nil {
@@ -102,7 +102,7 @@ func TestAWindowHalfCommittedBeforeACrashIsCompletedAfterIt(t *testing.T) {
 	stages := func(end int64) Stages {
 		return Stages{Source: memSource{"p": lines}, NewDecoder: func() Decoder { return usageDecoder{} }, Consent: &fakeConsent{},
 			Gates: []Gate{fakeAgeGate{}}, Aggregators: []Aggregator{fakeAgg{}, usageAgg{}}, Privacy: fakePrivacy{},
-			Datasets: sink, Exclusions: sink, DeadLetters: sink, PseudonymKey: testKey, Checkpoints: ckpt, PublishedEnd: end}
+			Datasets: sink, Exclusions: sink, DeadLetters: sink, Checkpoints: ckpt, PublishedEnd: end}
 	}
 	now := WithClock(func() time.Time { return t0.Add(30 * day) })
 	if _, err := Run(context.Background(), DefaultConfig(), stages(0), now); err == nil {

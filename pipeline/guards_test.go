@@ -34,7 +34,7 @@ func TestAPublishedWindowIsNeverCommittedAgain(t *testing.T) {
 	sinks := &publishedSinks{memSinks: &memSinks{chains: map[string]*memChain{}}, done: map[Window]bool{first: true}}
 	st := Stages{Source: src, NewDecoder: func() Decoder { return fakeDecoder{} }, Consent: &fakeConsent{},
 		Gates: []Gate{fakeAgeGate{}}, Aggregators: []Aggregator{fakeAgg{}}, Privacy: fakePrivacy{},
-		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks, PseudonymKey: testKey}
+		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks}
 	if _, err := Run(context.Background(), DefaultConfig(), st, WithClock(func() time.Time { return t0.Add(30 * day) })); err != nil {
 		t.Fatal(err)
 	}

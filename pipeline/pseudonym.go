@@ -3,9 +3,32 @@ package pipeline
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"hash"
 	"hash/maphash"
 )
+
+// PseudonymKey is the HMAC key of contract §11, built once from the
+// configured secret. It is the one authority for pseudonyms: the consent
+// state is built with it, and the workers take it from the consent state
+// (Consent.PseudonymKey) rather than from a second copy, so a withdrawal
+// always names the pseudonyms the workers computed. Safe for concurrent use;
+// it never changes.
+type PseudonymKey struct {
+	key []byte
+}
+
+// NewPseudonymKey returns the pseudonym key raw holds (copied). An empty key
+// is refused: every workspace would get a pseudonym anyone can compute.
+func NewPseudonymKey(raw []byte) (*PseudonymKey, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("pseudonym key: the key is empty")
+	}
+	return &PseudonymKey{key: append([]byte(nil), raw...)}, nil
+}
+
+// Pseudonymizer returns a new pseudonymizer keyed with k, for one goroutine.
+func (k *PseudonymKey) Pseudonymizer() *Pseudonymizer { return NewPseudonymizer(k.key) }
 
 // Pseudonymizer maps identifiers to keyed HMAC-SHA-256 pseudonyms (contract
 // §11). It remembers recent identifiers in a bounded cache so that a busy

@@ -41,7 +41,7 @@ func runGated(ctx context.Context, c *gatedConsent) (*memSinks, chan error) {
 	sinks := &memSinks{chains: map[string]*memChain{}}
 	st := Stages{Source: src, NewDecoder: func() Decoder { return fakeDecoder{} }, Consent: c,
 		Gates: []Gate{fakeAgeGate{}}, Aggregators: []Aggregator{fakeAgg{}}, Privacy: fakePrivacy{},
-		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks, PseudonymKey: testKey}
+		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks}
 	done := make(chan error, 1)
 	go func() {
 		_, err := Run(ctx, DefaultConfig(), st, WithClock(func() time.Time { return t0.Add(30 * day) }))

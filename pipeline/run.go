@@ -33,8 +33,6 @@ type Stages struct {
 	// Checkpoints persists partition state; nil keeps none (a file run
 	// then starts over after a crash).
 	Checkpoints *Checkpoints
-	// PseudonymKey keys the HMAC of contract §11.
-	PseudonymKey []byte
 	// PublishedEnd is the end (µs) of the newest window that earlier runs
 	// published to the output, 0 when none. Events of a window ending at
 	// or before it are late (contract §9), as they are once this run has
@@ -59,8 +57,8 @@ func (s *Stages) validate() error {
 	if s.Privacy == nil || s.Datasets == nil || s.Exclusions == nil || s.DeadLetters == nil {
 		errs = append(errs, errors.New("a sink or the privacy gate is missing"))
 	}
-	if len(s.PseudonymKey) == 0 {
-		errs = append(errs, errors.New("no pseudonym key"))
+	if s.Consent != nil && s.Consent.PseudonymKey() == nil {
+		errs = append(errs, errors.New("the consent state has no pseudonym key"))
 	}
 	if s.Stream != nil && s.Checkpoints == nil {
 		errs = append(errs, errors.New("a stream source needs checkpoints (state_dir)"))

@@ -85,6 +85,10 @@ type Consent interface {
 	// CaughtUp blocks until the consent state has read its source up to the
 	// position current at the call (fail closed), or ctx is done.
 	CaughtUp(ctx context.Context) error
+	// PseudonymKey is the key the consent state pseudonymizes workspaces
+	// with. The workers pseudonymize with it too, taking it from here, so
+	// the two cannot differ. Never nil for a usable consent state.
+	PseudonymKey() *PseudonymKey
 }
 
 // Aggregator adds events into one dataset's partials.

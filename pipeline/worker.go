@@ -195,7 +195,7 @@ func newWorker(e *engine, id PartitionID) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	w := &worker{cfg: &e.cfg, st: &e.st, partID: id, dec: e.st.NewDecoder(), pz: NewPseudonymizer(e.st.PseudonymKey),
+	w := &worker{cfg: &e.cfg, st: &e.st, partID: id, dec: e.st.NewDecoder(), pz: e.st.Consent.PseudonymKey().Pseudonymizer(),
 		chain: chain, dead: dead, now: e.o.now, out: e.notices, stats: e.o.stats, ckpt: e.st.Checkpoints,
 		published: &e.publishedEnd, frontier: noTime, streaming: e.st.Stream != nil,
 		maxSeen: noTime, closedEnd: noTime, windows: map[int64]*openWindow{},

@@ -83,7 +83,10 @@ type stageSetup struct {
 
 var stages = sync.OnceValues(func() (*stageSetup, error) {
 	s := &stageSetup{mix: mix(), kindAgg: map[pipeline.EventKind]int{}}
-	key := []byte("0123456789abcdef0123456789abcdef")
+	key, err := pipeline.NewPseudonymKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		return nil, err
+	}
 	dec, err := decode.New(decode.DefaultConfig())
 	if err != nil {
 		return nil, err

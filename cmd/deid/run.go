@@ -288,7 +288,13 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 			return nil, err
 		}
 	}
-	cons, err := consent.New(cfg.Consent, b.key)
+	// The one pseudonym key: consent is built with it and the workers take
+	// it from consent, so a withdrawal matches the workers' pseudonyms.
+	pk, err := pipeline.NewPseudonymKey(b.key)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := consent.New(cfg.Consent, pk)
 	if err != nil {
 		return nil, err
 	}
@@ -345,15 +351,14 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	b.counts.dropped = decoders.DroppedFields
 	st := &pipeline.Stages{
-		NewDecoder:   decoders.NewDecoder,
-		Consent:      cons,
-		Gates:        []pipeline.Gate{agegate.Gate{}},
-		Aggregators:  aggs,
-		Privacy:      privacy.New(),
-		Datasets:     datasets,
-		Exclusions:   excl,
-		PseudonymKey: b.key,
-		Checkpoints:  ckpt,
+		NewDecoder:  decoders.NewDecoder,
+		Consent:     cons,
+		Gates:       []pipeline.Gate{agegate.Gate{}},
+		Aggregators: aggs,
+		Privacy:     privacy.New(),
+		Datasets:    datasets,
+		Exclusions:  excl,
+		Checkpoints: ckpt,
 	}
 	if cfg.Mode == modeKafka {
 		return st, b.kafkaStages(ctx, st, cons)

@@ -226,7 +226,11 @@ func TestSettingsFollowerSurvivesABrokerRestart(t *testing.T) {
 // consentFollower follows topic into a consent store, as deid run wires it.
 func consentFollower(t *testing.T, c *kafkatest.Cluster, topic string, cfg consent.Config) (*kafkasrc.Settings, *consent.Store, chan error) {
 	t.Helper()
-	store, err := consent.New(cfg, []byte("k"))
+	key, err := pipeline.NewPseudonymKey([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := consent.New(cfg, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,6 +101,7 @@ type Store struct {
 	mu             sync.RWMutex
 	byID           map[string]*state
 	byPseudo       map[pipeline.Pseudonym]*state
+	key            *pipeline.PseudonymKey
 	pz             *pipeline.Pseudonymizer
 	unknown        pipeline.Reason
 	skipUnattrib   bool
@@ -118,8 +119,12 @@ const maxSkipped = 100
 // (under skip) for the exclusion log; Stats.Unattributable counts them all.
 const MaxUnattributable = 100_000
 
-// New returns an empty store that pseudonymizes workspace ids with key.
-func New(cfg Config, key []byte) (*Store, error) {
+// New returns an empty store that pseudonymizes workspace ids with key. The
+// pipeline's workers take the same key from the store (PseudonymKey).
+func New(cfg Config, key *pipeline.PseudonymKey) (*Store, error) {
+	if key == nil {
+		return nil, errors.New("consent: no pseudonym key")
+	}
 	if cfg.Unattributable == "" {
 		cfg.Unattributable = UnattributableFail
 	}
@@ -127,13 +132,17 @@ func New(cfg Config, key []byte) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{byID: map[string]*state{}, byPseudo: map[pipeline.Pseudonym]*state{},
-		pz: pipeline.NewPseudonymizer(key), unknown: pipeline.ReasonConsentUnknown,
+		key: key, pz: key.Pseudonymizer(), unknown: pipeline.ReasonConsentUnknown,
 		skipUnattrib: cfg.Unattributable == UnattributableSkip}
 	if cfg.Unknown == UnknownInclude {
 		s.unknown = pipeline.ReasonNone
 	}
 	return s, nil
 }
+
+// PseudonymKey returns the key the store pseudonymizes workspace ids with;
+// the pipeline's workers pseudonymize with it too.
+func (s *Store) PseudonymKey() *pipeline.PseudonymKey { return s.key }
 
 // SetCaughtUp installs the function CaughtUp waits on (a settings follower
 // in streaming mode). Without one, the store is always caught up.

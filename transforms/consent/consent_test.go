@@ -8,7 +8,15 @@ import (
 	"github.com/mya/deid/pipeline"
 )
 
-var key = []byte("test-key")
+var key = mustKey("test-key")
+
+func mustKey(raw string) *pipeline.PseudonymKey {
+	k, err := pipeline.NewPseudonymKey([]byte(raw))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
 
 func load(t *testing.T, cfg Config, lines ...string) *Store {
 	t.Helper()
@@ -83,7 +91,7 @@ func TestAtPublishSeesLaterChanges(t *testing.T) {
 		`{"workspace_id":"a","ai_training_opt_out":false,"updated_by_role":"owner"}`,
 		`{"workspace_id":"b","ai_training_opt_out":false,"updated_by_role":"owner"}`,
 		`{"workspace_id":"c","ai_training_opt_out":false,"updated_by_role":"owner"}`)
-	pz := pipeline.NewPseudonymizer(key)
+	pz := key.Pseudonymizer()
 	if r, _ := s.AtPublish(pz.Of([]byte("a"))); r != pipeline.ReasonNone {
 		t.Fatalf("before any change: %q", r)
 	}

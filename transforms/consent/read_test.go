@@ -133,7 +133,7 @@ func TestAtPublishWithdrawsAnUnreadableWorkspace(t *testing.T) {
 	if err := s.ApplyValue([]byte("w"), []byte(`{"workspace_id":"w","ai_training_opt_out":"true"}`), "settings@7"); err != nil {
 		t.Fatal(err)
 	}
-	r, id := s.AtPublish(pipeline.NewPseudonymizer(key).Of([]byte("w")))
+	r, id := s.AtPublish(key.Pseudonymizer().Of([]byte("w")))
 	if r != pipeline.ReasonConsentUnreadableBeforePublish || id != "w" {
 		t.Errorf("AtPublish = %q, %q; want %q, w", r, id, pipeline.ReasonConsentUnreadableBeforePublish)
 	}

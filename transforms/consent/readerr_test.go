@@ -30,7 +30,7 @@ func TestWhatIsSaidOfAnUnreadableRecordNeverQuotesIt(t *testing.T) {
 			if rd.Err == nil {
 				t.Fatal("Read accepted the record")
 			}
-			s, err := New(DefaultConfig(), []byte("key"))
+			s, err := New(DefaultConfig(), key)
 			if err != nil {
 				t.Fatal(err)
 			}
