@@ -183,10 +183,11 @@ func (d *memDead) Write(r Record, me *MalformedError) error {
 func (d *memDead) Flush(context.Context) error { return nil }
 func (d *memDead) Close() error                { return nil }
 
-// memSource serves each partition's lines in batches of two.
+// memSource serves each partition's lines in batches of two; line n is at
+// position n (1-based), and it resumes at the position resume names.
 type memSource map[string][]string
 
-func (s memSource) Partitions(context.Context) ([]PartitionReader, error) {
+func (s memSource) Open(_ context.Context, resume Resume) ([]PartitionReader, error) {
 	var out []PartitionReader
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range s {
@@ -195,7 +196,13 @@ func (s memSource) Partitions(context.Context) ([]PartitionReader, error) {
 			}
 		}
 	}) {
-		out = append(out, &memReader{id: PartitionID{Source: name}, lines: s[name]})
+		r := &memReader{id: PartitionID{Source: name}, lines: s[name]}
+		if resume != nil {
+			if next, ok := resume(r.id); ok && next > 0 {
+				r.next = int(next) - 1
+			}
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -205,8 +205,20 @@ func (e *engine) failed() error {
 }
 
 // openWorkers creates the worker of each partition the opener opens,
-// resumed from its checkpoint, and attaches its reader.
-func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error)) ([]*worker, error) {
+// resumed from its checkpoint, and attaches its reader. It refuses a
+// partition with restored state that the source cannot start at its
+// checkpointed position (fail closed: never re-read from the start with
+// restored state).
+func (e *engine) openWorkers(open func(resume Resume) ([]PartitionReader, error)) ([]*worker, error) {
+	workers, err := e.openResumed(open)
+	if errors.Is(err, ErrCannotResume) {
+		return nil, fmt.Errorf("%w; reading it again from its start with the state restored from the checkpoint would count its records twice: "+
+			"resume with an input the source can start at its checkpointed positions, or start over with a new state_dir and a new out", err)
+	}
+	return workers, err
+}
+
+func (e *engine) openResumed(open func(resume Resume) ([]PartitionReader, error)) ([]*worker, error) {
 	byID := map[PartitionID]*worker{}
 	var rerr error
 	readers, err := open(func(id PartitionID) (int64, bool) {
@@ -236,11 +248,19 @@ func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) (
 	for _, r := range readers {
 		w := byID[r.ID()]
 		if w == nil {
-			// A source that does not ask for resume positions.
-			if w, err = newWorker(e, r.ID()); err != nil {
-				return nil, err
+			// The source opened the partition without asking where to
+			// resume it: that is only sound without restored state.
+			if w, err = newWorker(e, r.ID()); err == nil {
+				var next int64
+				var ok bool
+				if next, ok, err = w.resume(); err == nil && ok {
+					err = fmt.Errorf("partition %s has a checkpoint (next position %d), but the source opened it without asking where to resume: %w", r.ID(), next, ErrCannotResume)
+				}
 			}
-			if _, _, err = w.resume(); err != nil {
+			if err != nil {
+				for _, r := range readers {
+					r.Close()
+				}
 				return nil, err
 			}
 		}
@@ -250,18 +270,9 @@ func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) (
 	return workers, nil
 }
 
-// resumable is a finite source that can open its partitions at the
-// positions checkpoints name (the file source).
-type resumable interface {
-	Open(ctx context.Context, resume func(PartitionID) (int64, bool)) ([]PartitionReader, error)
-}
-
 func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc) error {
-	workers, err := e.openWorkers(func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
-		if r, ok := e.st.Source.(resumable); ok {
-			return r.Open(abort, resume)
-		}
-		return e.st.Source.Partitions(abort)
+	workers, err := e.openWorkers(func(resume Resume) ([]PartitionReader, error) {
+		return e.st.Source.Open(abort, resume)
 	})
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
@@ -328,7 +339,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 			}
 			genCancel()
 		}()
-		workers, err := e.openWorkers(func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
+		workers, err := e.openWorkers(func(resume Resume) ([]PartitionReader, error) {
 			return gen.Open(abort, resume)
 		})
 		if err != nil {

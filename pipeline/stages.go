@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -21,11 +22,32 @@ type PartitionReader interface {
 	Close() error
 }
 
-// Source opens the input's partitions.
+// Resume restores a partition's state from its checkpoint and returns the
+// position to read next; ok is false when the partition has no checkpoint
+// (next 0: a checkpoint taken before anything was read starts at the
+// beginning too). A source calls it once for each partition it opens, before
+// it positions the partition's reader. Run passes it; it is not safe for
+// concurrent use.
+type Resume func(id PartitionID) (next int64, ok bool)
+
+// ErrCannotResume is wrapped by a source's Open when resume names a position
+// at which the source cannot start a partition. Run then refuses to start:
+// reading the partition from its beginning with the restored state would
+// count its records twice. Run refuses the same way when a source opens a
+// partition that has restored state without calling resume for it.
+var ErrCannotResume = errors.New("the source cannot start the partition at its checkpointed position")
+
+// Source is a finite input (files), read to its end.
 type Source interface {
-	// Partitions opens the input and returns one reader per partition. A
-	// finite source (files) returns all of them at once.
-	Partitions(ctx context.Context) ([]PartitionReader, error)
+	// Open opens the input and returns one reader per partition, all at
+	// once, in partition order. For each partition it calls resume (unless
+	// resume is nil: no checkpoints) and starts the reader at the position
+	// resume returns, or at the partition's first record when it returns
+	// false or 0. A source that cannot start a partition at that position
+	// returns an error wrapping ErrCannotResume; it never reads a partition
+	// from its beginning with restored state. Open blocks while it opens the
+	// input; ctx cancels it. On error nothing is left open.
+	Open(ctx context.Context, resume Resume) ([]PartitionReader, error)
 }
 
 // MalformedError says why a record is malformed (contract §3.1). Code is a

@@ -29,11 +29,13 @@ type StreamSource interface {
 type Generation interface {
 	// Partitions lists the partitions assigned in this generation, sorted.
 	Partitions() []PartitionID
-	// Open opens a reader for each assigned partition. resume returns the
-	// next offset to read for a partition from its checkpoint; when it
-	// returns false the reader starts at the group's committed offset, or
-	// at the earliest offset when the group has none.
-	Open(ctx context.Context, resume func(PartitionID) (next int64, ok bool)) ([]PartitionReader, error)
+	// Open opens a reader for each assigned partition, under the contract
+	// of Source.Open: it calls resume for each partition, and the reader
+	// starts at the offset resume returns, or fails with an error wrapping
+	// ErrCannotResume. When resume returns false (no checkpoint) the reader
+	// starts at the source's own position for the partition: the group's
+	// committed offset, or the earliest offset when the group has none.
+	Open(ctx context.Context, resume Resume) ([]PartitionReader, error)
 	// Done is closed when the generation ends (a rebalance, or the source
 	// closing); the engine then stops its workers, checkpoints and calls
 	// Assign again.

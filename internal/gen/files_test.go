@@ -48,7 +48,7 @@ func TestWriteFilesWritesOneFilePerPartitionAndTheSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readers, err := src.Partitions(context.Background())
+	readers, err := src.Open(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

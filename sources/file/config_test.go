@@ -121,7 +121,7 @@ func TestPartitionsAreNamedByBaseNameAndProgressIsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readers, err := s.Partitions(context.Background())
+	readers, err := s.Open(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestOpeningFailsWholeWhenAFileVanishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(dir, "b.ndjson"))
-	if rs, err := s.Partitions(context.Background()); err == nil || !strings.Contains(err.Error(), "b.ndjson") {
+	if rs, err := s.Open(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "b.ndjson") {
 		t.Errorf("Partitions = %d readers, %v; want an error naming b.ndjson", len(rs), err)
 	}
 }

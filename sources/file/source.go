@@ -22,7 +22,7 @@ type Source struct {
 }
 
 // New validates cfg, resolves its paths to the input files and returns a
-// source over them. Nothing is opened until Partitions or Open.
+// source over them. Nothing is opened until Open.
 func New(cfg Config) (*Source, error) {
 	files, err := cfg.resolve()
 	if err != nil {
@@ -44,16 +44,12 @@ func (s *Source) Files() []string { return append([]string(nil), s.files...) }
 // bytes for gzip files) and their total size on disk.
 func (s *Source) Progress() (done, total int64) { return s.done.Load(), s.total }
 
-// Partitions opens every input file from its first line. It implements
-// pipeline.Source.
-func (s *Source) Partitions(ctx context.Context) ([]pipeline.PartitionReader, error) {
-	return s.Open(ctx, nil)
-}
-
-// Open opens every input file. When resume is non-nil and returns ok for a
-// partition, that partition starts at line next (1-based), as Reader.SeekLine
-// does; otherwise, or when next is 0 (nothing read yet), it starts at line 1. On error nothing is left open.
-func (s *Source) Open(ctx context.Context, resume func(pipeline.PartitionID) (next int64, ok bool)) ([]pipeline.PartitionReader, error) {
+// Open opens every input file; it implements pipeline.Source. A file can
+// always be resumed: when resume (nil: none) returns ok for a partition,
+// that partition starts at line next (1-based), as Reader.SeekLine does;
+// otherwise, or when next is 0 (nothing read yet), it starts at line 1. On
+// error nothing is left open.
+func (s *Source) Open(ctx context.Context, resume pipeline.Resume) ([]pipeline.PartitionReader, error) {
 	var out []pipeline.PartitionReader
 	fail := func(err error) ([]pipeline.PartitionReader, error) {
 		for _, r := range out {

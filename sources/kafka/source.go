@@ -242,14 +242,16 @@ func (g *generation) Partitions() []pipeline.PartitionID { return slices.Clone(g
 func (g *generation) Done() <-chan struct{} { return g.done }
 
 // Open opens a reader for each assigned partition, in the order of
-// Partitions, each connected to its partition's leader. A partition starts
-// at the offset resume returns; else at the group's committed offset; else
-// at the earliest (or, with start: latest, the latest) offset. An explicit
+// Partitions, each connected to its partition's leader; it implements
+// pipeline.Generation. A Kafka partition can always be resumed: it starts at
+// the offset resume returns (its checkpoint); without a checkpoint, at the
+// group's committed offset; else at the earliest (or, with start: latest,
+// the latest) offset. An explicit
 // offset that is no longer (or not yet) on the broker is an error, unless
 // offset_out_of_range says otherwise. Open blocks while it connects,
 // retrying transient failures within the retry budget; on error it closes
 // what it opened.
-func (g *generation) Open(ctx context.Context, resume func(pipeline.PartitionID) (int64, bool)) ([]pipeline.PartitionReader, error) {
+func (g *generation) Open(ctx context.Context, resume pipeline.Resume) ([]pipeline.PartitionReader, error) {
 	readers := make([]*partitionReader, len(g.parts))
 	errs := make([]error, len(g.parts))
 	var wg sync.WaitGroup
