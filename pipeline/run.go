@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 	}
 	summary := &Summary{}
 	e.pub = newPublisher(&e.cfg, &e.st, pubChain, e.o.now, e.o.stats, summary, &e.publishedEnd)
-	if err := e.pub.recover(); err != nil {
+	if err := e.pub.recover(ctx); err != nil {
 		return nil, err
 	}
 
@@ -208,7 +208,7 @@ func (e *engine) failed() error {
 
 // openWorkers creates the worker of each partition the opener opens,
 // resumed from its checkpoint, and attaches its reader.
-func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error)) ([]*worker, error) {
+func (e *engine) openWorkers(ctx context.Context, open func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error)) ([]*worker, error) {
 	byID := map[PartitionID]*worker{}
 	var rerr error
 	readers, err := open(func(id PartitionID) (int64, bool) {
@@ -216,7 +216,7 @@ func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) (
 		if err == nil {
 			var next int64
 			var ok bool
-			next, ok, err = w.resume()
+			next, ok, err = w.resume(ctx)
 			if err == nil {
 				byID[id] = w
 				return next, ok
@@ -242,7 +242,7 @@ func (e *engine) openWorkers(open func(resume func(PartitionID) (int64, bool)) (
 			if w, err = newWorker(e, r.ID()); err != nil {
 				return nil, err
 			}
-			if _, _, err = w.resume(); err != nil {
+			if _, _, err = w.resume(ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -259,7 +259,7 @@ type resumable interface {
 }
 
 func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc) error {
-	workers, err := e.openWorkers(func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
+	workers, err := e.openWorkers(abort, func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
 		if r, ok := e.st.Source.(resumable); ok {
 			return r.Open(abort, resume)
 		}
@@ -330,7 +330,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 			}
 			genCancel()
 		}()
-		workers, err := e.openWorkers(func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
+		workers, err := e.openWorkers(abort, func(resume func(PartitionID) (int64, bool)) ([]PartitionReader, error) {
 			return gen.Open(abort, resume)
 		})
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/exclusions"
 	"github.com/mya/deid/sinks/kafkadlq"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
 	kafkasrc "github.com/mya/deid/sources/kafka"
@@ -73,6 +74,9 @@ type Config struct {
 	// StopAtEnd ends a Kafka run at the high-water marks seen at start
 	// (--stop-at-end; for bounded runs and benchmarks).
 	StopAtEnd bool `yaml:"-"`
+	// Storage configures object storage, for a state_dir (or out) given as
+	// s3://bucket/prefix.
+	Storage objstore.Config `yaml:"storage"`
 }
 
 // SecretsConfig says where secrets come from: a file or an environment
@@ -113,6 +117,7 @@ func defaultConfig() Config {
 		SettingsTopic:   "workspace-settings",
 		DeadLetters:     kafkadlq.DefaultConfig(),
 		ShutdownTimeout: 30 * time.Second,
+		Storage:         objstore.DefaultConfig(),
 	}
 }
 
@@ -146,10 +151,16 @@ func (c *Config) Validate() error {
 	}
 	// Object storage is not written yet: a URL taken for a local path would
 	// put the output in a directory named "s3:" on this machine.
-	for _, d := range []struct{ key, path string }{{"out", c.Out}, {"state_dir", c.StateDir}, {"anchors.file", c.Anchors.File}} {
+	for _, d := range []struct{ key, path string }{{"out", c.Out}, {"anchors.file", c.Anchors.File}} {
 		if strings.Contains(d.path, "://") {
 			errs = append(errs, fmt.Errorf("%s: %q is a URL; object storage is not supported yet — give a local directory (a mounted volume works)", d.key, d.path))
 		}
+	}
+	if isURL(c.StateDir) {
+		if _, _, err := objstore.ParseS3URL(c.StateDir); err != nil {
+			errs = append(errs, fmt.Errorf("state_dir: %s; give a local directory or s3://bucket/prefix", strings.TrimPrefix(err.Error(), "objstore: ")))
+		}
+		add(c.Storage.Validate())
 	}
 	switch c.Mode {
 	case modeFile:

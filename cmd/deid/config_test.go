@@ -64,7 +64,7 @@ func TestConfigs(t *testing.T) {
 			"kafka.tls.enabeld (line 6): unknown key; did you mean enabled?",
 		},
 		"url.bad.yaml": {`out: "s3://training/deid" is a URL; object storage is not supported yet`,
-			`state_dir: "s3://training/state" is a URL`},
+			`state_dir: "gs://training/state" is not an s3://bucket/prefix URL; give a local directory or s3://bucket/prefix`},
 		"consent.bad.yaml": {`consent.unattributable: must be "fail" or "skip" (got "ignore")`},
 		"anchors.bad.yaml": {"anchors.file: out/anchors.ndjson is inside the output directory out",
 			"anchors.topic: produced through the kafka section's connection settings, which are incomplete"},

@@ -283,8 +283,11 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	// run killed before its first checkpoint resumes.
 	var ckpt *pipeline.Checkpoints
 	if cfg.StateDir != "" {
-		var err error
-		if ckpt, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
+		store, err := openStateStore(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if ckpt, err = pipeline.NewCheckpoints(ctx, store); err != nil {
 			return nil, err
 		}
 	}

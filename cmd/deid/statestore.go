@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/objstore"
+)
+
+// stateStore adapts an object store (a directory or s3://bucket/prefix) to
+// the pipeline's StateStore: the checkpoints' storage.
+type stateStore struct {
+	s objstore.Store
+}
+
+// isURL tells whether a state_dir or out names object storage rather than
+// a local directory.
+func isURL(path string) bool { return strings.Contains(path, "://") }
+
+// openStateStore opens the store state_dir names. An s3:// store is first
+// checked to honour conditional writes, which keep two writers from both
+// writing one checkpoint.
+func openStateStore(ctx context.Context, cfg *Config) (pipeline.StateStore, error) {
+	s, err := objstore.Open(cfg.StateDir, cfg.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	if isURL(cfg.StateDir) {
+		if err := objstore.Probe(ctx, s); err != nil {
+			return nil, fmt.Errorf("state_dir: %w", err)
+		}
+	}
+	return stateStore{s}, nil
+}
+
+func (a stateStore) Put(ctx context.Context, key string, data []byte, createOnly bool) error {
+	err := a.s.Put(ctx, key, bytes.NewReader(data), objstore.PutOptions{IfNotExists: createOnly})
+	if errors.Is(err, objstore.ErrExists) {
+		return fmt.Errorf("%w: %w", pipeline.ErrStateExists, err)
+	}
+	return err
+}
+
+func (a stateStore) Get(ctx context.Context, key string) ([]byte, error) {
+	r, err := a.s.Get(ctx, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", pipeline.ErrStateNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s/%s: %w", a.s, key, err)
+	}
+	return b, nil
+}
+
+func (a stateStore) List(ctx context.Context, prefix string) ([]string, error) {
+	infos, err := a.s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(infos))
+	for i, in := range infos {
+		keys[i] = in.Key
+	}
+	return keys, nil
+}
+
+func (a stateStore) Delete(ctx context.Context, key string) error { return a.s.Delete(ctx, key) }
+
+func (a stateStore) String() string { return a.s.String() }
