@@ -311,3 +311,33 @@ func caseLegacy(ctx context.Context, store StateStore) error {
 	}
 	return nil
 }
+
+// KeyLogLoad drives the key log of one open window as a worker does, for
+// benchmarks of a StateStore: checkpoints times, keysPerCheckpoint new dedup
+// keys (spilled as runs when they pass keyLogSpill), then a checkpoint
+// naming the window's runs (merged as keyRunFanout says). The store is
+// used from its first checkpoint on; the partition's objects are left.
+func KeyLogLoad(ctx context.Context, store StateStore, part string, keysPerCheckpoint, checkpoints int) error {
+	s, err := NewCheckpoints(ctx, store)
+	if err != nil {
+		return err
+	}
+	p := s.partition(PartitionID{Source: part})
+	l := p.newKeyLog(0)
+	next := 0
+	for c := range checkpoints {
+		for range keysPerCheckpoint {
+			l.add(caseKey(next))
+			next++
+			if l.full() {
+				if _, err := l.flush(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		if err := caseCheckpoint(ctx, p, l, int64(c+1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
