@@ -283,7 +283,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	// run killed before its first checkpoint resumes.
 	var ckpt *pipeline.Checkpoints
 	if cfg.StateDir != "" {
-		store, err := openStateStore(ctx, cfg)
+		store, err := openStateStore(ctx, cfg, log)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/objstore"
 )
@@ -25,8 +27,12 @@ func isURL(path string) bool { return strings.Contains(path, "://") }
 // openStateStore opens the store state_dir names. An s3:// store is first
 // checked to honour conditional writes, which keep two writers from both
 // writing one checkpoint.
-func openStateStore(ctx context.Context, cfg *Config) (pipeline.StateStore, error) {
-	s, err := objstore.Open(cfg.StateDir, cfg.Storage)
+// Each retry of a transient failure is logged, so that an outage of the
+// store shows in the log while the run waits it out.
+func openStateStore(ctx context.Context, cfg *Config, log *zap.Logger) (pipeline.StateStore, error) {
+	s, err := objstore.Open(cfg.StateDir, cfg.Storage, objstore.OnRetry(func(op string, err error) {
+		log.Warn("state_dir: retrying a failed request within storage.s3.retry_budget", zap.String("op", op), zap.Error(err))
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"go.uber.org/zap"
 	"time"
 
 	"github.com/mya/deid/internal/s3test"
@@ -49,7 +51,7 @@ func BenchmarkKeyLog(b *testing.B) {
 					open = func(int) pipeline.StateStore {
 						cfg := defaultConfig()
 						cfg.StateDir = b.TempDir()
-						s, err := openStateStore(context.Background(), &cfg)
+						s, err := openStateStore(context.Background(), &cfg, zap.NewNop())
 						if err != nil {
 							b.Fatal(err)
 						}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"go.uber.org/zap"
+
 	"github.com/mya/deid/internal/s3test"
 	"github.com/mya/deid/pipeline"
 )
@@ -15,7 +17,7 @@ func stateStores() map[string]func(t *testing.T) pipeline.StateStore {
 		"local": func(t *testing.T) pipeline.StateStore {
 			cfg := defaultConfig()
 			cfg.StateDir = t.TempDir()
-			s, err := openStateStore(context.Background(), &cfg)
+			s, err := openStateStore(context.Background(), &cfg, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,7 +37,7 @@ func openS3State(t testing.TB, srv *s3test.Server, url string) pipeline.StateSto
 	cfg := defaultConfig()
 	cfg.StateDir = url
 	cfg.Storage.S3.Endpoint, cfg.Storage.S3.ForcePathStyle = srv.Endpoint, true
-	s, err := openStateStore(context.Background(), &cfg)
+	s, err := openStateStore(context.Background(), &cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
