@@ -255,7 +255,7 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 				_ = s.sign(context.WithoutCancel(ctx), dir, theirSum)
 			}
 		}
-		return ErrPublished
+		return fmt.Errorf("%w: %w", ErrPublished, pipeline.ErrCommittedElsewhere)
 	}
 	if err != nil {
 		// A manifest in place is a commit, durable or not: keep its data.
