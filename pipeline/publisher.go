@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -166,7 +167,14 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 		if err != nil {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
 		}
-		if err := p.st.Datasets.Commit(ctx, out); err != nil {
+		err = p.st.Datasets.Commit(ctx, out)
+		if errors.Is(err, ErrCommittedElsewhere) {
+			// Another writer committed the window first: it is published,
+			// by them, and never rewritten.
+			p.summary.CommittedElsewhere = append(p.summary.CommittedElsewhere, WindowSummary{Dataset: spec.Name, Window: pw.w})
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
 		}
 		p.stats.Windows.Add(1)

@@ -82,6 +82,9 @@ type Summary struct {
 	Partitions []PartitionAccounting
 	// Windows holds every dataset window published by this run, in order.
 	Windows []WindowSummary
+	// CommittedElsewhere holds the windows another writer committed first
+	// (ErrCommittedElsewhere), in order.
+	CommittedElsewhere []WindowSummary
 }
 
 // Option configures Run with what code injects.

@@ -71,12 +71,14 @@ type Config struct {
 	// heap nears it, so that resident memory follows the live state rather
 	// than twice it. 0 leaves Go's default (no limit, or GOMEMLIMIT).
 	MemoryLimit byteSize `yaml:"memory_limit"`
+	// Storage says how to reach an out, state_dir (or anchors.file) given as an
+	// s3://bucket/prefix URL: endpoint, region, addressing, retries.
+	// Operational, not policy: where the bytes go, never what they are.
+	// Credentials come only from the standard AWS chain.
+	Storage objstore.Config `yaml:"storage"`
 	// StopAtEnd ends a Kafka run at the high-water marks seen at start
 	// (--stop-at-end; for bounded runs and benchmarks).
 	StopAtEnd bool `yaml:"-"`
-	// Storage configures object storage, for a state_dir (or out) given as
-	// s3://bucket/prefix.
-	Storage objstore.Config `yaml:"storage"`
 }
 
 // SecretsConfig says where secrets come from: a file or an environment
@@ -149,19 +151,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	// Object storage is not written yet: a URL taken for a local path would
-	// put the output in a directory named "s3:" on this machine.
-	for _, d := range []struct{ key, path string }{{"out", c.Out}, {"anchors.file", c.Anchors.File}} {
-		if strings.Contains(d.path, "://") {
-			errs = append(errs, fmt.Errorf("%s: %q is a URL; object storage is not supported yet — give a local directory (a mounted volume works)", d.key, d.path))
-		}
+	// out, state_dir and anchors.file may be s3://bucket/prefix URLs.
+	for _, d := range []struct{ key, path string }{{"out", c.Out}, {"state_dir", c.StateDir}, {"anchors.file", c.Anchors.File}} {
+		add(checkStorageURL(d.key, d.path))
 	}
-	if isURL(c.StateDir) {
-		if _, _, err := objstore.ParseS3URL(c.StateDir); err != nil {
-			errs = append(errs, fmt.Errorf("state_dir: %s; give a local directory or s3://bucket/prefix", strings.TrimPrefix(err.Error(), "objstore: ")))
-		}
-		add(c.Storage.Validate())
-	}
+	add(c.Storage.Validate())
 	switch c.Mode {
 	case modeFile:
 		add(c.Input.Validate())

@@ -12,9 +12,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/claim"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/deadletter"
 	"github.com/mya/deid/sinks/exclusions"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
 	"github.com/mya/deid/transforms/agegate"
@@ -163,16 +165,40 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		}
 		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
 	}
+	// The output's store: on object storage, first checked to honour
+	// conditional writes, which its lock and every commit rely on.
+	outStore, err := openStore(ctx, cfg.Storage, "out", cfg.Out)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	// The state directory's store (a directory or s3://), probed likewise.
+	var stateObjs objstore.Store
+	if cfg.StateDir != "" {
+		if stateObjs, err = openStateObjects(ctx, cfg, log); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
 	// Nothing is read or written before the state directory and the output
 	// are locked, and bound to this key and policy (contract §9).
-	cl, err := claimDirs(cfg, key)
+	cl, err := claimDirs(ctx, cfg, key, outStore, stateObjs)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer cl.release()
+	// A run whose lease on the output another process took over stops
+	// writing there, and fails.
+	ctx, cancelLost := context.WithCancelCause(ctx)
+	defer cancelLost(nil)
+	go func() {
+		select {
+		case <-cl.lost():
+			cancelLost(cl.lostErr())
+		case <-ctx.Done():
+		}
+	}()
 	resuming := cl.resuming
 	// Events of a window an earlier run published are late.
-	frontier, err := publishedFrontier(cfg.Out)
+	frontier, err := publishedFrontier(ctx, outStore)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -184,7 +210,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		log.Info("soft memory limit set", zap.Stringer("memory_limit", cfg.MemoryLimit))
 	}
 	stats := &pipeline.Stats{}
-	b := &builder{cfg: cfg, key: key, log: log, stats: stats}
+	b := &builder{cfg: cfg, key: key, log: log, stats: stats, out: outStore, state: stateObjs}
 	defer b.close()
 	st, err := b.stages(ctx)
 	if err != nil {
@@ -218,11 +244,14 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		}
 	}()
 	start := time.Now()
-	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats))
+	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats), pipeline.WithClock(processingClock))
 	// A stop signal is a graceful stop in file mode too (contract §9): the
 	// workers stopped reading and checkpointed, and the run exits 0. Only
 	// the stop itself counts: any other failure is still an error.
 	stopped := err != nil && summary != nil && ctx.Err() != nil && err == ctx.Err()
+	if cause := context.Cause(ctx); (cl.lease != nil || cl.stateLease != nil) && errors.Is(cause, claim.ErrLeaseLost) {
+		return cause
+	}
 	if err != nil && !stopped {
 		return err
 	}
@@ -233,6 +262,10 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		if cerr := b.consentErr(); cerr != nil {
 			return fmt.Errorf("consent: %w", cerr)
 		}
+	}
+	for _, w := range summary.CommittedElsewhere {
+		log.Info("window already committed by another writer: it stays as that writer committed it",
+			zap.String("dataset", w.Dataset), zap.Time("window_start", time.UnixMicro(w.Window.Start).UTC()), zap.Time("window_end", time.UnixMicro(w.Window.End).UTC()))
 	}
 	elapsed := time.Since(start)
 	var read int64
@@ -255,7 +288,11 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 // builder builds every stage of a run from the config, and keeps what must
 // be closed at the end.
 type builder struct {
-	cfg     *Config
+	cfg *Config
+	// out is the output's store (a directory or s3://bucket/prefix).
+	out objstore.Store
+	// state is the state directory's store, nil without one.
+	state   objstore.Store
 	key     []byte
 	log     *zap.Logger
 	stats   *pipeline.Stats
@@ -283,11 +320,8 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	// run killed before its first checkpoint resumes.
 	var ckpt *pipeline.Checkpoints
 	if cfg.StateDir != "" {
-		store, err := openStateStore(ctx, cfg, log)
-		if err != nil {
-			return nil, err
-		}
-		if ckpt, err = pipeline.NewCheckpoints(ctx, store); err != nil {
+		var err error
+		if ckpt, err = pipeline.NewCheckpoints(ctx, stateStore{b.state}); err != nil {
 			return nil, err
 		}
 	}
@@ -328,7 +362,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
-	datasets, err := parquet.New(pq, parquet.WithSigner(signer), parquet.WithAnchors(anch))
+	datasets, err := parquet.New(pq, parquet.WithStore(b.out), parquet.WithSigner(signer), parquet.WithAnchors(anch))
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +372,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	ex := cfg.Exclusions
 	ex.Dir = cfg.Out
-	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer), exclusions.WithAnchors(anch))
+	excl, err := exclusions.New(ex, exclusions.WithStore(b.out), exclusions.WithDatasets(specs...), exclusions.WithSigner(signer), exclusions.WithAnchors(anch), exclusions.WithClock(processingClock))
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +410,13 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	dl := deadletter.DefaultConfig()
 	dl.Dir = cfg.Out
 	dl.KeepPayload = cfg.DeadLetters.KeepPayload
-	if st.DeadLetters, err = deadletter.New(dl, deadletter.WithExcluded(consentExcluded(cons))); err != nil {
+	dlOpts := []deadletter.Option{deadletter.WithExcluded(consentExcluded(cons))}
+	if isURL(cfg.Out) {
+		// A directory's dead-letter files are appended to; an object is
+		// stored whole at each flush, with the same bytes.
+		dlOpts = append(dlOpts, deadletter.WithStore(b.out))
+	}
+	if st.DeadLetters, err = deadletter.New(dl, dlOpts...); err != nil {
 		return nil, err
 	}
 	logKeepPayload(log, cfg.DeadLetters.KeepPayload)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -20,16 +19,12 @@ type stateStore struct {
 	s objstore.Store
 }
 
-// isURL tells whether a state_dir or out names object storage rather than
-// a local directory.
-func isURL(path string) bool { return strings.Contains(path, "://") }
-
-// openStateStore opens the store state_dir names. An s3:// store is first
-// checked to honour conditional writes, which keep two writers from both
-// writing one checkpoint.
-// Each retry of a transient failure is logged, so that an outage of the
-// store shows in the log while the run waits it out.
-func openStateStore(ctx context.Context, cfg *Config, log *zap.Logger) (pipeline.StateStore, error) {
+// openStateObjects opens the store state_dir names. An s3:// store is
+// first checked to honour conditional writes, which its lease, its binding
+// and its checkpoints (never written twice) rely on. Each retry of a
+// transient failure is logged, so that an outage of the store shows in the
+// log while the run waits it out.
+func openStateObjects(ctx context.Context, cfg *Config, log *zap.Logger) (objstore.Store, error) {
 	s, err := objstore.Open(cfg.StateDir, cfg.Storage, objstore.OnRetry(func(op string, err error) {
 		log.Warn("state_dir: retrying a failed request within storage.s3.retry_budget", zap.String("op", op), zap.Error(err))
 	}))
@@ -41,7 +36,7 @@ func openStateStore(ctx context.Context, cfg *Config, log *zap.Logger) (pipeline
 			return nil, fmt.Errorf("state_dir: %w", err)
 		}
 	}
-	return stateStore{s}, nil
+	return s, nil
 }
 
 func (a stateStore) Put(ctx context.Context, key string, data []byte, createOnly bool) error {

@@ -51,11 +51,11 @@ func BenchmarkKeyLog(b *testing.B) {
 					open = func(int) pipeline.StateStore {
 						cfg := defaultConfig()
 						cfg.StateDir = b.TempDir()
-						s, err := openStateStore(context.Background(), &cfg, zap.NewNop())
+						s, err := openStateObjects(context.Background(), &cfg, zap.NewNop())
 						if err != nil {
 							b.Fatal(err)
 						}
-						return s
+						return stateStore{s}
 					}
 				case "s3":
 					srv := s3test.Require(b)

@@ -17,11 +17,11 @@ func stateStores() map[string]func(t *testing.T) pipeline.StateStore {
 		"local": func(t *testing.T) pipeline.StateStore {
 			cfg := defaultConfig()
 			cfg.StateDir = t.TempDir()
-			s, err := openStateStore(context.Background(), &cfg, zap.NewNop())
+			s, err := openStateObjects(context.Background(), &cfg, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
 			}
-			return s
+			return stateStore{s}
 		},
 		"s3": func(t *testing.T) pipeline.StateStore {
 			srv := s3test.Require(t)
@@ -37,11 +37,11 @@ func openS3State(t testing.TB, srv *s3test.Server, url string) pipeline.StateSto
 	cfg := defaultConfig()
 	cfg.StateDir = url
 	cfg.Storage.S3.Endpoint, cfg.Storage.S3.ForcePathStyle = srv.Endpoint, true
-	s, err := openStateStore(context.Background(), &cfg, zap.NewNop())
+	s, err := openStateObjects(context.Background(), &cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return stateStore{s}
 }
 
 // TestStateStores runs the checkpoint store's conformance suite over each

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mya/deid/sinks/anchors"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/signing"
 )
 
@@ -58,6 +59,10 @@ func (c Config) Validate() error {
 
 // Option customizes a Sink with something code injects.
 type Option func(*Sink)
+
+// WithStore writes the output to st (a directory or s3://bucket/prefix)
+// instead of the directory cfg.Dir.
+func WithStore(st objstore.Store) Option { return func(s *Sink) { s.st = st } }
 
 // WithSigner signs every manifest the sink commits with signer: a detached
 // signature, _manifest.json.sig, is written beside the manifest before the
