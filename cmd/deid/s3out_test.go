@@ -259,3 +259,30 @@ func TestTwoRunsOnOneS3OutputCommitEachWindowOnce(t *testing.T) {
 		t.Errorf("the s3:// output after two runs is not one run's (-one run +s3):\n%s", diff)
 	}
 }
+
+// TestARunRefusesAnS3StoreThatIgnoresConditionalWrites: behind a store that
+// drops If-None-Match, two writers could both commit a window; deid run
+// refuses to start there, exit 2, naming the store, having written nothing.
+func TestARunRefusesAnS3StoreThatIgnoresConditionalWrites(t *testing.T) {
+	srv := s3test.Require(t)
+	proxy := srv.IgnoreIfNoneMatch(t)
+	srv.Setenv(t)
+	cfg := filepath.Join(t.TempDir(), "deid.yaml")
+	yaml := "storage:\n  s3:\n    endpoint: " + proxy.Endpoint + "\n    region: " + s3test.Region + "\n    force_path_style: true\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, settings := s3Sample(t)
+	out := "s3://" + srv.Bucket(t) + "/out"
+	code, stdout, stderr := deidExit("run", "--config", cfg, "--input", in, "--settings", settings, "--out", out)
+	want := "out: objstore: " + out + " does not honour conditional writes (If-None-Match); deid cannot commit windows safely there"
+	if code != 2 || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d, want 2 saying %q\n%s\n%s", code, want, stdout, stderr)
+	}
+	if proxy.Stripped() == 0 {
+		t.Error("the run sent no conditional write through the proxy: the refusal was not the probe's")
+	}
+	if got := storeObjects(t, openTestStore(t, srv, out)); len(got) != 0 {
+		t.Errorf("the refused run left %v", objectKeys(got))
+	}
+}
