@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"maps"
@@ -285,4 +286,39 @@ func TestARunRefusesAnS3StoreThatIgnoresConditionalWrites(t *testing.T) {
 	if got := storeObjects(t, openTestStore(t, srv, out)); len(got) != 0 {
 		t.Errorf("the refused run left %v", objectKeys(got))
 	}
+}
+
+// TestAnS3OutputIsBoundToItsKeyAndStateDirectory: an s3:// output written
+// with a state directory refuses a run with another state directory or
+// another pseudonym key, exit 2, saying what differs, and a refused run
+// binds nothing (its new state directory stays unbound); the run that wrote
+// it resumes.
+func TestAnS3OutputIsBoundToItsKeyAndStateDirectory(t *testing.T) {
+	srv := s3test.Require(t)
+	cfg := s3Config(t, srv)
+	in, settings := s3Sample(t)
+	out := "s3://" + srv.Bucket(t) + "/out"
+	stateA, stateB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	args := func(state string) []string {
+		return []string{"run", "--config", cfg, "--input", in, "--settings", settings, "--out", out, "--state-dir", state}
+	}
+	t.Setenv("DEID_PSEUDONYM_KEY", "0123456789abcdef0123456789abcdef")
+	deid(t, args(stateA)...)
+
+	code, _, stderr := deidExit(args(stateB)...)
+	// A new state directory starts a file-mode run over, which an output
+	// already written refuses (as a directory does).
+	if code != 2 || !strings.Contains(stderr, "out: "+out+" is not empty (it holds _deid_binding.json)") {
+		t.Fatalf("another state directory: exit %d, want 2 saying the output is begun\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(stateB, stateBindingName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused run bound its state directory: %v", err)
+	}
+	t.Setenv("DEID_PSEUDONYM_KEY", "fedcba9876543210fedcba9876543210")
+	code, _, stderr = deidExit(args(stateA)...)
+	if code != 2 || !strings.Contains(stderr, "is bound to another pseudonym key") {
+		t.Fatalf("another key: exit %d, want 2 saying so\n%s", code, stderr)
+	}
+	t.Setenv("DEID_PSEUDONYM_KEY", "0123456789abcdef0123456789abcdef")
+	deid(t, args(stateA)...)
 }
