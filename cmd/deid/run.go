@@ -281,9 +281,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 // builder builds every stage of a run from the config, and keeps what must
 // be closed at the end.
 type builder struct {
-	cfg *Config
-	// out is the output's store (a directory or s3://bucket/prefix).
-	out     objstore.Store
+	cfg     *Config
 	key     []byte
 	log     *zap.Logger
 	stats   *pipeline.Stats
@@ -296,6 +294,8 @@ type builder struct {
 	consentErr func() error
 	// counts are the stages' own counts that /metrics exports.
 	counts stageCounts
+	// out is the output's store (a directory or s3://bucket/prefix).
+	out objstore.Store
 }
 
 func (b *builder) close() {
