@@ -204,6 +204,9 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	}
 	stats := &pipeline.Stats{}
 	b := &builder{cfg: cfg, key: key, log: log, stats: stats, out: outStore}
+	if cl.lease != nil {
+		b.fence = cl.lease.Check
+	}
 	defer b.close()
 	st, err := b.stages(ctx)
 	if err != nil {
@@ -296,6 +299,9 @@ type builder struct {
 	counts stageCounts
 	// out is the output's store (a directory or s3://bucket/prefix).
 	out objstore.Store
+	// fence, for an s3:// output, checks its lease before each window's
+	// manifest.
+	fence func(ctx context.Context) error
 }
 
 func (b *builder) close() {
@@ -353,7 +359,11 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
-	datasets, err := parquet.New(pq, parquet.WithStore(b.out), parquet.WithSigner(signer), parquet.WithAnchors(anch))
+	pqOpts := []parquet.Option{parquet.WithStore(b.out), parquet.WithSigner(signer), parquet.WithAnchors(anch)}
+	if b.fence != nil {
+		pqOpts = append(pqOpts, parquet.WithFence(b.fence))
+	}
+	datasets, err := parquet.New(pq, pqOpts...)
 	if err != nil {
 		return nil, err
 	}

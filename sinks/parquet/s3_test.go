@@ -89,3 +89,23 @@ func TestTwoWritersRacingOnOneWindowOnS3CommitItOnce(t *testing.T) {
 		t.Errorf("Published: %v, %v", ok, err)
 	}
 }
+
+// TestAFenceThatFailsStopsTheManifest: a writer whose lease was taken over
+// (its fence fails) writes no manifest, and the window stays unpublished.
+func TestAFenceThatFailsStopsTheManifest(t *testing.T) {
+	lost := errors.New("lease lost")
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	s, err := New(cfg, WithFence(func(context.Context) error { return lost }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := testOutput(testRows())
+	if err := s.Commit(context.Background(), out); !errors.Is(err, lost) {
+		t.Fatalf("commit: %v, want the fence's error", err)
+	}
+	if ok, err := s.Published(out.Spec.Name, out.Window); ok || err != nil {
+		t.Errorf("published %v (%v) after the fence failed", ok, err)
+	}
+}
