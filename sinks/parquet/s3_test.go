@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mya/deid/internal/s3test"
 	"github.com/mya/deid/pipeline"
@@ -23,12 +24,24 @@ func TestTwoWritersRacingOnOneWindowOnS3CommitItOnce(t *testing.T) {
 	srv.Setenv(t)
 	cfg := objstore.DefaultConfig()
 	cfg.S3.Endpoint, cfg.S3.ForcePathStyle = srv.Endpoint, true
+	cfg.S3.RequestTimeout, cfg.S3.RetryBudget = 20*time.Second, 20*time.Second
 	url := "s3://" + srv.Bucket(t) + "/out"
 	const writers = 4
 	sinks := make([]*Sink, writers)
-	// Every writer stops before its manifest until all are there.
-	var ready sync.WaitGroup
-	ready.Add(writers)
+	// Every writer stops before its manifest until all are there (or
+	// have failed before it, or 20 seconds have passed).
+	var (
+		mu      sync.Mutex
+		arrived int
+		all     = make(chan struct{})
+	)
+	arrive := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if arrived++; arrived == writers {
+			close(all)
+		}
+	}
 	for i := range sinks {
 		st, err := objstore.NewS3(url, cfg)
 		if err != nil {
@@ -41,8 +54,12 @@ func TestTwoWritersRacingOnOneWindowOnS3CommitItOnce(t *testing.T) {
 		}
 		sinks[i].hook = func(step string) error {
 			if step == "manifest" {
-				ready.Done()
-				ready.Wait()
+				arrive()
+				select {
+				case <-all:
+				case <-time.After(20 * time.Second):
+					return errors.New("the other writers did not reach their manifests within 20s")
+				}
 			}
 			return nil
 		}
@@ -55,6 +72,9 @@ func TestTwoWritersRacingOnOneWindowOnS3CommitItOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			errs[i] = s.Commit(context.Background(), out)
+			if errs[i] != nil && !errors.Is(errs[i], pipeline.ErrCommittedElsewhere) {
+				arrive() // failed before its manifest: do not hold the others
+			}
 		}()
 	}
 	wg.Wait()
