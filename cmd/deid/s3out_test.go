@@ -188,6 +188,14 @@ func TestS3OutputIsTheLocalOutputByteForByte(t *testing.T) {
 	if !strings.Contains(vout, anchorLog) {
 		t.Errorf("verify's report does not name the anchor log %s:\n%s", anchorLog, vout)
 	}
+	// deid report writes its page from it, naming the URL.
+	html := filepath.Join(t.TempDir(), "report.html")
+	code, rout, rerr := deidExit("report", out, "--config", cfg, "--html", html)
+	page, _ := os.ReadFile(html)
+	if code != 0 || !strings.Contains(rout, "wrote "+html) || !strings.Contains(string(page), out) || strings.Contains(string(page), "deid-verify-") {
+		t.Errorf("report %s: exit %d, the page names the URL %v and not its copy %v\n%s\n%s", out, code,
+			strings.Contains(string(page), out), !strings.Contains(string(page), "deid-verify-"), rout, rerr)
+	}
 	// And deid exclusions reads it too.
 	code, eout, eerr := deidExit("exclusions", out, "--config", cfg, "--workspace", "ws-0001")
 	if code != 0 || !strings.Contains(eout, "Workspace ws-0001 in "+out) {
