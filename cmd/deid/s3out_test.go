@@ -330,3 +330,54 @@ func TestAnS3OutputIsBoundToItsKeyAndStateDirectory(t *testing.T) {
 	t.Setenv("DEID_PSEUDONYM_KEY", "0123456789abcdef0123456789abcdef")
 	deid(t, args(stateA)...)
 }
+
+// TestARunWhoseS3LeaseIsTakenOverCommitsNoWindow: while a run reads its
+// input, another process takes its lease over (a lock object of the next
+// generation appears, as a taker of a lease it found stale writes); the
+// run's fence finds it before the first window's manifest, and the run
+// fails, naming the takeover, having committed no window.
+func TestARunWhoseS3LeaseIsTakenOverCommitsNoWindow(t *testing.T) {
+	srv := s3test.Require(t)
+	cfg := s3Config(t, srv)
+	g := gen.DefaultConfig()
+	g.Seed, g.Events, g.Partitions, g.Workspaces = 5, 30000, 2, 100
+	in := filepath.Join(t.TempDir(), "in")
+	if _, err := gen.WriteFiles(in, g); err != nil {
+		t.Fatal(err)
+	}
+	out := "s3://" + srv.Bucket(t) + "/out"
+	st := openTestStore(t, srv, out)
+	ctx := context.Background()
+
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, so, se := deidExit("run", "--config", cfg, "--input", in, "--settings", filepath.Join(in, gen.SettingsFileName), "--out", out)
+		done <- result{code, so, se}
+	}()
+	first := outLockName + "/00000000000000000001"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if ok, _ := objstore.Exists(ctx, st, first); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run took no lease within 30s")
+		}
+	}
+	taker := `{"pid":1,"host":"other","since":"2026-12-03T00:00:00Z","generation":2,"heartbeat":"2026-12-03T00:00:00Z"}` + "\n"
+	if err := st.Put(ctx, outLockName+"/00000000000000000002", strings.NewReader(taker), objstore.PutOptions{IfNotExists: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.code == 0 || !strings.Contains(r.stderr, "generation 2 took the lock over from this process's generation 1") {
+		t.Fatalf("exit %d, want a failure naming the takeover\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for k := range storeObjects(t, st) {
+		if strings.HasSuffix(k, "/_manifest.json") {
+			t.Errorf("the run committed %s after its lease was taken over", k)
+		}
+	}
+}
