@@ -175,13 +175,14 @@ func (c *claimed) bind(ctx context.Context, cfg *Config, key []byte) error {
 		}
 	}
 	if c.out != nil {
-		// The state directory first, as below.
-		if writeState {
-			if err := c.writeStateBinding(ctx, cfg, want); err != nil {
-				return err
+		// The state directory is bound after the output's checks, before
+		// the output's binding, as below.
+		return c.bindStore(ctx, cfg, want, func() error {
+			if !writeState {
+				return nil
 			}
-		}
-		return c.bindStore(ctx, cfg, want)
+			return c.writeStateBinding(ctx, cfg, want)
+		})
 	}
 	if !c.resuming && cfg.Mode == modeFile {
 		if err := checkOutDir(cfg.Out); err != nil {
@@ -269,8 +270,9 @@ func (c *claimed) writeStateBinding(ctx context.Context, cfg *Config, want *clai
 // bindStore checks and writes the binding of an output on object storage,
 // as bind does a directory's; the binding is created with a conditional
 // create, so that of two runs binding a new output one binding is written
-// and the other run is checked against it.
-func (c *claimed) bindStore(ctx context.Context, cfg *Config, want *claim.Binding) error {
+// and the other run is checked against it. bindState, called once every
+// check of the output has passed, binds the state directory.
+func (c *claimed) bindStore(ctx context.Context, cfg *Config, want *claim.Binding, bindState func() error) error {
 	st := c.out
 	have, ok, err := claim.ReadObject(ctx, st, outBindingName)
 	switch {
@@ -280,13 +282,19 @@ func (c *claimed) bindStore(ctx context.Context, cfg *Config, want *claim.Bindin
 		if !c.resuming && cfg.Mode == modeFile {
 			return storeOnlyClaimObjects(ctx, st, "")
 		}
-		return claim.Check("out", st.String(), have, want)
+		if err := claim.Check("out", st.String(), have, want); err != nil {
+			return err
+		}
+		return bindState()
 	}
 	why := "no binding to a pseudonym key and policy, so this deid did not write it and will not add to it; name a new out"
 	if !c.resuming && cfg.Mode == modeFile {
 		why = ""
 	}
 	if err := storeOnlyClaimObjects(ctx, st, why); err != nil {
+		return err
+	}
+	if err := bindState(); err != nil {
 		return err
 	}
 	have, created, err := claim.CreateObject(ctx, st, outBindingName, want)

@@ -211,6 +211,9 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	}
 	stats := &pipeline.Stats{}
 	b := &builder{cfg: cfg, key: key, log: log, stats: stats, out: outStore, state: stateObjs}
+	if cl.lease != nil {
+		b.fence = cl.lease.Check
+	}
 	defer b.close()
 	st, err := b.stages(ctx)
 	if err != nil {
@@ -288,11 +291,7 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 // builder builds every stage of a run from the config, and keeps what must
 // be closed at the end.
 type builder struct {
-	cfg *Config
-	// out is the output's store (a directory or s3://bucket/prefix).
-	out objstore.Store
-	// state is the state directory's store, nil without one.
-	state   objstore.Store
+	cfg     *Config
 	key     []byte
 	log     *zap.Logger
 	stats   *pipeline.Stats
@@ -305,6 +304,13 @@ type builder struct {
 	consentErr func() error
 	// counts are the stages' own counts that /metrics exports.
 	counts stageCounts
+	// out is the output's store (a directory or s3://bucket/prefix).
+	out objstore.Store
+	// fence, for an s3:// output, checks its lease before each window's
+	// manifest.
+	fence func(ctx context.Context) error
+	// state is the state directory's store, nil without one.
+	state objstore.Store
 }
 
 func (b *builder) close() {
@@ -362,7 +368,11 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
-	datasets, err := parquet.New(pq, parquet.WithStore(b.out), parquet.WithSigner(signer), parquet.WithAnchors(anch))
+	pqOpts := []parquet.Option{parquet.WithStore(b.out), parquet.WithSigner(signer), parquet.WithAnchors(anch)}
+	if b.fence != nil {
+		pqOpts = append(pqOpts, parquet.WithFence(b.fence))
+	}
+	datasets, err := parquet.New(pq, pqOpts...)
 	if err != nil {
 		return nil, err
 	}

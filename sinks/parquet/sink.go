@@ -53,6 +53,9 @@ type Sink struct {
 	// signer, when set, signs every manifest (WithSigner).
 	signer signing.Signer
 
+	// fence, when set, is checked before each manifest (WithFence).
+	fence func(ctx context.Context) error
+
 	// hook, when set (tests), is called before each step of a commit
 	// ("data": renaming the data file; "manifest": publishing the
 	// manifest) and fails the commit with the error it returns.
@@ -237,6 +240,11 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	}
 	if err := s.step("manifest"); err != nil {
 		return err
+	}
+	if s.fence != nil {
+		if err := s.fence(ctx); err != nil {
+			return err
+		}
 	}
 	err = s.st.Put(ctx, manifestKey, bytes.NewReader(b), objstore.PutOptions{IfNotExists: true})
 	if errors.Is(err, objstore.ErrExists) {
