@@ -44,6 +44,17 @@ const (
 // different partitions; each partition's objects are its worker's alone.
 type Checkpoints struct {
 	store StateStore
+	// fence, when set, is checked before every checkpoint is written: it
+	// fails once another process has taken the state over.
+	fence func(context.Context) error
+}
+
+// WithFence makes every checkpoint check fence first (the lease of a state
+// store without a file lock), so that a process another one took the state
+// over from writes no checkpoint more. It returns s.
+func (s *Checkpoints) WithFence(fence func(context.Context) error) *Checkpoints {
+	s.fence = fence
+	return s
 }
 
 // NewCheckpoints returns the checkpoint store over store. It refuses a
@@ -279,6 +290,11 @@ func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, error
 	b, err := encode(cp)
 	if err != nil {
 		return 0, err
+	}
+	if p.s.fence != nil {
+		if err := p.s.fence(ctx); err != nil {
+			return 0, fmt.Errorf("checkpoints: %w", err)
+		}
 	}
 	// Create-only: a checkpoint is never rewritten, so a second writer of
 	// the partition is refused rather than overwriting this one's.

@@ -28,6 +28,7 @@ func StateStoreCases() []StateStoreCase {
 		{"a checkpoint interrupted half-way resumes from the last complete one", caseInterrupted},
 		{"a checkpoint is never overwritten: a second writer of the same one is refused", caseSecondWriter},
 		{"a checkpoint whose dedup keys are missing is refused as damaged", caseMissingRun},
+		{"a fenced-off process writes no checkpoint", caseFence},
 		{"the publish intent is replaced whole", caseIntent},
 		{"checkpoints of format 4 are refused by name", caseLegacy},
 	}
@@ -257,6 +258,22 @@ func caseMissingRun(ctx context.Context, store StateStore) error {
 	_, _, err = caseLoad(ctx, store)
 	if err == nil || !strings.Contains(err.Error(), "damaged") {
 		return fmt.Errorf("a checkpoint with a run missing: %v; want it refused as damaged", err)
+	}
+	return nil
+}
+
+func caseFence(ctx context.Context, store StateStore) error {
+	s, err := NewCheckpoints(ctx, store)
+	if err != nil {
+		return err
+	}
+	taken := errors.New("taken over")
+	s.WithFence(func(context.Context) error { return taken })
+	if _, err := s.partition(caseID).save(ctx, &checkpoint{Partition: caseID, Next: 1}); !errors.Is(err, taken) {
+		return fmt.Errorf("a checkpoint past a failing fence: %v; want the fence's error", err)
+	}
+	if keys, err := store.List(ctx, checkpointsDir); err != nil || len(keys) != 0 {
+		return fmt.Errorf("a fenced-off checkpoint left %v (%v); want nothing", keys, err)
 	}
 	return nil
 }

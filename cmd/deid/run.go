@@ -214,6 +214,9 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	if cl.lease != nil {
 		b.fence = cl.lease.Check
 	}
+	if cl.stateLease != nil {
+		b.stateFence = cl.stateLease.Check
+	}
 	defer b.close()
 	st, err := b.stages(ctx)
 	if err != nil {
@@ -311,6 +314,9 @@ type builder struct {
 	fence func(ctx context.Context) error
 	// state is the state directory's store, nil without one.
 	state objstore.Store
+	// stateFence, for an s3:// state_dir, checks its lease before each
+	// checkpoint.
+	stateFence func(ctx context.Context) error
 }
 
 func (b *builder) close() {
@@ -329,6 +335,9 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 		var err error
 		if ckpt, err = pipeline.NewCheckpoints(ctx, stateStore{b.state}); err != nil {
 			return nil, err
+		}
+		if b.stateFence != nil {
+			ckpt.WithFence(b.stateFence)
 		}
 	}
 	cons, err := consent.New(cfg.Consent, b.key)
