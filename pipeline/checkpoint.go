@@ -2,37 +2,76 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 )
 
-// checkpointVersion is the format version of checkpoint files.
-const checkpointVersion = 4
+// checkpointVersion is the format version of checkpoints. Format 5 keeps
+// them as immutable objects in a StateStore (checkpoints/<partition>/), the
+// dedup keys as runs beside them; format 4 overwrote partitions/<partition>.ckpt
+// and appended keys to a file per window, which this deid refuses.
+const checkpointVersion = 5
+
+// The layout of a state store:
+//
+//	checkpoints/<partition>/<seq>.ckpt                 a checkpoint, never rewritten
+//	checkpoints/<partition>/keys/<window start>/<seq>-<n>.keys   a run of dedup keys (keylog.go)
+//	publish.intent                                     the publisher's intent
+//
+// <seq> is the checkpoint's sequence number, 16 digits so that names sort
+// as numbers. A checkpoint is written after every object it names and with
+// a create-only put; once it is durable, the older checkpoints and the runs
+// no checkpoint names any more are deleted. A restart takes the newest
+// checkpoint, and deletes whatever a crash left after it (runs of a
+// checkpoint never written).
+const (
+	checkpointsDir = "checkpoints/"
+	checkpointExt  = ".ckpt"
+	keysDir        = "keys/"
+	intentKey      = "publish.intent"
+	legacyStateDir = "partitions/"
+	seqDigits      = 16
+)
 
 // Checkpoints persists each partition's state with its input position, and
-// the publisher's intent, under a state directory. Every file is written to
-// a temporary name, fsynced and renamed into place: a checkpoint is either
-// the old one or the new one, never half of each. Safe for concurrent use
-// by different partitions.
+// the publisher's intent, in a StateStore. Safe for concurrent use by
+// different partitions; each partition's objects are its worker's alone.
 type Checkpoints struct {
-	dir string
+	store StateStore
+	// fence, when set, is checked before every checkpoint is written: it
+	// fails once another process has taken the state over.
+	fence func(context.Context) error
 }
 
-// NewCheckpoints returns the checkpoint store under dir, creating it.
-func NewCheckpoints(dir string) (*Checkpoints, error) {
-	if dir == "" {
-		return nil, errors.New("checkpoints: no state directory (set state_dir)")
+// WithFence makes every checkpoint check fence first (the lease of a state
+// store without a file lock), so that a process another one took the state
+// over from writes no checkpoint more. It returns s.
+func (s *Checkpoints) WithFence(fence func(context.Context) error) *Checkpoints {
+	s.fence = fence
+	return s
+}
+
+// NewCheckpoints returns the checkpoint store over store. It refuses a
+// store that holds checkpoints of format 4.
+func NewCheckpoints(ctx context.Context, store StateStore) (*Checkpoints, error) {
+	if store == nil {
+		return nil, errors.New("checkpoints: no state store (set state_dir)")
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "partitions"), 0o750); err != nil {
+	old, err := store.List(ctx, legacyStateDir)
+	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	return &Checkpoints{dir: dir}, nil
+	if len(old) > 0 {
+		return nil, fmt.Errorf("checkpoints: %s holds checkpoints in format 4 (%s), which this deid does not read (it writes format %d, under %s); finish the run with the deid that wrote them, or start over with an empty state_dir and out",
+			store, old[0], checkpointVersion, checkpointsDir)
+	}
+	return &Checkpoints{store: store}, nil
 }
 
 // checkpoint is one partition's persisted state: everything its worker
@@ -40,6 +79,8 @@ func NewCheckpoints(dir string) (*Checkpoints, error) {
 type checkpoint struct {
 	Version   int
 	Partition PartitionID
+	// Seq numbers the partition's checkpoints from 1; it names the object.
+	Seq int64
 	// Next is the next input position to read.
 	Next      int64
 	MaxSeen   int64
@@ -49,7 +90,7 @@ type checkpoint struct {
 	// this checkpoint; a restart rolls the chain back to it.
 	ChainSeq  int
 	ChainHead string
-	// Open are the open windows; their dedup keys are in their key logs
+	// Open are the open windows; their dedup keys are in their key runs
 	// (keylog.go).
 	Open []windowSnap
 	// Handed are windows closed and handed to the publisher but not yet
@@ -59,9 +100,11 @@ type checkpoint struct {
 
 type windowSnap struct {
 	W Window
-	// Keys is how many keys of the window's key log belong to the
-	// checkpoint (0 for a handed window, which needs no dedup set).
+	// Keys is how many dedup keys the window has at the checkpoint (0 for
+	// a handed window, which needs no dedup set): the sum of its runs'.
 	Keys int64
+	// Runs hold the keys, oldest first.
+	Runs []keyRun
 	// Partials has one entry per dataset; gob cannot write a nil pointer
 	// in a list, so a dataset without events in the window is an entry
 	// with Present false.
@@ -99,31 +142,99 @@ type publishIntent struct {
 	SeqBefore int
 }
 
-func (s *Checkpoints) partitionPath(id PartitionID) string {
-	return filepath.Join(s.dir, "partitions", url.PathEscape(id.String())+".ckpt")
+// partitionState is one partition's part of the checkpoint store: the
+// sequence of its checkpoints, and the objects to delete once the next one
+// is durable. Owned by the partition's worker; not safe for concurrent use.
+type partitionState struct {
+	s      *Checkpoints
+	id     PartitionID
+	prefix string
+	// seq is the last checkpoint written or restored, 0 for none.
+	seq int64
+	// runs counts the key runs written for checkpoint seq+1.
+	runs int
+	// garbage are objects the next checkpoint makes unneeded: the last
+	// checkpoint, runs merged into others, runs of closed windows.
+	garbage []string
 }
 
-func (s *Checkpoints) intentPath() string { return filepath.Join(s.dir, "publish.intent") }
+func (s *Checkpoints) partition(id PartitionID) *partitionState {
+	return &partitionState{s: s, id: id, prefix: checkpointsDir + url.PathEscape(id.String()) + "/"}
+}
 
-// load reads a partition's checkpoint; ok is false when there is none.
-func (s *Checkpoints) load(id PartitionID) (*checkpoint, bool, error) {
-	var cp checkpoint
-	ok, err := s.read(s.partitionPath(id), &cp)
-	if err != nil || !ok {
-		return nil, ok, err
+func formatSeq(seq int64) string {
+	return fmt.Sprintf("%0*d", seqDigits, seq)
+}
+
+func (p *partitionState) checkpointKey(seq int64) string {
+	return p.prefix + formatSeq(seq) + checkpointExt
+}
+
+// load reads the partition's newest checkpoint (ok is false when there is
+// none) and deletes every object of the partition it does not name: older
+// checkpoints, and runs written after it by a run that crashed before its
+// next checkpoint.
+func (p *partitionState) load(ctx context.Context) (*checkpoint, bool, error) {
+	keys, err := p.s.store.List(ctx, p.prefix)
+	if err != nil {
+		return nil, false, fmt.Errorf("checkpoints: %w", err)
 	}
-	if cp.Version != checkpointVersion {
-		return nil, false, fmt.Errorf("checkpoints: %s is in format %d and this deid reads format %d; finish the run with the deid that wrote it, or start over with an empty state_dir and out",
-			s.partitionPath(id), cp.Version, checkpointVersion)
+	var newest string
+	var newestSeq int64
+	for _, k := range keys {
+		name := strings.TrimPrefix(k, p.prefix)
+		if strings.Contains(name, "/") || !strings.HasSuffix(name, checkpointExt) {
+			continue
+		}
+		seq, err := strconv.ParseInt(strings.TrimSuffix(name, checkpointExt), 10, 64)
+		if err != nil || seq <= 0 {
+			return nil, false, damaged("%s is not a checkpoint's name", k)
+		}
+		if seq > newestSeq {
+			newest, newestSeq = k, seq
+		}
 	}
-	if err := cp.check(); err != nil {
-		return nil, false, damaged("%s: %v", s.partitionPath(id), err)
+	var cp *checkpoint
+	keep := map[string]bool{}
+	if newest != "" {
+		cp = &checkpoint{}
+		ok, err := p.s.read(ctx, newest, cp)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, damaged("%s was listed but cannot be read", newest)
+		}
+		if cp.Version != checkpointVersion {
+			return nil, false, fmt.Errorf("checkpoints: %s is in format %d and this deid reads format %d; finish the run with the deid that wrote it, or start over with an empty state_dir and out",
+				newest, cp.Version, checkpointVersion)
+		}
+		if err := cp.check(); err != nil {
+			return nil, false, damaged("%s: %v", newest, err)
+		}
+		if cp.Partition != p.id {
+			return nil, false, fmt.Errorf("checkpoints: %s holds partition %s; it is not this partition's checkpoint",
+				newest, cp.Partition)
+		}
+		if cp.Seq != newestSeq {
+			return nil, false, damaged("%s holds checkpoint %d", newest, cp.Seq)
+		}
+		keep[newest] = true
+		for _, ws := range cp.Open {
+			for _, r := range ws.Runs {
+				keep[p.runKey(ws.W.Start, r)] = true
+			}
+		}
+		p.seq = cp.Seq
 	}
-	if cp.Partition != id {
-		return nil, false, fmt.Errorf("checkpoints: %s holds partition %s; it is not this partition's checkpoint",
-			s.partitionPath(id), cp.Partition)
+	for _, k := range keys {
+		if !keep[k] {
+			if err := p.s.store.Delete(ctx, k); err != nil {
+				return nil, false, fmt.Errorf("checkpoints: %w", err)
+			}
+		}
 	}
-	return &cp, true, nil
+	return cp, cp != nil, nil
 }
 
 // damaged is the error of a state directory whose content cannot be what
@@ -132,11 +243,22 @@ func damaged(format string, args ...any) error {
 	return fmt.Errorf("checkpoints: "+format+"; the state directory is damaged — restore it or start over with an empty state_dir and out", args...)
 }
 
-// check finds byte strings that are not whole keys or pseudonyms.
+// check finds byte strings that are not whole keys or pseudonyms, and key
+// counts that disagree with their runs.
 func (cp *checkpoint) check() error {
 	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
 		if ws.Keys < 0 {
 			return fmt.Errorf("window %d counts %d dedup keys", ws.W.Start, ws.Keys)
+		}
+		var inRuns int64
+		for _, r := range ws.Runs {
+			if r.Keys <= 0 || r.Seq <= 0 || r.Seq > cp.Seq || r.N < 0 {
+				return fmt.Errorf("window %d names a run %d-%d of %d keys", ws.W.Start, r.Seq, r.N, r.Keys)
+			}
+			inRuns += r.Keys
+		}
+		if inRuns != ws.Keys {
+			return fmt.Errorf("window %d counts %d dedup keys but its runs hold %d", ws.W.Start, ws.Keys, inRuns)
 		}
 		for _, ps := range ws.Partials {
 			if !ps.Present {
@@ -159,78 +281,85 @@ func (cp *checkpoint) check() error {
 	return nil
 }
 
-// save writes cp and returns its size in bytes.
-func (s *Checkpoints) save(cp *checkpoint) (int64, error) {
+// save writes cp as the partition's next checkpoint, after the runs it
+// names, and returns its size in bytes. Once it is durable, the objects it
+// made unneeded are deleted.
+func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, error) {
 	cp.Version = checkpointVersion
-	n, err := s.writeSized(s.partitionPath(cp.Partition), cp)
-	return n, err
+	cp.Seq = p.seq + 1
+	b, err := encode(cp)
+	if err != nil {
+		return 0, err
+	}
+	if p.s.fence != nil {
+		if err := p.s.fence(ctx); err != nil {
+			return 0, fmt.Errorf("checkpoints: %w", err)
+		}
+	}
+	// Create-only: a checkpoint is never rewritten, so a second writer of
+	// the partition is refused rather than overwriting this one's.
+	if err := p.s.store.Put(ctx, p.checkpointKey(cp.Seq), b, true); err != nil {
+		if errors.Is(err, ErrStateExists) {
+			return 0, fmt.Errorf("checkpoints: %s was written by another process; two runs share this state (%w)", p.checkpointKey(cp.Seq), err)
+		}
+		return 0, fmt.Errorf("checkpoints: %w", err)
+	}
+	if p.seq > 0 {
+		p.garbage = append(p.garbage, p.checkpointKey(p.seq))
+	}
+	p.seq, p.runs = cp.Seq, 0
+	for _, k := range p.garbage {
+		if err := p.s.store.Delete(ctx, k); err != nil {
+			return 0, fmt.Errorf("checkpoints: %w", err)
+		}
+	}
+	p.garbage = p.garbage[:0]
+	return int64(len(b)), nil
 }
 
-func (s *Checkpoints) loadIntent() (*publishIntent, bool, error) {
+func (s *Checkpoints) loadIntent(ctx context.Context) (*publishIntent, bool, error) {
 	var in publishIntent
-	ok, err := s.read(s.intentPath(), &in)
+	ok, err := s.read(ctx, intentKey, &in)
 	return &in, ok, err
 }
 
-func (s *Checkpoints) saveIntent(in *publishIntent) error {
-	_, err := s.writeSized(s.intentPath(), in)
-	return err
+func (s *Checkpoints) saveIntent(ctx context.Context, in *publishIntent) error {
+	b, err := encode(in)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Put(ctx, intentKey, b, false); err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	return nil
 }
 
-func (s *Checkpoints) read(path string, v any) (bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+func (s *Checkpoints) read(ctx context.Context, key string, v any) (bool, error) {
+	b, err := s.store.Get(ctx, key)
+	if errors.Is(err, ErrStateNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("checkpoints: %w", err)
 	}
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
-		return false, damaged("%s is unreadable (%v)", path, err)
+		return false, damaged("%s in %s is unreadable (%v)", key, s.store, err)
 	}
 	return true, nil
 }
 
-func (s *Checkpoints) writeSized(path string, v any) (int64, error) {
+func encode(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
-		return 0, fmt.Errorf("checkpoints: %w", err)
+		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	return int64(buf.Len()), s.writeBytes(path, buf.Bytes())
-}
-
-func (s *Checkpoints) writeBytes(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	defer d.Close()
-	return d.Sync()
+	return buf.Bytes(), nil
 }
 
 // snapWindow copies a window's partials into their checkpoint form, with
-// keys, the number of its dedup keys made durable in its key log.
-func snapWindow(ow *openWindow, keys int64) windowSnap {
-	ws := windowSnap{W: ow.w, Keys: keys, Partials: make([]partialSnap, len(ow.partials))}
+// keys, the number of its dedup keys made durable in runs (its key log's).
+func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
+	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Partials: make([]partialSnap, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
 			ws.Partials[i] = snapPartial(p)

@@ -2,16 +2,16 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 )
 
 // What a checkpoint costs for a window's dedup keys: the format-3 way,
 // every key of the window encoded again at each checkpoint, against the key
-// log, each key appended once and made durable by the checkpoint after it.
+// log, each key written in a run once (and again when runs merge), here in
+// memory; cmd/deid's BenchmarkKeyLog measures it on a directory and on S3.
 // b.N checkpoints of a window of 500 000 keys that gained 50 000 since the
 // checkpoint before.
 func BenchmarkCheckpointDedupSet(b *testing.B) {
@@ -32,103 +32,26 @@ func BenchmarkCheckpointDedupSet(b *testing.B) {
 		}
 	})
 	b.Run("key log", func(b *testing.B) {
-		cps, err := NewCheckpoints(b.TempDir())
+		cps, err := NewCheckpoints(context.Background(), newMemStore())
 		if err != nil {
 			b.Fatal(err)
 		}
-		log, err := cps.openKeyLog(PartitionID{Source: "b"}, 0, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer log.remove()
+		p := cps.partition(PartitionID{Source: "b"})
+		log := p.newKeyLog(0)
 		i := uint64(0)
 		for b.Loop() {
 			for range 50_000 {
 				log.add(keyOf(i))
 				i++
 			}
-			if _, err := log.sync(); err != nil {
+			if _, err := log.flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := p.save(context.Background(), &checkpoint{Partition: p.id}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-}
-
-// A window's dedup keys survive a checkpoint through its key log: the keys
-// the checkpoint counts, no more and no fewer. Keys added after it are
-// dropped on restore, and the log goes on after the last key it counts.
-func TestCheckpointKeepsTheDedupSet(t *testing.T) {
-	cps, err := NewCheckpoints(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, start := PartitionID{Source: "in", Partition: 3}, int64(86_400_000_000)
-	log, err := cps.openKeyLog(id, start, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.add(dedupKey{}) // the all-zero key is a key too
-	for i := range 1000 {
-		log.add(keyOf(uint64(i)))
-	}
-	n, err := log.sync()
-	if err != nil || n != 1001 {
-		t.Fatalf("sync = %d, %v; want 1001 keys", n, err)
-	}
-	for i := 1000; i < 1500; i++ { // after the checkpoint
-		log.add(keyOf(uint64(i)))
-	}
-	log.sync()
-	log.close()
-
-	restore := func(n int64) *dedupSet {
-		t.Helper()
-		keys, err := cps.readKeys(id, start, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return (&windowSnap{W: Window{Start: start}}).restore(keys).seen
-	}
-	got := restore(1001)
-	if got.Len() != 1001 || !got.Has(dedupKey{}) || !got.Has(keyOf(999)) || got.Has(keyOf(1000)) {
-		t.Fatalf("restored %d keys (zero key %v, key 999 %v, key 1000 %v); want the 1001 the checkpoint counts",
-			got.Len(), got.Has(dedupKey{}), got.Has(keyOf(999)), got.Has(keyOf(1000)))
-	}
-
-	// Reopened after the checkpoint's keys, the log forgets the later ones.
-	log, err = cps.openKeyLog(id, start, 1001)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.add(keyOf(7777))
-	if n, err := log.sync(); err != nil || n != 1002 {
-		t.Fatalf("sync = %d, %v; want 1002", n, err)
-	}
-	log.close()
-	if got := restore(1002); got.Len() != 1002 || !got.Has(keyOf(7777)) || got.Has(keyOf(1000)) {
-		t.Fatalf("after reopening: %d keys, 7777 %v, 1000 %v", got.Len(), got.Has(keyOf(7777)), got.Has(keyOf(1000)))
-	}
-	if _, err := cps.readKeys(id, start, 1003); err == nil || !strings.Contains(err.Error(), "damaged") {
-		t.Fatalf("reading more keys than the log holds: %v; want an error naming the damage", err)
-	}
-
-	// Logs of windows the checkpoint does not list go; its own stay, and so
-	// do other partitions'.
-	other, _ := cps.openKeyLog(PartitionID{Source: "in", Partition: 4}, start, 0)
-	other.close()
-	stale, _ := cps.openKeyLog(id, 0, 0)
-	stale.close()
-	if err := cps.removeKeyLogs(id, map[int64]bool{start: true}); err != nil {
-		t.Fatal(err)
-	}
-	for path, want := range map[string]bool{
-		cps.keyLogPath(id, start): true, cps.keyLogPath(id, 0): false,
-		cps.keyLogPath(PartitionID{Source: "in", Partition: 4}, start): true,
-	} {
-		if _, err := os.Stat(path); (err == nil) != want {
-			t.Errorf("%s: there %v, want %v", path, err == nil, want)
-		}
-	}
 }
 
 // A window's partials survive a checkpoint: every contribution with its
@@ -151,7 +74,7 @@ func TestCheckpointKeepsThePartials(t *testing.T) {
 		}
 		p.Events += 6
 	}
-	back := gobRoundTrip(t, snapWindow(&openWindow{w: w, seen: newDedupSet(0), partials: []*Partial{p, nil}}, 0))
+	back := gobRoundTrip(t, snapWindow(&openWindow{w: w, seen: newDedupSet(0), partials: []*Partial{p, nil}}, 0, nil))
 	if err := (&checkpoint{Open: []windowSnap{*back}}).check(); err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestAWindowHalfCommittedBeforeACrashIsCompletedAfterIt(t *testing.T) {
 		ev("campaign.metrics", "c1", "ok", t0.Add(time.Hour)),
 		ev("usage.interaction", "u1", "ok", t0.Add(2*time.Hour)),
 	}
-	ckpt, err := NewCheckpoints(t.TempDir())
+	ckpt, err := NewCheckpoints(context.Background(), newMemStore())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,146 +1,174 @@
 package pipeline
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 )
 
-// A window's dedup keys are checkpointed incrementally. Each open window of
-// a partition has a key log beside the partition's checkpoint: its keys in
-// the order they were added, 16 bytes each, appended as the worker adds
-// them. A checkpoint makes the logs durable first, then records how many
-// keys of each log belong to it; on restart the worker reads that many and
-// drops the rest (added after the checkpoint, they come back as the input
-// is read again from its position). So a checkpoint writes the keys added
-// since the one before, not the whole set again: its cost follows the
-// events between checkpoints rather than the size of the open windows. A
-// window's log is removed once a checkpoint without the window is durable.
+// A window's dedup keys are checkpointed incrementally, as runs: objects
+// of keys, 16 bytes each, in the order they were added. A checkpoint first
+// writes the keys its window gained since the checkpoint before as one new
+// run, then names the window's runs; a restart reads those runs and nothing
+// else (keys added after the checkpoint come back as the input is read again
+// from its position). So a checkpoint writes what was added since the one
+// before, not the whole set again, and never appends to an object: object
+// stores have no append, and an object is never half-written.
+//
+// A window open for a day with a checkpoint every ten seconds would gather
+// thousands of runs, so they are merged as they come (a tiered scheme):
+// when keyRunFanout runs of one level would stand at the end of the list,
+// they are read back and written as one run of the next level instead. A
+// key is then written about log_8(runs) + 1 times, and a window has at most
+// 7 runs per level. Merged runs are deleted once a checkpoint that no longer
+// names them is durable.
+//
+// Between checkpoints the new keys wait in memory; a window that gains
+// keyLogSpill bytes of them writes a run early, so that memory stays bounded
+// however many events a checkpoint interval brings.
+
+// keyRun is one run of a window's keys.
+type keyRun struct {
+	// Seq is the checkpoint the run was written for, and N its number
+	// among that checkpoint's runs: together they name it.
+	Seq int64
+	N   int
+	// Level is 0 for keys as they were added, L+1 for keyRunFanout runs of
+	// level L merged.
+	Level int
+	Keys  int64
+}
+
+// keyRunFanout is how many runs of one level are merged into one.
+const keyRunFanout = 8
+
+// keyLogSpill is how many bytes of new keys a window holds in memory
+// before it writes them as a run without waiting for the checkpoint.
+const keyLogSpill = 4 << 20
+
+// keyLogSuffix ends a run's name.
+const keyLogSuffix = ".keys"
+
+func (p *partitionState) runKey(start int64, r keyRun) string {
+	return p.prefix + keysDir + strconv.FormatInt(start, 10) + "/" + formatSeq(r.Seq) + "-" + strconv.Itoa(r.N) + keyLogSuffix
+}
 
 // keyLog is the key log of one open window. Not safe for concurrent use.
 type keyLog struct {
-	path string
-	f    *os.File
-	w    *bufio.Writer
-	// n counts the keys in the log, buffered ones included.
+	p     *partitionState
+	start int64
+	// runs are the window's runs written so far, oldest first.
+	runs []keyRun
+	// pending holds the keys added since the last run, end to end.
+	pending []byte
+	// n counts the keys, pending ones included.
 	n int64
-	// err is the first write failure; sync reports it.
-	err error
 }
 
-// keyLogBuffer is the write buffer of a key log.
-const keyLogBuffer = 64 << 10
-
-// keyLogSuffix ends a key log's name: <partition>.w<window start>.keys.
-const keyLogSuffix = ".keys"
-
-func keyLogPrefix(id PartitionID) string {
-	return url.PathEscape(id.String()) + ".w"
+// newKeyLog returns the key log of a window opened since the last
+// checkpoint.
+func (p *partitionState) newKeyLog(start int64) *keyLog {
+	return &keyLog{p: p, start: start}
 }
 
-func (s *Checkpoints) keyLogPath(id PartitionID, start int64) string {
-	return filepath.Join(s.dir, "partitions", keyLogPrefix(id)+strconv.FormatInt(start, 10)+keyLogSuffix)
-}
-
-// openKeyLog opens the key log of partition id's window starting at start
-// for appending after its first keep keys, dropping any after them; a log
-// that is not there is created (keep must then be 0).
-func (s *Checkpoints) openKeyLog(id PartitionID, start, keep int64) (*keyLog, error) {
-	path := s.keyLogPath(id, start)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
-	}
-	size := keep * int64(len(dedupKey{}))
-	if err = f.Truncate(size); err == nil {
-		_, err = f.Seek(size, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("checkpoints: %w", err)
-	}
-	return &keyLog{path: path, f: f, w: bufio.NewWriterSize(f, keyLogBuffer), n: keep}, nil
+// resumeKeyLog returns the key log of a window as its checkpoint left it.
+func (p *partitionState) resumeKeyLog(ws *windowSnap) *keyLog {
+	return &keyLog{p: p, start: ws.W.Start, runs: ws.Runs, n: ws.Keys}
 }
 
 // add appends k.
 func (l *keyLog) add(k dedupKey) {
-	if l.err == nil {
-		_, l.err = l.w.Write(k[:])
-	}
+	l.pending = append(l.pending, k[:]...)
 	l.n++
 }
 
-// sync makes every key added so far durable and returns their number.
-func (l *keyLog) sync() (int64, error) {
-	if l.err == nil {
-		l.err = l.w.Flush()
+// full tells whether the pending keys should be written without waiting
+// for the checkpoint.
+func (l *keyLog) full() bool { return len(l.pending) >= keyLogSpill }
+
+// flush writes the pending keys as a run (merging runs as keyRunFanout
+// says) and returns the number of keys in the log's runs, all durable.
+func (l *keyLog) flush(ctx context.Context) (int64, error) {
+	if len(l.pending) == 0 {
+		return l.n, nil
 	}
-	if l.err == nil {
-		l.err = l.f.Sync()
+	data, level := l.pending, 0
+	var merged []keyRun
+	for len(l.runs) >= keyRunFanout-1 {
+		tail := l.runs[len(l.runs)-(keyRunFanout-1):]
+		same := true
+		for _, r := range tail {
+			same = same && r.Level == level
+		}
+		if !same {
+			break
+		}
+		var size int64
+		for _, r := range tail {
+			size += r.Keys * int64(len(dedupKey{}))
+		}
+		buf := make([]byte, 0, size+int64(len(data)))
+		for _, r := range tail {
+			b, err := l.p.readRun(ctx, l.start, r)
+			if err != nil {
+				return 0, err
+			}
+			buf = append(buf, b...)
+		}
+		data = append(buf, data...)
+		merged = append(merged, tail...)
+		l.runs = l.runs[:len(l.runs)-len(tail)]
+		level++
 	}
-	if l.err != nil {
-		return 0, fmt.Errorf("checkpoints: key log %s: %w", l.path, l.err)
+	r := keyRun{Seq: l.p.seq + 1, N: l.p.runs, Level: level, Keys: int64(len(data) / len(dedupKey{}))}
+	l.p.runs++
+	if err := l.p.s.store.Put(ctx, l.p.runKey(l.start, r), data, false); err != nil {
+		return 0, fmt.Errorf("checkpoints: dedup keys of window %d: %w", l.start, err)
 	}
+	l.runs = append(l.runs, r)
+	for _, m := range merged {
+		l.p.garbage = append(l.p.garbage, l.p.runKey(l.start, m))
+	}
+	l.pending = l.pending[:0]
 	return l.n, nil
 }
 
-// close closes the log, keeping its file.
-func (l *keyLog) close() { l.f.Close() }
-
-// remove closes the log and removes its file.
-func (l *keyLog) remove() error {
-	l.f.Close()
-	if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("checkpoints: %w", err)
+// discard gives up the log of a closed window: its runs are deleted once
+// the next checkpoint (which no longer names the window) is durable.
+func (l *keyLog) discard() {
+	for _, r := range l.runs {
+		l.p.garbage = append(l.p.garbage, l.p.runKey(l.start, r))
 	}
-	return nil
+	l.runs, l.pending = nil, nil
 }
 
-// readKeys returns the first n keys of partition id's window starting at
-// start, end to end.
-func (s *Checkpoints) readKeys(id PartitionID, start, n int64) ([]byte, error) {
-	path := s.keyLogPath(id, start)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, damaged("the checkpoint counts %d dedup keys of window %d but its key log is unreadable (%w)", n, start, err)
+// readRun returns a run's keys, end to end.
+func (p *partitionState) readRun(ctx context.Context, start int64, r keyRun) ([]byte, error) {
+	key := p.runKey(start, r)
+	b, err := p.s.store.Get(ctx, key)
+	if errors.Is(err, ErrStateNotFound) {
+		return nil, damaged("window %d's checkpoint names dedup keys in %s, which is missing", start, key)
 	}
-	defer f.Close()
-	keys := make([]byte, n*int64(len(dedupKey{})))
-	if _, err := io.ReadFull(f, keys); err != nil {
-		return nil, damaged("%s holds fewer than the %d dedup keys its checkpoint counts (%v)", path, n, err)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints: dedup keys of window %d: %w", start, err)
+	}
+	if int64(len(b)) != r.Keys*int64(len(dedupKey{})) {
+		return nil, damaged("%s holds %d bytes, not the %d dedup keys its checkpoint counts", key, len(b), r.Keys)
+	}
+	return b, nil
+}
+
+// readKeys returns the dedup keys of a window as its checkpoint left them,
+// end to end.
+func (p *partitionState) readKeys(ctx context.Context, ws *windowSnap) ([]byte, error) {
+	keys := make([]byte, 0, ws.Keys*int64(len(dedupKey{})))
+	for _, r := range ws.Runs {
+		b, err := p.readRun(ctx, ws.W.Start, r)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, b...)
 	}
 	return keys, nil
-}
-
-// removeKeyLogs removes partition id's key logs of every window not in keep:
-// logs of windows closed, or opened after the last checkpoint, before a
-// crash.
-func (s *Checkpoints) removeKeyLogs(id PartitionID, keep map[int64]bool) error {
-	dir := filepath.Join(s.dir, "partitions")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	prefix := keyLogPrefix(id)
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, keyLogSuffix) {
-			continue
-		}
-		start, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, prefix), keyLogSuffix), 10, 64)
-		if err != nil || keep[start] {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("checkpoints: %w", err)
-		}
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -53,11 +54,11 @@ func newPublisher(cfg *Config, st *Stages, chain ExclusionChain, now func() time
 // recover rolls back the publish-time exclusion entries of a window whose
 // commit a crash interrupted: its manifest was never written, so the window
 // will be published again, with its entries.
-func (p *publisher) recover() error {
+func (p *publisher) recover(ctx context.Context) error {
 	if p.st.Checkpoints == nil {
 		return nil
 	}
-	in, ok, err := p.st.Checkpoints.loadIntent()
+	in, ok, err := p.st.Checkpoints.loadIntent(ctx)
 	if err != nil || !ok {
 		return err
 	}
@@ -157,7 +158,7 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 		if p.st.Checkpoints != nil {
 			// Say what is being committed before committing it, so that a
 			// restart can undo a half-done commit (recover).
-			if err := p.st.Checkpoints.saveIntent(&publishIntent{Dataset: spec.Name, Window: pw.w, SeqBefore: p.chain.Seq()}); err != nil {
+			if err := p.st.Checkpoints.saveIntent(ctx, &publishIntent{Dataset: spec.Name, Window: pw.w, SeqBefore: p.chain.Seq()}); err != nil {
 				return fmt.Errorf("publisher: %w", err)
 			}
 		}
@@ -166,7 +167,14 @@ func (p *publisher) publish(ctx context.Context, pw *pendingWindow) error {
 		if err != nil {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
 		}
-		if err := p.st.Datasets.Commit(ctx, out); err != nil {
+		err = p.st.Datasets.Commit(ctx, out)
+		if errors.Is(err, ErrCommittedElsewhere) {
+			// Another writer committed the window first: it is published,
+			// by them, and never rewritten.
+			p.summary.CommittedElsewhere = append(p.summary.CommittedElsewhere, WindowSummary{Dataset: spec.Name, Window: pw.w})
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("publisher: %s window %s: %w", spec.Name, formatWindow(pw.w), err)
 		}
 		p.stats.Windows.Add(1)

@@ -80,6 +80,9 @@ type Summary struct {
 	Partitions []PartitionAccounting
 	// Windows holds every dataset window published by this run, in order.
 	Windows []WindowSummary
+	// CommittedElsewhere holds the windows another writer committed first
+	// (ErrCommittedElsewhere), in order.
+	CommittedElsewhere []WindowSummary
 }
 
 // Option configures Run with what code injects.
@@ -141,7 +144,7 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 	}
 	summary := &Summary{}
 	e.pub = newPublisher(&e.cfg, &e.st, pubChain, e.o.now, e.o.stats, summary, &e.publishedEnd)
-	if err := e.pub.recover(); err != nil {
+	if err := e.pub.recover(ctx); err != nil {
 		return nil, err
 	}
 
@@ -209,8 +212,8 @@ func (e *engine) failed() error {
 // partition with restored state that the source cannot start at its
 // checkpointed position (fail closed: never re-read from the start with
 // restored state).
-func (e *engine) openWorkers(open func(resume Resume) ([]PartitionReader, error)) ([]*worker, error) {
-	workers, err := e.openResumed(open)
+func (e *engine) openWorkers(ctx context.Context, open func(resume Resume) ([]PartitionReader, error)) ([]*worker, error) {
+	workers, err := e.openResumed(ctx, open)
 	if errors.Is(err, ErrCannotResume) {
 		return nil, fmt.Errorf("%w; reading it again from its start with the state restored from the checkpoint would count its records twice: "+
 			"resume with an input the source can start at its checkpointed positions, or start over with a new state_dir and a new out", err)
@@ -218,7 +221,7 @@ func (e *engine) openWorkers(open func(resume Resume) ([]PartitionReader, error)
 	return workers, err
 }
 
-func (e *engine) openResumed(open func(resume Resume) ([]PartitionReader, error)) ([]*worker, error) {
+func (e *engine) openResumed(ctx context.Context, open func(resume Resume) ([]PartitionReader, error)) ([]*worker, error) {
 	byID := map[PartitionID]*worker{}
 	var rerr error
 	readers, err := open(func(id PartitionID) (int64, bool) {
@@ -226,7 +229,7 @@ func (e *engine) openResumed(open func(resume Resume) ([]PartitionReader, error)
 		if err == nil {
 			var next int64
 			var ok bool
-			next, ok, err = w.resume()
+			next, ok, err = w.resume(ctx)
 			if err == nil {
 				byID[id] = w
 				return next, ok
@@ -253,7 +256,7 @@ func (e *engine) openResumed(open func(resume Resume) ([]PartitionReader, error)
 			if w, err = newWorker(e, r.ID()); err == nil {
 				var next int64
 				var ok bool
-				if next, ok, err = w.resume(); err == nil && ok {
+				if next, ok, err = w.resume(ctx); err == nil && ok {
 					err = fmt.Errorf("partition %s has a checkpoint (next position %d), but the source opened it without asking where to resume: %w", r.ID(), next, ErrCannotResume)
 				}
 			}
@@ -271,7 +274,7 @@ func (e *engine) openResumed(open func(resume Resume) ([]PartitionReader, error)
 }
 
 func (e *engine) runFiles(stop, abort context.Context, cancel context.CancelFunc) error {
-	workers, err := e.openWorkers(func(resume Resume) ([]PartitionReader, error) {
+	workers, err := e.openWorkers(abort, func(resume Resume) ([]PartitionReader, error) {
 		return e.st.Source.Open(abort, resume)
 	})
 	if err != nil {
@@ -339,7 +342,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 			}
 			genCancel()
 		}()
-		workers, err := e.openWorkers(func(resume Resume) ([]PartitionReader, error) {
+		workers, err := e.openWorkers(abort, func(resume Resume) ([]PartitionReader, error) {
 			return gen.Open(abort, resume)
 		})
 		if err != nil {

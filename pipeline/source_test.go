@@ -51,7 +51,7 @@ func TestASourceThatCannotResumeIsRefusedWithRestoredState(t *testing.T) {
 		return err
 	}
 	newCkpt := func() *Checkpoints {
-		ckpt, err := NewCheckpoints(t.TempDir())
+		ckpt, err := NewCheckpoints(context.Background(), newMemStore())
 		if err != nil {
 			t.Fatal(err)
 		}

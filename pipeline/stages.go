@@ -141,6 +141,13 @@ type PrivacyGate interface {
 	Apply(spec *DatasetSpec, p *Partial) (*GateResult, error)
 }
 
+// ErrCommittedElsewhere is wrapped by DatasetSink.Commit's error when
+// another writer committed the window first (the sink's conditional create
+// of its manifest was refused): the window is published, by the other
+// writer, and stays as they wrote it. The publisher records it in the
+// summary and goes on.
+var ErrCommittedElsewhere = errors.New("window already committed by another writer")
+
 // DatasetSink commits published dataset windows.
 type DatasetSink interface {
 	// Commit writes the window's data files, then its manifest, which is

@@ -26,8 +26,8 @@ type openWindow struct {
 	// window in this partition, whatever became of the record; nil once
 	// the window is closed.
 	seen *dedupSet
-	// log holds the same keys on disk when the run keeps checkpoints
-	// (keylog.go), nil otherwise.
+	// log holds the same keys in the state store when the run keeps
+	// checkpoints (keylog.go), nil otherwise.
 	log *keyLog
 	// partials holds one partial per aggregator, nil until it gets an event.
 	partials []*Partial
@@ -62,7 +62,7 @@ type worker struct {
 	kindAgg [4]int
 	stats   *Stats
 	// ckpt persists the partition's state; nil when the run keeps none.
-	ckpt *Checkpoints
+	ckpt *partitionState
 	// commitOffset tells the source the next position to read, after a
 	// checkpoint (a Kafka group commit); nil when there is none.
 	commitOffset func(ctx context.Context, next int64) error
@@ -115,11 +115,12 @@ type worker struct {
 // resume restores the partition's checkpoint, if any, rolls its exclusion
 // chain back to the segment committed with it, and returns the position to
 // read next.
-func (w *worker) resume() (next int64, ok bool, err error) {
+func (w *worker) resume(ctx context.Context) (next int64, ok bool, err error) {
 	if w.ckpt == nil {
 		return 0, false, nil
 	}
-	cp, ok, err := w.ckpt.load(w.id())
+	// Whatever a crash left after the newest checkpoint goes.
+	cp, ok, err := w.ckpt.load(ctx)
 	if err != nil {
 		return 0, false, err
 	}
@@ -133,9 +134,7 @@ func (w *worker) resume() (next int64, ok bool, err error) {
 		return 0, false, err
 	}
 	if !ok {
-		// Key logs without a checkpoint are of windows opened before a
-		// crash that came before the first checkpoint.
-		return 0, false, w.ckpt.removeKeyLogs(w.id(), nil)
+		return 0, false, nil
 	}
 	w.next, w.maxSeen, w.closedEnd, w.acct = cp.Next, cp.MaxSeen, cp.ClosedEnd, cp.Acct
 	if w.acct.Excluded == nil {
@@ -144,24 +143,17 @@ func (w *worker) resume() (next int64, ok bool, err error) {
 	if w.acct.ContributedByDataset == nil {
 		w.acct.ContributedByDataset = map[string]int64{}
 	}
-	open := map[int64]bool{}
 	for i := range cp.Open {
 		ws := &cp.Open[i]
-		keys, err := w.ckpt.readKeys(w.id(), ws.W.Start, ws.Keys)
+		keys, err := w.ckpt.readKeys(ctx, ws)
 		if err != nil {
 			return 0, false, err
 		}
 		ow := ws.restore(keys)
-		// Keys added after the checkpoint are dropped: reading on from its
-		// position adds them again.
-		if ow.log, err = w.ckpt.openKeyLog(w.id(), ws.W.Start, ws.Keys); err != nil {
-			return 0, false, err
-		}
+		// Keys added after the checkpoint were never named by it: reading
+		// on from its position adds them again.
+		ow.log = w.ckpt.resumeKeyLog(ws)
 		w.windows[ow.w.Start] = ow
-		open[ow.w.Start] = true
-	}
-	if err := w.ckpt.removeKeyLogs(w.id(), open); err != nil {
-		return 0, false, err
 	}
 	w.handed = cp.Handed
 	return cp.Next, true, nil
@@ -196,12 +188,15 @@ func newWorker(e *engine, id PartitionID) (*worker, error) {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	w := &worker{cfg: &e.cfg, st: &e.st, partID: id, dec: e.st.NewDecoder(), pz: e.st.Consent.PseudonymKey().Pseudonymizer(),
-		chain: chain, dead: dead, now: e.o.now, out: e.notices, stats: e.o.stats, ckpt: e.st.Checkpoints,
+		chain: chain, dead: dead, now: e.o.now, out: e.notices, stats: e.o.stats,
 		published: &e.publishedEnd, frontier: noTime, streaming: e.st.Stream != nil,
 		maxSeen: noTime, closedEnd: noTime, windows: map[int64]*openWindow{},
 		contribHint: make([]int, len(e.st.Aggregators))}
 	if e.st.PublishedEnd != 0 {
 		w.frontier = e.st.PublishedEnd
+	}
+	if e.st.Checkpoints != nil {
+		w.ckpt = e.st.Checkpoints.partition(id)
 	}
 	w.kindAgg = kindAggregators(e.st.Aggregators)
 	w.acct = PartitionAccounting{Partition: id.String(), FirstOffset: -1, LastOffset: -1,
@@ -247,15 +242,6 @@ func (w *worker) run(ctx, stop context.Context) error {
 	}()
 	// The reader goroutine has stopped using the reader when run returns.
 	defer func() { stopReading(); <-readDone }()
-	// Key logs of windows still open stay on disk for the next run.
-	defer func() {
-		for _, ow := range w.windows {
-			if ow.log != nil {
-				ow.log.close()
-			}
-		}
-	}()
-
 	for {
 		var b *ahead
 		select {
@@ -312,6 +298,9 @@ func (w *worker) run(ctx, stop context.Context) error {
 			return fmt.Errorf("partition %s: reading: %w", id, err)
 		}
 		if cerr := w.closeWindows(ctx, w.bound()); cerr != nil {
+			return fmt.Errorf("partition %s: %w", id, cerr)
+		}
+		if cerr := w.spillKeys(ctx); cerr != nil {
 			return fmt.Errorf("partition %s: %w", id, cerr)
 		}
 		if w.ckpt != nil && w.now().Sub(w.lastCheckpoint) >= w.cfg.CheckpointInterval {
@@ -426,10 +415,7 @@ func (w *worker) gate(ev *Event, key dedupKey) (Reason, error) {
 		}
 		ow = &openWindow{w: win, seen: newDedupSet(w.seenHint), partials: make([]*Partial, len(w.st.Aggregators))}
 		if w.ckpt != nil {
-			var err error
-			if ow.log, err = w.ckpt.openKeyLog(w.id(), win.Start, 0); err != nil {
-				return ReasonNone, err
-			}
+			ow.log = w.ckpt.newKeyLog(win.Start)
 		}
 		w.windows[win.Start] = ow
 	}
@@ -532,21 +518,17 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 		// Kept in the checkpoint until published, so a crash cannot lose them.
 		for _, ow := range closed {
 			if ow.hasData() {
-				w.handed = append(w.handed, snapWindow(ow, 0))
+				w.handed = append(w.handed, snapWindow(ow, 0, nil))
+			}
+			// Their keys go once the checkpoint without them is durable.
+			if ow.log != nil {
+				ow.log.discard()
+				ow.log = nil
 			}
 		}
 	}
 	if err := w.checkpoint(ctx); err != nil {
 		return err
-	}
-	// The checkpoint without them is durable: their key logs can go.
-	for _, ow := range closed {
-		if ow.log != nil {
-			if err := ow.log.remove(); err != nil {
-				return err
-			}
-			ow.log = nil
-		}
 	}
 	n := closeNotice{Part: w.id(), ClosedEnd: end, Windows: closed, Acct: w.snapshot(), Head: w.chain.Head()}
 	select {
@@ -555,6 +537,19 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// spillKeys writes the new dedup keys of a window that holds many of them
+// in memory as a run, without waiting for the checkpoint (keylog.go).
+func (w *worker) spillKeys(ctx context.Context) error {
+	for _, ow := range w.windows {
+		if ow.log != nil && ow.log.full() {
+			if _, err := ow.log.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // hasData tells whether any dataset got an event in the window.
@@ -602,14 +597,14 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	var keyBytes int64
 	for _, start := range slices.Sorted(maps.Keys(w.windows)) {
 		ow := w.windows[start]
-		keys, err := ow.log.sync() // before the checkpoint that counts them
+		keys, err := ow.log.flush(ctx) // before the checkpoint that names them
 		if err != nil {
 			return err
 		}
 		keyBytes += keys * int64(len(dedupKey{}))
-		cp.Open = append(cp.Open, snapWindow(ow, keys))
+		cp.Open = append(cp.Open, snapWindow(ow, keys, slices.Clone(ow.log.runs)))
 	}
-	size, err := w.ckpt.save(cp)
+	size, err := w.ckpt.save(ctx, cp)
 	if err != nil {
 		return err
 	}

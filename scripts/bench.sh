@@ -12,6 +12,7 @@
 #   scripts/bench.sh --partitions 1 --skip-duckdb --skip-kafka
 #   scripts/bench.sh --memory-scale 10        also deid on 10× the events (generated; repeated)
 #   scripts/bench.sh --deid-alt /tmp/deid     a patched build, alternating
+#   scripts/bench.sh --skip-s3                without deid writing to s3://
 #   scripts/bench.sh --help
 #
 # Kafka mode runs against the local broker of scripts/kafka-local.sh (on
@@ -19,6 +20,12 @@
 # is not running, and then stops it at the end; a broker that was already
 # running is left running. --skip-kafka leaves Kafka mode out, and
 # --brokers names another broker on 127.0.0.1 instead.
+#
+# deid also writes its output to s3:// on the local S3 server of
+# scripts/s3-local.sh (a bucket per run, emptied after each rep), beside a
+# directory: the row "deid (file mode, s3:// out)" and its ratio. This
+# script starts the server when it is not running, and stops it at the
+# end; --skip-s3 leaves it out, --s3-endpoint names another server.
 #
 # DuckDB runs in .cache/venv (Python, PyPI wheels cached in .cache/pip):
 # scripts/pyenv.sh makes it when present; otherwise, or when its duckdb is
@@ -35,11 +42,16 @@ python="${PYTHON:-python3}"
 
 skip_duckdb=false
 local_kafka=true
+local_s3=true
+# The local servers this script started, stopped at the end.
+started=()
+trap 'for s in ${started[@]+"${started[@]}"}; do bash "$s" stop || true; done' EXIT
 for a in "$@"; do
 	case "$a" in
 	--skip-duckdb) skip_duckdb=true ;;
 	--skip-kafka | --brokers | --brokers=*) local_kafka=false ;;
-	--help | -h) skip_duckdb=true local_kafka=false ;;
+	--skip-s3 | --s3-endpoint | --s3-endpoint=*) local_s3=false ;;
+	--help | -h) skip_duckdb=true local_kafka=false local_s3=false ;;
 	esac
 done
 
@@ -71,9 +83,18 @@ if $local_kafka; then
 	# Stop the broker afterwards only if this script started it.
 	if ! bash scripts/kafka-local.sh status >/dev/null 2>&1; then
 		bash scripts/kafka-local.sh start
-		trap 'bash scripts/kafka-local.sh stop || true' EXIT
+		started+=(scripts/kafka-local.sh)
 	fi
 	eval "$(bash scripts/kafka-local.sh env)"
+fi
+
+if $local_s3; then
+	# Stop the server afterwards only if this script started it.
+	if ! bash scripts/s3-local.sh status >/dev/null 2>&1; then
+		bash scripts/s3-local.sh start
+		started+=(scripts/s3-local.sh)
+	fi
+	eval "$(bash scripts/s3-local.sh env)"
 fi
 
 bin/deid-bench "$@"

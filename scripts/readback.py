@@ -27,8 +27,15 @@ each other dataset. It adds {"recipes": {"<dataset>": {"<variable>": rows}}}:
 the rows each recipe's result holds (a pyarrow Table, a pandas or polars
 DataFrame, a DuckDB relation), or {"error": "..."}.
 
+OUT may be an output on object storage, s3://bucket/prefix, with
+--endpoint URL for an S3-compatible store (credentials and region from the
+standard AWS environment): then pyarrow reads it through its own S3
+filesystem (pyarrow.fs.S3FileSystem), and DuckDB reads the same pyarrow
+dataset, since DuckDB's own S3 reader is the httpfs extension, which DuckDB
+downloads on first use and a machine without internet access cannot get.
+
 Run it with the venv scripts/pyenv.sh makes: .cache/venv/bin/python
-scripts/readback.py OUT [--readme README.md].
+scripts/readback.py OUT [--readme README.md] [--endpoint URL].
 """
 import datetime
 import hashlib
@@ -44,6 +51,7 @@ import pandas
 import polars
 import pyarrow
 import pyarrow.dataset
+import pyarrow.fs
 
 PARTITION_KEYS = {"dt", "hour", "minute"}
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -163,6 +171,65 @@ def with_duckdb(path):
     return table.num_rows, {c: (types[c], duckdb_kind(types[c])) for c in cols}, cols, rows
 
 
+def s3_filesystem(endpoint):
+    """pyarrow's S3 filesystem, at endpoint ("http://127.0.0.1:19000") when
+    given, path-style; credentials and region from the AWS environment."""
+    if not endpoint:
+        return pyarrow.fs.S3FileSystem()
+    scheme, _, host = endpoint.partition("://")
+    return pyarrow.fs.S3FileSystem(endpoint_override=host, scheme=scheme,
+                                   region=os.environ.get("AWS_REGION", "us-east-1"))
+
+
+def s3_dataset(fs, path):
+    return pyarrow.dataset.dataset(path, format="parquet", partitioning="hive", filesystem=fs,
+                                   exclude_invalid_files=False)
+
+
+def with_pyarrow_s3(fs, path):
+    table = s3_dataset(fs, path).to_table()
+    cols = table.column_names
+    rows = list(zip(*(table.column(c).to_pylist() for c in cols))) if table.num_rows else []
+    return table.num_rows, {c: (str(table.schema.field(c).type), arrow_kind(table.schema.field(c).type)) for c in cols}, cols, rows
+
+
+def with_duckdb_s3(fs, path):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("ds", s3_dataset(fs, path))
+    types = {name: typ for name, typ, *_ in con.sql("DESCRIBE SELECT * FROM ds").fetchall()}
+    table = con.sql("SELECT * FROM ds").to_arrow_table()
+    cols = table.column_names
+    rows = list(zip(*(table.column(c).to_pylist() for c in cols))) if table.num_rows else []
+    return table.num_rows, {c: (types[c], duckdb_kind(types[c])) for c in cols}, cols, rows
+
+
+def main_s3(out, endpoint):
+    """main for an output on object storage: pyarrow and DuckDB."""
+    fs = s3_filesystem(endpoint)
+    root = out[len("s3://"):].rstrip("/") + "/datasets"
+    result = {"tools": {"pyarrow": pyarrow.__version__, "duckdb": duckdb.__version__}, "datasets": {}}
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(root)):
+        name = info.base_name
+        if info.type != pyarrow.fs.FileType.Directory or name.startswith((".", "_")):
+            continue
+        per = result["datasets"][name] = {}
+        for tool, read in (("pyarrow", with_pyarrow_s3), ("duckdb", with_duckdb_s3)):
+            try:
+                n, types, cols, rows = read(fs, info.path)
+            except Exception as e:  # report, and let the test fail on it
+                per[tool] = {"error": "%s: %s" % (type(e).__name__, e)}
+                continue
+            per[tool] = {
+                "rows": n,
+                "columns": {c: {"type": t, "kind": k} for c, (t, k) in types.items() if c not in PARTITION_KEYS},
+                "partition_columns": sorted(c for c in cols if c in PARTITION_KEYS),
+                "digest": digest(cols, rows),
+            }
+    json.dump(result, sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
+
+
 RECIPES_MARKER = "<!-- reading recipes -->"
 RECIPES_DATASET = "campaign_metrics"
 
@@ -253,9 +320,11 @@ def main(out, readme=None):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) == 3 and args[1] == "--readme":
+    if args and args[0].startswith("s3://") and len(args) in (1, 3) and (len(args) == 1 or args[1] == "--endpoint"):
+        main_s3(args[0], args[2] if len(args) == 3 else None)
+    elif len(args) == 3 and args[1] == "--readme":
         main(args[0], args[2])
     elif len(args) == 1:
         main(args[0])
     else:
-        sys.exit("usage: readback.py OUT [--readme README.md]")
+        sys.exit("usage: readback.py OUT [--readme README.md] | readback.py s3://BUCKET/PREFIX [--endpoint URL]")

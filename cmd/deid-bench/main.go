@@ -139,11 +139,17 @@ func run(ctx context.Context, args []string) error {
 	brokers := fs.String("brokers", os.Getenv("DEID_KAFKA_BROKERS"),
 		"Kafka broker on 127.0.0.1 for Kafka mode, comma-separated (default $DEID_KAFKA_BROKERS; scripts/bench.sh starts one)")
 	fs.BoolVar(&cfg.SkipKafka, "skip-kafka", false, "leave Kafka mode out")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", os.Getenv("DEID_S3_ENDPOINT"),
+		"S3-compatible server on 127.0.0.1 for deid writing to s3:// beside a directory (scripts/bench.sh starts one; credentials from the AWS environment); empty leaves it out")
+	skipS3 := fs.Bool("skip-s3", false, "leave deid writing to s3:// out")
 	fs.BoolVar(&cfg.Lenient, "lenient", cfg.Lenient, "also time DuckDB reading fields typed (its fastest idiom)")
 	fs.IntVar(&cfg.Scale, "memory-scale", 0, "also run deid on this many times the events, generated (same workspaces and days) and repeated (same cells and entities), to show what peak RSS grows with, e.g. 10")
 	fs.StringVar(&cfg.Note, "note", "", "free text recorded with the results")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *skipS3 {
+		cfg.S3Endpoint = ""
 	}
 	self, err := os.Executable()
 	if err != nil {

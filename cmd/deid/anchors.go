@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/sinks/anchors"
@@ -12,7 +14,20 @@ import (
 func (b *builder) anchors() (anchors.Anchorer, error) {
 	cfg := b.cfg.Anchors
 	var all anchors.Multi
-	if cfg.File != "" {
+	if isURL(cfg.File) {
+		// On object storage: one object per line (anchors.Store).
+		ctx := context.Background()
+		st, err := openStore(ctx, b.cfg.Storage, "anchors.file", cfg.File)
+		if err != nil {
+			return nil, err
+		}
+		a, err := anchors.OpenStore(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, a)
+		b.log.Info("anchoring every commit", zap.String("anchors_file", cfg.File))
+	} else if cfg.File != "" {
 		f, err := anchors.OpenFile(cfg.File)
 		if err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/exclusions"
 	"github.com/mya/deid/sinks/kafkadlq"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
 	kafkasrc "github.com/mya/deid/sources/kafka"
@@ -70,6 +71,11 @@ type Config struct {
 	// heap nears it, so that resident memory follows the live state rather
 	// than twice it. 0 leaves Go's default (no limit, or GOMEMLIMIT).
 	MemoryLimit byteSize `yaml:"memory_limit"`
+	// Storage says how to reach an out, state_dir (or anchors.file) given as an
+	// s3://bucket/prefix URL: endpoint, region, addressing, retries.
+	// Operational, not policy: where the bytes go, never what they are.
+	// Credentials come only from the standard AWS chain.
+	Storage objstore.Config `yaml:"storage"`
 	// StopAtEnd ends a Kafka run at the high-water marks seen at start
 	// (--stop-at-end; for bounded runs and benchmarks).
 	StopAtEnd bool `yaml:"-"`
@@ -113,6 +119,7 @@ func defaultConfig() Config {
 		SettingsTopic:   "workspace-settings",
 		DeadLetters:     kafkadlq.DefaultConfig(),
 		ShutdownTimeout: 30 * time.Second,
+		Storage:         objstore.DefaultConfig(),
 	}
 }
 
@@ -144,13 +151,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	// Object storage is not written yet: a URL taken for a local path would
-	// put the output in a directory named "s3:" on this machine.
+	// out, state_dir and anchors.file may be s3://bucket/prefix URLs.
 	for _, d := range []struct{ key, path string }{{"out", c.Out}, {"state_dir", c.StateDir}, {"anchors.file", c.Anchors.File}} {
-		if strings.Contains(d.path, "://") {
-			errs = append(errs, fmt.Errorf("%s: %q is a URL; object storage is not supported yet — give a local directory (a mounted volume works)", d.key, d.path))
-		}
+		add(checkStorageURL(d.key, d.path))
 	}
+	add(c.Storage.Validate())
 	switch c.Mode {
 	case modeFile:
 		add(c.Input.Validate())

@@ -63,11 +63,14 @@ func TestConfigs(t *testing.T) {
 			"kafka.retry_budgett (line 4): unknown key; did you mean retry_budget?",
 			"kafka.tls.enabeld (line 6): unknown key; did you mean enabled?",
 		},
-		"url.bad.yaml": {`out: "s3://training/deid" is a URL; object storage is not supported yet`,
-			`state_dir: "s3://training/state" is a URL`},
+		"url.bad.yaml": {`out: "gs://training/deid": only s3://bucket/prefix URLs (or a local path) are supported`,
+			`state_dir: "gs://training/state": only s3://bucket/prefix URLs (or a local path) are supported`,
+			"storage.s3.endpoint: must not carry credentials; they come from the AWS credential chain"},
 		"consent.bad.yaml": {`consent.unattributable: must be "fail" or "skip" (got "ignore")`},
 		"anchors.bad.yaml": {"anchors.file: out/anchors.ndjson is inside the output directory out",
 			"anchors.topic: produced through the kafka section's connection settings, which are incomplete"},
+		// An anchor log inside the s3:// output it anchors.
+		"s3anchors.bad.yaml": {"anchors.file: s3://training/deid/anchors is inside the output s3://training/deid"},
 	}
 	files, _ := filepath.Glob("../../testdata/config/*.yaml")
 	if len(files) < 12 {

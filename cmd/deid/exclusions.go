@@ -46,10 +46,16 @@ func cmdExclusions(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	q.Datasets = opts.Datasets
-	out, err := verify.Load(pos[0])
+	dir, names, err := f.localize(ctx, pos[0], &opts)
+	defer names.cleanup()
 	if err != nil {
 		return err
 	}
+	out, err := verify.Load(dir)
+	if err != nil {
+		return err
+	}
+	stdout = names.writer(stdout)
 	switch {
 	case opts.HasInput():
 		if q.Input, err = verify.ReadInput(opts.Input, opts.Settings, opts.UnknownWorkspaces); err != nil {

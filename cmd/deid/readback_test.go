@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mya/deid/internal/parquettest"
+	"github.com/mya/deid/internal/s3test"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sinks/signing"
@@ -354,5 +355,53 @@ func TestAModelTrainsOnMixedLevels(t *testing.T) {
 	}
 	if math.IsNaN(got.WMAEModel) || math.IsInf(got.WMAEModel, 0) {
 		t.Errorf("the model's error is %v", got.WMAEModel)
+	}
+}
+
+// TestMLToolsReadTheDatasetsFromS3 runs a small input to an s3:// output
+// and reads every dataset back from the S3 server with pyarrow's own S3
+// filesystem, and with DuckDB over that pyarrow dataset (DuckDB's S3 reader,
+// the httpfs extension, is downloaded on first use, which an offline machine
+// cannot do): the rows, partition column and values are those deid's reader
+// sees in a run of the same input to a directory (the same bytes,
+// TestS3OutputIsTheLocalOutputByteForByte).
+func TestMLToolsReadTheDatasetsFromS3(t *testing.T) {
+	py := python(t)
+	srv := s3test.Require(t)
+	cfg := s3Config(t, srv)
+	in, settings := s3Sample(t)
+	fixedRun(t)
+	local := filepath.Join(t.TempDir(), "out")
+	deid(t, "run", "--config", cfg, "--input", in, "--settings", settings, "--out", local)
+	out := "s3://" + srv.Bucket(t) + "/deid/out"
+	deid(t, "run", "--config", cfg, "--input", in, "--settings", settings, "--out", out)
+
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(py, "../../scripts/readback.py", out, "--endpoint", srv.Endpoint)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("readback.py: %v\n%s", err, stderr.String())
+	}
+	var rb readback
+	if err := json.Unmarshal(stdout.Bytes(), &rb); err != nil {
+		t.Fatalf("readback.py printed no JSON: %v\n%s", err, stdout.String())
+	}
+	for _, ds := range []string{"campaign_metrics", "usage_patterns"} {
+		rows, digest := goDigest(t, local, ds)
+		if rows == 0 {
+			t.Fatalf("%s: no rows published: the read-back would prove nothing", ds)
+		}
+		for _, tool := range []string{"pyarrow", "duckdb"} {
+			r, ok := rb.Datasets[ds][tool]
+			switch {
+			case !ok:
+				t.Errorf("%s: %s did not read it from %s", ds, tool, out)
+			case r.Error != "":
+				t.Errorf("%s: %s failed on %s: %s", ds, tool, out, r.Error)
+			case r.Rows != rows || r.Digest != digest || !slices.Equal(r.PartitionColumns, []string{"dt"}):
+				t.Errorf("%s: %s reads %d rows (digest %s, partitions %v) from %s; deid's reader %d rows (digest %s) in the directory",
+					ds, tool, r.Rows, short(r.Digest), r.PartitionColumns, out, rows, short(digest))
+			}
+		}
 	}
 }

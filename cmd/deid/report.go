@@ -22,17 +22,19 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs)
 	htmlPath := fs.String("html", "report.html", "the HTML file to write")
 	title := fs.String("title", "", `the page's title (default "deid output report")`)
-	r, err := f.verifyArgs(ctx, fs, args, "report")
+	r, names, err := f.verifyArgs(ctx, fs, args, "report")
+	defer names.cleanup()
 	if err != nil {
 		return err
 	}
 	var b bytes.Buffer
-	if err := report.Write(&b, r, report.Meta{Title: *title, Generated: time.Now()}); err != nil {
+	if err := report.Write(names.writer(&b), r, report.Meta{Title: *title, Generated: time.Now()}); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(*htmlPath, b.Bytes()); err != nil {
 		return err
 	}
+	stdout = names.writer(stdout)
 	fmt.Fprintf(stdout, "wrote %s (%d KiB): %s\n", *htmlPath, (b.Len()+1023)/1024, r.Verdict())
 	if hs := r.Summary.Heads; len(hs) > 0 {
 		fmt.Fprintf(stdout, "chain heads (archive these outside the output):\n%s", verify.HeadsText(hs))

@@ -12,9 +12,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mya/deid/internal/claim"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/deadletter"
 	"github.com/mya/deid/sinks/exclusions"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
 	"github.com/mya/deid/transforms/agegate"
@@ -163,16 +165,40 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		}
 		log.Info("no pseudonym key configured: using a random key for this run (file mode)")
 	}
+	// The output's store: on object storage, first checked to honour
+	// conditional writes, which its lock and every commit rely on.
+	outStore, err := openStore(ctx, cfg.Storage, "out", cfg.Out)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	// The state directory's store (a directory or s3://), probed likewise.
+	var stateObjs objstore.Store
+	if cfg.StateDir != "" {
+		if stateObjs, err = openStateObjects(ctx, cfg, log); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
 	// Nothing is read or written before the state directory and the output
 	// are locked, and bound to this key and policy (contract §9).
-	cl, err := claimDirs(cfg, key)
+	cl, err := claimDirs(ctx, cfg, key, outStore, stateObjs)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer cl.release()
+	// A run whose lease on the output another process took over stops
+	// writing there, and fails.
+	ctx, cancelLost := context.WithCancelCause(ctx)
+	defer cancelLost(nil)
+	go func() {
+		select {
+		case <-cl.lost():
+			cancelLost(cl.lostErr())
+		case <-ctx.Done():
+		}
+	}()
 	resuming := cl.resuming
 	// Events of a window an earlier run published are late.
-	frontier, err := publishedFrontier(cfg.Out)
+	frontier, err := publishedFrontier(ctx, outStore)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -184,7 +210,13 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		log.Info("soft memory limit set", zap.Stringer("memory_limit", cfg.MemoryLimit))
 	}
 	stats := &pipeline.Stats{}
-	b := &builder{cfg: cfg, key: key, log: log, stats: stats}
+	b := &builder{cfg: cfg, key: key, log: log, stats: stats, out: outStore, state: stateObjs}
+	if cl.lease != nil {
+		b.fence = cl.lease.Check
+	}
+	if cl.stateLease != nil {
+		b.stateFence = cl.stateLease.Check
+	}
 	defer b.close()
 	st, err := b.stages(ctx)
 	if err != nil {
@@ -218,11 +250,14 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		}
 	}()
 	start := time.Now()
-	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats))
+	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats), pipeline.WithClock(processingClock))
 	// A stop signal is a graceful stop in file mode too (contract §9): the
 	// workers stopped reading and checkpointed, and the run exits 0. Only
 	// the stop itself counts: any other failure is still an error.
 	stopped := err != nil && summary != nil && ctx.Err() != nil && err == ctx.Err()
+	if cause := context.Cause(ctx); (cl.lease != nil || cl.stateLease != nil) && errors.Is(cause, claim.ErrLeaseLost) {
+		return cause
+	}
 	if err != nil && !stopped {
 		return err
 	}
@@ -233,6 +268,10 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		if cerr := b.consentErr(); cerr != nil {
 			return fmt.Errorf("consent: %w", cerr)
 		}
+	}
+	for _, w := range summary.CommittedElsewhere {
+		log.Info("window already committed by another writer: it stays as that writer committed it",
+			zap.String("dataset", w.Dataset), zap.Time("window_start", time.UnixMicro(w.Window.Start).UTC()), zap.Time("window_end", time.UnixMicro(w.Window.End).UTC()))
 	}
 	elapsed := time.Since(start)
 	var read int64
@@ -268,6 +307,16 @@ type builder struct {
 	consentErr func() error
 	// counts are the stages' own counts that /metrics exports.
 	counts stageCounts
+	// out is the output's store (a directory or s3://bucket/prefix).
+	out objstore.Store
+	// fence, for an s3:// output, checks its lease before each window's
+	// manifest.
+	fence func(ctx context.Context) error
+	// state is the state directory's store, nil without one.
+	state objstore.Store
+	// stateFence, for an s3:// state_dir, checks its lease before each
+	// checkpoint.
+	stateFence func(ctx context.Context) error
 }
 
 func (b *builder) close() {
@@ -284,8 +333,11 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	var ckpt *pipeline.Checkpoints
 	if cfg.StateDir != "" {
 		var err error
-		if ckpt, err = pipeline.NewCheckpoints(cfg.StateDir); err != nil {
+		if ckpt, err = pipeline.NewCheckpoints(ctx, stateStore{b.state}); err != nil {
 			return nil, err
+		}
+		if b.stateFence != nil {
+			ckpt.WithFence(b.stateFence)
 		}
 	}
 	// The one pseudonym key: consent is built with it and the workers take
@@ -331,7 +383,11 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	pq := cfg.Parquet
 	pq.Dir = cfg.Out
-	datasets, err := parquet.New(pq, parquet.WithSigner(signer), parquet.WithAnchors(anch))
+	pqOpts := []parquet.Option{parquet.WithStore(b.out), parquet.WithSigner(signer), parquet.WithAnchors(anch)}
+	if b.fence != nil {
+		pqOpts = append(pqOpts, parquet.WithFence(b.fence))
+	}
+	datasets, err := parquet.New(pq, pqOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +397,7 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	}
 	ex := cfg.Exclusions
 	ex.Dir = cfg.Out
-	excl, err := exclusions.New(ex, exclusions.WithDatasets(specs...), exclusions.WithSigner(signer), exclusions.WithAnchors(anch))
+	excl, err := exclusions.New(ex, exclusions.WithStore(b.out), exclusions.WithDatasets(specs...), exclusions.WithSigner(signer), exclusions.WithAnchors(anch), exclusions.WithClock(processingClock))
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +434,13 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	dl := deadletter.DefaultConfig()
 	dl.Dir = cfg.Out
 	dl.KeepPayload = cfg.DeadLetters.KeepPayload
-	if st.DeadLetters, err = deadletter.New(dl, deadletter.WithExcluded(consentExcluded(cons))); err != nil {
+	dlOpts := []deadletter.Option{deadletter.WithExcluded(consentExcluded(cons))}
+	if isURL(cfg.Out) {
+		// A directory's dead-letter files are appended to; an object is
+		// stored whole at each flush, with the same bytes.
+		dlOpts = append(dlOpts, deadletter.WithStore(b.out))
+	}
+	if st.DeadLetters, err = deadletter.New(dl, dlOpts...); err != nil {
 		return nil, err
 	}
 	logKeepPayload(log, cfg.DeadLetters.KeepPayload)

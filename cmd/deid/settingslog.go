@@ -40,9 +40,8 @@ func openSettingsLog(log pipeline.ExclusionLog, out, policy string) (*settingsLo
 	if ch.Seq() == 0 {
 		return l, nil
 	}
-	dir := exclusions.ChainDir(out, verify.SettingsChain)
 	for seq := 1; seq <= ch.Seq(); seq++ {
-		entries, _, err := exclusions.ReadSegment(filepath.Join(dir, exclusions.SegmentName(seq)))
+		entries, _, err := readSettingsSegment(log, out, seq)
 		if err != nil {
 			return nil, fmt.Errorf("exclusions: settings chain: %w (the exclusion log is damaged: restore it, or start a new output)", err)
 		}
@@ -51,6 +50,16 @@ func openSettingsLog(log pipeline.ExclusionLog, out, policy string) (*settingsLo
 		}
 	}
 	return l, nil
+}
+
+// readSettingsSegment reads segment seq of the settings chain: through the
+// log's store when it has one (an output on object storage), else from the
+// directory out.
+func readSettingsSegment(log pipeline.ExclusionLog, out string, seq int) ([]pipeline.Exclusion, *exclusions.SegmentMeta, error) {
+	if l, ok := log.(*exclusions.Log); ok {
+		return l.ReadSegment(context.Background(), verify.SettingsChain, seq)
+	}
+	return exclusions.ReadSegment(filepath.Join(exclusions.ChainDir(out, verify.SettingsChain), exclusions.SegmentName(seq)))
 }
 
 // add logs skipped records, in one segment, leaving out positions logged

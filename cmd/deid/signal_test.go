@@ -122,7 +122,7 @@ func ready(addr string) bool {
 // the fields named here and skips the others.
 func checkpointNext(t *testing.T, state string) map[int32]int64 {
 	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(state, "partitions", "*.ckpt"))
+	paths, _ := filepath.Glob(filepath.Join(state, "checkpoints", "*", "*.ckpt"))
 	next := map[int32]int64{}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -339,7 +339,7 @@ func TestStopSignalEndsAFileRunCleanly(t *testing.T) {
 		if !withState {
 			continue
 		}
-		if ckpts, _ := filepath.Glob(filepath.Join(state, "partitions", "*.ckpt")); len(ckpts) != cfg.Partitions {
+		if ckpts, _ := filepath.Glob(filepath.Join(state, "checkpoints", "*", "*.ckpt")); len(ckpts) != cfg.Partitions {
 			t.Fatalf("checkpoints %v after the stop, want one per partition (%d)", ckpts, cfg.Partitions)
 		}
 		deid(t, args(out, state)...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mya/deid/internal/verify"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/signing"
 	"github.com/mya/deid/transforms/aggregate"
 )
@@ -23,6 +24,9 @@ var errNotVerified = errors.New("the output did not verify")
 type verifyFlags struct {
 	config, settings, publicKey, unknown, anchors string
 	inputs                                        stringList
+	// storage is the storage block of --config: how to reach an s3://
+	// output or anchor log.
+	storage objstore.Config
 }
 
 func (f *verifyFlags) register(fs *flag.FlagSet) {
@@ -46,6 +50,7 @@ func (f *verifyFlags) options() (verify.Options, error) {
 		return opts, &exitError{code: 2, err: fmt.Errorf("datasets: %w", err)}
 	}
 	opts.Datasets = specs
+	f.storage = cfg.Storage
 	opts.UnknownWorkspaces = cfg.Consent.Unknown
 	opts.Anchors = cfg.Anchors.File
 	if f.anchors != "" {
@@ -96,11 +101,12 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("verify", stderr)
 	var f verifyFlags
 	f.register(fs)
-	r, err := f.verifyArgs(ctx, fs, args, "verify")
+	r, names, err := f.verifyArgs(ctx, fs, args, "verify")
+	defer names.cleanup()
 	if err != nil {
 		return err
 	}
-	if err := r.WriteText(stdout); err != nil {
+	if err := r.WriteText(names.writer(stdout)); err != nil {
 		return err
 	}
 	if !r.OK() {
@@ -150,17 +156,25 @@ func readSpecs(path string) ([]*pipeline.DatasetSpec, error) {
 
 // verifyArgs parses a command line naming one output directory (flags may
 // stand before or after it) and verifies that output.
-func (f *verifyFlags) verifyArgs(ctx context.Context, fs *flag.FlagSet, args []string, cmd string) (*verify.Report, error) {
+//
+// An s3:// output (or anchor log) is checked in a local copy (localize);
+// names turns the copy's paths in the report back into the URLs.
+func (f *verifyFlags) verifyArgs(ctx context.Context, fs *flag.FlagSet, args []string, cmd string) (*verify.Report, *localNames, error) {
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(pos) != 1 {
-		return nil, usageErr("name one output directory: deid %s <out> (see deid %s --help)", cmd, cmd)
+		return nil, nil, usageErr("name one output directory: deid %s <out> (see deid %s --help)", cmd, cmd)
 	}
 	opts, err := f.options()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return verify.Run(ctx, pos[0], opts)
+	dir, names, err := f.localize(ctx, pos[0], &opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := verify.Run(ctx, dir, opts)
+	return r, names, err
 }

@@ -50,6 +50,9 @@ type Config struct {
 	// Lenient also times DuckDB reading the fields typed, its fastest
 	// idiom, whose casts accept some records deid finds malformed.
 	Lenient bool
+	// S3Endpoint is the local S3-compatible server (scripts/s3-local.sh)
+	// for deid writing to s3:// beside a directory; empty leaves it out.
+	S3Endpoint string
 	// Scale, when above 1, also runs deid once on Scale times the events
 	// over the same workspaces and days, to show how peak RSS grows.
 	Scale int
@@ -201,6 +204,17 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			contenders = append(contenders, contender{DuckDBLenient, duck(true)})
 		}
 	}
+	if cfg.S3Endpoint != "" {
+		so, err := prepareS3(ctx, cfg.S3Endpoint, work)
+		if err != nil {
+			return nil, fmt.Errorf("bench: s3: %w", err)
+		}
+		contenders = append(contenders, contender{DeidS3, func(rep int) (Sample, error) {
+			defer so.remove(ctx, rep)
+			return Measure(ctx, "", nil, cfg.Deid, "run", "--config", so.config, "--input", in.Dir, "--settings", in.Settings,
+				"--out", so.out(rep), "--log-level", "error")
+		}})
+	}
 	contenders = append(contenders, contender{DecodeLimitC, func(rep int) (Sample, error) {
 		return Measure(ctx, "", []string{"GOMAXPROCS=" + fmt.Sprint(runtime.NumCPU())}, cfg.Self,
 			append([]string{"decode-limit"}, in.Events...)...)
@@ -248,6 +262,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if alt, ok := samples[DeidAlt]; ok {
 		// The other build's speed-up over deid.
 		res.Ratios[DeidAlt+"_vs_deid"] = ratios(alt, samples[Deid])
+	}
+	if s3s, ok := samples[DeidS3]; ok {
+		// What writing to object storage costs over a directory.
+		res.Ratios[DeidS3+"_vs_deid"] = ratios(s3s, samples[Deid])
 	}
 	if dk, ok := samples[DeidKafka]; ok {
 		r := ratios(dk, samples[KafkaConsumer])

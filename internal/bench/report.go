@@ -12,6 +12,7 @@ import (
 var labels = []struct{ key, label string }{
 	{Deid, "deid (file mode)"},
 	{DeidAlt, "deid, other build"},
+	{DeidS3, "deid (file mode, s3:// out)"},
 	{DuckDB, "DuckDB (same SQL semantics)"},
 	{DuckDBLenient, "DuckDB (typed read)"},
 	{DecodeLimitC, "decode limit"},
@@ -120,6 +121,8 @@ func ratioName(key string) string {
 		return "deid (Kafka mode) / bare consumer"
 	case DeidKafka + "_vs_deid":
 		return "deid (Kafka mode) / deid (file mode)"
+	case DeidS3 + "_vs_deid":
+		return "deid (s3:// out) / deid (directory)"
 	}
 	return "deid / " + label(strings.TrimPrefix(key, "deid_vs_"))
 }

@@ -70,16 +70,25 @@ func Read(path string) (b *Binding, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	b = &Binding{}
-	if err := dec.Decode(b); err != nil {
-		return nil, false, fmt.Errorf("%s is unreadable (%v)", path, err)
-	}
-	if b.Version != bindingVersion {
-		return nil, false, fmt.Errorf("%s is in binding format %d and this deid reads format %d", path, b.Version, bindingVersion)
+	b, err = decode(path, data)
+	if err != nil {
+		return nil, false, err
 	}
 	return b, true, nil
+}
+
+// decode parses the binding data read from where.
+func decode(where string, data []byte) (*Binding, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	b := &Binding{}
+	if err := dec.Decode(b); err != nil {
+		return nil, fmt.Errorf("%s is unreadable (%v)", where, err)
+	}
+	if b.Version != bindingVersion {
+		return nil, fmt.Errorf("%s is in binding format %d and this deid reads format %d", where, b.Version, bindingVersion)
+	}
+	return b, nil
 }
 
 // Write writes b to path: a temporary file, fsynced, renamed into place,
@@ -127,8 +136,10 @@ func Check(key, dir string, have, want *Binding) error {
 	if want.StateID != "" {
 		restart = "start over with a new state_dir and a new out"
 	}
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
+	if !strings.Contains(dir, "://") {
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
 	}
 	if !hmac.Equal([]byte(have.KeyFingerprint), []byte(want.KeyFingerprint)) {
 		return fmt.Errorf("%s: %s is bound to another pseudonym key (key fingerprint %.12s…, this run's %.12s…): "+

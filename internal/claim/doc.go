@@ -10,6 +10,12 @@
 // under another key or another policy refuses to resume from the state or
 // to add windows to the output, and says what differs and how to start over.
 //
+// A root on object storage (an s3:// out or state_dir) has no flock: its lock
+// is a lease (AcquireLease), lock objects created by generation with a
+// conditional create, renewed by a heartbeat and taken over when stale, and
+// its binding is created with a conditional create too (CreateObject), so
+// that two runs binding a new root at once cannot both write one.
+//
 // The binding never holds the key: its fingerprint is HMAC-SHA-256 keyed with
 // it over a fixed label, which tells two keys apart and reveals nothing else.
 package claim

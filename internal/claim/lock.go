@@ -24,12 +24,18 @@ type HeldError struct {
 	// Holder is the holder the lock file names; zero when the holder has
 	// not written it yet.
 	Holder Holder
+	// Lease, for a lock on object storage (AcquireLease), says which
+	// generation holds it and how fresh its heartbeat is.
+	Lease string
 }
 
 func (e *HeldError) Error() string {
 	who := "another process"
 	if e.Holder.PID != 0 {
 		who = fmt.Sprintf("pid %d on host %s since %s", e.Holder.PID, e.Holder.Host, e.Holder.Since.UTC().Format(time.RFC3339))
+	}
+	if e.Lease != "" {
+		who += " (" + e.Lease + ")"
 	}
 	return fmt.Sprintf("%s: %s is locked by %s; stop that process or use another %s", e.Key, e.Dir, who, e.Key)
 }

@@ -104,6 +104,9 @@ func (c Config) Validate(out string) error {
 			errs = append(errs, fmt.Errorf("anchors.file: %s is inside the output directory %s: whoever can truncate the output could truncate the anchors with it; put the anchor log on another disk or host (or use anchors.topic)", c.File, out))
 		}
 	}
+	if u, o := strings.TrimSuffix(c.File, "/"), strings.TrimSuffix(out, "/"); strings.Contains(c.File, "://") && o != "" && (u == o || strings.HasPrefix(u, o+"/")) {
+		errs = append(errs, fmt.Errorf("anchors.file: %s is inside the output %s: whoever can truncate the output could truncate the anchors with it; put the anchor log in another bucket or store (or use anchors.topic)", c.File, out))
+	}
 	if c.Topic != "" && !validTopic(c.Topic) {
 		errs = append(errs, fmt.Errorf("anchors.topic: %q is not a Kafka topic name (ASCII letters, digits, '.', '_', '-'; at most 249)", c.Topic))
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/internal/fsutil"
+	"github.com/mya/deid/sinks/objstore"
 )
 
 // File and directory permissions: dead letters name input positions, and
@@ -55,11 +56,20 @@ func WithExcluded(f func(workspaceID []byte) bool) Option {
 	return func(s *Sink) { s.keep.Excluded = f }
 }
 
+// WithStore writes the dead letters to st, an output on object storage,
+// instead of the directory cfg.Dir. An object cannot be appended to, so
+// each Flush stores the partition's whole file again: the same name and
+// the same bytes as in a directory, at the cost of rewriting it (dead
+// letters are few and small: no payload by default).
+func WithStore(st objstore.Store) Option { return func(s *Sink) { s.st = st } }
+
 // Sink opens dead-letter writers. It implements pipeline.DeadLetterSink and
 // is safe for concurrent use.
 type Sink struct {
 	dir  string
 	keep Retention
+	// st, when set, is the output on object storage (WithStore).
+	st objstore.Store
 }
 
 var _ pipeline.DeadLetterSink = (*Sink)(nil)
@@ -99,6 +109,9 @@ func (s *Sink) Writer(id pipeline.PartitionID) (pipeline.DeadLetterWriter, error
 }
 
 func (s *Sink) open(id pipeline.PartitionID) (*Writer, error) {
+	if s.st != nil {
+		return s.openObject(id)
+	}
 	if err := fsutil.MkdirAll(s.dir, dirPerm); err != nil {
 		return nil, err
 	}
@@ -119,12 +132,51 @@ func (s *Sink) open(id pipeline.PartitionID) (*Writer, error) {
 	return w, nil
 }
 
+// openObject opens the partition's dead-letter object: its content so far
+// (but a torn last line, which a store that writes whole objects never
+// has) and the last offset it holds.
+func (s *Sink) openObject(id pipeline.PartitionID) (*Writer, error) {
+	key := "dead-letters/" + fsutil.EncodeName(id.String()) + ".ndjson"
+	w := &Writer{id: id, path: s.st.String() + "/" + key, st: s.st, key: key, last: -1 << 63, keep: s.keep}
+	rc, err := s.st.Get(context.Background(), key)
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return w, nil
+	case err != nil:
+		return nil, err
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	end, last, err := lastLine(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	w.content = b[:end]
+	if last != nil {
+		var l Line
+		if err := json.Unmarshal(last, &l); err != nil {
+			return nil, fmt.Errorf("last line of %s: %w", w.path, err)
+		}
+		w.last = l.Offset
+	}
+	return w, nil
+}
+
 // Writer appends one partition's dead letters to its file. It implements
 // pipeline.DeadLetterWriter. Not safe for concurrent use.
 type Writer struct {
 	id   pipeline.PartitionID
 	path string
 	f    *os.File
+	// st and key, on object storage, are where the file is stored whole;
+	// content is what it holds.
+	st      objstore.Store
+	key     string
+	content []byte
+	closed  bool
 	// size is the file's durable length: where the next Flush appends.
 	size int64
 	// last is the highest offset written or buffered.
@@ -169,7 +221,7 @@ func (w *Writer) recover() error {
 
 // lastLine returns the length of the file up to and including its last
 // newline, and the last complete line (nil if none), reading backwards.
-func lastLine(f *os.File, size int64) (int64, []byte, error) {
+func lastLine(f io.ReaderAt, size int64) (int64, []byte, error) {
 	const chunk = 64 << 10
 	var tail []byte
 	end := int64(-1)
@@ -205,7 +257,7 @@ func lastLine(f *os.File, size int64) (int64, []byte, error) {
 // offset already in the file is skipped: it was written before a restart
 // replayed it.
 func (w *Writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) error {
-	if w.f == nil {
+	if w.closed {
 		return fmt.Errorf("dead letters: %s: write after close", w.id)
 	}
 	if rec.Pos.Offset <= w.last {
@@ -231,11 +283,22 @@ func (w *Writer) Write(rec pipeline.Record, reason *pipeline.MalformedError) err
 // may be retried. ctx is checked before writing; the write itself is not
 // interruptible.
 func (w *Writer) Flush(ctx context.Context) error {
-	if w.f == nil || w.buf.Len() == 0 {
+	if w.closed || w.buf.Len() == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if w.st != nil {
+		// The whole file again, as one object; on failure the object
+		// keeps its old content and the lines stay buffered.
+		content := append(w.content[:len(w.content):len(w.content)], w.buf.Bytes()...)
+		if err := w.st.Put(ctx, w.key, bytes.NewReader(content), objstore.PutOptions{}); err != nil {
+			return fmt.Errorf("dead letters: %s: %w", w.id, err)
+		}
+		w.content = content
+		w.buf.Reset()
+		return nil
 	}
 	if _, err := w.f.WriteAt(w.buf.Bytes(), w.size); err != nil {
 		w.f.Truncate(w.size)
@@ -252,14 +315,17 @@ func (w *Writer) Flush(ctx context.Context) error {
 
 // Close flushes and closes the file. Safe to call more than once.
 func (w *Writer) Close() error {
-	if w.f == nil {
+	if w.closed {
 		return nil
 	}
 	err := w.Flush(context.Background())
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
+	if w.f != nil {
+		if cerr := w.f.Close(); err == nil {
+			err = cerr
+		}
+		w.f = nil
 	}
-	w.f = nil
+	w.closed = true
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/anchors"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/signing"
 )
 
@@ -62,6 +63,10 @@ func WithDatasets(specs ...*pipeline.DatasetSpec) Option {
 // WithClock sets the clock that dates entries appended without a decision
 // time (DecidedAt 0). The default is time.Now.
 func WithClock(now func() time.Time) Option { return func(l *Log) { l.now = now } }
+
+// WithStore writes the log to st (a directory or s3://bucket/prefix)
+// instead of the directory cfg.Dir.
+func WithStore(st objstore.Store) Option { return func(l *Log) { l.st = st } }
 
 // WithSigner signs every segment the log commits with signer: a detached
 // signature, segment-000001.parquet.sig, signs the segment's path and

@@ -1,32 +1,35 @@
 package exclusions
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"io"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet/compress"
+	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/anchors"
 	"github.com/mya/deid/sinks/internal/fsutil"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/signing"
 )
 
-// File and directory permissions: the log holds raw workspace ids, for
+// private writes the log's objects readable by owner and group only in a
+// directory (0640, directories 0750): the log holds raw workspace ids, for
 // compliance only.
-const (
-	filePerm = 0o640
-	dirPerm  = 0o750
-)
+var private = objstore.PutOptions{Private: true}
 
 // segmentName matches a committed segment's file name, sigName its
 // signature's.
@@ -42,7 +45,9 @@ func SegmentName(seq int) string { return fmt.Sprintf("segment-%06d.parquet", se
 // chained segments per chain. It implements pipeline.ExclusionLog; Chain is
 // safe for concurrent use, each chain it returns is not.
 type Log struct {
-	root  string
+	// st is the output <out>, a directory or s3://bucket/prefix; the log
+	// is under its key "exclusions".
+	st    objstore.Store
 	codec compress.Compression
 	dims  map[string][]string
 	now   func() time.Time
@@ -62,13 +67,20 @@ func New(cfg Config, opts ...Option) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{root: filepath.Join(cfg.Dir, "exclusions"), codec: compress.Codecs.Snappy,
+	l := &Log{codec: compress.Codecs.Snappy,
 		dims: map[string][]string{}, now: time.Now, mem: memory.NewGoAllocator()}
 	if cfg.Compression == CompressionZstd {
 		l.codec = compress.Codecs.Zstd
 	}
 	for _, o := range opts {
 		o(l)
+	}
+	if l.st == nil {
+		st, err := objstore.NewLocal(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("exclusions: %w", err)
+		}
+		l.st = st
 	}
 	return l, nil
 }
@@ -97,35 +109,34 @@ func (l *Log) open(name string) (*Chain, error) {
 	if name == "" {
 		return nil, errors.New("empty chain name")
 	}
-	c := &Chain{log: l, name: name, dir: filepath.Join(l.root, fsutil.EncodeName(name)),
+	ctx := context.Background()
+	c := &Chain{log: l, name: name, dir: "exclusions/" + fsutil.EncodeName(name),
 		enc: &encoder{mem: l.mem, codec: l.codec, dims: l.dims}}
-	if err := fsutil.RemoveTemps(c.dir); err != nil {
-		return nil, err
+	if t, ok := l.st.(interface{ RemoveTemps(string) error }); ok {
+		if err := t.RemoveTemps(c.dir); err != nil {
+			return nil, err
+		}
 	}
-	segs, _, err := listSegments(c.dir)
+	segs, sigs, err := c.list(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// A signature beyond the newest segment is left by a commit that died
 	// between writing it and publishing its segment.
-	if err := removeSigsAfter(c.dir, lastOf(segs)); err != nil {
+	if err := c.removeSigsAfter(ctx, sigs, lastOf(segs)); err != nil {
 		return nil, err
 	}
 	if len(segs) == 0 {
 		return c, nil
 	}
 	last := segs[len(segs)-1]
-	meta, err := ReadSegmentMeta(filepath.Join(c.dir, SegmentName(last)))
+	meta, head, err := c.readMeta(ctx, last)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", SegmentName(last), err)
 	}
 	if meta.Chain != name || meta.Seq != last {
 		return nil, fmt.Errorf("%s: records chain %q seq %d; the log directory was tampered with or copied",
 			SegmentName(last), meta.Chain, meta.Seq)
-	}
-	head, err := fsutil.HashFile(meta.Path)
-	if err != nil {
-		return nil, err
 	}
 	c.seq, c.head = last, head
 	if meta.Accounting != nil {
@@ -155,40 +166,61 @@ func (c *Chain) anchorLine(ctx context.Context, event string, seq int, sum, prev
 	return nil
 }
 
-// listSegments returns the sequence numbers of a chain directory's
-// segments, ascending, and the names of any other files (temporary files
-// aside). A missing directory has none.
-func listSegments(dir string) ([]int, []string, error) {
-	ents, err := os.ReadDir(dir)
+// list returns the sequence numbers of the chain's segments, ascending,
+// and those of its signatures. A chain never committed has none.
+func (c *Chain) list(ctx context.Context) (segs, sigs []int, err error) {
+	infos, err := c.log.st.List(ctx, c.dir+"/")
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, nil
-		}
 		return nil, nil, err
 	}
-	var seqs []int
-	var other []string
-	for _, e := range ents {
-		m := segmentName.FindStringSubmatch(e.Name())
-		if m == nil || !e.Type().IsRegular() {
-			if sigName.MatchString(e.Name()) && e.Type().IsRegular() {
-				continue
+	for _, in := range infos {
+		name := strings.TrimPrefix(in.Key, c.dir+"/")
+		if m := segmentName.FindStringSubmatch(name); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil && SegmentName(n) == name {
+				segs = append(segs, n)
 			}
-			if !fsutil.IsTemp(e.Name()) {
-				other = append(other, e.Name())
-			}
-			continue
+		} else if m := sigName.FindStringSubmatch(name); m != nil {
+			n, _ := strconv.Atoi(segmentName.FindStringSubmatch(m[1])[1])
+			sigs = append(sigs, n)
 		}
-		n, err := strconv.Atoi(m[1])
-		if err != nil || SegmentName(n) != e.Name() {
-			other = append(other, e.Name())
-			continue
-		}
-		seqs = append(seqs, n)
 	}
 	// By number: past 999999 a name has seven digits.
-	slices.Sort(seqs)
-	return seqs, other, nil
+	slices.Sort(segs)
+	return segs, sigs, nil
+}
+
+// readMeta reads segment seq's metadata, and the hex SHA-256 of its bytes.
+func (c *Chain) readMeta(ctx context.Context, seq int) (*SegmentMeta, string, error) {
+	key := c.dir + "/" + SegmentName(seq)
+	b, err := c.get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	rdr, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, "", err
+	}
+	defer rdr.Close()
+	meta, err := segmentMeta(key, rdr)
+	if err != nil {
+		return nil, "", err
+	}
+	return meta, sha256Hex(b), nil
+}
+
+// get reads the whole object under key.
+func (c *Chain) get(ctx context.Context, key string) ([]byte, error) {
+	rc, err := c.log.st.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 func lastOf(seqs []int) int {
@@ -198,32 +230,15 @@ func lastOf(seqs []int) int {
 	return seqs[len(seqs)-1]
 }
 
-// removeSigsAfter removes the signature files of segments numbered above
-// seq, which do not exist.
-func removeSigsAfter(dir string, seq int) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	removed := false
-	for _, e := range ents {
-		m := sigName.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(segmentName.FindStringSubmatch(m[1])[1])
+// removeSigsAfter removes the signatures (of sigs) of segments numbered
+// above seq, which do not exist.
+func (c *Chain) removeSigsAfter(ctx context.Context, sigs []int, seq int) error {
+	for _, n := range sigs {
 		if n > seq {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := c.log.st.Delete(ctx, c.dir+"/"+SegmentName(n)+signing.Suffix); err != nil {
 				return err
 			}
-			removed = true
 		}
-	}
-	if removed {
-		return fsutil.SyncDir(dir)
 	}
 	return nil
 }
@@ -338,25 +353,16 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	if err := fsutil.MkdirAll(c.dir, dirPerm); err != nil {
-		return "", err
-	}
 	meta := &SegmentMeta{Chain: c.name, Seq: c.seq + 1, PrevSHA256: c.head}
-	f, err := fsutil.Create(c.dir, "segment", filePerm)
-	if err != nil {
-		return "", err
-	}
-	defer f.Abort()
-	if err := c.enc.write(ctx, f, c.entries, meta, acctJSON); err != nil {
+	var b bytes.Buffer
+	if err := c.enc.write(ctx, &b, c.entries, meta, acctJSON); err != nil {
 		return "", fmt.Errorf("writing %s: %w", SegmentName(meta.Seq), err)
 	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("writing %s: %w", SegmentName(meta.Seq), err)
-	}
+	sum := sha256Hex(b.Bytes())
 	// The signature goes in place before the segment, so a committed
 	// segment is never unsigned; Chain removes it if the segment never
 	// follows.
-	if err := c.sign(meta.Seq, f.SHA256()); err != nil {
+	if err := c.sign(ctx, meta.Seq, sum); err != nil {
 		return "", err
 	}
 	if c.hook != nil {
@@ -364,21 +370,30 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 			return "", err
 		}
 	}
-	err = f.Publish(SegmentName(meta.Seq))
-	if errors.Is(err, fs.ErrExist) {
+	key := c.dir + "/" + SegmentName(meta.Seq)
+	err := c.log.st.Put(ctx, key, bytes.NewReader(b.Bytes()), objstore.PutOptions{IfNotExists: true, Private: true})
+	if errors.Is(err, objstore.ErrExists) {
 		// Our signature may have replaced the other writer's: sign what
 		// is there.
 		if c.log.signer != nil {
-			if sum, herr := fsutil.HashFile(filepath.Join(c.dir, SegmentName(meta.Seq))); herr == nil {
-				_ = c.sign(meta.Seq, sum)
+			if theirs, gerr := c.get(context.WithoutCancel(ctx), key); gerr == nil {
+				_ = c.sign(context.WithoutCancel(ctx), meta.Seq, sha256Hex(theirs))
 			}
 		}
 		return "", fmt.Errorf("%s already exists: another writer advanced the chain: %w", SegmentName(meta.Seq), err)
 	}
-	if f.Placed() {
-		// The segment is in the chain, even if fsyncing the directory
-		// failed: the chain moves on, and the error is still reported.
-		c.seq, c.head, c.lastAcct = meta.Seq, f.SHA256(), acctJSON
+	placed := err == nil
+	if err != nil {
+		// The segment may be in place though the store said otherwise
+		// (a directory's fsync failed): then it is in the chain.
+		if theirs, gerr := c.get(context.WithoutCancel(ctx), key); gerr == nil && sha256Hex(theirs) == sum {
+			placed = true
+		}
+	}
+	if placed {
+		// The segment is in the chain, even if the write reported an
+		// error: the chain moves on, and the error is still reported.
+		c.seq, c.head, c.lastAcct = meta.Seq, sum, acctJSON
 		clear(c.entries)
 		c.entries = c.entries[:0]
 	}
@@ -395,27 +410,16 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 
 // sign writes the detached signature of segment seq, whose content hashes
 // to sum, when the log has a signer.
-func (c *Chain) sign(seq int, sum string) error {
+func (c *Chain) sign(ctx context.Context, seq int, sum string) error {
 	if c.log.signer == nil {
 		return nil
 	}
 	name := SegmentName(seq)
-	b, err := signing.Sign(c.log.signer, "exclusions/"+filepath.Base(c.dir)+"/"+name, sum)
+	b, err := signing.Sign(c.log.signer, c.dir+"/"+name, sum)
 	if err != nil {
 		return err
 	}
-	sf, err := fsutil.Create(c.dir, "sig", filePerm)
-	if err != nil {
-		return err
-	}
-	defer sf.Abort()
-	if _, err := sf.Write(b); err != nil {
-		return fmt.Errorf("writing %s%s: %w", name, signing.Suffix, err)
-	}
-	if err := sf.Sync(); err != nil {
-		return fmt.Errorf("writing %s%s: %w", name, signing.Suffix, err)
-	}
-	if err := sf.Rename(name + signing.Suffix); err != nil {
+	if err := c.log.st.Put(ctx, c.dir+"/"+name+signing.Suffix, bytes.NewReader(b), private); err != nil {
 		return fmt.Errorf("writing %s%s: %w", name, signing.Suffix, err)
 	}
 	return nil

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/mya/deid/sinks/anchors"
-	"github.com/mya/deid/sinks/internal/fsutil"
 )
 
 // Rollback removes every segment after seq, newest first, and drops what is
@@ -28,41 +25,41 @@ func (c *Chain) Rollback(seq int) error {
 		head := ""
 		if seq > 0 {
 			var err error
-			if head, err = fsutil.HashFile(filepath.Join(c.dir, SegmentName(seq))); err != nil {
+			b, err := c.get(context.Background(), c.dir+"/"+SegmentName(seq))
+			if err != nil {
 				return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 			}
+			head = sha256Hex(b)
 		}
 		if err := c.anchorLine(context.Background(), anchors.EventRollback, seq, head, ""); err != nil {
 			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 		}
 	}
+	ctx := context.Background()
 	for n := c.seq; n > seq; n-- {
-		if err := os.Remove(filepath.Join(c.dir, SegmentName(n))); err != nil && !os.IsNotExist(err) {
+		if err := c.log.st.Delete(ctx, c.dir+"/"+SegmentName(n)); err != nil {
 			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 		}
 	}
 	// Their signatures go too (after the segments: a crash in between
 	// leaves signatures of missing segments, which Chain removes).
-	if err := removeSigsAfter(c.dir, seq); err != nil {
-		return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
+	_, sigs, err := c.list(ctx)
+	if err == nil {
+		err = c.removeSigsAfter(ctx, sigs, seq)
 	}
-	if c.seq > seq {
-		if err := fsutil.SyncDir(c.dir); err != nil {
-			return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
-		}
+	if err != nil {
+		return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 	}
 	c.entries = c.entries[:0]
 	c.seq, c.head, c.lastAcct = seq, "", nil
 	if seq == 0 {
 		return nil
 	}
-	meta, err := ReadSegmentMeta(filepath.Join(c.dir, SegmentName(seq)))
+	meta, head, err := c.readMeta(ctx, seq)
 	if err != nil {
 		return fmt.Errorf("exclusions: chain %s: rolling back: %w", c.name, err)
 	}
-	if c.head, err = fsutil.HashFile(meta.Path); err != nil {
-		return err
-	}
+	c.head = head
 	if meta.Accounting != nil {
 		if c.lastAcct, err = json.Marshal(meta.Accounting); err != nil {
 			return err

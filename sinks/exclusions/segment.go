@@ -1,6 +1,7 @@
 package exclusions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/internal/fsutil"
 )
 
 // Segment columns, in file order. There is no payload column, and none can
@@ -434,6 +436,30 @@ func ReadSegment(path string) ([]pipeline.Exclusion, *SegmentMeta, error) {
 		return nil, nil, err
 	}
 	defer rdr.Close()
+	return readSegment(path, rdr)
+}
+
+// ReadSegment reads segment seq of the named chain from the log's store.
+func (l *Log) ReadSegment(ctx context.Context, chain string, seq int) ([]pipeline.Exclusion, *SegmentMeta, error) {
+	key := "exclusions/" + fsutil.EncodeName(chain) + "/" + SegmentName(seq)
+	rc, err := l.st.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	rdr, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", key, err)
+	}
+	defer rdr.Close()
+	return readSegment(key, rdr)
+}
+
+func readSegment(path string, rdr *file.Reader) ([]pipeline.Exclusion, *SegmentMeta, error) {
 	meta, err := segmentMeta(path, rdr)
 	if err != nil {
 		return nil, nil, err

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 
 	"github.com/mya/deid/sinks/internal/fsutil"
 )
@@ -187,4 +189,40 @@ func VerifyAll(outDir string) ([]*ChainReport, error) {
 		}
 	}
 	return reports, errors.Join(errs...)
+}
+
+// listSegments returns the sequence numbers of a chain directory's
+// segments, ascending, and the names of any other files (temporary files
+// aside). A missing directory has none.
+func listSegments(dir string) ([]int, []string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	var seqs []int
+	var other []string
+	for _, e := range ents {
+		m := segmentName.FindStringSubmatch(e.Name())
+		if m == nil || !e.Type().IsRegular() {
+			if sigName.MatchString(e.Name()) && e.Type().IsRegular() {
+				continue
+			}
+			if !fsutil.IsTemp(e.Name()) {
+				other = append(other, e.Name())
+			}
+			continue
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil || SegmentName(n) != e.Name() {
+			other = append(other, e.Name())
+			continue
+		}
+		seqs = append(seqs, n)
+	}
+	// By number: past 999999 a name has seven digits.
+	slices.Sort(seqs)
+	return seqs, other, nil
 }

@@ -13,6 +13,12 @@ import (
 type Config struct {
 	// S3 configures s3:// URLs.
 	S3 S3Config `yaml:"s3"`
+	// LeaseTTL is how long the lock of a root on object storage (an s3://
+	// out or state_dir, which have no flock) outlives its holder's last
+	// heartbeat before another run may take it over; the holder renews it
+	// every third of it. A run killed without releasing it holds the next
+	// one off that long. Not used by this package: the lock is the claim's.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // S3Config configures the S3 client. It holds no credential: those come
@@ -57,7 +63,7 @@ const (
 // virtual-hosted addressing, multipart from 64 MiB in 16 MiB parts, and a
 // minute of retries.
 func DefaultConfig() Config {
-	return Config{S3: S3Config{
+	return Config{LeaseTTL: 30 * time.Second, S3: S3Config{
 		MultipartThreshold: 64 << 20,
 		PartSize:           16 << 20,
 		RequestTimeout:     2 * time.Minute,
@@ -73,6 +79,10 @@ var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 // prefixed with its YAML path.
 func (c Config) Validate() error {
 	var errs []error
+	if c.LeaseTTL < 3*time.Second {
+		// S3 keeps an object's time in whole seconds.
+		errs = append(errs, fmt.Errorf("storage.lease_ttl: must be at least 3s, well above the store's one-second clock and any clock skew, e.g. 30s (got %s)", c.LeaseTTL))
+	}
 	s := c.S3
 	if s.Endpoint != "" {
 		errs = append(errs, checkEndpoint(s.Endpoint))

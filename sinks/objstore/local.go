@@ -56,10 +56,14 @@ func (l *Local) Put(ctx context.Context, key string, body io.ReadSeeker, opts Pu
 	}
 	final := l.path(key)
 	dir, name := filepath.Dir(final), filepath.Base(final)
-	if err := fsutil.MkdirAll(dir, 0o755); err != nil {
+	filePerm, dirPerm := fs.FileMode(0o644), fs.FileMode(0o755)
+	if opts.Private {
+		filePerm, dirPerm = 0o640, 0o750
+	}
+	if err := fsutil.MkdirAll(dir, dirPerm); err != nil {
 		return fmt.Errorf("objstore: %w", err)
 	}
-	f, err := fsutil.Create(dir, name, 0o644)
+	f, err := fsutil.Create(dir, name, filePerm)
 	if err != nil {
 		return fmt.Errorf("objstore: %w", err)
 	}
@@ -180,6 +184,19 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("objstore: %w", err)
 	}
 	if err := fsutil.SyncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("objstore: %w", err)
+	}
+	return nil
+}
+
+// RemoveTemps removes the temporary files a writer killed in the middle of
+// a Put left in the directory of the prefix dir ("a/b"), which List does
+// not show; an object store has none.
+func (l *Local) RemoveTemps(dir string) error {
+	if err := checkKey(dir); err != nil {
+		return err
+	}
+	if err := fsutil.RemoveTemps(l.path(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("objstore: %w", err)
 	}
 	return nil

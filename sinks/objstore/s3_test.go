@@ -7,9 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/mya/deid/internal/s3test"
 )
@@ -288,28 +284,8 @@ func TestS3ConditionalCreateRetriedAfterAnUnknownOutcome(t *testing.T) {
 
 func TestProbeRefusesAStoreThatIgnoresIfNoneMatch(t *testing.T) {
 	srv := s3test.Require(t)
-	// The one stand-in of these tests: a proxy in front of the real
-	// server that drops If-None-Match (and signs the request again, since
-	// the header is signed), as a store that ignores it would.
-	target, _ := url.Parse(srv.Endpoint)
-	var stripped atomic.Int32
-	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		r := pr.Out
-		r.Host = pr.In.Host // the host the client signed
-		if r.Header.Get("If-None-Match") == "" {
-			return
-		}
-		stripped.Add(1)
-		r.Header.Del("If-None-Match")
-		r.Header.Del("Authorization")
-		creds := aws.Credentials{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
-		if err := v4.NewSigner().SignHTTP(r.Context(), creds, r, r.Header.Get("X-Amz-Content-Sha256"), "s3", s3test.Region, time.Now()); err != nil {
-			t.Errorf("signing again: %v", err)
-		}
-	}}
-	ps := httptest.NewServer(proxy)
-	defer ps.Close()
+	// The one stand-in of these tests: a store that ignores If-None-Match.
+	ps := srv.IgnoreIfNoneMatch(t)
 
 	bucket := srv.Bucket(t)
 	srv.Setenv(t)
@@ -319,7 +295,7 @@ func TestProbeRefusesAStoreThatIgnoresIfNoneMatch(t *testing.T) {
 		want     string // "" for no error
 	}{
 		{"the real store honours conditional writes", srv.Endpoint, ""},
-		{"a store that ignores If-None-Match is refused, by name", ps.URL, "s3://" + bucket + "/out does not honour conditional writes (If-None-Match); deid cannot commit windows safely there"},
+		{"a store that ignores If-None-Match is refused, by name", ps.Endpoint, "s3://" + bucket + "/out does not honour conditional writes (If-None-Match); deid cannot commit windows safely there"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -341,8 +317,8 @@ func TestProbeRefusesAStoreThatIgnoresIfNoneMatch(t *testing.T) {
 			}
 		})
 	}
-	if stripped.Load() != 2 {
-		t.Errorf("the proxy stripped If-None-Match from %d requests, want the probe's 2", stripped.Load())
+	if ps.Stripped() != 2 {
+		t.Errorf("the proxy stripped If-None-Match from %d requests, want the probe's 2", ps.Stripped())
 	}
 }
 

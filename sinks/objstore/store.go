@@ -35,6 +35,11 @@ type PutOptions struct {
 	// IfNotExists makes the Put a conditional create: it fails with
 	// ErrExists, writing nothing, when the key already holds an object.
 	IfNotExists bool
+	// Private, on a local store, makes the file readable by its owner and
+	// group only (0640) and the directories Put creates for it 0750, as
+	// the accounting records and the exclusion log are; otherwise they are
+	// 0644 and 0755. An object store's access is its bucket policy's.
+	Private bool
 }
 
 // Store holds whole objects under slash-separated keys ("a/b/c.parquet"),

@@ -2,16 +2,18 @@ package parquet
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
 	"github.com/mya/deid/pipeline"
-	"github.com/mya/deid/sinks/internal/fsutil"
+	"github.com/mya/deid/sinks/objstore"
 )
 
 // AccountingVersion is the version of the accounting record format written.
@@ -19,13 +21,6 @@ const AccountingVersion = 1
 
 // AccountingName is the file name of a window's accounting record.
 const AccountingName = "accounting.json"
-
-// Permissions of the accounting records: for compliance only, like the
-// exclusion log beside them.
-const (
-	acctFilePerm = 0o640
-	acctDirPerm  = 0o750
-)
 
 // AccountingRecord is a window's accounting, for compliance: the counts
 // finer than k that the manifest must not carry. It is written before the
@@ -73,8 +68,8 @@ func newAccountingRecord(out *pipeline.WindowOutput) *AccountingRecord {
 // writeAccounting writes the window's accounting record, replacing one an
 // interrupted commit left, and returns its SHA-256. The caller holds the
 // dataset's lock and has checked that the window has no manifest.
-func (s *Sink) writeAccounting(out *pipeline.WindowOutput) (string, error) {
-	dir, err := AccountingDir(s.cfg.Dir, out.Spec.Name, out.Window)
+func (s *Sink) writeAccounting(ctx context.Context, out *pipeline.WindowOutput) (string, error) {
+	dir, err := AccountingKey(out.Spec.Name, out.Window)
 	if err != nil {
 		return "", err
 	}
@@ -85,24 +80,23 @@ func (s *Sink) writeAccounting(out *pipeline.WindowOutput) (string, error) {
 	if err := enc.Encode(newAccountingRecord(out)); err != nil {
 		return "", err
 	}
-	if err := fsutil.MkdirAll(dir, acctDirPerm); err != nil {
-		return "", err
+	if err := s.st.Put(ctx, dir+"/"+AccountingName, bytes.NewReader(b.Bytes()), objstore.PutOptions{Private: true}); err != nil {
+		return "", fmt.Errorf("writing accounting record: %w", err)
 	}
-	f, err := fsutil.Create(dir, "accounting", acctFilePerm)
+	return sha256Hex(b.Bytes()), nil
+}
+
+// AccountingKey returns the key prefix of a dataset window's accounting
+// record in the output: accounting/<dataset>/<PartitionPath>.
+func AccountingKey(dataset string, w pipeline.Window) (string, error) {
+	if !validName(dataset) {
+		return "", fmt.Errorf("dataset name %q is not a safe directory name", dataset)
+	}
+	rel, err := PartitionPath(w)
 	if err != nil {
 		return "", err
 	}
-	defer f.Abort()
-	if _, err := f.Write(b.Bytes()); err != nil {
-		return "", fmt.Errorf("writing accounting record: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("writing accounting record: %w", err)
-	}
-	if err := f.Rename(AccountingName); err != nil {
-		return "", fmt.Errorf("writing accounting record: %w", err)
-	}
-	return f.SHA256(), nil
+	return path.Join("accounting", dataset, rel), nil
 }
 
 // ReadAccounting reads and decodes an accounting record, rejecting unknown

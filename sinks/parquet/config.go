@@ -1,10 +1,12 @@
 package parquet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/mya/deid/sinks/anchors"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/signing"
 )
 
@@ -58,6 +60,18 @@ func (c Config) Validate() error {
 
 // Option customizes a Sink with something code injects.
 type Option func(*Sink)
+
+// WithStore writes the output to st (a directory or s3://bucket/prefix)
+// instead of the directory cfg.Dir.
+func WithStore(st objstore.Store) Option { return func(s *Sink) { s.st = st } }
+
+// WithFence has every commit call fence just before it creates the
+// window's manifest, and fail with its error, writing no manifest: the
+// output's lease (an s3:// output), checked so that a process another one
+// took the output over from commits nothing more.
+func WithFence(fence func(ctx context.Context) error) Option {
+	return func(s *Sink) { s.fence = fence }
+}
 
 // WithSigner signs every manifest the sink commits with signer: a detached
 // signature, _manifest.json.sig, is written beside the manifest before the

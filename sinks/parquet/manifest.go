@@ -2,16 +2,21 @@ package parquet
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/objstore"
 )
 
 // ManifestVersion is the version of the manifest format written. Version
@@ -166,6 +171,11 @@ func ReadManifest(path string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeManifest(path, b)
+}
+
+// decodeManifest decodes the manifest b read from path.
+func decodeManifest(path string, b []byte) (*Manifest, error) {
 	// The version first, so that an older manifest is named as such
 	// rather than by its first field this version does not know.
 	var v struct {
@@ -214,4 +224,63 @@ func listManifests(root string) ([]string, error) {
 	}
 	slices.Sort(paths)
 	return paths, nil
+}
+
+// readManifestObject reads and decodes the manifest under key in st, and
+// returns it with the hex SHA-256 of its bytes.
+func readManifestObject(ctx context.Context, st objstore.Store, key string) (*Manifest, string, error) {
+	rc, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", key, err)
+	}
+	m, err := decodeManifest(key, b)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, sha256Hex(b), nil
+}
+
+// ReadManifestObject reads and decodes the manifest under key in the
+// output st.
+func ReadManifestObject(ctx context.Context, st objstore.Store, key string) (*Manifest, error) {
+	m, _, err := readManifestObject(ctx, st, key)
+	return m, err
+}
+
+// ListManifestKeys returns the keys of every committed window's manifest
+// under prefix ("datasets/", "datasets/<dataset>/") of the output st,
+// sorted.
+func ListManifestKeys(ctx context.Context, st objstore.Store, prefix string) ([]string, error) {
+	infos, err := st.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, in := range infos {
+		if path.Base(in.Key) == ManifestName {
+			keys = append(keys, in.Key)
+		}
+	}
+	return keys, nil
+}
+
+// datasetNames lists the datasets that hold objects in the output st.
+func datasetNames(ctx context.Context, st objstore.Store) ([]string, error) {
+	infos, err := st.List(ctx, "datasets/")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, in := range infos {
+		name, _, ok := strings.Cut(strings.TrimPrefix(in.Key, "datasets/"), "/")
+		if ok && validName(name) && (len(names) == 0 || names[len(names)-1] != name) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }

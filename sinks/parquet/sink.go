@@ -1,12 +1,14 @@
 package parquet
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +21,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/anchors"
-	"github.com/mya/deid/sinks/internal/fsutil"
+	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/signing"
 )
 
@@ -27,18 +29,14 @@ import (
 // manifest: published windows are immutable (contract §4) and never rewritten.
 var ErrPublished = errors.New("window already published")
 
-// File and directory permissions of the datasets.
-const (
-	filePerm = 0o644
-	dirPerm  = 0o755
-)
-
 // Sink writes dataset windows as Parquet files under <out>/datasets and
 // commits each with its manifest. It implements pipeline.DatasetSink and is
 // safe for concurrent use; commits of the same window are serialized.
 type Sink struct {
-	cfg   Config
-	root  string
+	cfg Config
+	// st is the output <out> (a directory or s3://bucket/prefix); the
+	// datasets are under its key "datasets".
+	st    objstore.Store
 	codec compress.Compression
 	mem   memory.Allocator
 
@@ -55,6 +53,9 @@ type Sink struct {
 	// signer, when set, signs every manifest (WithSigner).
 	signer signing.Signer
 
+	// fence, when set, is checked before each manifest (WithFence).
+	fence func(ctx context.Context) error
+
 	// hook, when set (tests), is called before each step of a commit
 	// ("data": renaming the data file; "manifest": publishing the
 	// manifest) and fails the commit with the error it returns.
@@ -63,8 +64,9 @@ type Sink struct {
 
 var _ pipeline.DatasetSink = (*Sink)(nil)
 
-// New returns a sink writing under cfg.Dir/datasets. It creates nothing
-// until the first commit.
+// New returns a sink writing under <out>/datasets: the store of WithStore,
+// or else the directory cfg.Dir. It creates nothing until the first commit
+// (but the directory).
 func New(cfg Config, opts ...Option) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -73,17 +75,37 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 	if cfg.Compression == CompressionZstd {
 		codec = compress.Codecs.Zstd
 	}
-	s := &Sink{cfg: cfg, root: filepath.Join(cfg.Dir, "datasets"), codec: codec,
+	s := &Sink{cfg: cfg, codec: codec,
 		mem: memory.NewGoAllocator(), busy: map[string]*dirLock{}, heads: map[string]link{}}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.st == nil {
+		st, err := objstore.NewLocal(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("parquet: %w", err)
+		}
+		s.st = st
+	}
 	return s, nil
 }
 
-// Dir returns the directory of a dataset window: <out>/datasets/<dataset>/
-// dt=YYYY-MM-DD[/hour=HH[/minute=MM]].
+// Dir returns where a dataset window is: <out>/datasets/<dataset>/
+// dt=YYYY-MM-DD[/hour=HH[/minute=MM]], a directory or an s3:// URL.
 func (s *Sink) Dir(dataset string, w pipeline.Window) (string, error) {
+	key, err := s.windowKey(dataset, w)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(s.cfg.Dir, "://") {
+		return strings.TrimSuffix(s.cfg.Dir, "/") + "/" + key, nil
+	}
+	return filepath.Join(s.cfg.Dir, filepath.FromSlash(key)), nil
+}
+
+// windowKey returns the key prefix of a dataset window in the output:
+// datasets/<dataset>/dt=YYYY-MM-DD[/hour=HH[/minute=MM]].
+func (s *Sink) windowKey(dataset string, w pipeline.Window) (string, error) {
 	if !validName(dataset) {
 		return "", fmt.Errorf("dataset name %q is not a safe directory name", dataset)
 	}
@@ -91,24 +113,21 @@ func (s *Sink) Dir(dataset string, w pipeline.Window) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(s.root, dataset, rel), nil
+	return path.Join("datasets", dataset, rel), nil
 }
 
 // Published tells whether the window's manifest exists. Safe for
 // concurrent use.
 func (s *Sink) Published(dataset string, w pipeline.Window) (bool, error) {
-	dir, err := s.Dir(dataset, w)
+	dir, err := s.windowKey(dataset, w)
 	if err != nil {
 		return false, fmt.Errorf("parquet: %w", err)
 	}
-	_, err = os.Lstat(filepath.Join(dir, ManifestName))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
+	ok, err := objstore.Exists(context.Background(), s.st, dir+"/"+ManifestName)
+	if err != nil {
+		return false, fmt.Errorf("parquet: %w", err)
 	}
-	return false, fmt.Errorf("parquet: %w", err)
+	return ok, nil
 }
 
 // Commit writes the window's data file, then its manifest, which is the
@@ -140,7 +159,7 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err := checkRows(out); err != nil {
 		return err
 	}
-	dir, err := s.Dir(out.Spec.Name, out.Window)
+	dir, err := s.windowKey(out.Spec.Name, out.Window)
 	if err != nil {
 		return err
 	}
@@ -149,13 +168,13 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	unlock := s.lock(out.Spec.Name)
 	defer unlock()
 
-	manifestPath := filepath.Join(dir, ManifestName)
-	if _, err := os.Lstat(manifestPath); err == nil {
-		return ErrPublished
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	manifestKey := dir + "/" + ManifestName
+	if ok, err := objstore.Exists(ctx, s.st, manifestKey); err != nil {
 		return err
+	} else if ok {
+		return ErrPublished
 	}
-	prev, err := s.chainHead(out.Spec.Name)
+	prev, err := s.chainHead(ctx, out.Spec.Name)
 	if err != nil {
 		return err
 	}
@@ -166,31 +185,23 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.MkdirAll(dir, dirPerm); err != nil {
-		return err
-	}
-	if err := clean(dir); err != nil {
+	if err := s.clean(ctx, dir); err != nil {
 		return fmt.Errorf("removing an interrupted commit's files: %w", err)
 	}
 
-	// The data file: content-addressed, so a retry writes the same name.
-	df, err := fsutil.Create(dir, "part", filePerm)
-	if err != nil {
-		return err
-	}
-	defer df.Abort()
-	rows, groups, err := s.write(ctx, df, out)
+	// The data file: content-addressed, so a retry writes the same name
+	// and the same bytes. It is encoded in memory and stored whole.
+	var data bytes.Buffer
+	rows, groups, err := s.write(ctx, &data, out)
 	if err != nil {
 		return fmt.Errorf("writing data file: %w", err)
 	}
-	if err := df.Sync(); err != nil {
-		return fmt.Errorf("writing data file: %w", err)
-	}
-	name := "part-" + df.SHA256()[:16] + ".parquet"
+	dataSum := sha256Hex(data.Bytes())
+	name := "part-" + dataSum[:16] + ".parquet"
 	if err := s.step("data"); err != nil {
 		return err
 	}
-	if err := df.Rename(name); err != nil {
+	if err := s.st.Put(ctx, dir+"/"+name, bytes.NewReader(data.Bytes()), objstore.PutOptions{}); err != nil {
 		return fmt.Errorf("writing data file: %w", err)
 	}
 	committed := false
@@ -198,7 +209,7 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 		if !committed {
 			// Leave nothing uncommitted behind for readers that do not
 			// look for the manifest; the next commit would remove it anyway.
-			os.Remove(filepath.Join(dir, name))
+			s.st.Delete(context.WithoutCancel(ctx), dir+"/"+name)
 		}
 	}()
 
@@ -207,69 +218,72 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err := s.step("accounting"); err != nil {
 		return err
 	}
-	acctSum, err := s.writeAccounting(out)
+	acctSum, err := s.writeAccounting(ctx, out)
 	if err != nil {
 		return err
 	}
 
-	// The manifest: the commit. Publish never replaces an existing one,
-	// even one another process wrote meanwhile.
-	m := newManifest(out, []File{{Path: name, Rows: rows, RowGroups: groups, Bytes: df.Size(), SHA256: df.SHA256()}},
+	// The manifest: the commit, a conditional create that never replaces
+	// an existing one, even one another process wrote meanwhile.
+	m := newManifest(out, []File{{Path: name, Rows: rows, RowGroups: groups, Bytes: int64(data.Len()), SHA256: dataSum}},
 		acctSum, prev.Previous)
 	b, err := m.marshal()
 	if err != nil {
 		return err
 	}
-	mf, err := fsutil.Create(dir, "manifest", filePerm)
-	if err != nil {
-		return err
-	}
-	defer mf.Abort()
-	if _, err := mf.Write(b); err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	if err := mf.Sync(); err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
+	sum := sha256Hex(b)
 	// The signature goes in place before the manifest, so a committed
 	// window is never unsigned; without a manifest it is not committed,
 	// and the next commit's clean removes it.
-	if err := s.sign(dir, mf.SHA256()); err != nil {
+	if err := s.sign(ctx, dir, sum); err != nil {
 		return err
 	}
 	if err := s.step("manifest"); err != nil {
 		return err
 	}
-	if err := mf.Publish(ManifestName); err != nil {
-		if mf.Placed() {
-			s.setHead(out.Spec.Name, link{Previous{filepath.ToSlash(rel), mf.SHA256()}, out.Window.Start})
+	if s.fence != nil {
+		if err := s.fence(ctx); err != nil {
+			return err
 		}
-		if errors.Is(err, fs.ErrExist) {
-			// The chain moved on without us: read it again next time.
-			s.forgetHead(out.Spec.Name)
-			// Another process committed the window meanwhile. Keep our
-			// data file only if its manifest lists it (same content).
-			if theirs, rerr := ReadManifest(manifestPath); rerr == nil {
-				for _, f := range theirs.Files {
-					committed = committed || f.Path == name
-				}
+	}
+	err = s.st.Put(ctx, manifestKey, bytes.NewReader(b), objstore.PutOptions{IfNotExists: true})
+	if errors.Is(err, objstore.ErrExists) {
+		// Another process committed the window meanwhile, and the chain
+		// moved on without us: read it again next time.
+		s.forgetHead(out.Spec.Name)
+		theirs, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
+		if rerr == nil {
+			// Keep our data file only if their manifest lists it (same
+			// content).
+			for _, f := range theirs.Files {
+				committed = committed || f.Path == name
 			}
 			// Our signature may have replaced theirs: sign what is there.
 			if s.signer != nil {
-				if sum, herr := fsutil.HashFile(manifestPath); herr == nil {
-					_ = s.sign(dir, sum)
-				}
+				_ = s.sign(context.WithoutCancel(ctx), dir, theirSum)
 			}
-			return ErrPublished
 		}
+		return fmt.Errorf("%w: %w", ErrPublished, pipeline.ErrCommittedElsewhere)
+	}
+	if err != nil {
 		// A manifest in place is a commit, durable or not: keep its data.
-		committed = mf.Placed()
+		if _, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey); rerr == nil {
+			committed = true
+			if theirSum == sum {
+				s.setHead(out.Spec.Name, link{Previous{rel, sum}, out.Window.Start})
+			}
+		}
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	committed = true
-	head := link{Previous{filepath.ToSlash(rel), mf.SHA256()}, out.Window.Start}
+	head := link{Previous{rel, sum}, out.Window.Start}
 	s.setHead(out.Spec.Name, head)
 	return s.anchorHead(ctx, out.Spec.Name, head, prev.SHA256)
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 // link is a dataset's newest committed manifest: its window directory and
@@ -283,20 +297,20 @@ type link struct {
 // when it has none), reading the output on the dataset's first call. The
 // caller holds the dataset's lock. A manifest it cannot read fails it: the
 // next manifest could not be chained to it.
-func (s *Sink) chainHead(dataset string) (link, error) {
+func (s *Sink) chainHead(ctx context.Context, dataset string) (link, error) {
 	s.mu.Lock()
 	h, ok := s.heads[dataset]
 	s.mu.Unlock()
 	if ok {
 		return h, nil
 	}
-	dsDir := filepath.Join(s.root, dataset)
-	paths, err := listManifests(dsDir)
+	dsDir := "datasets/" + dataset
+	keys, err := ListManifestKeys(ctx, s.st, dsDir+"/")
 	if err != nil {
 		return link{}, fmt.Errorf("manifest chain: %w", err)
 	}
-	for _, p := range paths {
-		m, err := ReadManifest(p)
+	for _, k := range keys {
+		m, sum, err := readManifestObject(ctx, s.st, k)
 		if err != nil {
 			return link{}, fmt.Errorf("manifest chain: %w: the dataset's next manifest cannot be chained to it; write to a new output directory", err)
 		}
@@ -304,15 +318,8 @@ func (s *Sink) chainHead(dataset string) (link, error) {
 		if h.SHA256 != "" && start <= h.start {
 			continue
 		}
-		sum, err := fsutil.HashFile(p)
-		if err != nil {
-			return link{}, fmt.Errorf("manifest chain: %w", err)
-		}
-		rel, err := filepath.Rel(dsDir, filepath.Dir(p))
-		if err != nil {
-			return link{}, fmt.Errorf("manifest chain: %w", err)
-		}
-		h = link{Previous{filepath.ToSlash(rel), sum}, start}
+		rel := strings.TrimSuffix(strings.TrimPrefix(k, dsDir+"/"), "/"+ManifestName)
+		h = link{Previous{rel, sum}, start}
 	}
 	s.setHead(dataset, h)
 	return h, nil
@@ -354,21 +361,15 @@ func (s *Sink) AnchorHeads(ctx context.Context) error {
 	if s.anchor == nil {
 		return nil
 	}
-	ents, err := os.ReadDir(s.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	names, err := datasetNames(ctx, s.st)
 	if err != nil {
 		return fmt.Errorf("parquet: %w", err)
 	}
-	for _, e := range ents {
-		if !e.IsDir() || !validName(e.Name()) {
-			continue
-		}
+	for _, name := range names {
 		err := func() error {
-			unlock := s.lock(e.Name())
+			unlock := s.lock(name)
 			defer unlock()
-			h, err := s.chainHead(e.Name())
+			h, err := s.chainHead(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -376,14 +377,14 @@ func (s *Sink) AnchorHeads(ctx context.Context) error {
 				return nil
 			}
 			// The previous link's hash is in the manifest itself.
-			m, err := ReadManifest(filepath.Join(s.root, e.Name(), filepath.FromSlash(h.Window), ManifestName))
+			m, _, err := readManifestObject(ctx, s.st, "datasets/"+name+"/"+h.Window+"/"+ManifestName)
 			if err != nil {
 				return err
 			}
-			return s.anchorHead(ctx, e.Name(), h, m.Previous.SHA256)
+			return s.anchorHead(ctx, name, h, m.Previous.SHA256)
 		}()
 		if err != nil {
-			return fmt.Errorf("parquet: %s: %w", e.Name(), err)
+			return fmt.Errorf("parquet: %s: %w", name, err)
 		}
 	}
 	return nil
@@ -391,30 +392,15 @@ func (s *Sink) AnchorHeads(ctx context.Context) error {
 
 // sign writes the detached signature of the directory's manifest, whose
 // content hashes to sum, when the sink has a signer.
-func (s *Sink) sign(dir, sum string) error {
+func (s *Sink) sign(ctx context.Context, dir, sum string) error {
 	if s.signer == nil {
 		return nil
 	}
-	rel, err := filepath.Rel(filepath.Dir(s.root), filepath.Join(dir, ManifestName))
+	b, err := signing.Sign(s.signer, dir+"/"+ManifestName, sum)
 	if err != nil {
 		return err
 	}
-	b, err := signing.Sign(s.signer, filepath.ToSlash(rel), sum)
-	if err != nil {
-		return err
-	}
-	sf, err := fsutil.Create(dir, "sig", filePerm)
-	if err != nil {
-		return err
-	}
-	defer sf.Abort()
-	if _, err := sf.Write(b); err != nil {
-		return fmt.Errorf("writing manifest signature: %w", err)
-	}
-	if err := sf.Sync(); err != nil {
-		return fmt.Errorf("writing manifest signature: %w", err)
-	}
-	if err := sf.Rename(ManifestName + signing.Suffix); err != nil {
+	if err := s.st.Put(ctx, dir+"/"+ManifestName+signing.Suffix, bytes.NewReader(b), objstore.PutOptions{}); err != nil {
 		return fmt.Errorf("writing manifest signature: %w", err)
 	}
 	return nil
@@ -455,19 +441,25 @@ func (s *Sink) lock(dir string) func() {
 	}
 }
 
-// clean removes an uncommitted directory's data and temporary files.
-func clean(dir string) error {
-	ents, err := os.ReadDir(dir)
+// clean removes an uncommitted window's data files and signature (and,
+// in a directory, the temporary files of a writer killed meanwhile).
+func (s *Sink) clean(ctx context.Context, dir string) error {
+	if t, ok := s.st.(interface{ RemoveTemps(string) error }); ok {
+		if err := t.RemoveTemps(dir); err != nil {
+			return err
+		}
+	}
+	infos, err := s.st.List(ctx, dir+"/")
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		n := e.Name()
-		if !e.Type().IsRegular() {
+	for _, in := range infos {
+		n := strings.TrimPrefix(in.Key, dir+"/")
+		if strings.Contains(n, "/") {
 			continue
 		}
-		if fsutil.IsTemp(n) || n == ManifestName+signing.Suffix || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
-			if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if n == ManifestName+signing.Suffix || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
+			if err := s.st.Delete(ctx, in.Key); err != nil {
 				return err
 			}
 		}
