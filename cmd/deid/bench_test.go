@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -56,15 +57,27 @@ func (w mixWriter) Setting(key, line []byte) error {
 	return nil
 }
 
+// mix generates the input once: 100 000 events in one partition, or, with
+// DEID_BENCH_EVENTS and DEID_BENCH_PARTITIONS, partition 0 of another
+// input (2000000 and 2 are the end-to-end benchmark's input, whose windows
+// hold ~20 times the events per contribution of the small one).
 var mix = sync.OnceValue(func() *benchMix {
 	m := &benchMix{}
 	cfg := gen.DefaultConfig()
-	cfg.Events, cfg.Partitions = 100_000, 1
+	cfg.Events, cfg.Partitions = envInt("DEID_BENCH_EVENTS", 100_000), envInt("DEID_BENCH_PARTITIONS", 1)
 	if _, err := gen.Generate(cfg, mixWriter{m}); err != nil {
 		panic(err)
 	}
 	return m
 })
+
+// envInt reads a positive integer from the environment, or returns def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // stageSetup is what the stage benchmarks share: the mix decoded, the
 // consent store, the datasets and the events that contribute to them.
