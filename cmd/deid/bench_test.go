@@ -249,7 +249,10 @@ func BenchmarkStageGates(b *testing.B) {
 
 // BenchmarkStageAggregate adds the events that pass the gates into fresh
 // partials, one per dataset and day, as a worker does: pseudonymizing the
-// workspace, then Add. One op is one contributing event.
+// workspace, then Add, and at the end of the input sealing each partial
+// (building its Cells), as a worker does at handover. One op is one
+// contributing event; with b.N a multiple of the metric "passing" (the
+// events of one pass), every pass is sealed.
 func BenchmarkStageAggregate(b *testing.B) {
 	s := setup(b)
 	pz := pipeline.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
@@ -261,9 +264,6 @@ func BenchmarkStageAggregate(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(s.passing)
-		if j == 0 {
-			clear(partials)
-		}
 		ev := s.passing[j]
 		a := s.kindAgg[ev.Kind]
 		day := ev.OccurredAt - ev.OccurredAt%86_400_000_000
@@ -274,7 +274,14 @@ func BenchmarkStageAggregate(b *testing.B) {
 		}
 		s.aggs[a].Add(p, ev, pz.Of(ev.WorkspaceID), pz)
 		p.Events++
+		if j == len(s.passing)-1 {
+			for _, p := range partials {
+				p.Seal()
+			}
+			clear(partials)
+		}
 	}
+	b.ReportMetric(float64(len(s.passing)), "passing")
 }
 
 // windowPartials aggregates every passing event into partials by dataset
@@ -294,6 +301,9 @@ func windowPartials(s *stageSetup) []*pipeline.Partial {
 		}
 		s.aggs[a].Add(p, ev, pz.Of(ev.WorkspaceID), pz)
 		p.Events++
+	}
+	for _, p := range out {
+		p.Seal()
 	}
 	return out
 }
