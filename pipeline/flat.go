@@ -47,7 +47,12 @@ type flatTable struct {
 	// pick the first slot (shift).
 	slots []uint64
 	shift uint
-	recs  []flatRecord
+	// chunks hold the records, n of them, in creation order: a record's
+	// position is its index in that order. Chunks are never copied or
+	// moved, so the table does not allocate twice what it holds as a
+	// growing slice would.
+	chunks []*[flatChunk]flatRecord
+	n      int
 	// cells are the cells' value ids by cell number; cellNo finds a cell's
 	// number (only when a contribution is created).
 	cells  []CellIDs
@@ -67,6 +72,8 @@ const (
 	flatSums   = 8
 	flatSets   = 2
 	flatInline = 3
+	// flatChunk is the number of records allocated at once (32 KiB).
+	flatChunk = 256
 	// flatMaxLoad is the fill of the index, in eighths, at which it doubles.
 	flatMaxLoad = 6
 )
@@ -107,7 +114,6 @@ func newFlatTable(hint int) *flatTable {
 	}
 	t.slots = make([]uint64, size)
 	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
-	t.recs = make([]flatRecord, 0, hint)
 	t.ents.init()
 	for d := range t.vals.values {
 		t.vals.values[d] = []string{""}
@@ -137,7 +143,7 @@ func (p *Partial) Add(a *Addend) {
 		t.shape(len(a.Sums), len(a.Members))
 	}
 	pos := t.record(&a.Cell, t.ents.id(&a.WS))
-	r := &t.recs[pos]
+	r := t.rec(pos)
 	// Overflow of a+b shows in the sign of (a^s)&(b^s): collected over the
 	// sums and tested once.
 	s := r.events + 1
@@ -226,7 +232,7 @@ func (t *flatTable) record(ids *CellIDs, ws uint32) int {
 		}
 		if s&^0xffffffff == tag {
 			pos := int(uint32(s)) - 1
-			if r := &t.recs[pos]; r.ws == ws && t.cells[r.cell] == *ids {
+			if r := t.rec(pos); r.ws == ws && t.cells[r.cell] == *ids {
 				return pos
 			}
 		}
@@ -238,11 +244,11 @@ func (t *flatTable) record(ids *CellIDs, ws uint32) int {
 // create adds an empty contribution whose key hashes to h, at the free
 // slot i of the index.
 func (t *flatTable) create(i int, h uint64, ids *CellIDs, ws uint32) int {
-	if (len(t.recs)+1)*8 > len(t.slots)*flatMaxLoad {
+	if (t.n+1)*8 > len(t.slots)*flatMaxLoad {
 		t.grow()
 		i = t.free(h)
 	}
-	if len(t.recs) >= 1<<32-1 {
+	if t.n >= 1<<32-1 {
 		panic("pipeline: more than 2³²−1 contributions in one partial")
 	}
 	cell, ok := t.cellNo[*ids]
@@ -251,15 +257,25 @@ func (t *flatTable) create(i int, h uint64, ids *CellIDs, ws uint32) int {
 		t.cells = append(t.cells, *ids)
 		t.cellNo[*ids] = cell
 	}
-	t.recs = append(t.recs, flatRecord{cell: cell, ws: ws})
+	if t.n%flatChunk == 0 {
+		t.chunks = append(t.chunks, new([flatChunk]flatRecord))
+	}
+	pos := t.n
+	t.n++
+	*t.rec(pos) = flatRecord{cell: cell, ws: ws}
 	if n := t.nSums - flatSums; n > 0 {
 		t.extraSums = append(t.extraSums, make([]int64, n)...)
 	}
 	if n := t.nSets - flatSets; n > 0 {
 		t.extraSets = append(t.extraSets, make([]flatSet, n)...)
 	}
-	t.slots[i] = h<<32 | uint64(len(t.recs))
-	return len(t.recs) - 1
+	t.slots[i] = h<<32 | uint64(t.n)
+	return pos
+}
+
+// rec returns the record at position pos.
+func (t *flatTable) rec(pos int) *flatRecord {
+	return &t.chunks[uint(pos)/flatChunk][uint(pos)%flatChunk]
 }
 
 // free returns the first free slot of the probe sequence of hash h.
@@ -276,8 +292,8 @@ func (t *flatTable) free(h uint64) int {
 func (t *flatTable) grow() {
 	t.slots = make([]uint64, 2*len(t.slots))
 	t.shift--
-	for j := range t.recs {
-		r := &t.recs[j]
+	for j := range t.n {
+		r := t.rec(j)
 		h := hashKey(&t.cells[r.cell], r.ws)
 		t.slots[t.free(h)] = h<<32 | uint64(j+1)
 	}
@@ -320,24 +336,25 @@ func (t *flatTable) addMember(s *flatSet, id uint32) {
 	mm.ids = nil
 }
 
-// members calls f with every member of s.
-func (t *flatTable) members(s *flatSet, f func(uint32)) {
+// appendMembers appends the pseudonyms of the members of s to dst.
+func (t *flatTable) appendMembers(dst []Pseudonym, s *flatSet) []Pseudonym {
 	for _, m := range s.m {
 		if m == 0 {
-			return
+			return dst
 		}
-		f(m)
+		dst = append(dst, t.ents.ps[m])
 	}
 	if s.more == 0 {
-		return
+		return dst
 	}
 	mm := &t.more[s.more-1]
 	for _, m := range mm.ids {
-		f(m)
+		dst = append(dst, t.ents.ps[m])
 	}
 	for m := range mm.set {
-		f(m)
+		dst = append(dst, t.ents.ps[m])
 	}
+	return dst
 }
 
 // size returns the number of members of s.
@@ -442,7 +459,7 @@ func (p *Partial) Seal() {
 // share contributions and maps with Cells; the caller only reads it.
 func (p *Partial) content() map[CellKey]map[Pseudonym]*Contribution {
 	t := p.flat
-	if t == nil || len(t.recs) == 0 {
+	if t == nil || t.n == 0 {
 		return p.Cells
 	}
 	m := make(map[CellKey]map[Pseudonym]*Contribution, len(t.cells)+len(p.Cells))
@@ -469,7 +486,7 @@ func (p *Partial) content() map[CellKey]map[Pseudonym]*Contribution {
 // allocated from slab, merging any dst already holds for the same cell and
 // workspace.
 func (t *flatTable) into(dst map[CellKey]map[Pseudonym]*Contribution, slab *contribSlab) {
-	if len(t.recs) == 0 {
+	if t.n == 0 {
 		return
 	}
 	keys := make([]CellKey, len(t.cells))
@@ -482,8 +499,8 @@ func (t *flatTable) into(dst map[CellKey]map[Pseudonym]*Contribution, slab *cont
 	// members of small sets, to give them one backing array.
 	perCell := make([]int, len(t.cells))
 	small := 0
-	for i := range t.recs {
-		r := &t.recs[i]
+	for i := range t.n {
+		r := t.rec(i)
 		perCell[r.cell]++
 		for j := range t.nSets {
 			if n := t.size(t.set(r, i, j)); n <= entitySetSmall {
@@ -492,9 +509,10 @@ func (t *flatTable) into(dst map[CellKey]map[Pseudonym]*Contribution, slab *cont
 		}
 	}
 	members := make([]Pseudonym, 0, small)
+	var large []Pseudonym
 	byCell := make([]map[Pseudonym]*Contribution, len(t.cells))
-	for i := range t.recs {
-		r := &t.recs[i]
+	for i := range t.n {
+		r := t.rec(i)
 		byWS := byCell[r.cell]
 		if byWS == nil {
 			if byWS = dst[keys[r.cell]]; byWS == nil {
@@ -511,13 +529,20 @@ func (t *flatTable) into(dst map[CellKey]map[Pseudonym]*Contribution, slab *cont
 			copy(c.Sums[n:], t.extraSums[i*k:][:k])
 		}
 		for j := range t.nSets {
+			// Members are distinct: a small set is its list as it is, a
+			// larger one a map.
 			s := t.set(r, i, j)
 			es := &c.Sets[j]
 			if n := t.size(s); n <= entitySetSmall {
-				es.small = members[len(members) : len(members) : len(members)+n]
+				es.small = t.appendMembers(members[len(members):len(members):len(members)+n], s)
 				members = members[:len(members)+n]
+			} else {
+				large = t.appendMembers(large[:0], s)
+				es.large = make(map[Pseudonym]struct{}, len(large))
+				for _, m := range large {
+					es.large[m] = struct{}{}
+				}
 			}
-			t.members(s, func(id uint32) { es.Add(t.ents.ps[id]) })
 		}
 		ws := t.ents.ps[r.ws]
 		if d := byWS[ws]; d != nil {
@@ -543,5 +568,5 @@ func (p *Partial) contributions() int {
 	if p.flat == nil {
 		return 0
 	}
-	return len(p.flat.recs)
+	return p.flat.n
 }
