@@ -28,6 +28,9 @@ type valueIndex struct {
 	// events find theirs here without hashing it. A slot holds the string
 	// itself, which keeps its bytes from being reused for another.
 	recent [MaxDims][recentValues]recentValue
+	// def remembers, per dimension, the value DefaultID was last asked
+	// for and its id.
+	def [MaxDims]recentValue
 }
 
 // recentValue is a value of a dimension and its id.
@@ -58,6 +61,20 @@ func (p *Partial) ValueID(dim int, raw string, h Hierarchy) uint32 {
 		x.raw[dim][raw] = id
 	}
 	*r = recentValue{s: raw, id: id}
+	return id
+}
+
+// DefaultID returns ValueID(dim, def, h) for a value an aggregator asks
+// about on every event (a dimension's default, to count the events whose
+// value reads as it): remembered by the address of def's bytes, so that
+// asking again costs a comparison.
+func (p *Partial) DefaultID(dim int, def string, h Hierarchy) uint32 {
+	x := &p.table().vals
+	if d := &x.def[dim]; unsafe.StringData(d.s) == unsafe.StringData(def) && len(d.s) == len(def) && d.s != "" {
+		return d.id
+	}
+	id := p.ValueID(dim, def, h)
+	x.def[dim] = recentValue{s: def, id: id}
 	return id
 }
 

@@ -232,13 +232,19 @@ func (t *flatTable) record(ids *CellIDs, ws uint32) int {
 		}
 		if s&^0xffffffff == tag {
 			pos := int(uint32(s)) - 1
-			if r := t.rec(pos); r.ws == ws && t.cells[r.cell] == *ids {
+			if r := t.rec(pos); r.ws == ws && sameCell(&t.cells[r.cell], ids) {
 				return pos
 			}
 		}
 		i = (i + 1) & mask
 	}
 	return t.create(i, h, ids, ws)
+}
+
+// sameCell compares cell ids two at a time (an array compare calls
+// memequal).
+func sameCell(a, b *CellIDs) bool {
+	return (a[0]^b[0])|(a[1]^b[1])|(a[2]^b[2])|(a[3]^b[3])|(a[4]^b[4])|(a[5]^b[5])|(a[6]^b[6])|(a[7]^b[7]) == 0
 }
 
 // create adds an empty contribution whose key hashes to h, at the free
@@ -451,6 +457,9 @@ func (p *Partial) Seal() {
 		return
 	}
 	p.flat = nil
+	if len(p.Cells) == 0 {
+		p.Cells = make(map[CellKey]map[Pseudonym]*Contribution, len(t.cells))
+	}
 	t.into(p.Cells, &p.slab)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/mya/deid/pipeline"
 )
@@ -16,8 +17,8 @@ type Aggregator struct {
 	spec *pipeline.DatasetSpec
 	dims []dimReader
 	// sums holds, per sum measure (like DatasetSpec.SumMeasures), the
-	// counters it adds up.
-	sums [][]func(*pipeline.Event) int64
+	// offsets in pipeline.Event of the counters it adds up.
+	sums [][]uintptr
 	// sets holds, per set entity (like DatasetSpec.SetEntities), how to
 	// read its identifier.
 	sets []func(*pipeline.Event) []byte
@@ -116,7 +117,7 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 		if len(m.Fields) == 0 {
 			fail("sum measure %s sums no field", m.Name)
 		}
-		var fs []func(*pipeline.Event) int64
+		var fs []uintptr
 		for _, name := range m.Fields {
 			f, ok := fields[name]
 			if !ok || f.typ != fieldCounter {
@@ -124,7 +125,7 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 				continue
 			}
 			unavailable("sum measure "+m.Name, name, f)
-			fs = append(fs, f.num)
+			fs = append(fs, f.at)
 		}
 		a.sums = append(a.sums, fs)
 	}
@@ -178,9 +179,9 @@ func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Ps
 			continue
 		}
 		ad.Cell[i] = p.ValueID(i, d.str(ev), d.h)
-		// The default's id, found by the address of def's bytes in the
-		// partial's table of recent values: no hashing per event.
-		if d.others != nil && ad.Cell[i] == p.ValueID(i, d.def, d.h) {
+		// The default's id, remembered by the partial by the address of
+		// def's bytes: no hashing per event.
+		if d.others != nil && ad.Cell[i] == p.DefaultID(i, d.def, d.h) {
 			d.others.Add(1)
 		}
 	}
@@ -198,16 +199,20 @@ func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Ps
 	} else {
 		ad.Members, ad.Has = make([]pipeline.Pseudonym, len(a.sets)), make([]bool, len(a.sets))
 	}
-	var ok bool
-	for i, fs := range a.sums {
+	// Overflow of s+v shows in the sign of (s^t)&(v^t): collected over
+	// the counters and tested once.
+	var of int64
+	for i, offs := range a.sums {
 		var s int64
-		for _, f := range fs {
-			if s, ok = pipeline.AddInt64(s, f(ev)); !ok {
-				ad.Overflow = true
-			}
+		for _, off := range offs {
+			v := *(*int64)(unsafe.Add(unsafe.Pointer(ev), off))
+			t := s + v
+			of |= (s ^ t) & (v ^ t)
+			s = t
 		}
 		ad.Sums[i] = s
 	}
+	ad.Overflow = of < 0
 	for i, f := range a.sets {
 		if id := f(ev); len(id) > 0 {
 			ad.Members[i], ad.Has[i] = pz.Of(id), true
