@@ -519,14 +519,23 @@ func (t *flatTable) into(dst map[CellKey]map[Pseudonym]*Contribution, slab *cont
 	}
 	members := make([]Pseudonym, 0, small)
 	var large []Pseudonym
+	// byCell is each cell's map in dst; made is set when this call made
+	// it, so that it holds none of the cell's workspaces but the table's,
+	// each once, and needs no lookup before an insertion.
 	byCell := make([]map[Pseudonym]*Contribution, len(t.cells))
+	made := make([]bool, len(t.cells))
+	empty := len(dst) == 0
 	for i := range t.n {
 		r := t.rec(i)
 		byWS := byCell[r.cell]
 		if byWS == nil {
-			if byWS = dst[keys[r.cell]]; byWS == nil {
+			if !empty {
+				byWS = dst[keys[r.cell]]
+			}
+			if byWS == nil {
 				byWS = make(map[Pseudonym]*Contribution, perCell[r.cell])
 				dst[keys[r.cell]] = byWS
+				made[r.cell] = true
 			}
 			byCell[r.cell] = byWS
 		}
@@ -554,7 +563,9 @@ func (t *flatTable) into(dst map[CellKey]map[Pseudonym]*Contribution, slab *cont
 			}
 		}
 		ws := t.ents.ps[r.ws]
-		if d := byWS[ws]; d != nil {
+		if made[r.cell] {
+			byWS[ws] = c
+		} else if d := byWS[ws]; d != nil {
 			d.Merge(c)
 		} else {
 			byWS[ws] = c
