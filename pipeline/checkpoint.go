@@ -373,7 +373,7 @@ func snapPartial(p *Partial) partialSnap {
 	// In map order: a restore builds maps again, so order does not matter,
 	// and sorting a window's cells at every checkpoint would cost more than
 	// encoding them.
-	for key, byWS := range p.Cells {
+	for key, byWS := range p.content() {
 		cs := cellSnap{Key: key}
 		for ws, c := range byWS {
 			s := contribSnap{WS: bytes.Clone(ws[:]), Events: c.Events, Sums: slices.Clone(c.Sums), Overflow: c.Overflow,

@@ -71,7 +71,9 @@ func AddInt64(a, b int64) (int64, bool) {
 // Partial is one dataset's aggregates for one window: from one partition
 // (as the worker hands it over) or merged over all partitions (as the
 // publisher builds it). Cells maps a level-0 cell to its contributions by
-// pseudonymized workspace.
+// pseudonymized workspace. While a worker aggregates into the partial (Add)
+// the contributions are in a flat table instead (flat.go); Seal moves them
+// into Cells, and only then does Cells hold the partial's content.
 type Partial struct {
 	Dataset string
 	Window  Window
@@ -80,10 +82,10 @@ type Partial struct {
 	Events int64
 	// slab allocates the partial's contributions (NewContribution).
 	slab contribSlab
-	// index is the aggregators' fast path into Cells (cellindex.go).
-	index *cellIndex
-	// sizeHint sizes the index's contribution table when it is first
-	// built: the partition's previous window of the dataset tells how many
+	// flat holds what Add aggregated since the last Seal; nil when sealed.
+	flat *flatTable
+	// sizeHint sizes the flat table when it is first built: the
+	// partition's previous window of the dataset tells how many
 	// contributions to expect.
 	sizeHint int
 }
@@ -93,11 +95,12 @@ func NewPartial(dataset string, w Window) *Partial {
 	return &Partial{Dataset: dataset, Window: w, Cells: make(map[CellKey]map[Pseudonym]*Contribution)}
 }
 
-// Merge adds every contribution of o into p (same dataset and window). It
-// moves o's cells and contributions into p where p has none of its own
-// rather than copying them: o must not be used afterwards.
+// Merge adds every contribution of o into p (same dataset and window),
+// sealing both. It moves o's cells and contributions into p where p has
+// none of its own rather than copying them: o must not be used afterwards.
 func (p *Partial) Merge(o *Partial) {
-	p.dropIndex()
+	p.Seal()
+	o.Seal()
 	for key, byWS := range o.Cells {
 		dst := p.Cells[key]
 		if dst == nil {

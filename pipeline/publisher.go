@@ -230,8 +230,8 @@ func (p *publisher) window(ctx context.Context, spec *DatasetSpec, part *Partial
 	acct := WindowAccounting{Contributed: part.Events, WithdrawnByReason: map[string]int64{},
 		SuppressedByReason: map[string]int64{}, RowsByLevel: map[int]int64{}, EventsByLevel: map[int]int64{}}
 	decided := p.now().UnixMicro()
-	// Nothing adds to the partial any more, and Cells changes below.
-	part.dropIndex()
+	// Nothing adds to the partial any more: its content is Cells.
+	part.Seal()
 
 	// Consent as of publication: withdraw workspaces that have left since.
 	// Most windows have none to withdraw; only then are the cells walked in

@@ -508,7 +508,7 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 			for agg, p := range ow.partials {
 				if p != nil {
 					w.contribHint[agg] = max(w.contribHint[agg], p.contributions())
-					p.dropIndex() // no event is added to it any more
+					p.Seal() // no event is added to it any more: Cells, once
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -56,15 +57,27 @@ func (w mixWriter) Setting(key, line []byte) error {
 	return nil
 }
 
+// mix generates the input once: 100 000 events in one partition, or, with
+// DEID_BENCH_EVENTS and DEID_BENCH_PARTITIONS, partition 0 of another
+// input (2000000 and 2 are the end-to-end benchmark's input, whose windows
+// hold ~20 times the events per contribution of the small one).
 var mix = sync.OnceValue(func() *benchMix {
 	m := &benchMix{}
 	cfg := gen.DefaultConfig()
-	cfg.Events, cfg.Partitions = 100_000, 1
+	cfg.Events, cfg.Partitions = envInt("DEID_BENCH_EVENTS", 100_000), envInt("DEID_BENCH_PARTITIONS", 1)
 	if _, err := gen.Generate(cfg, mixWriter{m}); err != nil {
 		panic(err)
 	}
 	return m
 })
+
+// envInt reads a positive integer from the environment, or returns def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // stageSetup is what the stage benchmarks share: the mix decoded, the
 // consent store, the datasets and the events that contribute to them.
@@ -239,7 +252,10 @@ func BenchmarkStageGates(b *testing.B) {
 
 // BenchmarkStageAggregate adds the events that pass the gates into fresh
 // partials, one per dataset and day, as a worker does: pseudonymizing the
-// workspace, then Add. One op is one contributing event.
+// workspace, then Add, and at the end of the input sealing each partial
+// (building its Cells), as a worker does at handover. One op is one
+// contributing event; with b.N a multiple of the metric "passing" (the
+// events of one pass), every pass is sealed.
 func BenchmarkStageAggregate(b *testing.B) {
 	s := setup(b)
 	pz := pipeline.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
@@ -251,9 +267,6 @@ func BenchmarkStageAggregate(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(s.passing)
-		if j == 0 {
-			clear(partials)
-		}
 		ev := s.passing[j]
 		a := s.kindAgg[ev.Kind]
 		day := ev.OccurredAt - ev.OccurredAt%86_400_000_000
@@ -264,7 +277,14 @@ func BenchmarkStageAggregate(b *testing.B) {
 		}
 		s.aggs[a].Add(p, ev, pz.Of(ev.WorkspaceID), pz)
 		p.Events++
+		if j == len(s.passing)-1 {
+			for _, p := range partials {
+				p.Seal()
+			}
+			clear(partials)
+		}
 	}
+	b.ReportMetric(float64(len(s.passing)), "passing")
 }
 
 // windowPartials aggregates every passing event into partials by dataset
@@ -284,6 +304,9 @@ func windowPartials(s *stageSetup) []*pipeline.Partial {
 		}
 		s.aggs[a].Add(p, ev, pz.Of(ev.WorkspaceID), pz)
 		p.Events++
+	}
+	for _, p := range out {
+		p.Seal()
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/mya/deid/pipeline"
 )
@@ -16,8 +17,8 @@ type Aggregator struct {
 	spec *pipeline.DatasetSpec
 	dims []dimReader
 	// sums holds, per sum measure (like DatasetSpec.SumMeasures), the
-	// counters it adds up.
-	sums [][]func(*pipeline.Event) int64
+	// offsets in pipeline.Event of the counters it adds up.
+	sums [][]uintptr
 	// sets holds, per set entity (like DatasetSpec.SetEntities), how to
 	// read its identifier.
 	sets []func(*pipeline.Event) []byte
@@ -116,7 +117,7 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 		if len(m.Fields) == 0 {
 			fail("sum measure %s sums no field", m.Name)
 		}
-		var fs []func(*pipeline.Event) int64
+		var fs []uintptr
 		for _, name := range m.Fields {
 			f, ok := fields[name]
 			if !ok || f.typ != fieldCounter {
@@ -124,7 +125,7 @@ func New(spec *pipeline.DatasetSpec) (*Aggregator, error) {
 				continue
 			}
 			unavailable("sum measure "+m.Name, name, f)
-			fs = append(fs, f.num)
+			fs = append(fs, f.at)
 		}
 		a.sums = append(a.sums, fs)
 	}
@@ -165,40 +166,57 @@ func (a *Aggregator) OtherCounts() []OtherCount {
 // Add aggregates ev into p under its level-0 cell, in the contribution of
 // workspace ws: one event, the sums (overflow-checked: an overflow marks the
 // contribution, which fails its cell closed) and the pseudonyms of the
-// other entities (an absent identifier adds nothing). The cell and the
-// contribution are found through the partial's index of the window's
-// values; once they exist, Add allocates nothing unless an entity set
-// grows.
+// other entities (an absent identifier adds nothing). The cell is named by
+// the partial's ids of the window's values and the event handed to the
+// partial's flat table (Partial.Add); once its contribution exists, Add
+// allocates nothing unless an entity set grows past its inline members.
 func (a *Aggregator) Add(p *pipeline.Partial, ev *pipeline.Event, ws pipeline.Pseudonym, pz *pipeline.Pseudonymizer) {
-	var ids pipeline.CellIDs
+	ad := pipeline.Addend{WS: ws}
 	for i := range a.dims {
 		d := &a.dims[i]
 		if d.bucket != nil {
-			ids[i] = p.ValueID(i, d.bucket.Label(d.num(ev)), d.h)
+			ad.Cell[i] = p.ValueID(i, d.bucket.Label(d.num(ev)), d.h)
 			continue
 		}
-		ids[i] = p.ValueID(i, d.str(ev), d.h)
-		// The default's id, found by the address of def's bytes in the
-		// partial's table of recent values: no hashing per event.
-		if d.others != nil && ids[i] == p.ValueID(i, d.def, d.h) {
+		ad.Cell[i] = p.ValueID(i, d.str(ev), d.h)
+		// The default's id, remembered by the partial by the address of
+		// def's bytes: no hashing per event.
+		if d.others != nil && ad.Cell[i] == p.DefaultID(i, d.def, d.h) {
 			d.others.Add(1)
 		}
 	}
-	c := p.Contribution(&ids, ws, len(a.sums), len(a.sets))
-	var ok bool
-	if c.Events, ok = pipeline.AddInt64(c.Events, 1); !ok {
-		c.Overflow = true
+	// The default datasets fit the arrays, which stay on the stack.
+	var sums [8]int64
+	var members [2]pipeline.Pseudonym
+	var has [2]bool
+	if len(a.sums) <= len(sums) {
+		ad.Sums = sums[:len(a.sums)]
+	} else {
+		ad.Sums = make([]int64, len(a.sums))
 	}
-	for i, fs := range a.sums {
-		for _, f := range fs {
-			if c.Sums[i], ok = pipeline.AddInt64(c.Sums[i], f(ev)); !ok {
-				c.Overflow = true
-			}
+	if len(a.sets) <= len(members) {
+		ad.Members, ad.Has = members[:len(a.sets)], has[:len(a.sets)]
+	} else {
+		ad.Members, ad.Has = make([]pipeline.Pseudonym, len(a.sets)), make([]bool, len(a.sets))
+	}
+	// Overflow of s+v shows in the sign of (s^t)&(v^t): collected over
+	// the counters and tested once.
+	var of int64
+	for i, offs := range a.sums {
+		var s int64
+		for _, off := range offs {
+			v := *(*int64)(unsafe.Add(unsafe.Pointer(ev), off))
+			t := s + v
+			of |= (s ^ t) & (v ^ t)
+			s = t
 		}
+		ad.Sums[i] = s
 	}
+	ad.Overflow = of < 0
 	for i, f := range a.sets {
 		if id := f(ev); len(id) > 0 {
-			c.Sets[i].Add(pz.Of(id))
+			ad.Members[i], ad.Has[i] = pz.Of(id), true
 		}
 	}
+	p.Add(&ad)
 }

@@ -36,9 +36,10 @@ func campaignEvent(ws, creator, campaign, platform, industry, country string, fo
 			Conversions: 1, SpendCents: 5000, RevenueCents: 9000}}
 }
 
-// cellSummary renders a partial's cells: key, then per workspace the
-// events, sums and entity-set sizes.
+// cellSummary seals a partial and renders its cells: key, then per
+// workspace the events, sums and entity-set sizes.
 func cellSummary(p *pipeline.Partial, pz *pipeline.Pseudonymizer, workspaces ...string) []string {
+	p.Seal()
 	var out []string
 	for key, byWS := range p.Cells {
 		for _, ws := range workspaces {
@@ -138,6 +139,7 @@ func TestAddInternsCellKeys(t *testing.T) {
 	b := campaignEvent("w1", "c1", "k1", "tiktok", strings.Clone("beauty.skincare"), "FR", 1)
 	camp.Add(p, a, pz.Of(a.WorkspaceID), pz)
 	camp.Add(p, b, pz.Of(b.WorkspaceID), pz)
+	p.Seal()
 	var ptrs []*byte
 	for key := range p.Cells {
 		ptrs = append(ptrs, unsafeData(key[2]))
@@ -222,5 +224,7 @@ func BenchmarkAdd(b *testing.B) {
 		j := i & (len(evs) - 1)
 		camp.Add(p, evs[j], ws[j], pz)
 	}
+	b.StopTimer()
+	p.Seal()
 	b.ReportMetric(float64(len(p.Cells)), "cells")
 }

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/mya/deid/pipeline"
 )
@@ -52,7 +53,17 @@ type field struct {
 	str    func(*pipeline.Event) string
 	num    func(*pipeline.Event) int64
 	id     func(*pipeline.Event) []byte
+	// at is a counter's offset in pipeline.Event: the aggregator reads
+	// counters by offset, one load each, rather than calling num, which
+	// stays the reference (TestCounterOffsets).
+	at uintptr
 }
+
+// Offsets of the event's payloads, for the counters' offsets.
+var (
+	campaignAt = unsafe.Offsetof(pipeline.Event{}.Campaign)
+	usageAt    = unsafe.Offsetof(pipeline.Event{}.Usage)
+)
 
 const (
 	campaign = pipeline.KindCampaignMetrics
@@ -83,18 +94,18 @@ var fields = map[string]field{
 	"team_size":      {typ: fieldNumber, kind: usage, num: func(e *pipeline.Event) int64 { return e.Usage.TeamSize }},
 
 	// Counters.
-	"impressions":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Impressions }},
-	"reach":         {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Reach }},
-	"clicks":        {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Clicks }},
-	"likes":         {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Likes }},
-	"comments":      {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Comments }},
-	"shares":        {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Shares }},
-	"saves":         {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Saves }},
-	"video_views":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.VideoViews }},
-	"conversions":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Conversions }},
-	"spend_cents":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.SpendCents }},
-	"revenue_cents": {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.RevenueCents }},
-	"duration_ms":   {typ: fieldCounter, kind: usage, num: func(e *pipeline.Event) int64 { return e.Usage.DurationMs }},
+	"impressions":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Impressions }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Impressions)},
+	"reach":         {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Reach }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Reach)},
+	"clicks":        {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Clicks }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Clicks)},
+	"likes":         {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Likes }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Likes)},
+	"comments":      {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Comments }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Comments)},
+	"shares":        {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Shares }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Shares)},
+	"saves":         {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Saves }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Saves)},
+	"video_views":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.VideoViews }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.VideoViews)},
+	"conversions":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.Conversions }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.Conversions)},
+	"spend_cents":   {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.SpendCents }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.SpendCents)},
+	"revenue_cents": {typ: fieldCounter, kind: campaign, num: func(e *pipeline.Event) int64 { return e.Campaign.RevenueCents }, at: campaignAt + unsafe.Offsetof(pipeline.CampaignMetrics{}.RevenueCents)},
+	"duration_ms":   {typ: fieldCounter, kind: usage, num: func(e *pipeline.Event) int64 { return e.Usage.DurationMs }, at: usageAt + unsafe.Offsetof(pipeline.UsageInteraction{}.DurationMs)},
 
 	// Identifiers.
 	"workspace_id": {typ: fieldID, id: func(e *pipeline.Event) []byte { return e.WorkspaceID }},

@@ -108,6 +108,10 @@ func TestStraysReadAsOtherAndAreCounted(t *testing.T) {
 	ev := &pipeline.Event{Kind: pipeline.KindUsageInteraction, WorkspaceID: []byte("w1"), UserID: []byte("u1"),
 		Usage: pipeline.UsageInteraction{Feature: "labs.beta_canvas", Action: "view", PlanTier: "pro", DeviceType: "desktop", TeamSize: 3}}
 	usage.Add(u, ev, pz.Of(ev.WorkspaceID), pz)
+	u.Seal()
+	if len(u.Cells) != 1 {
+		t.Errorf("one usage event makes %d cells, want 1", len(u.Cells))
+	}
 	for key := range u.Cells {
 		if key[0] != Other {
 			t.Errorf("a feature outside the taxonomy is aggregated as %q, want other", key[0])

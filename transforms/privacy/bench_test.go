@@ -57,7 +57,7 @@ func campaignEvent(rng *rand.Rand) (*pipeline.Event, string) {
 }
 
 // campaignPartial aggregates events until the partial holds cells level-0
-// cells.
+// cells (counted every 64 events, when it is sealed).
 func campaignPartial(tb testing.TB, spec *pipeline.DatasetSpec, seed uint64, cells int) *pipeline.Partial {
 	tb.Helper()
 	agg, err := aggregate.New(spec)
@@ -68,9 +68,12 @@ func campaignPartial(tb testing.TB, spec *pipeline.DatasetSpec, seed uint64, cel
 	pz := pipeline.NewPseudonymizer([]byte("bench"))
 	p := pipeline.NewPartial(spec.Name, pipeline.Window{})
 	for len(p.Cells) < cells {
-		ev, _ := campaignEvent(rng)
-		agg.Add(p, ev, pz.Of(ev.WorkspaceID), pz)
-		p.Events++
+		for range 64 {
+			ev, _ := campaignEvent(rng)
+			agg.Add(p, ev, pz.Of(ev.WorkspaceID), pz)
+			p.Events++
+		}
+		p.Seal()
 	}
 	return p
 }

@@ -42,6 +42,7 @@ func TestADominatedSumOfTheDefaultDatasetIsNotPublished(t *testing.T) {
 		agg.Add(p, ev, pz.Of(ev.WorkspaceID), pz)
 		p.Events++
 	}
+	p.Seal()
 	if len(p.Cells) != 1 {
 		t.Fatalf("%d level-0 cells, want the one cell of the test", len(p.Cells))
 	}

@@ -44,6 +44,9 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	if p.Dataset != "" && p.Dataset != spec.Name {
 		return nil, fmt.Errorf("privacy: partial of dataset %q given with the spec of %q", p.Dataset, spec.Name)
 	}
+	// The partial's content is its Cells once sealed; a partial still
+	// aggregating is sealed here rather than read half.
+	p.Seal()
 	r := &run{plan: pl, p: p, res: &pipeline.GateResult{EventsByLevel: map[int]int64{}}, trace: g.trace}
 	r.keys = make([]pipeline.CellKey, 0, len(p.Cells))
 	for key, byWS := range p.Cells {
