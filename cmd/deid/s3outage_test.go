@@ -17,10 +17,12 @@ import (
 
 	"github.com/mya/deid/internal/gen"
 	"github.com/mya/deid/internal/s3test"
+	"github.com/mya/deid/internal/verify"
+	"github.com/mya/deid/sinks/objstore"
 )
 
-// TestS3StateOutage stops the S3 server that holds a run's checkpoints in
-// the middle of the run and starts it again 10 seconds later. Within
+// TestS3StateOutage stops the S3 server that holds a run's checkpoints and
+// its output in the middle of the run and starts it again 10 seconds later. Within
 // storage.s3.retry_budget the run waits the outage out and its output is
 // an uninterrupted run's; with a budget shorter than the outage it fails,
 // saying why, with nothing half-committed, and a resume after the outage
@@ -53,15 +55,39 @@ func TestS3StateOutage(t *testing.T) {
 		}
 		return p
 	}
+	// The anchor logs stay on the local disk, outside the outage.
+	anchorDir := t.TempDir()
+	anchorsOf := func(out string) string {
+		return filepath.Join(anchorDir, strings.NewReplacer("s3://", "", "/", "_").Replace(out)+".anchors")
+	}
 	args := func(conf, out, state string) []string {
 		return []string{"run", "--config", conf, "--input", in, "--settings", filepath.Join(in, gen.SettingsFileName),
-			"--out", out, "--state-dir", state, "--anchors", out + ".anchors"}
+			"--out", out, "--state-dir", state, "--anchors", anchorsOf(out)}
 	}
 	ref := filepath.Join(t.TempDir(), "ref")
 	if out, err := runProcess(bin, env, args(conf(time.Minute), ref, filepath.Join(t.TempDir(), "ref-state"))...); err != nil {
 		t.Fatalf("uninterrupted run: %v\n%s", err, out)
 	}
 	want := datasetFiles(t, ref)
+	// verifyS3 verifies an s3:// output on the server and returns a local
+	// copy of it for the other checks.
+	verifyS3 := func(t *testing.T, conf, out string) string {
+		t.Helper()
+		if code, stdout, _ := deidExit("verify", out, "--config", conf, "--anchors", anchorsOf(out)); code != 0 {
+			t.Errorf("the output does not verify on S3: exit %d\n%s", code, stdout)
+		}
+		cfg := defaultConfig()
+		cfg.Storage.S3.Endpoint, cfg.Storage.S3.ForcePathStyle = srv.Endpoint, true
+		st, err := objstore.Open(out, cfg.Storage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "copy")
+		if err := verify.Mirror(context.Background(), st, dir); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
 
 	// outage starts a run, stops the server once the run has stored a
 	// checkpoint, starts it again 10 s later, and returns the run's exit
@@ -111,34 +137,33 @@ func TestS3StateOutage(t *testing.T) {
 		}
 		return "", nil
 	}
-	check := func(t *testing.T, out string) {
+	check := func(t *testing.T, conf, out string) {
 		t.Helper()
-		if diff := cmp.Diff(want, datasetFiles(t, out)); diff != "" {
+		copy := verifyS3(t, conf, out)
+		if diff := cmp.Diff(want, datasetFiles(t, copy)); diff != "" {
 			t.Errorf("datasets differ from a run without an outage (-want +got):\n%s", diff)
 		}
-		if code, stdout, _ := deidExit("verify", out, "--anchors", out+".anchors"); code != 0 {
-			t.Errorf("the output does not verify: exit %d\n%s", code, stdout)
-		}
-		excluded, _ := dispositions(t, out) // fails on an entry written twice
+		excluded, _ := dispositions(t, copy) // fails on an entry written twice
 		if diff := cmp.Diff(stats.Expected.Excluded, countValues(excluded)); diff != "" {
 			t.Errorf("exclusion entries by reason (-want +got):\n%s", diff)
 		}
 	}
 
 	t.Run("a run waits out an outage shorter than its retry budget", func(t *testing.T) {
-		out, state := filepath.Join(t.TempDir(), "out"), "s3://"+bucket+"/state/rides-out"
-		logs, err := outage(t, conf(time.Minute), out, state)
+		out, state := "s3://"+bucket+"/out/rides-out", "s3://"+bucket+"/state/rides-out"
+		c := conf(time.Minute)
+		logs, err := outage(t, c, out, state)
 		if err != nil {
 			t.Fatalf("the run failed: %v\n%s", err, logs)
 		}
 		if !strings.Contains(logs, "retrying a failed request within storage.s3.retry_budget") {
 			t.Fatalf("the run never retried, so it met no outage:\n%s", logs)
 		}
-		check(t, out)
+		check(t, c, out)
 	})
 
 	t.Run("an outage longer than the retry budget fails the run cleanly, and a resume completes it", func(t *testing.T) {
-		out, state := filepath.Join(t.TempDir(), "out"), "s3://"+bucket+"/state/gives-up"
+		out, state := "s3://"+bucket+"/out/gives-up", "s3://"+bucket+"/state/gives-up"
 		c := conf(2 * time.Second)
 		logs, err := outage(t, c, out, state)
 		var exit *exec.ExitError
@@ -150,13 +175,13 @@ func TestS3StateOutage(t *testing.T) {
 			t.Errorf("the failure does not name storage.s3.retry_budget:\n%s", logs)
 		}
 		// Nothing half-committed: what the failed run published verifies.
-		if code, stdout, _ := deidExit("verify", out, "--anchors", out+".anchors"); code != 0 {
+		if code, stdout, _ := deidExit("verify", out, "--config", c, "--anchors", anchorsOf(out)); code != 0 {
 			t.Errorf("the failed run's output does not verify: exit %d\n%s", code, stdout)
 		}
 		if msg, err := runProcess(bin, env, args(c, out, state)...); err != nil {
 			t.Fatalf("resume: %v\n%s", err, msg)
 		}
-		check(t, out)
+		check(t, c, out)
 	})
 }
 
