@@ -338,7 +338,8 @@ func TestManifest(t *testing.T) {
 		Files: []File{{Path: "part-" + hex.EncodeToString(sum[:8]) + ".parquet", Rows: 3, RowGroups: 1,
 			Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}},
 		Privacy: Privacy{K: 10, DominanceN: 2, DominanceK: 85, PPercent: 10,
-			DominanceMeasures: []string{"impressions", "events"}, ProtectedEntities: []string{"workspaces", "creators"}},
+			DominanceMeasures: []string{"impressions", "events"}, ProtectedEntities: []string{"workspaces", "creators"},
+			Generalization: pipeline.DefaultGeneralization},
 		Columns: []Column{
 			{Name: "window_start", Type: TypeTimestamp, Role: RoleWindow},
 			{Name: "window_end", Type: TypeTimestamp, Role: RoleWindow},

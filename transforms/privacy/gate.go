@@ -14,8 +14,9 @@ import (
 // value is ready to use; a Gate is safe for concurrent use.
 type Gate struct {
 	// trace, when set (by tests), is told which level-0 cells each row and
-	// each suppressed cell was made of.
-	trace func(level int, dims []string, suppressed bool, cells []pipeline.CellKey)
+	// each suppressed cell was made of, with its generalization level and
+	// its dimensions' levels.
+	trace func(level int, dimLevels []int, dims []string, suppressed bool, cells []pipeline.CellKey)
 }
 
 var _ pipeline.PrivacyGate = (*Gate)(nil)
@@ -73,9 +74,17 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	r.top = make(topN, max(pl.domN, 2))
 	r.sets = make([]pipeline.EntitySet, pl.nSets)
 	r.sums = make([]int64, pl.nSums)
-	last := len(pl.levels) - 1
-	for step := 0; step <= last && len(pending) > 0; step++ {
-		pending = r.step(step, pending, step == last)
+	switch pl.strategy {
+	case pipeline.GeneralizeMondrian:
+		// Level 0 as the ladder's first step; the failing cells are
+		// partitioned top down.
+		pending = r.step(0, pending, len(pl.levels) == 1)
+		r.mondrian(pending)
+	default:
+		last := len(pl.levels) - 1
+		for step := 0; step <= last && len(pending) > 0; step++ {
+			pending = r.step(step, pending, step == last)
+		}
 	}
 	slices.SortFunc(r.res.Rows, func(a, b pipeline.Row) int {
 		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
@@ -98,7 +107,7 @@ type run struct {
 	*plan
 	p     *pipeline.Partial
 	res   *pipeline.GateResult
-	trace func(int, []string, bool, []pipeline.CellKey)
+	trace func(int, []int, []string, bool, []pipeline.CellKey)
 
 	// keys are the level-0 cells, sorted; cells their contributions.
 	keys  []pipeline.CellKey
@@ -119,6 +128,10 @@ type run struct {
 	sets   []pipeline.EntitySet
 	strs   []string
 	vals   []pipeline.Value
+	ints   []int
+	// memo holds the mondrian strategy's choice for each box judged.
+	memo   map[boxID]*choice
+	judged map[boxID]verdict
 }
 
 // step judges the cells made of the pending level-0 cells at one ladder
@@ -168,9 +181,9 @@ func (r *run) step(step int, pending []int32, last bool) []int32 {
 		v := r.judge(g.cells, last)
 		switch {
 		case v.pass:
-			r.publish(step, g, &v)
+			r.publish(step, &r.levels[step], g.key, g.cells, &v)
 		case last:
-			r.suppress(step, g, &v)
+			r.suppress(step, &r.levels[step], g.key, g.cells, &v)
 		default:
 			failed = append(failed, g.cells...)
 		}
@@ -285,6 +298,13 @@ func (r *run) judge(cells []int32, last bool) verdict {
 		return v
 	}
 
+	if !last && (bad || !r.dominanceHolds()) {
+		// Only whether the cell passes matters before the last step, and
+		// the dominance rules on the totals are cheaper than the entity
+		// sets' union.
+		return v
+	}
+
 	// Frequency over the other protected entities: k distinct values in
 	// the union of the workspaces' sets.
 	for i := range r.sets {
@@ -301,18 +321,25 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			return v
 		}
 	}
-	if bad {
+	if bad || !r.dominanceHolds() {
 		return v
 	}
+	v.pass = true
+	return v
+}
 
-	// Dominance and p%, per dominance measure with a positive total.
+// dominanceHolds applies dominance and p% to the per-workspace totals
+// judge has just added up, per dominance measure with a positive total.
+func (r *run) dominanceHolds() bool {
+	nDom := len(r.plan.dom)
+	var ok bool
 	for j := range nDom {
 		r.top.reset()
 		var total int64
 		for at := j; at < len(r.totals); at += nDom {
 			x := r.totals[at]
 			if total, ok = pipeline.AddInt64(total, x); !ok {
-				return v
+				return false
 			}
 			r.top.add(x)
 		}
@@ -320,16 +347,18 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			continue
 		}
 		if dominated(r.top.sum(int(r.domN)), total, r.domK) || pRuleFails(total, r.top[0], r.top[1], r.pPct) {
-			return v
+			return false
 		}
 	}
-	v.pass = true
-	return v
+	return true
 }
 
-// publish appends the row of a passing cell.
-func (r *run) publish(step int, g *group, v *verdict) {
-	dims := r.dimsOf(g.key)
+// publish appends the row of a passing cell: key at the given dimension
+// levels, made of the given level-0 cells; r.sums and r.sets hold its
+// totals (judge has just passed it).
+func (r *run) publish(level int, levels *[pipeline.MaxDims]int, key pipeline.CellKey, cells []int32, v *verdict) {
+	dims := r.dimsOf(key)
+	dimLevels := r.levelsOf(levels)
 	vals := r.alloc(len(r.measures))
 	for i, m := range r.measures {
 		switch m.kind {
@@ -356,35 +385,51 @@ func (r *run) publish(step int, g *group, v *verdict) {
 		}
 		vals[i].Float = m.scale * float64(num) / float64(den)
 	}
-	r.res.Rows = append(r.res.Rows, pipeline.Row{Dims: dims, Level: step, Values: vals})
+	r.res.Rows = append(r.res.Rows, pipeline.Row{Dims: dims, Level: level, DimLevels: dimLevels, Values: vals})
 	r.res.PublishedEvents += v.events
-	r.res.EventsByLevel[step] += v.events
+	r.res.EventsByLevel[level] += v.events
 	if r.trace != nil {
-		r.trace(step, dims, false, r.keysOf(g))
+		r.trace(level, dimLevels, dims, false, r.keysOf(cells))
 	}
 }
 
-// suppress records a cell that still fails at the last step.
-func (r *run) suppress(step int, g *group, v *verdict) {
+// suppress records a cell that still fails where it cannot be generalized
+// further.
+func (r *run) suppress(level int, levels *[pipeline.MaxDims]int, key pipeline.CellKey, cells []int32, v *verdict) {
 	reason := pipeline.ReasonSuppressedDominance
 	if v.frequency {
 		reason = pipeline.ReasonSuppressedFrequency
 	}
-	dims := r.dimsOf(g.key)
+	dims := r.dimsOf(key)
 	r.res.Suppressed = append(r.res.Suppressed, pipeline.CellExclusion{Dataset: r.spec.Name, Window: r.p.Window,
-		Level: step, Dims: dims, Reason: reason, Events: v.events, Workspaces: v.workspaces})
+		Level: level, Dims: dims, Reason: reason, Events: v.events, Workspaces: v.workspaces})
 	if r.trace != nil {
-		r.trace(step, dims, true, r.keysOf(g))
+		r.trace(level, r.levelsOf(levels), dims, true, r.keysOf(cells))
 	}
 }
 
-// keysOf returns the level-0 keys of a group's cells.
-func (r *run) keysOf(g *group) []pipeline.CellKey {
-	keys := make([]pipeline.CellKey, len(g.cells))
-	for i, c := range g.cells {
+// keysOf returns the level-0 keys of the given cells.
+func (r *run) keysOf(cells []int32) []pipeline.CellKey {
+	keys := make([]pipeline.CellKey, len(cells))
+	for i, c := range cells {
 		keys[i] = r.keys[c]
 	}
 	return keys
+}
+
+// levelsOf copies the dimensions' levels, capped at each hierarchy's top,
+// into the row arena.
+func (r *run) levelsOf(levels *[pipeline.MaxDims]int) []int {
+	n := r.nDims
+	if len(r.ints)+n > cap(r.ints) {
+		r.ints = make([]int, 0, 256*n)
+	}
+	d := r.ints[len(r.ints) : len(r.ints)+n : len(r.ints)+n]
+	r.ints = r.ints[:len(r.ints)+n]
+	for i := range d {
+		d[i] = min(levels[i], r.tops[i])
+	}
+	return d
 }
 
 // dimsOf copies a key's dimension values into the row arena.

@@ -65,7 +65,8 @@ func testSpec() *pipeline.DatasetSpec {
 			{Name: "creators", Field: "creator_id", Protected: true},
 			{Name: "campaigns", Field: "campaign_id"},
 		},
-		Privacy: pipeline.Privacy{K: 3, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: []string{"spend"}},
+		Privacy: pipeline.Privacy{K: 3, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: []string{"spend"},
+			Generalization: pipeline.GeneralizeLadder},
 	}
 }
 
@@ -541,7 +542,7 @@ func TestApplyInvariants(t *testing.T) {
 			cells      []pipeline.CellKey
 		}
 		var traces []traced
-		g := &Gate{trace: func(level int, dims []string, suppressed bool, cells []pipeline.CellKey) {
+		g := &Gate{trace: func(level int, _ []int, dims []string, suppressed bool, cells []pipeline.CellKey) {
 			traces = append(traces, traced{level, strings.Join(dims, "|"), suppressed, slices.Clone(cells)})
 		}}
 		res, err := g.Apply(spec, p)

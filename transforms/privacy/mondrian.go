@@ -1,0 +1,240 @@
+package privacy
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// The mondrian strategy (contract §7). Level-0 cells that pass are
+// published as under the ladder. The failing ones, the residue, are then
+// partitioned top down along the hierarchies, Mondrian-style: the residue
+// starts as one box with every dimension at "*" (suppressed whole if even
+// that fails), and a box is split along one dimension's hierarchy, one
+// level down, into the parts its cells fall in. A split is allowed when
+// every part passes — or, a partial split, when the parts that fail merged
+// with each other pass too and are published as the box itself, at the
+// box's levels, beside the parts that pass (when that remainder fails,
+// the passing parts with the fewest events join it, one at a time, until
+// it passes or none is left). Of the allowed splits of a box the one that
+// lowers the information-loss score most is taken (ties: the dimension
+// declared first); the parts are split again the same way; a box with no
+// allowed split is published.
+//
+// So the published cells form a laminar family: any two are disjoint or
+// one contains the other (the boxes of one tree, and level-0 cells inside
+// them), and each level-0 cell's contributions are in the smallest
+// published cell that contains it, or suppressed.
+
+// box is a cell of the partition: each dimension's level, the values at
+// those levels, the residue's level-0 cells inside it (indexes into
+// run.keys, in their order) and their events.
+type box struct {
+	levels [pipeline.MaxDims]int
+	key    pipeline.CellKey
+	cells  []int32
+	events int64
+}
+
+// boxID names a box: its levels and values.
+type boxID struct {
+	levels [pipeline.MaxDims]int
+	key    pipeline.CellKey
+}
+
+// choice is the best way found to publish a passing box: whole (no
+// parts), or split along a dimension into parts, each published its own
+// best way, and a remainder published as the box itself.
+type choice struct {
+	// cost is the events × information loss of the box's rows.
+	cost  float64
+	parts []box
+	rest  []int32
+	split bool
+}
+
+// mondrian partitions the residue (the level-0 cells that failed, in
+// run.keys order) and publishes or suppresses it.
+func (r *run) mondrian(residue []int32) {
+	if len(residue) == 0 {
+		return
+	}
+	root := box{levels: r.tops, cells: slices.Clone(residue)}
+	root.key = r.generalize(r.keys[residue[0]], &root.levels)
+	v := r.judge(root.cells, true)
+	if !v.pass {
+		r.suppress(r.levelSum(&root.levels), &root.levels, root.key, root.cells, &v)
+		return
+	}
+	root.events = v.events
+	r.memo, r.judged = map[boxID]*choice{}, map[boxID]verdict{}
+	r.best(&root)
+	r.emit(&root)
+	r.memo, r.judged = nil, nil
+}
+
+// ncp is a box's information loss per event: the sum over its dimensions
+// of the normalized certainty penalty of its value.
+func (r *run) ncp(levels *[pipeline.MaxDims]int, key *pipeline.CellKey) float64 {
+	var s float64
+	for d := range r.nDims {
+		s += r.loss[d].NCP(levels[d], key[d])
+	}
+	return s
+}
+
+// best finds, for a box that passes, the publication of least loss among
+// publishing it whole and splitting it along each dimension, the parts
+// chosen the same way (memoized: a box is reached along many paths).
+func (r *run) best(b *box) *choice {
+	id := boxID{b.levels, b.key}
+	if c, ok := r.memo[id]; ok {
+		return c
+	}
+	here := r.ncp(&b.levels, &b.key)
+	c := &choice{cost: float64(b.events) * here}
+	for d := range r.nDims {
+		if b.levels[d] == 0 {
+			continue
+		}
+		if s := r.trySplit(b, d, here); s != nil && s.cost < c.cost {
+			c = s
+		}
+	}
+	r.memo[id] = c
+	return c
+}
+
+// emit publishes a box as its choice says.
+func (r *run) emit(b *box) {
+	c := r.memo[boxID{b.levels, b.key}]
+	if c == nil || !c.split {
+		r.publishBox(b.levels, b.key, b.cells)
+		return
+	}
+	if len(c.rest) > 0 {
+		r.publishBox(b.levels, b.key, c.rest)
+	}
+	for i := range c.parts {
+		r.emit(&c.parts[i])
+	}
+}
+
+// publishBox judges a box again (a part that passed on its own passes
+// here too, and judge leaves the row's totals for publish) and publishes
+// it; were it to fail, it is suppressed: fail closed.
+func (r *run) publishBox(levels [pipeline.MaxDims]int, key pipeline.CellKey, cells []int32) {
+	v := r.judge(cells, true)
+	if v.pass {
+		r.publish(r.levelSum(&levels), &levels, key, cells, &v)
+	} else {
+		r.suppress(r.levelSum(&levels), &levels, key, cells, &v)
+	}
+}
+
+// trySplit splits b one level down along dimension d, or returns nil when
+// that is not allowed. here is b's loss per event.
+func (r *run) trySplit(b *box, d int, here float64) *choice {
+	lv := b.levels[d] - 1
+	var parts []box
+	index := map[string]int{}
+	for _, c := range b.cells {
+		val := r.hier[d].Generalize(r.keys[c][d], lv)
+		i, ok := index[val]
+		if !ok {
+			i = len(parts)
+			index[val] = i
+			p := box{levels: b.levels, key: b.key}
+			p.levels[d] = lv
+			p.key[d] = val
+			parts = append(parts, p)
+		}
+		parts[i].cells = append(parts[i].cells, c)
+	}
+	type judged struct {
+		part box
+		cost float64
+		// move is what moving the part into the remainder would cost.
+		move float64
+	}
+	var pass []judged
+	var rest []int32
+	for _, p := range parts {
+		v := r.judgeBox(&p)
+		if !v.pass {
+			rest = append(rest, p.cells...)
+			continue
+		}
+		p.events = v.events
+		pass = append(pass, judged{part: p})
+	}
+	for i := range pass {
+		pc := r.best(&pass[i].part).cost
+		pass[i].cost = pc
+		pass[i].move = float64(pass[i].part.events)*here - pc
+	}
+	var restEvents int64
+	if len(rest) > 0 {
+		// The remainder must pass as the box itself; the parts that cost
+		// least to move join it until it does.
+		slices.SortStableFunc(pass, func(a, b judged) int { return cmp.Compare(a.move, b.move) })
+		// Moving every part gives the box itself, which passes; a binary
+		// search finds a number of parts to move with which the remainder
+		// passes and with one fewer it fails (the rules are not monotone,
+		// so not always the least such number, but always a valid one).
+		withMoved := func(m int) []int32 {
+			cells := slices.Clone(rest)
+			for _, p := range pass[:m] {
+				cells = append(cells, p.part.cells...)
+			}
+			return cells
+		}
+		lo, hi := -1, len(pass) // remainder with lo parts fails, with hi passes
+		if v := r.judge(rest, false); v.pass {
+			hi, restEvents = 0, v.events
+		}
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			if v := r.judge(withMoved(mid), false); v.pass {
+				hi, restEvents = mid, v.events
+			} else {
+				lo = mid
+			}
+		}
+		if hi == len(pass) {
+			return nil
+		}
+		rest, pass = withMoved(hi), pass[hi:]
+		slices.Sort(rest)
+	}
+	c := &choice{split: true, rest: rest, cost: float64(restEvents) * here}
+	for _, p := range pass {
+		c.cost += p.cost
+		c.parts = append(c.parts, p.part)
+	}
+	// The parts in key order, so that publication order follows the keys.
+	slices.SortFunc(c.parts, func(a, b box) int { return slices.Compare(a.key[:], b.key[:]) })
+	return c
+}
+
+// judgeBox judges a part once, however many boxes it is a part of.
+func (r *run) judgeBox(p *box) verdict {
+	id := boxID{p.levels, p.key}
+	if v, ok := r.judged[id]; ok {
+		return v
+	}
+	v := r.judge(p.cells, false)
+	r.judged[id] = v
+	return v
+}
+
+// levelSum is a box's generalization level: the sum of its dimensions'
+// levels, each capped at its hierarchy's top.
+func (r *run) levelSum(levels *[pipeline.MaxDims]int) int {
+	n := 0
+	for i := range r.nDims {
+		n += min(levels[i], r.tops[i])
+	}
+	return n
+}
