@@ -132,6 +132,14 @@ type run struct {
 	// memo holds the mondrian strategy's choice for each box judged.
 	memo   map[boxID]*choice
 	judged map[boxID]verdict
+	// quick tells judge that a passing verdict will not be published as
+	// it is (the mondrian search judges again before publishing), so the
+	// entity sets need not be complete.
+	quick bool
+	// events holds each residue cell's events; full is the loss of an
+	// event at every dimension's top.
+	events []int64
+	full   float64
 }
 
 // step judges the cells made of the pending level-0 cells at one ladder
@@ -306,12 +314,18 @@ func (r *run) judge(cells []int32, last bool) verdict {
 	}
 
 	// Frequency over the other protected entities: k distinct values in
-	// the union of the workspaces' sets.
+	// the union of the workspaces' sets. When only the verdict matters
+	// (r.quick), the union stops once it holds k.
 	for i := range r.sets {
 		r.sets[i] = pipeline.EntitySet{}
+		enough := r.quick && !last && slices.Contains(r.protected, i)
+	union:
 		for _, k0 := range cells {
 			for _, c := range r.cells[k0] {
 				r.sets[i].Union(&c.Sets[i])
+				if enough && int64(r.sets[i].Len()) >= r.k {
+					break union
+				}
 			}
 		}
 	}

@@ -44,14 +44,19 @@ type boxID struct {
 }
 
 // choice is the best way found to publish a passing box: whole (no
-// parts), or split along a dimension into parts, each published its own
-// best way, and a remainder published as the box itself.
+// split), or split along a dimension into parts, each published its own
+// best way, and a remainder published as the box itself (rest) or, when
+// it fails there, left to the box's parent (left).
 type choice struct {
-	// cost is the events × information loss of the box's rows.
+	// cost is the events × information loss of the box's rows; events
+	// left to the parent count as fully lost (the most they can cost).
 	cost  float64
+	split bool
 	parts []box
 	rest  []int32
-	split bool
+	left  []int32
+	// leftEvents counts the events of left.
+	leftEvents int64
 }
 
 // mondrian partitions the residue (the level-0 cells that failed, in
@@ -68,10 +73,19 @@ func (r *run) mondrian(residue []int32) {
 		return
 	}
 	root.events = v.events
+	r.events = make([]int64, len(r.keys))
+	for _, c := range residue {
+		for _, ct := range r.cells[c] {
+			r.events[c] += ct.Events
+		}
+	}
+	r.full = float64(r.nDims)
 	r.memo, r.judged = map[boxID]*choice{}, map[boxID]verdict{}
-	r.best(&root)
+	r.quick = true
+	r.best(&root, true)
+	r.quick = false
 	r.emit(&root)
-	r.memo, r.judged = nil, nil
+	r.memo, r.judged, r.events = nil, nil, nil
 }
 
 // ncp is a box's information loss per event: the sum over its dimensions
@@ -85,9 +99,10 @@ func (r *run) ncp(levels *[pipeline.MaxDims]int, key *pipeline.CellKey) float64 
 }
 
 // best finds, for a box that passes, the publication of least loss among
-// publishing it whole and splitting it along each dimension, the parts
-// chosen the same way (memoized: a box is reached along many paths).
-func (r *run) best(b *box) *choice {
+// publishing it whole and splitting it along each dimension to each lower
+// level, the parts chosen the same way (memoized: a box is reached along
+// many paths). The root leaves nothing to a parent.
+func (r *run) best(b *box, root bool) *choice {
 	id := boxID{b.levels, b.key}
 	if c, ok := r.memo[id]; ok {
 		return c
@@ -95,18 +110,18 @@ func (r *run) best(b *box) *choice {
 	here := r.ncp(&b.levels, &b.key)
 	c := &choice{cost: float64(b.events) * here}
 	for d := range r.nDims {
-		if b.levels[d] == 0 {
-			continue
-		}
-		if s := r.trySplit(b, d, here); s != nil && s.cost < c.cost {
-			c = s
+		for lv := b.levels[d] - 1; lv >= 0; lv-- {
+			if s := r.trySplit(b, d, lv, here, root); s != nil && s.cost < c.cost {
+				c = s
+			}
 		}
 	}
 	r.memo[id] = c
 	return c
 }
 
-// emit publishes a box as its choice says.
+// emit publishes a box as its choice says; what it leaves to its parent,
+// the parent publishes.
 func (r *run) emit(b *box) {
 	c := r.memo[boxID{b.levels, b.key}]
 	if c == nil || !c.split {
@@ -133,10 +148,13 @@ func (r *run) publishBox(levels [pipeline.MaxDims]int, key pipeline.CellKey, cel
 	}
 }
 
-// trySplit splits b one level down along dimension d, or returns nil when
-// that is not allowed. here is b's loss per event.
-func (r *run) trySplit(b *box, d int, here float64) *choice {
-	lv := b.levels[d] - 1
+// trySplit splits b along dimension d into the parts at level lv (below
+// b's), or returns nil when that is not allowed. here is b's loss per
+// event. The remainder — the parts that fail, and what the passing parts
+// leave to b — is published as b when it passes; else the passing parts
+// that cost least to give up join it until it does, or, below the root, it
+// is left to b's parent, whichever costs less.
+func (r *run) trySplit(b *box, d, lv int, here float64, root bool) *choice {
 	var parts []box
 	index := map[string]int{}
 	for _, c := range b.cells {
@@ -154,9 +172,10 @@ func (r *run) trySplit(b *box, d int, here float64) *choice {
 	}
 	type judged struct {
 		part box
-		cost float64
-		// move is what moving the part into the remainder would cost.
-		move float64
+		c    *choice
+		// cost is the part's cost without what it leaves; move is what
+		// giving the part up to the remainder would cost more.
+		cost, move float64
 	}
 	var pass []judged
 	var rest []int32
@@ -169,15 +188,22 @@ func (r *run) trySplit(b *box, d int, here float64) *choice {
 		p.events = v.events
 		pass = append(pass, judged{part: p})
 	}
+	if len(rest) == len(b.cells) {
+		return nil // no part passes
+	}
 	for i := range pass {
-		pc := r.best(&pass[i].part).cost
-		pass[i].cost = pc
-		pass[i].move = float64(pass[i].part.events)*here - pc
+		pc := r.best(&pass[i].part, false)
+		pass[i].c = pc
+		pass[i].cost = pc.cost - r.full*float64(pc.leftEvents)
+		pass[i].move = float64(pass[i].part.events-pc.leftEvents)*here - pass[i].cost
+		rest = append(rest, pc.left...)
 	}
 	var restEvents int64
+	for _, c := range rest {
+		restEvents += r.events[c]
+	}
+	c := &choice{split: true}
 	if len(rest) > 0 {
-		// The remainder must pass as the box itself; the parts that cost
-		// least to move join it until it does.
 		slices.SortStableFunc(pass, func(a, b judged) int { return cmp.Compare(a.move, b.move) })
 		// Moving every part gives the box itself, which passes; a binary
 		// search finds a number of parts to move with which the remainder
@@ -186,36 +212,82 @@ func (r *run) trySplit(b *box, d int, here float64) *choice {
 		withMoved := func(m int) []int32 {
 			cells := slices.Clone(rest)
 			for _, p := range pass[:m] {
-				cells = append(cells, p.part.cells...)
+				cells = append(cells, placed(p.part.cells, p.c.left)...)
 			}
 			return cells
 		}
-		lo, hi := -1, len(pass) // remainder with lo parts fails, with hi passes
-		if v := r.judge(rest, false); v.pass {
-			hi, restEvents = 0, v.events
+		lo, hi := -1, len(pass) // the remainder with lo parts moved fails, with hi passes
+		if r.judge(rest, false).pass {
+			hi = 0
 		}
 		for hi-lo > 1 {
 			mid := (lo + hi) / 2
-			if v := r.judge(withMoved(mid), false); v.pass {
-				hi, restEvents = mid, v.events
+			if r.judge(withMoved(mid), false).pass {
+				hi = mid
 			} else {
 				lo = mid
 			}
 		}
-		if hi == len(pass) {
-			return nil
+		// Published here: the remainder with hi parts moved.
+		movedCost, movedEvents := 0.0, restEvents
+		for _, p := range pass[:hi] {
+			movedEvents += p.part.events - p.c.leftEvents
 		}
-		rest, pass = withMoved(hi), pass[hi:]
-		slices.Sort(rest)
+		movedCost = float64(movedEvents) * here
+		for _, p := range pass[hi:] {
+			movedCost += p.cost
+		}
+		// Left to the parent: the remainder as it is.
+		leftCost := float64(restEvents) * r.full
+		for _, p := range pass {
+			leftCost += p.cost
+		}
+		switch {
+		case hi > 0 && !root && leftCost < movedCost:
+			c.left, c.leftEvents, c.cost = rest, restEvents, leftCost
+		case hi == len(pass):
+			if root {
+				return nil
+			}
+			c.left, c.leftEvents, c.cost = rest, restEvents, leftCost
+		default:
+			rest, pass = withMoved(hi), pass[hi:]
+			slices.Sort(rest)
+			c.rest, c.cost = rest, movedCost
+		}
+		if c.left != nil {
+			slices.Sort(c.left)
+		}
+	} else {
+		for _, p := range pass {
+			c.cost += p.cost
+		}
 	}
-	c := &choice{split: true, rest: rest, cost: float64(restEvents) * here}
 	for _, p := range pass {
-		c.cost += p.cost
 		c.parts = append(c.parts, p.part)
 	}
 	// The parts in key order, so that publication order follows the keys.
 	slices.SortFunc(c.parts, func(a, b box) int { return slices.Compare(a.key[:], b.key[:]) })
 	return c
+}
+
+// placed returns the cells not in left; both are sorted.
+func placed(cells, left []int32) []int32 {
+	if len(left) == 0 {
+		return cells
+	}
+	out := make([]int32, 0, len(cells)-len(left))
+	j := 0
+	for _, c := range cells {
+		for j < len(left) && left[j] < c {
+			j++
+		}
+		if j < len(left) && left[j] == c {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // judgeBox judges a part once, however many boxes it is a part of.
