@@ -102,6 +102,8 @@ func TestThePolicyVersionHashesOnlyWhatChangesOutputs(t *testing.T) {
 		{"k changes outputs", func(c *Config) { c.Datasets[0].Privacy.K = 20 }, true},
 		{"a hierarchy changes outputs", func(c *Config) { c.Datasets[0].Ladder = c.Datasets[0].Ladder[1:] }, true},
 		{"a dataset's event types change outputs", func(c *Config) { c.Datasets = c.Datasets[:1] }, true},
+		{"the generalization strategy changes outputs", func(c *Config) { c.Datasets[1].Privacy.Generalization = "ladder" }, true},
+		{"a strategy left out is the default one", func(c *Config) { c.Datasets[0].Privacy.Generalization = "" }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
