@@ -50,13 +50,17 @@ type boxID struct {
 type choice struct {
 	// cost is the events × information loss of the box's rows; events
 	// left to the parent count as fully lost (the most they can cost).
-	cost  float64
-	split bool
+	cost float64
+	// whole publishes the box as it is; split as parts and rest; neither
+	// leaves every cell to the parent.
+	whole, split bool
 	parts []box
 	rest  []int32
 	left  []int32
-	// leftEvents counts the events of left.
+	// leftEvents counts the events of left, and leftCost is what they
+	// count for in cost.
 	leftEvents int64
+	leftCost   float64
 }
 
 // mondrian partitions the residue (the level-0 cells that failed, in
@@ -98,20 +102,37 @@ func (r *run) ncp(levels *[pipeline.MaxDims]int, key *pipeline.CellKey) float64 
 	return s
 }
 
-// best finds, for a box that passes, the publication of least loss among
-// publishing it whole and splitting it along each dimension to each lower
-// level, the parts chosen the same way (memoized: a box is reached along
-// many paths). The root leaves nothing to a parent.
+// best finds the publication of least loss of a box's cells: publishing
+// it whole (when it passes), splitting it along a dimension to a lower
+// level (the parts chosen the same way), or, below the root, leaving its
+// cells to its parent. It is memoized: a box is reached along many paths.
+// A box with fewer than k workspaces, counted with repeats, is left whole
+// at once: nothing inside it can pass.
 func (r *run) best(b *box, root bool) *choice {
 	id := boxID{b.levels, b.key}
 	if c, ok := r.memo[id]; ok {
 		return c
 	}
 	here := r.ncp(&b.levels, &b.key)
-	c := &choice{cost: float64(b.events) * here}
+	pass := root || r.judgeBox(b).pass
+	var c *choice
+	if pass {
+		c = &choice{whole: true, cost: float64(b.events) * here}
+	} else {
+		left := float64(b.events) * r.full
+		c = &choice{cost: left, left: b.cells, leftEvents: b.events, leftCost: left}
+		n := 0
+		for _, x := range b.cells {
+			n += len(r.cells[x])
+		}
+		if int64(n) < r.k {
+			r.memo[id] = c
+			return c
+		}
+	}
 	for d := range r.nDims {
 		for lv := b.levels[d] - 1; lv >= 0; lv-- {
-			if s := r.trySplit(b, d, lv, here, root); s != nil && s.cost < c.cost {
+			if s := r.trySplit(b, d, lv, here, root, pass); s != nil && s.cost < c.cost {
 				c = s
 			}
 		}
@@ -124,15 +145,16 @@ func (r *run) best(b *box, root bool) *choice {
 // the parent publishes.
 func (r *run) emit(b *box) {
 	c := r.memo[boxID{b.levels, b.key}]
-	if c == nil || !c.split {
+	switch {
+	case c == nil || c.whole:
 		r.publishBox(b.levels, b.key, b.cells)
-		return
-	}
-	if len(c.rest) > 0 {
-		r.publishBox(b.levels, b.key, c.rest)
-	}
-	for i := range c.parts {
-		r.emit(&c.parts[i])
+	case c.split:
+		if len(c.rest) > 0 {
+			r.publishBox(b.levels, b.key, c.rest)
+		}
+		for i := range c.parts {
+			r.emit(&c.parts[i])
+		}
 	}
 }
 
@@ -154,7 +176,7 @@ func (r *run) publishBox(levels [pipeline.MaxDims]int, key pipeline.CellKey, cel
 // leave to b — is published as b when it passes; else the passing parts
 // that cost least to give up join it until it does, or, below the root, it
 // is left to b's parent, whichever costs less.
-func (r *run) trySplit(b *box, d, lv int, here float64, root bool) *choice {
+func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice {
 	var parts []box
 	index := map[string]int{}
 	for _, c := range b.cells {
@@ -169,6 +191,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root bool) *choice {
 			parts = append(parts, p)
 		}
 		parts[i].cells = append(parts[i].cells, c)
+		parts[i].events += r.events[c]
 	}
 	type judged struct {
 		part box
@@ -177,93 +200,93 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root bool) *choice {
 		// giving the part up to the remainder would cost more.
 		cost, move float64
 	}
-	var pass []judged
+	var kept []judged
 	var rest []int32
 	for _, p := range parts {
-		v := r.judgeBox(&p)
-		if !v.pass {
-			rest = append(rest, p.cells...)
+		pc := r.best(&p, false)
+		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
+			rest = append(rest, p.cells...) // nothing of it is published inside it
 			continue
 		}
-		p.events = v.events
-		pass = append(pass, judged{part: p})
-	}
-	if len(rest) == len(b.cells) {
-		return nil // no part passes
-	}
-	for i := range pass {
-		pc := r.best(&pass[i].part, false)
-		pass[i].c = pc
-		pass[i].cost = pc.cost - r.full*float64(pc.leftEvents)
-		pass[i].move = float64(pass[i].part.events-pc.leftEvents)*here - pass[i].cost
+		j := judged{part: p, c: pc, cost: pc.cost - pc.leftCost}
+		j.move = float64(p.events-pc.leftEvents)*here - j.cost
+		kept = append(kept, j)
 		rest = append(rest, pc.left...)
+	}
+	if len(kept) == 0 {
+		return nil
 	}
 	var restEvents int64
 	for _, c := range rest {
 		restEvents += r.events[c]
 	}
-	c := &choice{split: true}
-	if len(rest) > 0 {
-		slices.SortStableFunc(pass, func(a, b judged) int { return cmp.Compare(a.move, b.move) })
-		// Moving every part gives the box itself, which passes; a binary
-		// search finds a number of parts to move with which the remainder
-		// passes and with one fewer it fails (the rules are not monotone,
-		// so not always the least such number, but always a valid one).
-		withMoved := func(m int) []int32 {
-			cells := slices.Clone(rest)
-			for _, p := range pass[:m] {
-				cells = append(cells, placed(p.part.cells, p.c.left)...)
+	var keptCost float64
+	for _, p := range kept {
+		keptCost += p.cost
+	}
+	c := &choice{split: true, cost: keptCost}
+	if len(rest) > 0 && r.judge(rest, false).pass {
+		slices.Sort(rest)
+		c.rest, c.cost = rest, keptCost+float64(restEvents)*here
+	} else if len(rest) > 0 {
+		// The remainder fails as the box. Below the root it can be left
+		// to the parent; in a box that passes, parts can join it instead,
+		// those that cost least to give up first: with every part it is
+		// the box itself, which passes, and a binary search finds a number
+		// of parts with which it passes and with one fewer it fails (the
+		// rules are not monotone, so not always the least such number,
+		// but always a valid one).
+		valid := false
+		if !root {
+			valid = true
+			c.left, c.leftEvents, c.leftCost = rest, restEvents, float64(restEvents)*r.full
+			c.cost = keptCost + c.leftCost
+		}
+		if pass {
+			slices.SortStableFunc(kept, func(a, b judged) int { return cmp.Compare(a.move, b.move) })
+			withMoved := func(m int) []int32 {
+				cells := slices.Clone(rest)
+				for _, p := range kept[:m] {
+					cells = append(cells, placed(p.part.cells, p.c.left)...)
+				}
+				return cells
 			}
-			return cells
-		}
-		lo, hi := -1, len(pass) // the remainder with lo parts moved fails, with hi passes
-		if r.judge(rest, false).pass {
-			hi = 0
-		}
-		for hi-lo > 1 {
-			mid := (lo + hi) / 2
-			if r.judge(withMoved(mid), false).pass {
-				hi = mid
-			} else {
-				lo = mid
+			lo, hi := 0, len(kept) // the remainder with lo parts moved fails, with hi passes
+			for hi-lo > 1 {
+				mid := (lo + hi) / 2
+				if r.judge(withMoved(mid), false).pass {
+					hi = mid
+				} else {
+					lo = mid
+				}
+			}
+			if hi < len(kept) {
+				events := restEvents
+				cost := 0.0
+				for _, p := range kept[:hi] {
+					events += p.part.events - p.c.leftEvents
+				}
+				for _, p := range kept[hi:] {
+					cost += p.cost
+				}
+				cost += float64(events) * here
+				if !valid || cost < c.cost {
+					valid = true
+					moved := withMoved(hi)
+					slices.Sort(moved)
+					c.rest, c.cost, c.left, c.leftEvents, c.leftCost = moved, cost, nil, 0, 0
+					kept = kept[hi:]
+				}
 			}
 		}
-		// Published here: the remainder with hi parts moved.
-		movedCost, movedEvents := 0.0, restEvents
-		for _, p := range pass[:hi] {
-			movedEvents += p.part.events - p.c.leftEvents
-		}
-		movedCost = float64(movedEvents) * here
-		for _, p := range pass[hi:] {
-			movedCost += p.cost
-		}
-		// Left to the parent: the remainder as it is.
-		leftCost := float64(restEvents) * r.full
-		for _, p := range pass {
-			leftCost += p.cost
-		}
-		switch {
-		case hi > 0 && !root && leftCost < movedCost:
-			c.left, c.leftEvents, c.cost = rest, restEvents, leftCost
-		case hi == len(pass):
-			if root {
-				return nil
-			}
-			c.left, c.leftEvents, c.cost = rest, restEvents, leftCost
-		default:
-			rest, pass = withMoved(hi), pass[hi:]
-			slices.Sort(rest)
-			c.rest, c.cost = rest, movedCost
+		if !valid {
+			return nil
 		}
 		if c.left != nil {
 			slices.Sort(c.left)
 		}
-	} else {
-		for _, p := range pass {
-			c.cost += p.cost
-		}
 	}
-	for _, p := range pass {
+	for _, p := range kept {
 		c.parts = append(c.parts, p.part)
 	}
 	// The parts in key order, so that publication order follows the keys.
@@ -310,3 +333,4 @@ func (r *run) levelSum(levels *[pipeline.MaxDims]int) int {
 	}
 	return n
 }
+
