@@ -54,9 +54,9 @@ type choice struct {
 	// whole publishes the box as it is; split as parts and rest; neither
 	// leaves every cell to the parent.
 	whole, split bool
-	parts []box
-	rest  []int32
-	left  []int32
+	parts        []box
+	rest         []int32
+	left         []int32
 	// leftEvents counts the events of left, and leftCost is what they
 	// count for in cost.
 	leftEvents int64
@@ -333,4 +333,3 @@ func (r *run) levelSum(levels *[pipeline.MaxDims]int) int {
 	}
 	return n
 }
-
