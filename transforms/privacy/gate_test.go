@@ -364,6 +364,62 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestMondrian: the mondrian strategy places what fails at level 0 in the
+// finest cells that pass, one dimension at a time, whichever dimension
+// that is; and when the failing cells fail even all together, the parts
+// that pass are still published and only the rest is suppressed.
+func TestMondrian(t *testing.T) {
+	tests := []struct {
+		name                     string
+		cells                    map[string][]contrib
+		wantLadder, wantMondrian []string
+		wantSuppressed           []string
+	}{
+		{
+			name: "two failing tiers of one country: the ladder raises the region first, mondrian only the tier",
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 10, "c1"), c("w2", 10, "c2")},
+				"EU.DE|b": {c("w3", 10, "c3"), c("w4", 10, "c4")},
+			},
+			wantLadder:   []string{"EU|*@2 4 4 4 4 40 4 10000"},
+			wantMondrian: []string{"EU.DE|*@1 4 4 4 4 40 4 10000"},
+		},
+		{
+			name: "failing cells that fail together: the part that passes is published, the rest suppressed",
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 10, "c1"), c("w2", 10, "c2")},
+				"EU.FR|a": {c("w3", 10, "c3"), c("w4", 10, "c4")},
+				"NA.US|b": {c("w5", 1_000_000, "c5"), c("w6", 1, "c6"), c("w7", 1, "c7")},
+			},
+			wantLadder:     []string{"EU|a@1 4 4 4 4 40 4 10000"},
+			wantMondrian:   []string{"EU|a@1 4 4 4 4 40 4 10000"},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+	}
+	for _, tt := range tests {
+		for _, strategy := range pipeline.Generalizations {
+			t.Run(tt.name+"/"+strategy, func(t *testing.T) {
+				spec := testSpec()
+				spec.Privacy.Generalization = strategy
+				p := partial(tt.cells)
+				res := apply(t, spec, p)
+				rows, suppressed := render(res)
+				want := tt.wantMondrian
+				if strategy == pipeline.GeneralizeLadder {
+					want = tt.wantLadder
+				}
+				if diff := cmp.Diff(want, rows); diff != "" {
+					t.Errorf("rows (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(tt.wantSuppressed, suppressed); diff != "" {
+					t.Errorf("suppressed (-want +got):\n%s", diff)
+				}
+				checkConservation(t, p, res)
+			})
+		}
+	}
+}
+
 // TestEveryDominanceMeasureIsChecked gives cells whose first dominance
 // measure (spend) is spread evenly and whose later one (conversions) is
 // held by one workspace: the rules apply to every dominance measure, not

@@ -71,24 +71,26 @@ func (r *run) mondrian(residue []int32) {
 	}
 	root := box{levels: r.tops, cells: slices.Clone(residue)}
 	root.key = r.generalize(r.keys[residue[0]], &root.levels)
-	v := r.judge(root.cells, true)
-	if !v.pass {
-		r.suppress(r.levelSum(&root.levels), &root.levels, root.key, root.cells, &v)
-		return
-	}
-	root.events = v.events
 	r.events = make([]int64, len(r.keys))
 	for _, c := range residue {
 		for _, ct := range r.cells[c] {
-			r.events[c] += ct.Events
+			root.events, _ = pipeline.AddInt64(root.events, ct.Events)
+			r.events[c], _ = pipeline.AddInt64(r.events[c], ct.Events)
 		}
 	}
 	r.full = float64(r.nDims)
 	r.memo, r.judged = map[boxID]*choice{}, map[boxID]verdict{}
 	r.quick = true
-	r.best(&root, true)
+	// When the residue fails as a whole, what the search leaves at the
+	// root is suppressed, and it counts as fully lost like anything left.
+	pass := r.judge(root.cells, false).pass
+	r.judged[boxID{root.levels, root.key}] = verdict{pass: pass}
+	c := r.best(&root, pass)
 	r.quick = false
 	r.emit(&root)
+	if len(c.left) > 0 {
+		r.publishBox(root.levels, root.key, c.left) // fails, so suppressed
+	}
 	r.memo, r.judged, r.events = nil, nil, nil
 }
 
@@ -114,7 +116,7 @@ func (r *run) best(b *box, root bool) *choice {
 		return c
 	}
 	here := r.ncp(&b.levels, &b.key)
-	pass := root || r.judgeBox(b).pass
+	pass := r.judgeBox(b).pass
 	var c *choice
 	if pass {
 		c = &choice{whole: true, cost: float64(b.events) * here}
