@@ -116,17 +116,17 @@ func (r *run) best(b *box, root bool) *choice {
 		return c
 	}
 	here := r.ncp(&b.levels, &b.key)
-	pass := r.judgeBox(b).pass
+	n := 0
+	for _, x := range b.cells {
+		n += len(r.cells[x])
+	}
+	pass := int64(n) >= r.k && r.judgeBox(b).pass
 	var c *choice
 	if pass {
 		c = &choice{whole: true, cost: float64(b.events) * here}
 	} else {
 		left := float64(b.events) * r.full
 		c = &choice{cost: left, left: b.cells, leftEvents: b.events, leftCost: left}
-		n := 0
-		for _, x := range b.cells {
-			n += len(r.cells[x])
-		}
 		if int64(n) < r.k {
 			r.memo[id] = c
 			return c
@@ -180,20 +180,36 @@ func (r *run) publishBox(levels [pipeline.MaxDims]int, key pipeline.CellKey, cel
 // is left to b's parent, whichever costs less.
 func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice {
 	var parts []box
-	index := map[string]int{}
-	for _, c := range b.cells {
+	index := map[string]int32{}
+	of := make([]int32, len(b.cells))
+	var counts []int
+	for j, c := range b.cells {
 		val := r.hier[d].Generalize(r.keys[c][d], lv)
 		i, ok := index[val]
 		if !ok {
-			i = len(parts)
+			i = int32(len(parts))
 			index[val] = i
 			p := box{levels: b.levels, key: b.key}
 			p.levels[d] = lv
 			p.key[d] = val
 			parts = append(parts, p)
+			counts = append(counts, 0)
 		}
-		parts[i].cells = append(parts[i].cells, c)
+		of[j] = i
 		parts[i].events += r.events[c]
+		counts[i]++
+	}
+	// Carve the parts' cells out of one array.
+	flat := make([]int32, len(b.cells))
+	at := 0
+	for i := range parts {
+		n := counts[i]
+		parts[i].cells = flat[at : at : at+n]
+		at += n
+	}
+	for j, c := range b.cells {
+		p := &parts[of[j]]
+		p.cells = append(p.cells, c)
 	}
 	type judged struct {
 		part box
