@@ -52,6 +52,9 @@ type WindowSummary struct {
 	PolicyVersion, PipelineVersion string
 	// K is the k the window was published with.
 	K int
+	// Generalization is the strategy the manifest records ("" before it
+	// was recorded: the ladder).
+	Generalization string
 }
 
 // Period is one window of time across datasets.
@@ -74,7 +77,8 @@ func (v *verifier) summarize() {
 	for _, w := range v.windows() {
 		m := w.Manifest
 		s.Windows = append(s.Windows, WindowSummary{Dataset: m.Dataset, Start: m.Window.Start.UTC(), End: m.Window.End.UTC(),
-			Rows: m.Rows, Accounting: *w.Acct(), PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K})
+			Rows: m.Rows, Accounting: *w.Acct(), PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K,
+			Generalization: m.Privacy.Generalization})
 	}
 	slices.SortStableFunc(s.Windows, func(a, b WindowSummary) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
