@@ -80,7 +80,7 @@ func TestPageShowsTheFigures(t *testing.T) {
 		"2\u202f600", // records read
 		"workspaces = 2 &lt; k = 10", "generated 2026-11-28 12:00 UTC", "deid v1 · policy p1",
 		"opted out before publication 40", "frequency (k) 60", // reasons of withdrawals and suppressions
-		"90%", // published share
+		"90%",                                                                                     // published share
 		"Information loss", "Information loss 0.250", "<td>region</td><td>0.400</td><td>50%</td>", // events by level per dimension
 	} {
 		if !strings.Contains(page, want) {
