@@ -78,7 +78,7 @@ func describeTraining(p func(string, ...any)) {
 	p("Distinct counts (workspaces, creators, …) do not add up exactly, since one entity can be in several rows; their sum is an upper bound.\n")
 	p("- **Level-0 rows alone are a biased sample.** They are the large, common cells: those that pass k, dominance and p%% unmerged. ")
 	p("Small markets, rare combinations and cells led by one large customer fail at level 0 and appear only at coarser levels (or not at all), so a model trained on level 0 alone over-represents the common cells.\n")
-	p("- **For one consistent granularity**, roll finer rows up to the coarsest level you need with each dimension's hierarchy (map each value to its value at that level, group, sum), and keep or drop the rows that are coarser still for some dimension. ")
+	p("- **For one consistent granularity**, roll finer rows up to the coarsest level you need with each dimension's hierarchy (map each value to its value at that level, group, sum), and keep or drop the rows that are coarser still for some dimension; `deid rollup <out> --dataset NAME --levels region=1,industry=1` does it and writes CSV. ")
 	p("Rolling up, filtering and re-weighting use only published rows, so such post-processing is privacy-safe: it cannot reveal more than the rows already do.\n\n")
 }
 
