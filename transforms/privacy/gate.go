@@ -140,7 +140,6 @@ type run struct {
 	// event at every dimension's top.
 	events []int64
 	full   float64
-	alpha  float64
 }
 
 // step judges the cells made of the pending level-0 cells at one ladder
