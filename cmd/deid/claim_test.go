@@ -173,6 +173,8 @@ func TestAStateDirectoryResumesOnlyUnderItsKeyAndPolicy(t *testing.T) {
 			[]string{"state_dir: ", "pipeline.window: 24h0m0s → 12h0m0s", "start over with a new state_dir and a new out"}},
 		{"another k", "", kConfig(t, 12),
 			[]string{"datasets[0].privacy.k: 10 → 12"}},
+		{"another generalization strategy", "", strategyConfig(t, "ladder"),
+			[]string{"datasets[0].privacy.generalization: mondrian → ladder"}},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name+" is refused", func(t *testing.T) {
@@ -214,6 +216,21 @@ func kConfig(t *testing.T, k int) string {
 	t.Helper()
 	c := defaultConfig()
 	c.Datasets[0].Privacy.K = k
+	b, err := yaml.Marshal(struct {
+		Datasets []aggregate.DatasetConfig `yaml:"datasets"`
+	}{c.Datasets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// strategyConfig is a config of the default datasets with
+// campaign_metrics' generalization strategy set to s.
+func strategyConfig(t *testing.T, s string) string {
+	t.Helper()
+	c := defaultConfig()
+	c.Datasets[0].Privacy.Generalization = s
 	b, err := yaml.Marshal(struct {
 		Datasets []aggregate.DatasetConfig `yaml:"datasets"`
 	}{c.Datasets})
