@@ -73,9 +73,9 @@ func (r *run) mondrian(residue []int32) {
 	root.key = r.generalize(r.keys[residue[0]], &root.levels)
 	r.events = make([]int64, len(r.keys))
 	for _, c := range residue {
-		for _, ct := range r.cells[c] {
-			root.events, _ = pipeline.AddInt64(root.events, ct.Events)
-			r.events[c], _ = pipeline.AddInt64(r.events[c], ct.Events)
+		for _, x := range r.cells[c] {
+			root.events, _ = pipeline.AddInt64(root.events, x.c.Events)
+			r.events[c], _ = pipeline.AddInt64(r.events[c], x.c.Events)
 		}
 	}
 	r.full = float64(r.nDims)
