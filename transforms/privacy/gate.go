@@ -70,12 +70,26 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 		byWS := p.Cells[k]
 		list := make([]wsContrib, 0, len(byWS))
 		for ws, c := range byWS {
-			list = append(list, wsContrib{ws, c})
+			list = append(list, wsContrib{ws: ws, c: c})
 		}
 		slices.SortFunc(list, func(a, b wsContrib) int { return bytes.Compare(a.ws[:], b.ws[:]) })
 		r.cells[i] = list
 		pending[i] = int32(i)
 	}
+	// Each workspace's number, in the order first met, for judge's slots.
+	ids := map[pipeline.Pseudonym]int32{}
+	for _, list := range r.cells {
+		for j := range list {
+			id, ok := ids[list[j].ws]
+			if !ok {
+				id = int32(len(ids))
+				ids[list[j].ws] = id
+			}
+			list[j].id = id
+		}
+	}
+	r.slotOf = make([]int32, len(ids))
+	r.stamp = make([]uint32, len(ids))
 	r.groups = make([]group, 0, len(r.keys))
 	r.sizes = make([]int, 0, len(r.keys))
 	r.of = make([]int32, len(r.keys))
@@ -107,6 +121,8 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 // wsContrib is one workspace's contribution to a level-0 cell.
 type wsContrib struct {
 	ws pipeline.Pseudonym
+	// id numbers the workspace within the window (run.slotOf).
+	id int32
 	c  *pipeline.Contribution
 }
 
@@ -134,7 +150,12 @@ type run struct {
 	sizes  []int
 	of     []int32
 	flat   []int32
-	ws     map[pipeline.Pseudonym]int
+	// slotOf gives each workspace of the cell being judged its slot in
+	// totals, valid where stamp equals gen (so nothing is cleared between
+	// cells).
+	slotOf []int32
+	stamp  []uint32
+	gen    uint32
 	// totals holds the per-workspace totals of the dominance measures,
 	// len(plan.dom) per workspace.
 	totals []int64
@@ -235,7 +256,7 @@ func (r *run) judge(cells []int32, last bool) verdict {
 	single := len(cells) == 1
 
 	// Frequency over workspaces first. A single level-0 cell is already
-	// keyed by workspace; several are merged through r.ws, which gives each
+	// keyed by workspace; several are merged through r.slotOf, which gives each
 	// workspace its slot in r.totals.
 	if single {
 		v.workspaces = int64(len(r.cells[cells[0]]))
@@ -248,19 +269,22 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			v.frequency = true
 			return v
 		}
-		if r.ws == nil || len(r.ws) > 4096 {
-			// Start over rather than clear a big map for every small cell.
-			r.ws = make(map[pipeline.Pseudonym]int, n)
+		r.gen++
+		if r.gen == 0 { // wrapped: no stamp may look current
+			clear(r.stamp)
+			r.gen = 1
 		}
-		clear(r.ws)
+		slots := int32(0)
 		for _, c := range cells {
 			for _, x := range r.cells[c] {
-				if _, seen := r.ws[x.ws]; !seen {
-					r.ws[x.ws] = len(r.ws)
+				if r.stamp[x.id] != r.gen {
+					r.stamp[x.id] = r.gen
+					r.slotOf[x.id] = slots
+					slots++
 				}
 			}
 		}
-		v.workspaces = int64(len(r.ws))
+		v.workspaces = int64(slots)
 	}
 	if v.workspaces < r.k {
 		v.frequency = true
@@ -279,7 +303,7 @@ func (r *run) judge(cells []int32, last bool) verdict {
 	slot := 0
 	for _, c := range cells {
 		for _, x := range r.cells[c] {
-			ws, ct := x.ws, x.c
+			ct := x.c
 			if ct.Overflow || ct.Events < 0 {
 				bad = true
 			}
@@ -298,7 +322,7 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			if single {
 				slot++
 			} else {
-				at = r.ws[ws]
+				at = int(r.slotOf[x.id])
 			}
 			at *= nDom
 			for j, si := range r.plan.dom {
