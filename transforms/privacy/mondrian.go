@@ -108,8 +108,8 @@ func (r *run) ncp(levels *[pipeline.MaxDims]int, key *pipeline.CellKey) float64 
 // it whole (when it passes), splitting it along a dimension to a lower
 // level (the parts chosen the same way), or, below the root, leaving its
 // cells to its parent. It is memoized: a box is reached along many paths.
-// A box with fewer than k workspaces, counted with repeats, is left whole
-// at once: nothing inside it can pass.
+// A box that fails on frequency is left whole at once: nothing inside it
+// can pass.
 func (r *run) best(b *box, root bool) *choice {
 	id := boxID{b.levels, b.key}
 	if c, ok := r.memo[id]; ok {
@@ -120,14 +120,23 @@ func (r *run) best(b *box, root bool) *choice {
 	for _, x := range b.cells {
 		n += len(r.cells[x])
 	}
-	pass := int64(n) >= r.k && r.judgeBox(b).pass
+	// Fewer than k workspaces even counted with repeats, or fewer than k
+	// of a protected entity: no box inside can pass either (frequency only
+	// falls as a box shrinks), so the box is left whole at once.
+	var v verdict
+	if int64(n) >= r.k {
+		v = r.judgeBox(b)
+	} else {
+		v.frequency = true
+	}
+	pass := v.pass
 	var c *choice
 	if pass {
 		c = &choice{whole: true, cost: float64(b.events) * here}
 	} else {
 		left := float64(b.events) * r.full
 		c = &choice{cost: left, left: b.cells, leftEvents: b.events, leftCost: left}
-		if int64(n) < r.k {
+		if v.frequency {
 			r.memo[id] = c
 			return c
 		}
