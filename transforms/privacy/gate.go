@@ -166,8 +166,12 @@ type run struct {
 	vals   []pipeline.Value
 	ints   []int
 	// memo holds the mondrian strategy's choice for each box judged.
-	memo   map[boxID]*choice
-	judged map[boxID]verdict
+	memo  map[boxID]*choice
+	nodes nodes
+	// partIdx, partLen and partSize are trySplit's scratch space for
+	// grouping a box's cells into parts (reused: the grouping is done
+	// before the parts are searched).
+	partIdx, partLen, partSize []int32
 	// quick tells judge that a passing verdict will not be published as
 	// it is (the mondrian search judges again before publishing), so the
 	// entity sets need not be complete.

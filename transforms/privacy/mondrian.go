@@ -28,19 +28,85 @@ import (
 // published cell that contains it, or suppressed.
 
 // box is a cell of the partition: each dimension's level, the values at
-// those levels, the residue's level-0 cells inside it (indexes into
-// run.keys, in their order) and their events.
+// those levels (as nodes), the residue's level-0 cells inside it (indexes
+// into run.keys, in their order) and their events.
 type box struct {
 	levels [pipeline.MaxDims]int
-	key    pipeline.CellKey
+	id     boxID
 	cells  []int32
 	events int64
 }
 
-// boxID names a box: its levels and values.
-type boxID struct {
-	levels [pipeline.MaxDims]int
-	key    pipeline.CellKey
+// boxID names a box: each dimension's node, the number of its value at
+// its level (run.nodes). Nodes are numbered per dimension across levels,
+// so the nodes alone tell the levels; within a level they follow the
+// values' order.
+type boxID [pipeline.MaxDims]int32
+
+// nodes numbers the values the residue's level-0 cells take at each level
+// of each dimension, so that the search groups, keys and prices boxes by
+// integers rather than strings.
+type nodes struct {
+	// of[d][lv][c] is level-0 cell c's node in dimension d at level lv
+	// (c indexes run.keys; only the residue's cells are set).
+	of [][][]int32
+	// value and ncp give each node of a dimension its value and the
+	// information loss of an event there.
+	value [][]string
+	ncp   [][]float64
+	// partOf and stamp group a box's cells into parts: partOf[n] is node
+	// n's part where stamp[n] equals gen.
+	partOf []int32
+	stamp  []uint32
+	gen    uint32
+}
+
+// number builds the nodes of the residue's cells.
+func (r *run) number(residue []int32) {
+	nd := &r.nodes
+	nd.of = make([][][]int32, r.nDims)
+	nd.value = make([][]string, r.nDims)
+	nd.ncp = make([][]float64, r.nDims)
+	most := 0
+	for d := range r.nDims {
+		nd.of[d] = make([][]int32, r.tops[d]+1)
+		for lv := range r.tops[d] + 1 {
+			at := map[string]int32{}
+			var vals []string
+			for _, c := range residue {
+				v := r.hier[d].Generalize(r.keys[c][d], lv)
+				if _, ok := at[v]; !ok {
+					at[v] = 0
+					vals = append(vals, v)
+				}
+			}
+			slices.Sort(vals)
+			base := int32(len(nd.value[d]))
+			for i, v := range vals {
+				at[v] = base + int32(i)
+				nd.value[d] = append(nd.value[d], v)
+				nd.ncp[d] = append(nd.ncp[d], r.loss[d].NCP(lv, v))
+			}
+			of := make([]int32, len(r.keys))
+			for _, c := range residue {
+				of[c] = at[r.hier[d].Generalize(r.keys[c][d], lv)]
+			}
+			nd.of[d][lv] = of
+		}
+		most = max(most, len(nd.value[d]))
+	}
+	nd.partOf = make([]int32, most)
+	nd.stamp = make([]uint32, most)
+	nd.gen = 0
+}
+
+// keyOf returns a box's cell key.
+func (r *run) keyOf(id *boxID) pipeline.CellKey {
+	var k pipeline.CellKey
+	for d := range r.nDims {
+		k[d] = r.nodes.value[d][id[d]]
+	}
+	return k
 }
 
 // choice is the best way found to publish a passing box: whole (no
@@ -69,8 +135,11 @@ func (r *run) mondrian(residue []int32) {
 	if len(residue) == 0 {
 		return
 	}
+	r.number(residue)
 	root := box{levels: r.tops, cells: slices.Clone(residue)}
-	root.key = r.generalize(r.keys[residue[0]], &root.levels)
+	for d := range r.nDims {
+		root.id[d] = r.nodes.of[d][r.tops[d]][residue[0]]
+	}
 	r.events = make([]int64, len(r.keys))
 	for _, c := range residue {
 		for _, x := range r.cells[c] {
@@ -79,27 +148,27 @@ func (r *run) mondrian(residue []int32) {
 		}
 	}
 	r.full = float64(r.nDims)
-	r.memo, r.judged = map[boxID]*choice{}, map[boxID]verdict{}
+	r.memo = map[boxID]*choice{}
 	r.quick = true
 	// When the residue fails as a whole, what the search leaves at the
 	// root is suppressed, and it counts as fully lost like anything left.
+	// The root is searched whatever it fails on.
 	pass := r.judge(root.cells, false).pass
-	r.judged[boxID{root.levels, root.key}] = verdict{pass: pass}
-	c := r.best(&root, pass)
+	c := r.best(&root, pass, &verdict{pass: pass})
 	r.quick = false
 	r.emit(&root)
 	if len(c.left) > 0 {
-		r.publishBox(root.levels, root.key, c.left) // fails, so suppressed
+		r.publishBox(&root.levels, &root.id, c.left) // fails, so suppressed
 	}
-	r.memo, r.judged, r.events = nil, nil, nil
+	r.memo, r.events, r.nodes = nil, nil, nodes{}
 }
 
 // ncp is a box's information loss per event: the sum over its dimensions
 // of the normalized certainty penalty of its value.
-func (r *run) ncp(levels *[pipeline.MaxDims]int, key *pipeline.CellKey) float64 {
+func (r *run) ncp(id *boxID) float64 {
 	var s float64
 	for d := range r.nDims {
-		s += r.loss[d].NCP(levels[d], key[d])
+		s += r.nodes.ncp[d][id[d]]
 	}
 	return s
 }
@@ -110,23 +179,23 @@ func (r *run) ncp(levels *[pipeline.MaxDims]int, key *pipeline.CellKey) float64 
 // cells to its parent. It is memoized: a box is reached along many paths.
 // A box that fails on frequency is left whole at once: nothing inside it
 // can pass.
-func (r *run) best(b *box, root bool) *choice {
-	id := boxID{b.levels, b.key}
-	if c, ok := r.memo[id]; ok {
+// known, when not nil, is the box's verdict (the root's).
+func (r *run) best(b *box, root bool, known *verdict) *choice {
+	if c, ok := r.memo[b.id]; ok {
 		return c
 	}
-	here := r.ncp(&b.levels, &b.key)
-	n := 0
-	for _, x := range b.cells {
-		n += len(r.cells[x])
-	}
-	// Fewer than k workspaces even counted with repeats, or fewer than k
-	// of a protected entity: no box inside can pass either (frequency only
-	// falls as a box shrinks), so the box is left whole at once.
+	here := r.ncp(&b.id)
+	// Fewer than k workspaces even counted with repeats (trySplit leaves
+	// such parts without calling best), or fewer than k of a protected
+	// entity: no box inside can pass either (frequency only falls as a box
+	// shrinks), so the box is left whole at once.
 	var v verdict
-	if int64(n) >= r.k {
-		v = r.judgeBox(b)
-	} else {
+	switch {
+	case known != nil:
+		v = *known
+	case r.contribs(b.cells) >= r.k:
+		v = r.judge(b.cells, false)
+	default:
 		v.frequency = true
 	}
 	pass := v.pass
@@ -137,7 +206,7 @@ func (r *run) best(b *box, root bool) *choice {
 		left := float64(b.events) * r.full
 		c = &choice{cost: left, left: b.cells, leftEvents: b.events, leftCost: left}
 		if v.frequency {
-			r.memo[id] = c
+			r.memo[b.id] = c
 			return c
 		}
 	}
@@ -148,20 +217,30 @@ func (r *run) best(b *box, root bool) *choice {
 			}
 		}
 	}
-	r.memo[id] = c
+	r.memo[b.id] = c
 	return c
+}
+
+// contribs counts the contributions of the given level-0 cells: their
+// workspaces counted with repeats.
+func (r *run) contribs(cells []int32) int64 {
+	n := 0
+	for _, x := range cells {
+		n += len(r.cells[x])
+	}
+	return int64(n)
 }
 
 // emit publishes a box as its choice says; what it leaves to its parent,
 // the parent publishes.
 func (r *run) emit(b *box) {
-	c := r.memo[boxID{b.levels, b.key}]
+	c := r.memo[b.id]
 	switch {
 	case c == nil || c.whole:
-		r.publishBox(b.levels, b.key, b.cells)
+		r.publishBox(&b.levels, &b.id, b.cells)
 	case c.split:
 		if len(c.rest) > 0 {
-			r.publishBox(b.levels, b.key, c.rest)
+			r.publishBox(&b.levels, &b.id, c.rest)
 		}
 		for i := range c.parts {
 			r.emit(&c.parts[i])
@@ -172,12 +251,13 @@ func (r *run) emit(b *box) {
 // publishBox judges a box again (a part that passed on its own passes
 // here too, and judge leaves the row's totals for publish) and publishes
 // it; were it to fail, it is suppressed: fail closed.
-func (r *run) publishBox(levels [pipeline.MaxDims]int, key pipeline.CellKey, cells []int32) {
+func (r *run) publishBox(levels *[pipeline.MaxDims]int, id *boxID, cells []int32) {
 	v := r.judge(cells, true)
+	key := r.keyOf(id)
 	if v.pass {
-		r.publish(r.levelSum(&levels), &levels, key, cells, &v)
+		r.publish(r.levelSum(levels), levels, key, cells, &v)
 	} else {
-		r.suppress(r.levelSum(&levels), &levels, key, cells, &v)
+		r.suppress(r.levelSum(levels), levels, key, cells, &v)
 	}
 }
 
@@ -188,38 +268,59 @@ func (r *run) publishBox(levels [pipeline.MaxDims]int, key pipeline.CellKey, cel
 // that cost least to give up join it until it does, or, below the root, it
 // is left to b's parent, whichever costs less.
 func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice {
+	// Group the cells by their node at lv, parts in the order the cells
+	// first name them.
+	nd := &r.nodes
+	nd.gen++
+	if nd.gen == 0 { // wrapped: no stamp may look current
+		clear(nd.stamp)
+		nd.gen = 1
+	}
+	node := nd.of[d][lv]
 	var parts []box
-	index := map[string]int32{}
-	of := make([]int32, len(b.cells))
-	var counts []int
+	of := slices.Grow(r.partIdx[:0], len(b.cells))[:len(b.cells)]
+	counts := r.partLen[:0]
 	for j, c := range b.cells {
-		val := r.hier[d].Generalize(r.keys[c][d], lv)
-		i, ok := index[val]
-		if !ok {
+		n := node[c]
+		i := nd.partOf[n]
+		if nd.stamp[n] != nd.gen {
+			nd.stamp[n] = nd.gen
 			i = int32(len(parts))
-			index[val] = i
-			p := box{levels: b.levels, key: b.key}
+			nd.partOf[n] = i
+			p := box{levels: b.levels, id: b.id}
 			p.levels[d] = lv
-			p.key[d] = val
+			p.id[d] = n
 			parts = append(parts, p)
 			counts = append(counts, 0)
 		}
 		of[j] = i
 		parts[i].events += r.events[c]
-		counts[i]++
+		counts[i] += int32(len(r.cells[c]))
 	}
-	// Carve the parts' cells out of one array.
+	// Carve the parts' cells out of one array; counts becomes each part's
+	// contributions.
 	flat := make([]int32, len(b.cells))
-	at := 0
+	sizes := r.partSize[:0]
+	for range parts {
+		sizes = append(sizes, 0)
+	}
+	for _, i := range of {
+		sizes[i]++
+	}
+	at := int32(0)
 	for i := range parts {
-		n := counts[i]
-		parts[i].cells = flat[at : at : at+n]
-		at += n
+		parts[i].cells = flat[at : at : at+sizes[i]]
+		at += sizes[i]
 	}
 	for j, c := range b.cells {
 		p := &parts[of[j]]
 		p.cells = append(p.cells, c)
 	}
+	small := make([]bool, len(parts)) // kept: the parts' searches reuse the scratch space
+	for i := range parts {
+		small[i] = int64(counts[i]) < r.k
+	}
+	r.partIdx, r.partLen, r.partSize = of, counts, sizes
 	type judged struct {
 		part box
 		c    *choice
@@ -229,8 +330,14 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 	}
 	var kept []judged
 	var rest []int32
-	for _, p := range parts {
-		pc := r.best(&p, false)
+	for i, p := range parts {
+		if small[i] {
+			// Fewer than k workspaces even counted with repeats: the part
+			// is left whole (what best would choose), without a memo entry.
+			rest = append(rest, p.cells...)
+			continue
+		}
+		pc := r.best(&p, false, nil)
 		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
 			rest = append(rest, p.cells...) // nothing of it is published inside it
 			continue
@@ -317,7 +424,8 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		c.parts = append(c.parts, p.part)
 	}
 	// The parts in key order, so that publication order follows the keys.
-	slices.SortFunc(c.parts, func(a, b box) int { return slices.Compare(a.key[:], b.key[:]) })
+	// They differ only in dimension d, where nodes follow the values.
+	slices.SortFunc(c.parts, func(a, b box) int { return cmp.Compare(a.id[d], b.id[d]) })
 	return c
 }
 
@@ -338,17 +446,6 @@ func placed(cells, left []int32) []int32 {
 		out = append(out, c)
 	}
 	return out
-}
-
-// judgeBox judges a part once, however many boxes it is a part of.
-func (r *run) judgeBox(p *box) verdict {
-	id := boxID{p.levels, p.key}
-	if v, ok := r.judged[id]; ok {
-		return v
-	}
-	v := r.judge(p.cells, false)
-	r.judged[id] = v
-	return v
 }
 
 // levelSum is a box's generalization level: the sum of its dimensions'
