@@ -172,10 +172,8 @@ type run struct {
 	// grouping a box's cells into parts (reused: the grouping is done
 	// before the parts are searched).
 	partIdx, partLen, partSize []int32
-	// quick tells judge that a passing verdict will not be published as
-	// it is (the mondrian search judges again before publishing), so the
-	// entity sets need not be complete.
-	quick bool
+	// flat0 holds the residue's contributions for the search's verdicts.
+	flat0 flatContribs
 	// events holds each residue cell's events; full is the loss of an
 	// event at every dimension's top.
 	events []int64
@@ -358,18 +356,12 @@ func (r *run) judge(cells []int32, last bool) verdict {
 	}
 
 	// Frequency over the other protected entities: k distinct values in
-	// the union of the workspaces' sets. When only the verdict matters
-	// (r.quick), the union stops once it holds k.
+	// the union of the workspaces' sets.
 	for i := range r.sets {
 		r.sets[i] = pipeline.EntitySet{}
-		enough := r.quick && !last && slices.Contains(r.protected, i)
-	union:
 		for _, k0 := range cells {
 			for _, x := range r.cells[k0] {
 				r.sets[i].Union(&x.c.Sets[i])
-				if enough && int64(r.sets[i].Len()) >= r.k {
-					break union
-				}
 			}
 		}
 	}

@@ -136,6 +136,7 @@ func (r *run) mondrian(residue []int32) {
 		return
 	}
 	r.number(residue)
+	r.flatten(residue)
 	root := box{levels: r.tops, cells: slices.Clone(residue)}
 	for d := range r.nDims {
 		root.id[d] = r.nodes.of[d][r.tops[d]][residue[0]]
@@ -149,18 +150,16 @@ func (r *run) mondrian(residue []int32) {
 	}
 	r.full = float64(r.nDims)
 	r.memo = map[boxID]*choice{}
-	r.quick = true
 	// When the residue fails as a whole, what the search leaves at the
 	// root is suppressed, and it counts as fully lost like anything left.
 	// The root is searched whatever it fails on.
-	pass := r.judge(root.cells, false).pass
+	pass := r.quickVerdict(root.cells).pass
 	c := r.best(&root, pass, &verdict{pass: pass})
-	r.quick = false
 	r.emit(&root)
 	if len(c.left) > 0 {
 		r.publishBox(&root.levels, &root.id, c.left) // fails, so suppressed
 	}
-	r.memo, r.events, r.nodes = nil, nil, nodes{}
+	r.memo, r.events, r.nodes, r.flat0 = nil, nil, nodes{}, flatContribs{}
 }
 
 // ncp is a box's information loss per event: the sum over its dimensions
@@ -194,7 +193,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	case known != nil:
 		v = *known
 	case r.contribs(b.cells) >= r.k:
-		v = r.judge(b.cells, false)
+		v = r.quickVerdict(b.cells)
 	default:
 		v.frequency = true
 	}
@@ -359,7 +358,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		keptCost += p.cost
 	}
 	c := &choice{split: true, cost: keptCost}
-	if len(rest) > 0 && r.judge(rest, false).pass {
+	if len(rest) > 0 && r.quickVerdict(rest).pass {
 		slices.Sort(rest)
 		c.rest, c.cost = rest, keptCost+float64(restEvents)*here
 	} else if len(rest) > 0 {
@@ -388,7 +387,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 			lo, hi := 0, len(kept) // the remainder with lo parts moved fails, with hi passes
 			for hi-lo > 1 {
 				mid := (lo + hi) / 2
-				if r.judge(withMoved(mid), false).pass {
+				if r.quickVerdict(withMoved(mid)).pass {
 					hi = mid
 				} else {
 					lo = mid
@@ -456,4 +455,165 @@ func (r *run) levelSum(levels *[pipeline.MaxDims]int) int {
 		n += min(levels[i], r.tops[i])
 	}
 	return n
+}
+
+// flatContribs is the residue's contributions laid out for the search's
+// verdicts: per level-0 cell a run of contributions, each with its
+// workspace's number, whether it is unusable (an overflow or a negative
+// value), its events, its dominance measures' values and, per protected
+// entity, its members numbered densely.
+type flatContribs struct {
+	// from and to bound cell c's contributions (c indexes run.keys).
+	from, to []int32
+	ws       []int32
+	bad      []bool
+	events   []int64
+	// dom holds len(plan.dom) values per contribution.
+	dom []int64
+	// ents[i] holds protected entity i's members (numbered), entAt[i]
+	// where each contribution's begin (one more entry at the end).
+	ents, entAt [][]int32
+	// seen and gen count distinct members without clearing.
+	seen [][]uint32
+	gen  uint32
+}
+
+// flatten lays out the residue's contributions for quickVerdict.
+func (r *run) flatten(residue []int32) {
+	f := &r.flat0
+	*f = flatContribs{from: make([]int32, len(r.keys)), to: make([]int32, len(r.keys))}
+	f.ents = make([][]int32, len(r.protected))
+	f.entAt = make([][]int32, len(r.protected))
+	ids := make([]map[pipeline.Pseudonym]int32, len(r.protected))
+	for i := range ids {
+		ids[i] = map[pipeline.Pseudonym]int32{}
+	}
+	for _, c := range residue {
+		f.from[c] = int32(len(f.ws))
+		for _, x := range r.cells[c] {
+			ct := x.c
+			bad := ct.Overflow || ct.Events < 0
+			for _, s := range ct.Sums {
+				bad = bad || s < 0
+			}
+			f.ws = append(f.ws, x.id)
+			f.bad = append(f.bad, bad)
+			f.events = append(f.events, ct.Events)
+			for _, si := range r.plan.dom {
+				v := ct.Events
+				if si >= 0 {
+					v = ct.Sums[si]
+				}
+				f.dom = append(f.dom, v)
+			}
+			for i, si := range r.protected {
+				f.entAt[i] = append(f.entAt[i], int32(len(f.ents[i])))
+				for _, p := range ct.Sets[si].Sorted() {
+					id, ok := ids[i][p]
+					if !ok {
+						id = int32(len(ids[i]))
+						ids[i][p] = id
+					}
+					f.ents[i] = append(f.ents[i], id)
+				}
+			}
+		}
+		f.to[c] = int32(len(f.ws))
+	}
+	f.seen = make([][]uint32, len(r.protected))
+	for i := range r.protected {
+		f.entAt[i] = append(f.entAt[i], int32(len(f.ents[i])))
+		f.seen[i] = make([]uint32, len(ids[i]))
+	}
+}
+
+// quickVerdict is judge's verdict on a box of residue cells during the
+// search (only pass and frequency are set): the same rules in the same
+// order — workspaces, then overflow, dominance and p%, then the other
+// protected entities — on the flattened contributions, counting each
+// entity only until it reaches k.
+func (r *run) quickVerdict(cells []int32) verdict {
+	var v verdict
+	f := &r.flat0
+	n := int64(0)
+	for _, c := range cells {
+		n += int64(f.to[c] - f.from[c])
+	}
+	if n < r.k {
+		v.frequency = true
+		return v
+	}
+	r.gen++
+	if r.gen == 0 { // wrapped: no stamp may look current
+		clear(r.stamp)
+		r.gen = 1
+	}
+	slots := int32(0)
+	for _, c := range cells {
+		for _, id := range f.ws[f.from[c]:f.to[c]] {
+			if r.stamp[id] != r.gen {
+				r.stamp[id] = r.gen
+				r.slotOf[id] = slots
+				slots++
+			}
+		}
+	}
+	if int64(slots) < r.k {
+		v.frequency = true
+		return v
+	}
+	nDom := len(r.plan.dom)
+	r.totals = slices.Grow(r.totals[:0], int(slots)*nDom)[:int(slots)*nDom]
+	clear(r.totals)
+	var events int64
+	var ok bool
+	for _, c := range cells {
+		for j := f.from[c]; j < f.to[c]; j++ {
+			if f.bad[j] {
+				return v
+			}
+			if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
+				return v
+			}
+			at := int(r.slotOf[f.ws[j]]) * nDom
+			for m, x := range f.dom[int(j)*nDom : int(j+1)*nDom] {
+				if r.totals[at+m], ok = pipeline.AddInt64(r.totals[at+m], x); !ok {
+					return v
+				}
+			}
+		}
+	}
+	if !r.dominanceHolds() {
+		return v
+	}
+	for i := range r.protected {
+		f.gen++
+		if f.gen == 0 {
+			for i := range f.seen {
+				clear(f.seen[i])
+			}
+			f.gen = 1
+		}
+		seen, ents, at := f.seen[i], f.ents[i], f.entAt[i]
+		distinct := int64(0)
+	count:
+		for _, c := range cells {
+			for j := f.from[c]; j < f.to[c]; j++ {
+				for _, id := range ents[at[j]:at[j+1]] {
+					if seen[id] != f.gen {
+						seen[id] = f.gen
+						if distinct++; distinct >= r.k {
+							break count
+						}
+					}
+				}
+			}
+		}
+		if distinct < r.k {
+			v.frequency = true
+			return v
+		}
+	}
+	v.pass = true
+	return v
 }
