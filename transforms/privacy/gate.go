@@ -168,12 +168,14 @@ type run struct {
 	// memo holds the mondrian strategy's choice for each box judged.
 	memo  map[boxID]*choice
 	nodes nodes
-	// partIdx, partLen and partSize are trySplit's scratch space for
-	// grouping a box's cells into parts (reused: the grouping is done
-	// before the parts are searched).
-	partIdx, partLen, partSize []int32
+	// partIdx and partSize are trySplit's scratch space for grouping a
+	// box's cells into parts (reused: the grouping is done before the
+	// parts are searched).
+	partIdx, partSize []int32
 	// flat0 holds the residue's contributions for the search's verdicts.
 	flat0 flatContribs
+	// seq is quickVerdict's scratch: each contribution walked and its slot.
+	seq []int32
 	// events holds each residue cell's events; full is the loss of an
 	// event at every dimension's top.
 	events []int64

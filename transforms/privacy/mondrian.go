@@ -27,14 +27,14 @@ import (
 // them), and each level-0 cell's contributions are in the smallest
 // published cell that contains it, or suppressed.
 
-// box is a cell of the partition: each dimension's level, the values at
-// those levels (as nodes), the residue's level-0 cells inside it (indexes
-// into run.keys, in their order) and their events.
+// box is a cell of the partition: each dimension's value at its level
+// (as a node), the residue's level-0 cells inside it (indexes into
+// run.keys, in their order), their events and their contributions.
 type box struct {
-	levels [pipeline.MaxDims]int
-	id     boxID
-	cells  []int32
-	events int64
+	id       boxID
+	cells    []int32
+	events   int64
+	contribs int64
 }
 
 // boxID names a box: each dimension's node, the number of its value at
@@ -50,9 +50,10 @@ type nodes struct {
 	// of[d][lv][c] is level-0 cell c's node in dimension d at level lv
 	// (c indexes run.keys; only the residue's cells are set).
 	of [][][]int32
-	// value and ncp give each node of a dimension its value and the
-	// information loss of an event there.
+	// value, level and ncp give each node of a dimension its value, its
+	// level and the information loss of an event there.
 	value [][]string
+	level [][]int8
 	ncp   [][]float64
 	// partOf and stamp group a box's cells into parts: partOf[n] is node
 	// n's part where stamp[n] equals gen.
@@ -67,6 +68,7 @@ func (r *run) number(residue []int32) {
 	nd.of = make([][][]int32, r.nDims)
 	nd.value = make([][]string, r.nDims)
 	nd.ncp = make([][]float64, r.nDims)
+	nd.level = make([][]int8, r.nDims)
 	most := 0
 	for d := range r.nDims {
 		nd.of[d] = make([][]int32, r.tops[d]+1)
@@ -86,6 +88,7 @@ func (r *run) number(residue []int32) {
 				at[v] = base + int32(i)
 				nd.value[d] = append(nd.value[d], v)
 				nd.ncp[d] = append(nd.ncp[d], r.loss[d].NCP(lv, v))
+				nd.level[d] = append(nd.level[d], int8(lv))
 			}
 			of := make([]int32, len(r.keys))
 			for _, c := range residue {
@@ -98,6 +101,15 @@ func (r *run) number(residue []int32) {
 	nd.partOf = make([]int32, most)
 	nd.stamp = make([]uint32, most)
 	nd.gen = 0
+}
+
+// levelsOf returns a box's dimension levels.
+func (r *run) levelsOfBox(id *boxID) [pipeline.MaxDims]int {
+	var lv [pipeline.MaxDims]int
+	for d := range r.nDims {
+		lv[d] = int(r.nodes.level[d][id[d]])
+	}
+	return lv
 }
 
 // keyOf returns a box's cell key.
@@ -137,7 +149,7 @@ func (r *run) mondrian(residue []int32) {
 	}
 	r.number(residue)
 	r.flatten(residue)
-	root := box{levels: r.tops, cells: slices.Clone(residue)}
+	root := box{cells: slices.Clone(residue), contribs: r.contribs(residue)}
 	for d := range r.nDims {
 		root.id[d] = r.nodes.of[d][r.tops[d]][residue[0]]
 	}
@@ -157,7 +169,7 @@ func (r *run) mondrian(residue []int32) {
 	c := r.best(&root, pass, &verdict{pass: pass})
 	r.emit(&root)
 	if len(c.left) > 0 {
-		r.publishBox(&root.levels, &root.id, c.left) // fails, so suppressed
+		r.publishBox(&root.id, c.left) // fails, so suppressed
 	}
 	r.memo, r.events, r.nodes, r.flat0 = nil, nil, nodes{}, flatContribs{}
 }
@@ -192,7 +204,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	switch {
 	case known != nil:
 		v = *known
-	case r.contribs(b.cells) >= r.k:
+	case b.contribs >= r.k:
 		v = r.quickVerdict(b.cells)
 	default:
 		v.frequency = true
@@ -210,7 +222,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 		}
 	}
 	for d := range r.nDims {
-		for lv := b.levels[d] - 1; lv >= 0; lv-- {
+		for lv := int(r.nodes.level[d][b.id[d]]) - 1; lv >= 0; lv-- {
 			if s := r.trySplit(b, d, lv, here, root, pass); s != nil && s.cost < c.cost {
 				c = s
 			}
@@ -236,10 +248,10 @@ func (r *run) emit(b *box) {
 	c := r.memo[b.id]
 	switch {
 	case c == nil || c.whole:
-		r.publishBox(&b.levels, &b.id, b.cells)
+		r.publishBox(&b.id, b.cells)
 	case c.split:
 		if len(c.rest) > 0 {
-			r.publishBox(&b.levels, &b.id, c.rest)
+			r.publishBox(&b.id, c.rest)
 		}
 		for i := range c.parts {
 			r.emit(&c.parts[i])
@@ -250,13 +262,13 @@ func (r *run) emit(b *box) {
 // publishBox judges a box again (a part that passed on its own passes
 // here too, and judge leaves the row's totals for publish) and publishes
 // it; were it to fail, it is suppressed: fail closed.
-func (r *run) publishBox(levels *[pipeline.MaxDims]int, id *boxID, cells []int32) {
+func (r *run) publishBox(id *boxID, cells []int32) {
 	v := r.judge(cells, true)
-	key := r.keyOf(id)
+	key, levels := r.keyOf(id), r.levelsOfBox(id)
 	if v.pass {
-		r.publish(r.levelSum(levels), levels, key, cells, &v)
+		r.publish(r.levelSum(&levels), &levels, key, cells, &v)
 	} else {
-		r.suppress(r.levelSum(levels), levels, key, cells, &v)
+		r.suppress(r.levelSum(&levels), &levels, key, cells, &v)
 	}
 }
 
@@ -268,7 +280,8 @@ func (r *run) publishBox(levels *[pipeline.MaxDims]int, id *boxID, cells []int32
 // is left to b's parent, whichever costs less.
 func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice {
 	// Group the cells by their node at lv, parts in the order the cells
-	// first name them.
+	// first name them: number the parts, then carve their cells out of
+	// one array.
 	nd := &r.nodes
 	nd.gen++
 	if nd.gen == 0 { // wrapped: no stamp may look current
@@ -276,50 +289,38 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		nd.gen = 1
 	}
 	node := nd.of[d][lv]
-	var parts []box
 	of := slices.Grow(r.partIdx[:0], len(b.cells))[:len(b.cells)]
-	counts := r.partLen[:0]
+	sizes := r.partSize[:0]
 	for j, c := range b.cells {
 		n := node[c]
-		i := nd.partOf[n]
 		if nd.stamp[n] != nd.gen {
 			nd.stamp[n] = nd.gen
-			i = int32(len(parts))
-			nd.partOf[n] = i
-			p := box{levels: b.levels, id: b.id}
-			p.levels[d] = lv
-			p.id[d] = n
-			parts = append(parts, p)
-			counts = append(counts, 0)
+			nd.partOf[n] = int32(len(sizes))
+			sizes = append(sizes, 0)
 		}
+		i := nd.partOf[n]
 		of[j] = i
-		parts[i].events += r.events[c]
-		counts[i] += int32(len(r.cells[c]))
-	}
-	// Carve the parts' cells out of one array; counts becomes each part's
-	// contributions.
-	flat := make([]int32, len(b.cells))
-	sizes := r.partSize[:0]
-	for range parts {
-		sizes = append(sizes, 0)
-	}
-	for _, i := range of {
 		sizes[i]++
 	}
+	r.partIdx, r.partSize = of, sizes
+	parts := make([]box, len(sizes))
+	flat := make([]int32, len(b.cells))
 	at := int32(0)
 	for i := range parts {
-		parts[i].cells = flat[at : at : at+sizes[i]]
+		p := &parts[i]
+		p.id = b.id
+		p.cells = flat[at : at : at+sizes[i]]
 		at += sizes[i]
 	}
 	for j, c := range b.cells {
 		p := &parts[of[j]]
+		if len(p.cells) == 0 {
+			p.id[d] = node[c]
+		}
 		p.cells = append(p.cells, c)
+		p.events += r.events[c]
+		p.contribs += int64(len(r.cells[c]))
 	}
-	small := make([]bool, len(parts)) // kept: the parts' searches reuse the scratch space
-	for i := range parts {
-		small[i] = int64(counts[i]) < r.k
-	}
-	r.partIdx, r.partLen, r.partSize = of, counts, sizes
 	type judged struct {
 		part box
 		c    *choice
@@ -328,20 +329,21 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		cost, move float64
 	}
 	var kept []judged
-	var rest []int32
-	for i, p := range parts {
-		if small[i] {
+	rest := make([]int32, 0, len(b.cells))
+	for i := range parts {
+		p := &parts[i]
+		if p.contribs < r.k {
 			// Fewer than k workspaces even counted with repeats: the part
 			// is left whole (what best would choose), without a memo entry.
 			rest = append(rest, p.cells...)
 			continue
 		}
-		pc := r.best(&p, false, nil)
+		pc := r.best(p, false, nil)
 		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
 			rest = append(rest, p.cells...) // nothing of it is published inside it
 			continue
 		}
-		j := judged{part: p, c: pc, cost: pc.cost - pc.leftCost}
+		j := judged{part: *p, c: pc, cost: pc.cost - pc.leftCost}
 		j.move = float64(p.events-pc.leftEvents)*here - j.cost
 		kept = append(kept, j)
 		rest = append(rest, pc.left...)
@@ -468,8 +470,8 @@ type flatContribs struct {
 	ws       []int32
 	bad      []bool
 	events   []int64
-	// dom holds len(plan.dom) values per contribution.
-	dom []int64
+	// dom holds each dominance measure's values, one per contribution.
+	dom [][]int64
 	// ents[i] holds protected entity i's members (numbered), entAt[i]
 	// where each contribution's begin (one more entry at the end).
 	ents, entAt [][]int32
@@ -481,7 +483,8 @@ type flatContribs struct {
 // flatten lays out the residue's contributions for quickVerdict.
 func (r *run) flatten(residue []int32) {
 	f := &r.flat0
-	*f = flatContribs{from: make([]int32, len(r.keys)), to: make([]int32, len(r.keys))}
+	*f = flatContribs{from: make([]int32, len(r.keys)), to: make([]int32, len(r.keys)),
+		dom: make([][]int64, len(r.plan.dom))}
 	f.ents = make([][]int32, len(r.protected))
 	f.entAt = make([][]int32, len(r.protected))
 	ids := make([]map[pipeline.Pseudonym]int32, len(r.protected))
@@ -499,12 +502,12 @@ func (r *run) flatten(residue []int32) {
 			f.ws = append(f.ws, x.id)
 			f.bad = append(f.bad, bad)
 			f.events = append(f.events, ct.Events)
-			for _, si := range r.plan.dom {
+			for m, si := range r.plan.dom {
 				v := ct.Events
 				if si >= 0 {
 					v = ct.Sums[si]
 				}
-				f.dom = append(f.dom, v)
+				f.dom[m] = append(f.dom[m], v)
 			}
 			for i, si := range r.protected {
 				f.entAt[i] = append(f.entAt[i], int32(len(f.ents[i])))
@@ -525,6 +528,24 @@ func (r *run) flatten(residue []int32) {
 		f.entAt[i] = append(f.entAt[i], int32(len(f.ents[i])))
 		f.seen[i] = make([]uint32, len(ids[i]))
 	}
+}
+
+// measureHolds applies dominance and p% to one measure's per-workspace
+// totals, as dominanceHolds does to each.
+func (r *run) measureHolds(tot []int64) bool {
+	r.top.reset()
+	var total int64
+	var ok bool
+	for _, x := range tot {
+		if total, ok = pipeline.AddInt64(total, x); !ok {
+			return false
+		}
+		r.top.add(x)
+	}
+	if total == 0 {
+		return true
+	}
+	return !dominated(r.top.sum(int(r.domN)), total, r.domK) && !pRuleFails(total, r.top[0], r.top[1], r.pPct)
 }
 
 // quickVerdict is judge's verdict on a box of residue cells during the
@@ -548,43 +569,52 @@ func (r *run) quickVerdict(cells []int32) verdict {
 		clear(r.stamp)
 		r.gen = 1
 	}
+	// Each contribution's slot, in the order walked; whether any is
+	// unusable or the events overflow is told once the workspaces are
+	// known to be enough.
 	slots := int32(0)
+	seq := r.seq[:0]
+	bad := false
+	var events int64
+	var ok bool
 	for _, c := range cells {
-		for _, id := range f.ws[f.from[c]:f.to[c]] {
+		for j := f.from[c]; j < f.to[c]; j++ {
+			id := f.ws[j]
 			if r.stamp[id] != r.gen {
 				r.stamp[id] = r.gen
 				r.slotOf[id] = slots
 				slots++
 			}
+			seq = append(seq, j, r.slotOf[id])
+			bad = bad || f.bad[j]
+			if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
+				bad = true
+			}
 		}
 	}
+	r.seq = seq
 	if int64(slots) < r.k {
 		v.frequency = true
 		return v
 	}
-	nDom := len(r.plan.dom)
-	r.totals = slices.Grow(r.totals[:0], int(slots)*nDom)[:int(slots)*nDom]
-	clear(r.totals)
-	var events int64
-	var ok bool
-	for _, c := range cells {
-		for j := f.from[c]; j < f.to[c]; j++ {
-			if f.bad[j] {
+	if bad {
+		return v
+	}
+	// Dominance and p%, one measure at a time: a box that fails, fails
+	// on the first measure that does.
+	tot := slices.Grow(r.totals[:0], int(slots))[:slots]
+	r.totals = tot
+	for _, col := range f.dom {
+		clear(tot)
+		for t := 0; t < len(seq); t += 2 {
+			at := seq[t+1]
+			if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
 				return v
-			}
-			if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
-				return v
-			}
-			at := int(r.slotOf[f.ws[j]]) * nDom
-			for m, x := range f.dom[int(j)*nDom : int(j+1)*nDom] {
-				if r.totals[at+m], ok = pipeline.AddInt64(r.totals[at+m], x); !ok {
-					return v
-				}
 			}
 		}
-	}
-	if !r.dominanceHolds() {
-		return v
+		if !r.measureHolds(tot) {
+			return v
+		}
 	}
 	for i := range r.protected {
 		f.gen++
