@@ -46,13 +46,42 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	if p.Dataset != "" && p.Dataset != spec.Name {
 		return nil, fmt.Errorf("privacy: partial of dataset %q given with the spec of %q", p.Dataset, spec.Name)
 	}
-	r := &run{plan: pl, p: p, res: &pipeline.GateResult{EventsByLevel: map[int]int64{}}, trace: g.trace}
+	r, pending, err := newRun(pl, p)
+	if err != nil {
+		return nil, err
+	}
+	r.trace = g.trace
+	switch pl.strategy {
+	case pipeline.GeneralizeMondrian:
+		// Level 0 as the ladder's first step; the failing cells are
+		// partitioned top down.
+		pending = r.step(0, pending, len(pl.levels) == 1)
+		r.mondrian(pending)
+	default:
+		last := len(pl.levels) - 1
+		for step := 0; step <= last && len(pending) > 0; step++ {
+			pending = r.step(step, pending, step == last)
+		}
+	}
+	slices.SortFunc(r.res.Rows, func(a, b pipeline.Row) int {
+		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
+	})
+	slices.SortFunc(r.res.Suppressed, func(a, b pipeline.CellExclusion) int {
+		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
+	})
+	return r.res, nil
+}
+
+// newRun checks that p fits the plan and lays out its level-0 cells for
+// judging; it returns every cell's index, in key order, as pending.
+func newRun(pl *plan, p *pipeline.Partial) (*run, []int32, error) {
+	r := &run{plan: pl, p: p, res: &pipeline.GateResult{EventsByLevel: map[int]int64{}}}
 	r.keys = make([]pipeline.CellKey, 0, len(p.Cells))
 	for key, byWS := range p.Cells {
 		for _, c := range byWS {
 			if c == nil || len(c.Sums) != pl.nSums || len(c.Sets) != pl.nSets {
-				return nil, fmt.Errorf("privacy: dataset %s: a contribution to cell %q does not fit the spec (%d sums and %d entity sets expected)",
-					spec.Name, key[:pl.nDims], pl.nSums, pl.nSets)
+				return nil, nil, fmt.Errorf("privacy: dataset %s: a contribution to cell %q does not fit the spec (%d sums and %d entity sets expected)",
+					pl.spec.Name, key[:pl.nDims], pl.nSums, pl.nSets)
 			}
 		}
 		if len(byWS) > 0 {
@@ -97,25 +126,7 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	r.top = make(topN, max(pl.domN, 2))
 	r.sets = make([]pipeline.EntitySet, pl.nSets)
 	r.sums = make([]int64, pl.nSums)
-	switch pl.strategy {
-	case pipeline.GeneralizeMondrian:
-		// Level 0 as the ladder's first step; the failing cells are
-		// partitioned top down.
-		pending = r.step(0, pending, len(pl.levels) == 1)
-		r.mondrian(pending)
-	default:
-		last := len(pl.levels) - 1
-		for step := 0; step <= last && len(pending) > 0; step++ {
-			pending = r.step(step, pending, step == last)
-		}
-	}
-	slices.SortFunc(r.res.Rows, func(a, b pipeline.Row) int {
-		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
-	})
-	slices.SortFunc(r.res.Suppressed, func(a, b pipeline.CellExclusion) int {
-		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
-	})
-	return r.res, nil
+	return r, pending, nil
 }
 
 // wsContrib is one workspace's contribution to a level-0 cell.
