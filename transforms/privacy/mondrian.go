@@ -328,28 +328,40 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		// giving the part up to the remainder would cost more.
 		cost, move float64
 	}
+	// The parts that publish something inside them are kept; the others'
+	// cells, and what the kept ones leave, are the remainder (in the
+	// parts' order), gathered only when something is kept.
 	var kept []judged
-	rest := make([]int32, 0, len(b.cells))
+	var chosen []*choice // each part's choice, nil when it publishes nothing
 	for i := range parts {
 		p := &parts[i]
 		if p.contribs < r.k {
 			// Fewer than k workspaces even counted with repeats: the part
 			// is left whole (what best would choose), without a memo entry.
-			rest = append(rest, p.cells...)
 			continue
 		}
 		pc := r.best(p, false, nil)
 		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
-			rest = append(rest, p.cells...) // nothing of it is published inside it
-			continue
+			continue // nothing of it is published inside it
 		}
+		if chosen == nil {
+			chosen = make([]*choice, len(parts))
+		}
+		chosen[i] = pc
 		j := judged{part: *p, c: pc, cost: pc.cost - pc.leftCost}
 		j.move = float64(p.events-pc.leftEvents)*here - j.cost
 		kept = append(kept, j)
-		rest = append(rest, pc.left...)
 	}
 	if len(kept) == 0 {
 		return nil
+	}
+	var rest []int32
+	for i := range parts {
+		if pc := chosen[i]; pc != nil {
+			rest = append(rest, pc.left...)
+		} else {
+			rest = append(rest, parts[i].cells...)
+		}
 	}
 	var restEvents int64
 	for _, c := range rest {
