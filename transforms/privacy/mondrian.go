@@ -482,8 +482,12 @@ type flatContribs struct {
 	ws       []int32
 	bad      []bool
 	events   []int64
-	// dom holds each dominance measure's values, one per contribution.
-	dom [][]int64
+	// dom holds each dominance measure's values, one per contribution;
+	// exact tells, per measure, that no sum of its values can overflow
+	// (none is negative and all of them add up), so boxes add them
+	// without checking.
+	dom   [][]int64
+	exact []bool
 	// ents[i] holds protected entity i's members (numbered), entAt[i]
 	// where each contribution's begin (one more entry at the end).
 	ents, entAt [][]int32
@@ -534,6 +538,21 @@ func (r *run) flatten(residue []int32) {
 			}
 		}
 		f.to[c] = int32(len(f.ws))
+	}
+	f.exact = make([]bool, len(f.dom))
+	for m, col := range f.dom {
+		var total int64
+		ok := true
+		for _, x := range col {
+			if x < 0 {
+				ok = false
+				break
+			}
+			if total, ok = pipeline.AddInt64(total, x); !ok {
+				break
+			}
+		}
+		f.exact[m] = ok
 	}
 	f.seen = make([][]uint32, len(r.protected))
 	for i := range r.protected {
@@ -616,12 +635,18 @@ func (r *run) quickVerdict(cells []int32) verdict {
 	// on the first measure that does.
 	tot := slices.Grow(r.totals[:0], int(slots))[:slots]
 	r.totals = tot
-	for _, col := range f.dom {
+	for m, col := range f.dom {
 		clear(tot)
-		for t := 0; t < len(seq); t += 2 {
-			at := seq[t+1]
-			if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
-				return v
+		if f.exact[m] {
+			for t := 0; t < len(seq); t += 2 {
+				tot[seq[t+1]] += col[seq[t]]
+			}
+		} else {
+			for t := 0; t < len(seq); t += 2 {
+				at := seq[t+1]
+				if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
+					return v
+				}
 			}
 		}
 		if !r.measureHolds(tot) {
