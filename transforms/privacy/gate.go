@@ -187,6 +187,8 @@ type run struct {
 	flat0 flatContribs
 	// seq is quickVerdict's scratch: each contribution walked and its slot.
 	seq []int32
+	// boxes is the mondrian search's stack of parts.
+	boxes []box
 	// events holds each residue cell's events; full is the loss of an
 	// event at every dimension's top.
 	events []int64

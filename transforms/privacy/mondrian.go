@@ -303,7 +303,13 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		sizes[i]++
 	}
 	r.partIdx, r.partSize = of, sizes
-	parts := make([]box, len(sizes))
+	// The parts live on a stack of boxes (what is kept is copied into the
+	// choice), so the searches of parts inside them reuse the space.
+	base := len(r.boxes)
+	r.boxes = slices.Grow(r.boxes, len(sizes))[:base+len(sizes)]
+	parts := r.boxes[base : base+len(sizes) : base+len(sizes)]
+	clear(parts)
+	defer func() { r.boxes = r.boxes[:base] }()
 	flat := make([]int32, len(b.cells))
 	at := int32(0)
 	for i := range parts {
@@ -322,7 +328,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		p.contribs += int64(len(r.cells[c]))
 	}
 	type judged struct {
-		part box
+		part int // in parts
 		c    *choice
 		// cost is the part's cost without what it leaves; move is what
 		// giving the part up to the remainder would cost more.
@@ -348,7 +354,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 			chosen = make([]*choice, len(parts))
 		}
 		chosen[i] = pc
-		j := judged{part: *p, c: pc, cost: pc.cost - pc.leftCost}
+		j := judged{part: i, c: pc, cost: pc.cost - pc.leftCost}
 		j.move = float64(p.events-pc.leftEvents)*here - j.cost
 		kept = append(kept, j)
 	}
@@ -394,7 +400,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 			withMoved := func(m int) []int32 {
 				cells := slices.Clone(rest)
 				for _, p := range kept[:m] {
-					cells = append(cells, placed(p.part.cells, p.c.left)...)
+					cells = append(cells, placed(parts[p.part].cells, p.c.left)...)
 				}
 				return cells
 			}
@@ -411,7 +417,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 				events := restEvents
 				cost := 0.0
 				for _, p := range kept[:hi] {
-					events += p.part.events - p.c.leftEvents
+					events += parts[p.part].events - p.c.leftEvents
 				}
 				for _, p := range kept[hi:] {
 					cost += p.cost
@@ -434,7 +440,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 		}
 	}
 	for _, p := range kept {
-		c.parts = append(c.parts, p.part)
+		c.parts = append(c.parts, parts[p.part])
 	}
 	// The parts in key order, so that publication order follows the keys.
 	// They differ only in dimension d, where nodes follow the values.
