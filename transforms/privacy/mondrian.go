@@ -494,6 +494,12 @@ type flatContribs struct {
 	// without checking.
 	dom   [][]int64
 	exact []bool
+	// order is the order the measures are tried in: one that fails moves
+	// to the front, so failing boxes mostly stop at the first measure
+	// tried (the verdict does not depend on the order).
+	order []int
+	// eventsExact tells that no sum of events can overflow.
+	eventsExact bool
 	// ents[i] holds protected entity i's members (numbered), entAt[i]
 	// where each contribution's begin (one more entry at the end).
 	ents, entAt [][]int32
@@ -546,6 +552,19 @@ func (r *run) flatten(residue []int32) {
 		f.to[c] = int32(len(f.ws))
 	}
 	f.exact = make([]bool, len(f.dom))
+	f.order = make([]int, len(f.dom))
+	for m := range f.order {
+		f.order[m] = m
+	}
+	var events int64
+	f.eventsExact = true
+	for _, x := range f.events {
+		var ok bool
+		if events, ok = pipeline.AddInt64(events, x); !ok || x < 0 {
+			f.eventsExact = false
+			break
+		}
+	}
 	for m, col := range f.dom {
 		var total int64
 		ok := true
@@ -624,8 +643,10 @@ func (r *run) quickVerdict(cells []int32) verdict {
 			}
 			seq = append(seq, j, r.slotOf[id])
 			bad = bad || f.bad[j]
-			if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
-				bad = true
+			if !f.eventsExact {
+				if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
+					bad = true
+				}
 			}
 		}
 	}
@@ -641,7 +662,8 @@ func (r *run) quickVerdict(cells []int32) verdict {
 	// on the first measure that does.
 	tot := slices.Grow(r.totals[:0], int(slots))[:slots]
 	r.totals = tot
-	for m, col := range f.dom {
+	for o, m := range f.order {
+		col := f.dom[m]
 		clear(tot)
 		if f.exact[m] {
 			for t := 0; t < len(seq); t += 2 {
@@ -656,6 +678,8 @@ func (r *run) quickVerdict(cells []int32) verdict {
 			}
 		}
 		if !r.measureHolds(tot) {
+			copy(f.order[1:o+1], f.order[:o])
+			f.order[0] = m
 			return v
 		}
 	}
