@@ -221,9 +221,15 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 			return c
 		}
 	}
+	// A part holding every cell of the box has the box's verdict (the
+	// root's given verdict may not be its own).
+	var same *verdict
+	if known == nil {
+		same = &v
+	}
 	for d := range r.nDims {
 		for lv := int(r.nodes.level[d][b.id[d]]) - 1; lv >= 0; lv-- {
-			if s := r.trySplit(b, d, lv, here, root, pass); s != nil && s.cost < c.cost {
+			if s := r.trySplit(b, d, lv, here, root, pass, same); s != nil && s.cost < c.cost {
 				c = s
 			}
 		}
@@ -278,7 +284,8 @@ func (r *run) publishBox(id *boxID, cells []int32) {
 // leave to b — is published as b when it passes; else the passing parts
 // that cost least to give up join it until it does, or, below the root, it
 // is left to b's parent, whichever costs less.
-func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice {
+// same, when not nil, is b's verdict, for a part that holds all of b.
+func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *verdict) *choice {
 	// Group the cells by their node at lv, parts in the order the cells
 	// first name them: number the parts, then carve their cells out of
 	// one array.
@@ -346,7 +353,11 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool) *choice
 			// is left whole (what best would choose), without a memo entry.
 			continue
 		}
-		pc := r.best(p, false, nil)
+		var known *verdict
+		if len(parts) == 1 {
+			known = same
+		}
+		pc := r.best(p, false, known)
 		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
 			continue // nothing of it is published inside it
 		}
