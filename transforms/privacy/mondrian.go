@@ -234,6 +234,15 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 			}
 		}
 	}
+	if c.split {
+		// Only the choice taken is put in order: the remainder and what is
+		// left as the cells' order (placed needs it), the parts by key, so
+		// that publication order follows the keys (they differ only in
+		// the dimension split).
+		slices.Sort(c.rest)
+		slices.Sort(c.left)
+		slices.SortFunc(c.parts, func(a, b box) int { return slices.Compare(a.id[:], b.id[:]) })
+	}
 	r.memo[b.id] = c
 	return c
 }
@@ -390,7 +399,6 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	}
 	c := &choice{split: true, cost: keptCost}
 	if len(rest) > 0 && r.quickVerdict(rest).pass {
-		slices.Sort(rest)
 		c.rest, c.cost = rest, keptCost+float64(restEvents)*here
 	} else if len(rest) > 0 {
 		// The remainder fails as the box. Below the root it can be left
@@ -437,7 +445,6 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 				if !valid || cost < c.cost {
 					valid = true
 					moved := withMoved(hi)
-					slices.Sort(moved)
 					c.rest, c.cost, c.left, c.leftEvents, c.leftCost = moved, cost, nil, 0, 0
 					kept = kept[hi:]
 				}
@@ -446,16 +453,10 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 		if !valid {
 			return nil
 		}
-		if c.left != nil {
-			slices.Sort(c.left)
-		}
 	}
 	for _, p := range kept {
 		c.parts = append(c.parts, parts[p.part])
 	}
-	// The parts in key order, so that publication order follows the keys.
-	// They differ only in dimension d, where nodes follow the values.
-	slices.SortFunc(c.parts, func(a, b box) int { return cmp.Compare(a.id[d], b.id[d]) })
 	return c
 }
 
