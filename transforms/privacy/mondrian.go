@@ -381,7 +381,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	if len(kept) == 0 {
 		return nil
 	}
-	var rest []int32
+	rest := make([]int32, 0, len(b.cells))
 	for i := range parts {
 		if pc := chosen[i]; pc != nil {
 			rest = append(rest, pc.left...)
@@ -454,6 +454,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 			return nil
 		}
 	}
+	c.parts = make([]box, 0, len(kept))
 	for _, p := range kept {
 		c.parts = append(c.parts, parts[p.part])
 	}
