@@ -103,7 +103,7 @@ func (r *run) number(residue []int32) {
 	nd.gen = 0
 }
 
-// levelsOf returns a box's dimension levels.
+// levelsOfBox returns a box's dimension levels.
 func (r *run) levelsOfBox(id *boxID) [pipeline.MaxDims]int {
 	var lv [pipeline.MaxDims]int
 	for d := range r.nDims {
