@@ -95,6 +95,33 @@ type Privacy struct {
 	// DominanceMeasures name the sum measures (or "events") the dominance
 	// and p% rules apply to.
 	DominanceMeasures []string
+	// Generalization names how cells that fail at level 0 are generalized:
+	// GeneralizeLadder or GeneralizeMondrian; "" means the default.
+	Generalization string
+}
+
+// Generalization strategies (contract §7).
+const (
+	// GeneralizeLadder raises every failing cell one ladder step at a time,
+	// all dimensions together.
+	GeneralizeLadder = "ladder"
+	// GeneralizeMondrian partitions the failing cells top down along the
+	// hierarchies, from one all-"*" cell, while every part passes.
+	GeneralizeMondrian = "mondrian"
+	// DefaultGeneralization is the strategy of a declaration that names none.
+	DefaultGeneralization = GeneralizeMondrian
+)
+
+// Generalizations lists the strategies a declaration may name.
+var Generalizations = []string{GeneralizeLadder, GeneralizeMondrian}
+
+// Strategy returns the generalization strategy in force: Generalization,
+// or the default when it is empty.
+func (p Privacy) Strategy() string {
+	if p.Generalization == "" {
+		return DefaultGeneralization
+	}
+	return p.Generalization
 }
 
 // DatasetSpec declares one dataset: the event kinds it takes, its

@@ -12,8 +12,14 @@ type Value struct {
 type Row struct {
 	// Dims holds the (possibly generalized) dimension values, in declaration order.
 	Dims []string
-	// Level is the generalization step of the ladder the row was published at.
+	// Level is the row's generalization level: under the ladder strategy
+	// the ladder step it was published at, under mondrian the sum of its
+	// dimensions' levels (contract §7). 0 means every dimension at level 0.
 	Level int
+	// DimLevels holds the hierarchy level of each dimension's value, in
+	// declaration order; nil means the ladder's levels at step Level
+	// (DatasetSpec.DimLevels).
+	DimLevels []int
 	// Values holds one value per measure, in declaration order.
 	Values []Value
 }

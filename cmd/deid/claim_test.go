@@ -102,6 +102,8 @@ func TestThePolicyVersionHashesOnlyWhatChangesOutputs(t *testing.T) {
 		{"k changes outputs", func(c *Config) { c.Datasets[0].Privacy.K = 20 }, true},
 		{"a hierarchy changes outputs", func(c *Config) { c.Datasets[0].Ladder = c.Datasets[0].Ladder[1:] }, true},
 		{"a dataset's event types change outputs", func(c *Config) { c.Datasets = c.Datasets[:1] }, true},
+		{"the generalization strategy changes outputs", func(c *Config) { c.Datasets[1].Privacy.Generalization = "ladder" }, true},
+		{"a strategy left out is the default one", func(c *Config) { c.Datasets[0].Privacy.Generalization = "" }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +173,8 @@ func TestAStateDirectoryResumesOnlyUnderItsKeyAndPolicy(t *testing.T) {
 			[]string{"state_dir: ", "pipeline.window: 24h0m0s → 12h0m0s", "start over with a new state_dir and a new out"}},
 		{"another k", "", kConfig(t, 12),
 			[]string{"datasets[0].privacy.k: 10 → 12"}},
+		{"another generalization strategy", "", strategyConfig(t, "ladder"),
+			[]string{"datasets[0].privacy.generalization: mondrian → ladder"}},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name+" is refused", func(t *testing.T) {
@@ -212,6 +216,21 @@ func kConfig(t *testing.T, k int) string {
 	t.Helper()
 	c := defaultConfig()
 	c.Datasets[0].Privacy.K = k
+	b, err := yaml.Marshal(struct {
+		Datasets []aggregate.DatasetConfig `yaml:"datasets"`
+	}{c.Datasets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// strategyConfig is a config of the default datasets with
+// campaign_metrics' generalization strategy set to s.
+func strategyConfig(t *testing.T, s string) string {
+	t.Helper()
+	c := defaultConfig()
+	c.Datasets[0].Privacy.Generalization = s
 	b, err := yaml.Marshal(struct {
 		Datasets []aggregate.DatasetConfig `yaml:"datasets"`
 	}{c.Datasets})

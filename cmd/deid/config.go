@@ -272,6 +272,12 @@ func (c *Config) policy() claim.Policy {
 		}
 		return strings.HasPrefix(path, "datasets[") && strings.HasSuffix(path, ".description")
 	})
+	// The strategy in force, not as written: a declaration that leaves it
+	// out gets the default, and a resume under another default must be
+	// refused like any other change of strategy.
+	for i, d := range c.Datasets {
+		p[fmt.Sprintf("datasets[%d].privacy.generalization", i)] = pipeline.Privacy{Generalization: d.Privacy.Generalization}.Strategy()
+	}
 	// A table hierarchy is its file's content, not its name.
 	for i, d := range c.Datasets {
 		for j, dim := range d.Dimensions {

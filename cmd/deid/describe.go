@@ -50,6 +50,7 @@ func describe(specs []*pipeline.DatasetSpec, defaults bool) string {
 	p("Parquet: Snappy (or Zstd); timestamps as TIMESTAMP(MICROS, UTC); dimensions as dictionary-encoded strings; counters INT64; ratios DOUBLE; `generalization_level` and the `<dimension>_level` columns INT32; rows sorted by the dimensions. ")
 	p("The key-value metadata names the dataset, schema version, k, dominance rule, pipeline and policy versions and the window.\n\n")
 	p("**Rows never overlap.** Each contribution lands in exactly one row, or is suppressed: a row at generalization level L > 0 aggregates only what could not be published at a finer level, so summing a measure over all rows of a window gives the window's published total, and no row can be subtracted from another to isolate a small group. ")
+	p("Two rows' cells are either disjoint or one contains the other, and each level-0 cell's contributions are in the smallest row whose cell contains it. ")
 	p("Suppressed cells are absent, indistinguishable from empty ones; only the compliance accounting counts them.\n\n")
 	describeTraining(p)
 	p("Contents: ")
@@ -69,13 +70,15 @@ func describe(specs []*pipeline.DatasetSpec, defaults bool) string {
 // describeTraining says how to train on rows of mixed granularity.
 func describeTraining(p func(string, ...any)) {
 	p("## How to use the rows for training\n\n")
-	p("- **A row at level L** (`generalization_level` = L) is a cell of step L of the dataset's ladder: the dimensions the ladder has raised by step L hold a coarser value (a parent, a continent, a size group, or `*`), the others their finest value. ")
+	p("- **A row at level L** (`generalization_level` = L) has some dimensions raised to a coarser value (a parent, a continent, a size group, or `*`) and the others at their finest value; ")
+	p("L is the sum of its dimensions' levels under the `mondrian` strategy, the ladder step under `ladder` (the same number for the default ladders), and 0 means every dimension at its finest. ")
+	p("Under `mondrian`, rows of one level can be raised in different dimensions (a country with its industry's parent beside a continent with the industry itself), each where that kept most detail. ")
 	p("**`<dimension>_level`** says each value's granularity: 0 is the value itself, the hierarchy's top is `*` (see the dimension values below). Filter or weight by these columns rather than by parsing values.\n")
-	p("- **Rows never overlap**, across levels too: a coarser row is not a subtotal of finer rows but holds only what could not be published finer. Summing a count or sum over all rows of a window, every level, gives the window's published total; ratios are recomputed from summed numerators and denominators, never averaged. ")
+	p("- **Rows never overlap**, across levels too: a coarser row is not a subtotal of finer rows but holds only what could not be published in a finer row inside it. Summing a count or sum over all rows of a window, every level, gives the window's published total; ratios are recomputed from summed numerators and denominators, never averaged. ")
 	p("Distinct counts (workspaces, creators, …) do not add up exactly, since one entity can be in several rows; their sum is an upper bound.\n")
 	p("- **Level-0 rows alone are a biased sample.** They are the large, common cells: those that pass k, dominance and p%% unmerged. ")
 	p("Small markets, rare combinations and cells led by one large customer fail at level 0 and appear only at coarser levels (or not at all), so a model trained on level 0 alone over-represents the common cells.\n")
-	p("- **For one consistent granularity**, roll finer rows up to the coarsest level you need with each dimension's hierarchy (map each value to its value at that level, group, sum), and keep or drop the rows that are coarser still for some dimension. ")
+	p("- **For one consistent granularity**, roll finer rows up to the coarsest level you need with each dimension's hierarchy (map each value to its value at that level, group, sum), and keep or drop the rows that are coarser still for some dimension; `deid rollup <out> --dataset NAME --levels region=1,industry=1` does it and writes CSV. ")
 	p("Rolling up, filtering and re-weighting use only published rows, so such post-processing is privacy-safe: it cannot reveal more than the rows already do.\n\n")
 }
 
@@ -100,6 +103,7 @@ func describeDataset(b *strings.Builder, s *pipeline.DatasetSpec) {
 	p("- k-anonymity: k = %d distinct %s in every row\n", pv.K, strings.Join(protected, " and "))
 	p("- dominance: the %d largest workspaces hold at most %d%% of %s in every row; p%% rule with p = %d\n",
 		pv.DominanceN, pv.DominanceK, codeList(pv.DominanceMeasures), pv.PPercent)
+	p("- generalization: `%s` (contract §7)\n", pv.Strategy())
 	p("- windows: tumbling, UTC-aligned (24 h by default: one `dt=` directory per day)\n\n")
 
 	p("### Columns\n\n")
@@ -113,6 +117,30 @@ func describeDataset(b *strings.Builder, s *pipeline.DatasetSpec) {
 		p("| `%s` | %s | %s | %s | %s |\n", c.Name, typ, c.Role, meaning, unit)
 	}
 
+	if pv.Strategy() == pipeline.GeneralizeMondrian {
+		p("\n### Generalization\n\n")
+		p("Cells that pass k, dominance and p%% at level 0 are published as they are. The others are partitioned top down: they start as one cell with every dimension at `*`, ")
+		p("which is split along one dimension's hierarchy into the parts its cells fall in, at any lower level; a part that passes is split again the same way, ")
+		p("and what fails stays in (or goes up to) the smallest enclosing cell that passes with it. Of the possible splits the one that keeps the most detail ")
+		p("(the least information loss, weighted by events) is taken, so each row's `<dimension>_level` columns say how far each of its dimensions was raised, ")
+		p("and `generalization_level` is their sum (0 to %d). What fails even at `*` is suppressed.\n", sumTops(s))
+	} else {
+		describeLadder(p, s)
+	}
+	describeValues(p, s)
+}
+
+// sumTops is the generalization level of a row with every dimension at `*`.
+func sumTops(s *pipeline.DatasetSpec) int {
+	n := 0
+	for _, d := range s.Dimensions {
+		n += d.Hierarchy.Levels() - 1
+	}
+	return n
+}
+
+// describeLadder writes the ladder table.
+func describeLadder(p func(string, ...any), s *pipeline.DatasetSpec) {
 	p("\n### Generalization ladder\n\n")
 	p("`generalization_level` is the step of the ladder a row was published at. Each step raises one dimension by one level of its hierarchy; ")
 	p("a cell that fails k or dominance at one step is merged with the other failing cells one step up, so the level says how coarse the row is. ")
@@ -143,7 +171,10 @@ func describeDataset(b *strings.Builder, s *pipeline.DatasetSpec) {
 		}
 		p("\n")
 	}
+}
 
+// describeValues lists every dimension's values at each level.
+func describeValues(p func(string, ...any), s *pipeline.DatasetSpec) {
 	p("\n### Dimension values\n\n")
 	for _, d := range s.Dimensions {
 		h := d.Hierarchy
@@ -173,13 +204,20 @@ func columnMeaning(s *pipeline.DatasetSpec, c parquet.Column) (string, string) {
 	case parquet.ColWindowEnd:
 		return "End of the window, exclusive.", "UTC, microseconds"
 	case parquet.ColLevel:
+		if s.Privacy.Strategy() == pipeline.GeneralizeMondrian {
+			return fmt.Sprintf("Sum of the row's `<dimension>_level` columns: 0 (every dimension at its finest) to %d (every dimension at `*`).", sumTops(s)), "levels"
+		}
 		return fmt.Sprintf("Generalization step the row was published at: 0 (every dimension at its finest) to %d (see the ladder).", len(s.Ladder)), "ladder step"
 	}
 	if c.Role == parquet.RoleLevel {
 		if i := s.DimIndex(strings.TrimSuffix(c.Name, pipeline.LevelSuffix)); i >= 0 {
 			d := s.Dimensions[i]
-			return fmt.Sprintf("Hierarchy level of the row's `%s` value: 0 (the value itself) to %d (`*`); the ladder gives it at the row's `generalization_level`.",
-				d.Name, d.Hierarchy.Levels()-1), "hierarchy level"
+			how := "the ladder gives it at the row's `generalization_level`"
+			if s.Privacy.Strategy() == pipeline.GeneralizeMondrian {
+				how = "the levels of a row add up to its `generalization_level`"
+			}
+			return fmt.Sprintf("Hierarchy level of the row's `%s` value: 0 (the value itself) to %d (`*`); %s.",
+				d.Name, d.Hierarchy.Levels()-1, how), "hierarchy level"
 		}
 	}
 	if i := s.DimIndex(c.Name); i >= 0 {

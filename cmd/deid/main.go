@@ -85,6 +85,7 @@ func commandFuncs(ctx context.Context) map[string]commandFunc {
 		"exclusions": func(a []string, o, e io.Writer) error { return cmdExclusions(ctx, a, o, e) },
 		"report":     func(a []string, o, e io.Writer) error { return cmdReport(ctx, a, o, e) },
 		"describe":   cmdDescribe,
+		"rollup":     cmdRollup,
 		"keygen":     cmdKeygen,
 		"version":    cmdVersion,
 		"help":       cmdHelp,

@@ -36,6 +36,9 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	stdout = names.writer(stdout)
 	fmt.Fprintf(stdout, "wrote %s (%d KiB): %s\n", *htmlPath, (b.Len()+1023)/1024, r.Verdict())
+	for _, u := range r.Summary.Utility {
+		fmt.Fprintln(stdout, u.Text())
+	}
 	if hs := r.Summary.Heads; len(hs) > 0 {
 		fmt.Fprintf(stdout, "chain heads (archive these outside the output):\n%s", verify.HeadsText(hs))
 	}

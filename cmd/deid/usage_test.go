@@ -21,7 +21,7 @@ func TestEveryCommandDescribesItsFlags(t *testing.T) {
 	if code := runCtx(context.Background(), []string{"help"}, &all, io.Discard); code != 0 {
 		t.Fatalf("deid help: exit %d", code)
 	}
-	names := []string{"run", "gen", "describe", "keygen", "verify", "report", "exclusions", "version", "help"}
+	names := []string{"run", "gen", "describe", "keygen", "verify", "report", "exclusions", "rollup", "version", "help"}
 	if len(names) != len(commands) {
 		t.Fatalf("the test lists %d commands, deid has %d", len(names), len(commands))
 	}

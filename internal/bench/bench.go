@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mya/deid/internal/gen"
+	"github.com/mya/deid/internal/verify"
 )
 
 // Config says what to measure and where things are.
@@ -88,6 +89,9 @@ type Result struct {
 	// Kafka is deid in Kafka mode against a bare kafka-go consumer.
 	Kafka  KafkaRun `json:"kafka"`
 	Memory *Memory  `json:"memory,omitempty"`
+	// Utility is each dataset's information-loss score and events by
+	// level per dimension in deid's last run's output (one line each).
+	Utility []string `json:"utility,omitempty"`
 }
 
 // Host describes the machine and how busy it was.
@@ -287,12 +291,22 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			return nil, err
 		}
 	}
+	if rep, err := verify.Run(ctx, deidOut(cfg.Reps-1), verify.Options{}); err == nil {
+		for _, u := range rep.Summary.Utility {
+			res.Utility = append(res.Utility, u.Text())
+		}
+	} else {
+		res.Utility = []string{"utility: not measured: " + err.Error()}
+	}
 	res.Host.LoadEnd = LoadAvg()
 	path, err := save(cfg.ResultsDir, res)
 	if err != nil {
 		return nil, err
 	}
 	Print(w, res)
+	for _, u := range res.Utility {
+		fmt.Fprintf(w, "utility: %s\n", u)
+	}
 	fmt.Fprintf(w, "results: %s\n", path)
 	return res, nil
 }

@@ -87,6 +87,18 @@ type datasetBlock struct {
 	Chart  template.HTML
 	Legend []legendItem
 	Total  windowRow
+	// Loss is the information-loss score, "" when there is none; Dims
+	// its share per dimension with the events at each level.
+	Loss     string
+	Strategy string
+	DimLevel []int
+	Dims     []dimRow
+}
+
+// dimRow is one dimension's information loss and share of events by level.
+type dimRow struct {
+	Name, Loss string
+	Shares     []string
 }
 
 type windowRow struct {
@@ -300,6 +312,33 @@ func datasetOf(s *verify.Summary, name string) datasetBlock {
 		b.Total.Suppr += a.Suppressed
 		b.Total.CellsSuppressed += a.CellsSuppressed
 		b.Total.RowsTotal += w.Rows
+	}
+	for _, u := range s.Utility {
+		if u.Dataset != name {
+			continue
+		}
+		b.Loss = fmt.Sprintf("%.3f", u.Loss)
+		total := u.Published + u.Suppressed
+		for _, d := range u.Dims {
+			row := dimRow{Name: d.Name, Loss: fmt.Sprintf("%.3f", d.Loss)}
+			for l, n := range d.EventsByLevel {
+				for len(b.DimLevel) <= l {
+					b.DimLevel = append(b.DimLevel, len(b.DimLevel))
+				}
+				row.Shares = append(row.Shares, pct(n, total))
+			}
+			b.Dims = append(b.Dims, row)
+		}
+		for i := range b.Dims {
+			for len(b.Dims[i].Shares) < len(b.DimLevel) {
+				b.Dims[i].Shares = append(b.Dims[i].Shares, "")
+			}
+		}
+	}
+	for _, w := range ws {
+		if w.Generalization != "" {
+			b.Strategy = w.Generalization
+		}
 	}
 	b.Chart = levelChart(ws, b.Levels)
 	for _, l := range b.Levels {

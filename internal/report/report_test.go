@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mya/deid/internal/infoloss"
 	"github.com/mya/deid/internal/verify"
 	"github.com/mya/deid/pipeline"
 )
@@ -40,6 +41,9 @@ func testReport() *verify.Report {
 			},
 			Undated: map[string]int64{"dead_letter": 5},
 			Chains:  2, Segments: 5, Entries: 552,
+			Utility: []infoloss.Score{{Dataset: "campaign_metrics", Published: 1800, Suppressed: 120, Rows: 26, Loss: 0.25,
+				Dims: []infoloss.DimScore{{Name: "region", Loss: 0.4, EventsByLevel: []int64{960, 600, 240}},
+					{Name: "platform", Loss: 0.1, EventsByLevel: []int64{1680, 120}}}}},
 		},
 	}
 }
@@ -76,7 +80,8 @@ func TestPageShowsTheFigures(t *testing.T) {
 		"2\u202f600", // records read
 		"workspaces = 2 &lt; k = 10", "generated 2026-11-28 12:00 UTC", "deid v1 · policy p1",
 		"opted out before publication 40", "frequency (k) 60", // reasons of withdrawals and suppressions
-		"90%", // published share
+		"90%",                                                                                     // published share
+		"Information loss", "Information loss 0.250", "<td>region</td><td>0.400</td><td>50%</td>", // events by level per dimension
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)

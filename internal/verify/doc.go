@@ -26,9 +26,12 @@
 //     withdrawn + suppressed; that the log's entries and the dead letters
 //     agree with those counts, reason by reason;
 //   - every published row: k for each protected entity, from the counts in
-//     the row; dimension values that the row's generalization level can
-//     take; no two rows for one cell; only declared columns, of the
-//     declared types, and none that could hold an identifier or free text;
+//     the row; dimension values that the row's <dimension>_level columns
+//     can take, levels that are the ladder's at its generalization level
+//     (strategy ladder) or add up to it (mondrian); no two rows for one
+//     cell, and no two rows whose cells overlap without one containing the
+//     other, whatever the strategy; only declared columns, of the declared
+//     types, and none that could hold an identifier or free text;
 //   - with the input: its own reading of each line and of the settings
 //     (encoding/json and the rules of contract §4, not deid's decoder or
 //     consent store; only whether one settings record is readable, and

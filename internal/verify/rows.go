@@ -56,7 +56,7 @@ func (v *verifier) checkRows() error {
 		rs := v.rows[w.Path]
 		rows += len(rs)
 		kProblems = append(kProblems, v.rowK(label, spec, k, rs, protected)...)
-		genProblems = append(genProblems, v.rowCells(label, spec, rs, &m.Published)...)
+		genProblems = append(genProblems, v.rowCells(label, spec, m.Privacy.Generalization, rs, &m.Published)...)
 	}
 	if len(v.windows()) == 0 {
 		return nil
@@ -75,7 +75,7 @@ func (v *verifier) checkRows() error {
 		fmt.Sprintf("all %d published rows have at least k = %d of every protected entity (%s), from the counts in each row", rows, minK, strings.Join(names, ", ")),
 		fmt.Sprintf("k-anonymity is violated: %s", many(len(kProblems), "problem")))
 	v.r.add(sec, genProblems,
-		"every row's dimension values are values its generalization level can take, and its <dimension>_level columns are the levels the ladder gives; no two rows describe the same cell; events and rows by level match the manifests",
+		"every row's dimension values are values its <dimension>_level columns can take, and those levels are the ladder's (ladder) or add up to generalization_level (mondrian); no two rows describe the same cell, and no two rows' cells overlap without one containing the other, so each level-0 cell's contributions are in the smallest row that contains it; events and rows by level match the manifests",
 		fmt.Sprintf("%s with the rows' cells", many(len(genProblems), "problem")))
 	v.r.note(sec, "dominance and the p% rule need per-workspace totals, which no output holds by design; they are enforced by the privacy gate and its tests, and cannot be re-checked from the outputs")
 	return nil
@@ -114,9 +114,14 @@ func (v *verifier) rowK(label string, spec *pipeline.DatasetSpec, k int, rows []
 }
 
 // rowCells checks each row's dimension values and <dimension>_level
-// columns against its generalization level and the ladder, that no cell
-// appears twice, and the per-level counts against the manifest.
-func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map[string]any, acct *parquet.Published) []string {
+// columns: each value is one its level can take, and the levels are the
+// ladder's at the row's generalization_level (strategy ladder) or add up
+// to it (any other strategy). It checks that no cell appears twice, that
+// the rows' cells form a laminar family (any two are disjoint or one
+// contains the other, so every level-0 cell has one smallest row that
+// contains it: the one its contributions are in), and the per-level
+// counts against the manifest.
+func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, strategy string, rows []map[string]any, acct *parquet.Published) []string {
 	var problems []string
 	events := ""
 	for _, m := range spec.Measures {
@@ -125,34 +130,59 @@ func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map
 			break
 		}
 	}
+	if strategy == "" {
+		strategy = pipeline.GeneralizeLadder // manifests that do not say were written by the ladder
+	}
 	seen := map[string]int{}
 	rowsBy, eventsBy := map[int]int64{}, map[int]int64{}
+	var cells []rowCell
 	for i, r := range rows {
 		lv, ok := r[parquet.ColLevel].(int32)
-		if !ok || lv < 0 || int(lv) > len(spec.Ladder) {
+		if !ok || lv < 0 || strategy == pipeline.GeneralizeLadder && int(lv) > len(spec.Ladder) {
 			problems = append(problems, fmt.Sprintf("%s: row %d: generalization_level %v is not a step of the ladder (0–%d)", label, i+1, r[parquet.ColLevel], len(spec.Ladder)))
 			continue
 		}
-		levels := spec.DimLevels(int(lv))
-		key := fmt.Sprint(lv)
+		var ladder []int
+		if strategy == pipeline.GeneralizeLadder {
+			ladder = spec.DimLevels(int(lv))
+		}
+		cell := rowCell{row: i + 1, levels: make([]int, len(spec.Dimensions)), values: make([]string, len(spec.Dimensions))}
+		key := ""
+		sum, valid := 0, true
 		for d, dim := range spec.Dimensions {
 			val, _ := r[dim.Name].(string)
-			key += "\x00" + val
-			l := levels[d]
 			lc := parquet.LevelColumn(dim.Name)
-			if got, ok := r[lc].(int32); !ok || int(got) != l {
-				problems = append(problems, fmt.Sprintf("%s: row %d: %s = %v, but generalization_level %d puts %s at level %d (see the ladder)", label, i+1, lc, r[lc], lv, dim.Name, l))
+			got, ok := r[lc].(int32)
+			l := int(got)
+			switch {
+			case ladder != nil && (!ok || l != ladder[d]):
+				problems = append(problems, fmt.Sprintf("%s: row %d: %s = %v, but generalization_level %d puts %s at level %d (see the ladder)", label, i+1, lc, r[lc], lv, dim.Name, ladder[d]))
+				l = ladder[d]
+			case ladder == nil && (!ok || l < 0 || dim.Hierarchy != nil && l >= dim.Hierarchy.Levels()):
+				problems = append(problems, fmt.Sprintf("%s: row %d: %s = %v is not a level of %s's hierarchy", label, i+1, lc, r[lc], dim.Name))
+				valid = false
+				continue
 			}
+			sum += l
+			cell.levels[d], cell.values[d] = l, val
+			key += fmt.Sprintf("\x00%d\x00%s", l, val)
 			if dom := dim.Hierarchy.Domain(l); dom != nil {
 				if !slices.Contains(dom, val) {
 					problems = append(problems, fmt.Sprintf("%s: row %d: %s = %q is not a value %s takes at level %d", label, i+1, dim.Name, val, dim.Name, l))
+					valid = false
 				}
 			} else if val == "" || dim.Hierarchy.Generalize(val, l) != val {
 				problems = append(problems, fmt.Sprintf("%s: row %d: %s = %q is not generalized to level %d", label, i+1, dim.Name, val, l))
+				valid = false
 			}
 		}
+		if ladder == nil && valid && sum != int(lv) {
+			problems = append(problems, fmt.Sprintf("%s: row %d: generalization_level = %d, but its dimensions' levels add up to %d", label, i+1, lv, sum))
+		}
 		if j, dup := seen[key]; dup {
-			problems = append(problems, fmt.Sprintf("%s: rows %d and %d describe the same cell at level %d (%s)", label, j, i+1, lv, cellText(spec, r)))
+			problems = append(problems, fmt.Sprintf("%s: rows %d and %d describe the same cell (%s)", label, j, i+1, cellText(spec, r)))
+		} else if valid {
+			cells = append(cells, cell)
 		}
 		seen[key] = i + 1
 		rowsBy[int(lv)]++
@@ -163,6 +193,7 @@ func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map
 			}
 		}
 	}
+	problems = append(problems, laminar(label, spec, cells)...)
 	if !equalCounts(rowsBy, acct.RowsByLevel) {
 		problems = append(problems, fmt.Sprintf("%s: rows by level are %v, the manifest says %v", label, rowsBy, acct.RowsByLevel))
 	}
@@ -170,6 +201,131 @@ func (v *verifier) rowCells(label string, spec *pipeline.DatasetSpec, rows []map
 		problems = append(problems, fmt.Sprintf("%s: events by level are %v, the manifest says %v", label, eventsBy, acct.EventsByLevel))
 	}
 	return problems
+}
+
+// rowCell is a row's cell: each dimension's level and value.
+type rowCell struct {
+	row    int
+	levels []int
+	values []string
+}
+
+// laminar names every two rows whose cells overlap without one containing
+// the other. Two cells intersect when, in every dimension, the finer value
+// generalizes to the coarser one, that is when both generalize to the same
+// cell at their levels' maximum; cells whose levels are ordered the same
+// way in every dimension are then nested, so only pairs of rows whose level
+// vectors are incomparable are looked at, one set lookup per row and pair.
+func laminar(label string, spec *pipeline.DatasetSpec, cells []rowCell) []string {
+	up := make([]ancestors, len(spec.Dimensions))
+	for d, dim := range spec.Dimensions {
+		up[d] = newAncestors(dim.Hierarchy)
+	}
+	byLevels := map[string][]rowCell{}
+	var vectors []string
+	for _, c := range cells {
+		k := fmt.Sprint(c.levels)
+		if byLevels[k] == nil {
+			vectors = append(vectors, k)
+		}
+		byLevels[k] = append(byLevels[k], c)
+	}
+	var problems []string
+	for i, ka := range vectors {
+		for _, kb := range vectors[i+1:] {
+			as, bs := byLevels[ka], byLevels[kb]
+			u, w := as[0].levels, bs[0].levels
+			finer, coarser := false, false
+			top := make([]int, len(u))
+			for d := range u {
+				finer = finer || u[d] < w[d]
+				coarser = coarser || u[d] > w[d]
+				top[d] = max(u[d], w[d])
+			}
+			if !finer || !coarser {
+				continue // nested or disjoint, never crossing
+			}
+			at := map[string]int{}
+			for _, a := range as {
+				if g, ok := generalizeCell(up, a, top); ok {
+					at[g] = a.row
+				}
+			}
+			for _, b := range bs {
+				g, ok := generalizeCell(up, b, top)
+				if j, hit := at[g]; ok && hit {
+					problems = append(problems, fmt.Sprintf("%s: rows %d and %d overlap without one containing the other: "+
+						"a level-0 cell in both could be in either, so the rows' contents are ambiguous", label, min(j, b.row), max(j, b.row)))
+				}
+			}
+		}
+	}
+	slices.Sort(problems)
+	return problems
+}
+
+// generalizeCell renders a cell at the given (coarser or equal) levels.
+func generalizeCell(up []ancestors, c rowCell, levels []int) (string, bool) {
+	var b strings.Builder
+	for d := range c.values {
+		g, ok := up[d].of(c.values[d], c.levels[d], levels[d])
+		if !ok {
+			return "", false
+		}
+		b.WriteString(g)
+		b.WriteByte(0)
+	}
+	return b.String(), true
+}
+
+// ancestors generalizes a hierarchy's values at any level to a coarser
+// one, from its declared level-0 domain.
+type ancestors struct {
+	h pipeline.Hierarchy
+	// up[l][v] is v's path from level l to the top.
+	up []map[string][]string
+}
+
+func newAncestors(h pipeline.Hierarchy) ancestors {
+	a := ancestors{h: h}
+	if h == nil {
+		return a
+	}
+	n := h.Levels()
+	a.up = make([]map[string][]string, n)
+	for l := range a.up {
+		a.up[l] = map[string][]string{}
+	}
+	for _, x := range h.Domain(0) {
+		path := make([]string, n)
+		for l := range path {
+			path[l] = h.Generalize(x, l)
+		}
+		for l := range path {
+			a.up[l][path[l]] = path[l:]
+		}
+	}
+	return a
+}
+
+// of returns value (at level from) at level to ≥ from.
+func (a ancestors) of(value string, from, to int) (string, bool) {
+	switch {
+	case to == from:
+		return value, true
+	case a.h == nil:
+		return "", false
+	case to >= a.h.Levels()-1:
+		return "*", true
+	case from == 0:
+		return a.h.Generalize(value, to), true
+	}
+	if from < len(a.up) {
+		if p, ok := a.up[from][value]; ok && to-from < len(p) {
+			return p[to-from], true
+		}
+	}
+	return "", false
 }
 
 // cellText renders a row's cell: "instagram/reel/beauty/EU/micro".

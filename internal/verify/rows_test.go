@@ -112,7 +112,7 @@ func TestLevelColumnsAreChecked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			lv := int(tt.row["generalization_level"].(int32))
 			acct := &parquet.Published{RowsByLevel: map[int]int64{lv: 1}}
-			got := (&verifier{}).rowCells("w", spec, []map[string]any{tt.row}, acct)
+			got := (&verifier{}).rowCells("w", spec, pipeline.GeneralizeLadder, []map[string]any{tt.row}, acct)
 			if len(got) != len(tt.want) {
 				t.Fatalf("problems %q, want %q", got, tt.want)
 			}
@@ -147,5 +147,96 @@ func TestLevelColumnsAreRequired(t *testing.T) {
 	}
 	if got := columnProblems("f", mistyped, want); len(got) != 1 || !strings.Contains(got[0], "column platform_level is int64, declared int32") {
 		t.Errorf("platform_level as int64: problems %q", got)
+	}
+}
+
+// tree is a test hierarchy over a listed domain: "eu.de" → "eu" → "*".
+type tree []string
+
+func (tree) Levels() int { return 3 }
+func (tree) Generalize(v string, l int) string {
+	switch {
+	case l <= 0:
+		return v
+	case l == 1:
+		before, _, _ := strings.Cut(v, ".")
+		return before
+	}
+	return "*"
+}
+func (t tree) Domain(l int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range t {
+		if g := t.Generalize(v, l); !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+func (tree) Describe() string { return "tree" }
+
+// TestCellsOfAnyStrategyAreChecked: under a strategy other than the
+// ladder, each row's levels must add up to its generalization_level and
+// lie in the hierarchy, and the rows' cells must form a laminar family —
+// nested cells (a remainder beside the finer rows inside it) pass, cells
+// that cross (one finer in region, the other in industry) are named, so
+// verify checks the real invariant whatever strategy wrote the rows.
+func TestCellsOfAnyStrategyAreChecked(t *testing.T) {
+	spec := &pipeline.DatasetSpec{
+		Name: "campaign_metrics",
+		Dimensions: []pipeline.Dimension{
+			{Name: "region", Hierarchy: tree{"eu.de", "eu.fr", "na.us"}},
+			{Name: "industry", Hierarchy: tree{"beauty.hair", "beauty.skin", "tech.saas"}},
+		},
+		Ladder:   []string{"region", "industry", "region", "industry"},
+		Measures: []pipeline.Measure{{Name: "events", Kind: pipeline.MeasureCount}},
+	}
+	row := func(level int32, region string, rl int32, industry string, il int32) map[string]any {
+		return map[string]any{"generalization_level": level, "region": region, "region_level": rl,
+			"industry": industry, "industry_level": il, "events": int64(10)}
+	}
+	tests := []struct {
+		name string
+		rows []map[string]any
+		want []string
+	}{
+		{"a level-0 row, a remainder inside the root and the root pass", []map[string]any{
+			row(0, "eu.de", 0, "beauty.hair", 0), row(2, "eu", 1, "beauty", 1), row(4, "*", 2, "*", 2)}, nil},
+		{"disjoint cells at crossing levels pass", []map[string]any{
+			row(1, "eu", 1, "beauty.hair", 0), row(1, "na.us", 0, "tech", 1)}, nil},
+		{"cells that cross are named", []map[string]any{
+			row(1, "eu", 1, "beauty.hair", 0), row(1, "eu.de", 0, "beauty", 1)},
+			[]string{"rows 1 and 2 overlap without one containing the other"}},
+		{"cells that cross above level 1 are named", []map[string]any{
+			row(2, "*", 2, "beauty.hair", 0), row(2, "eu.fr", 0, "*", 2)},
+			[]string{"rows 1 and 2 overlap without one containing the other"}},
+		{"a generalization_level that is not the levels' sum is named", []map[string]any{row(3, "eu", 1, "beauty", 1)},
+			[]string{"generalization_level = 3, but its dimensions' levels add up to 2"}},
+		{"a level above the hierarchy is named", []map[string]any{row(3, "*", 3, "beauty.hair", 0)},
+			[]string{"region_level = 3 is not a level of region's hierarchy"}},
+		{"a value its level cannot take is named", []map[string]any{row(1, "eu.de", 1, "tech.saas", 0)},
+			[]string{`region = "eu.de" is not a value region takes at level 1`}},
+		{"the same cell twice is named", []map[string]any{row(1, "eu", 1, "tech.saas", 0), row(1, "eu", 1, "tech.saas", 0)},
+			[]string{"rows 1 and 2 describe the same cell"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			acct := &parquet.Published{RowsByLevel: map[int]int64{}, EventsByLevel: map[int]int64{}}
+			for _, r := range tt.rows {
+				acct.RowsByLevel[int(r["generalization_level"].(int32))]++
+				acct.EventsByLevel[int(r["generalization_level"].(int32))] += 10
+			}
+			got := (&verifier{}).rowCells("w", spec, pipeline.GeneralizeMondrian, tt.rows, acct)
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems %q, want %q", got, tt.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tt.want[i]) {
+					t.Errorf("problem %q, want one saying %q", got[i], tt.want[i])
+				}
+			}
+		})
 	}
 }

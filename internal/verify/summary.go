@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mya/deid/internal/infoloss"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/parquet"
 )
 
 // Summary holds the figures of an output, for the HTML report.
@@ -34,6 +36,10 @@ type Summary struct {
 	// manifest and each exclusion chain's newest segment, for compliance
 	// to archive outside the output.
 	Heads []Head
+	// Utility is each declared dataset's information-loss score over every
+	// published window (package infoloss): events by level per dimension,
+	// suppressed events as full loss. Datasets in name order.
+	Utility []infoloss.Score
 }
 
 // WindowSummary is one published dataset window.
@@ -46,6 +52,9 @@ type WindowSummary struct {
 	PolicyVersion, PipelineVersion string
 	// K is the k the window was published with.
 	K int
+	// Generalization is the strategy the manifest records ("" before it
+	// was recorded: the ladder).
+	Generalization string
 }
 
 // Period is one window of time across datasets.
@@ -68,7 +77,8 @@ func (v *verifier) summarize() {
 	for _, w := range v.windows() {
 		m := w.Manifest
 		s.Windows = append(s.Windows, WindowSummary{Dataset: m.Dataset, Start: m.Window.Start.UTC(), End: m.Window.End.UTC(),
-			Rows: m.Rows, Accounting: *w.Acct(), PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K})
+			Rows: m.Rows, Accounting: *w.Acct(), PolicyVersion: m.PolicyVersion, PipelineVersion: m.PipelineVersion, K: m.Privacy.K,
+			Generalization: m.Privacy.Generalization})
 	}
 	slices.SortStableFunc(s.Windows, func(a, b WindowSummary) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
@@ -138,6 +148,50 @@ func (v *verifier) summarize() {
 	for _, k := range sortedKeys(periods) {
 		s.Periods = append(s.Periods, *periods[k])
 	}
+	s.Utility = v.utility()
+}
+
+// utility scores each dataset's published rows: every row's values and
+// <dimension>_level columns with its events, and the window's suppressed
+// events from its accounting record.
+func (v *verifier) utility() []infoloss.Score {
+	tallies := map[string]*infoloss.Tally{}
+	for _, w := range v.windows() {
+		m := w.Manifest
+		spec := v.specs[m.Dataset]
+		if spec == nil {
+			continue
+		}
+		t := tallies[m.Dataset]
+		if t == nil {
+			t = infoloss.New(spec)
+			tallies[m.Dataset] = t
+		}
+		t.AddSuppressed(w.Acct().Suppressed)
+		events := ""
+		for _, ms := range spec.Measures {
+			if ms.Kind == pipeline.MeasureCount {
+				events = ms.Name
+				break
+			}
+		}
+		for _, r := range v.rows[w.Path] {
+			vals := make([]string, len(spec.Dimensions))
+			levels := make([]int, len(spec.Dimensions))
+			for d, dim := range spec.Dimensions {
+				vals[d], _ = r[dim.Name].(string)
+				l, _ := r[parquet.LevelColumn(dim.Name)].(int32)
+				levels[d] = int(l)
+			}
+			n, _ := r[events].(int64)
+			_ = t.AddRow(vals, levels, n) // a row that does not fit is a failed check of checkRows
+		}
+	}
+	var out []infoloss.Score
+	for _, name := range sortedKeys(tallies) {
+		out = append(out, tallies[name].Score())
+	}
+	return out
 }
 
 // eventTime reads occurred_at from a malformed record's bytes when it can,

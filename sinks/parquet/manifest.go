@@ -100,6 +100,10 @@ type Privacy struct {
 	PPercent          int      `json:"p_percent"`
 	DominanceMeasures []string `json:"dominance_measures"`
 	ProtectedEntities []string `json:"protected_entities"`
+	// Generalization is the strategy that placed the cells that failed at
+	// level 0 (contract §7); absent in manifests written before it was
+	// recorded, which used the ladder.
+	Generalization string `json:"generalization,omitempty"`
 }
 
 func newManifest(out *pipeline.WindowOutput, files []File, acctSHA256 string, prev Previous) *Manifest {
@@ -115,7 +119,7 @@ func newManifest(out *pipeline.WindowOutput, files []File, acctSHA256 string, pr
 		Files: files,
 		Privacy: Privacy{K: spec.Privacy.K, DominanceN: spec.Privacy.DominanceN, DominanceK: spec.Privacy.DominanceK,
 			PPercent: spec.Privacy.PPercent, DominanceMeasures: nonNil(slices.Clone(spec.Privacy.DominanceMeasures)),
-			ProtectedEntities: []string{}},
+			ProtectedEntities: []string{}, Generalization: spec.Privacy.Strategy()},
 		Columns: Columns(spec),
 		Published: Published{RowsByLevel: nonNilMap(out.Acct.RowsByLevel),
 			EventsByLevel: nonNilMap(out.Acct.EventsByLevel)},

@@ -476,8 +476,18 @@ func checkRows(out *pipeline.WindowOutput) error {
 			return fmt.Errorf("row %d: %d dimensions and %d values, want %d and %d",
 				i, len(r.Dims), len(r.Values), len(spec.Dimensions), len(spec.Measures))
 		}
-		if r.Level < 0 || r.Level > len(spec.Ladder) {
+		if r.DimLevels == nil && (r.Level < 0 || r.Level > len(spec.Ladder)) {
 			return fmt.Errorf("row %d: generalization level %d is not a step of the ladder (0–%d)", i, r.Level, len(spec.Ladder))
+		}
+		if r.DimLevels != nil {
+			if len(r.DimLevels) != len(spec.Dimensions) || r.Level < 0 {
+				return fmt.Errorf("row %d: %d dimension levels and generalization level %d, want %d levels", i, len(r.DimLevels), r.Level, len(spec.Dimensions))
+			}
+			for d, l := range r.DimLevels {
+				if h := spec.Dimensions[d].Hierarchy; l < 0 || h != nil && l >= h.Levels() {
+					return fmt.Errorf("row %d: %s at level %d, outside its hierarchy", i, spec.Dimensions[d].Name, l)
+				}
+			}
 		}
 		for j, m := range spec.Measures {
 			if m.IsInt() && r.Values[j].Null {
@@ -558,8 +568,9 @@ type batch struct {
 	end    *array.TimestampBuilder
 	dims   []dictColumn
 	level  *array.Int32Builder
-	// dimLevels builds the <dimension>_level columns; levelAt[step][d] is
-	// dimension d's hierarchy level in a row published at step.
+	// dimLevels builds the <dimension>_level columns from each row's
+	// DimLevels, or else levelAt[step][d], dimension d's hierarchy level in
+	// a row published at ladder step.
 	dimLevels []*array.Int32Builder
 	levelAt   [][]int
 	ints      []*array.Int64Builder
@@ -629,7 +640,11 @@ func (b *batch) build(rows []pipeline.Row) arrow.Record {
 	for d, lb := range b.dimLevels {
 		lb.Reserve(n)
 		for i := range rows {
-			lb.UnsafeAppend(int32(b.levelAt[rows[i].Level][d]))
+			if dl := rows[i].DimLevels; dl != nil {
+				lb.UnsafeAppend(int32(dl[d]))
+			} else {
+				lb.UnsafeAppend(int32(b.levelAt[rows[i].Level][d]))
+			}
 		}
 	}
 	for m := range b.spec.Measures {

@@ -338,7 +338,8 @@ func TestManifest(t *testing.T) {
 		Files: []File{{Path: "part-" + hex.EncodeToString(sum[:8]) + ".parquet", Rows: 3, RowGroups: 1,
 			Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}},
 		Privacy: Privacy{K: 10, DominanceN: 2, DominanceK: 85, PPercent: 10,
-			DominanceMeasures: []string{"impressions", "events"}, ProtectedEntities: []string{"workspaces", "creators"}},
+			DominanceMeasures: []string{"impressions", "events"}, ProtectedEntities: []string{"workspaces", "creators"},
+			Generalization: pipeline.DefaultGeneralization},
 		Columns: []Column{
 			{Name: "window_start", Type: TypeTimestamp, Role: RoleWindow},
 			{Name: "window_end", Type: TypeTimestamp, Role: RoleWindow},
@@ -749,4 +750,47 @@ func nullCount(st interface{ NullCount() int64 }) int64 {
 		return 0
 	}
 	return st.NullCount()
+}
+
+// TestRowsWriteTheirOwnDimensionLevels: a row that states each
+// dimension's level (any strategy other than the ladder) gets those in
+// its <dimension>_level columns, not the ladder's at its generalization
+// level; a row that states none gets the ladder's.
+func TestRowsWriteTheirOwnDimensionLevels(t *testing.T) {
+	s, _ := newSink(t)
+	rows := []pipeline.Row{
+		{Dims: []string{"instagram", "EU", "beauty.skincare"}, Level: 1, DimLevels: []int{0, 1, 0},
+			Values: []pipeline.Value{{Int: 40}, {Int: 1}, {Float: 0.5}}},
+		{Dims: []string{"tiktok", "NA.US", "gaming"}, Level: 1, DimLevels: []int{0, 0, 1},
+			Values: []pipeline.Value{{Int: 40}, {Int: 1}, {Float: 0.5}}},
+		{Dims: []string{"*", "NA", "beauty"}, Level: 2,
+			Values: []pipeline.Value{{Int: 20}, {Int: 1}, {Float: 0.5}}},
+	}
+	out := testOutput(rows)
+	out.Acct.RowsByLevel, out.Acct.EventsByLevel = map[int]int64{1: 2, 2: 1}, map[int]int64{1: 80, 2: 20}
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	cols, _ := readIndependent(t, dataFile(t, s, out))
+	want := map[string][]any{
+		"platform_level": {int32(0), int32(0), int32(1)},
+		"region_level":   {int32(1), int32(0), int32(1)},
+		"industry_level": {int32(0), int32(1), int32(0)},
+	}
+	for name, w := range want {
+		if diff := cmp.Diff(w, cols[name]); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+// TestRowsWithLevelsOutsideTheirHierarchyAreRefused: a row whose stated
+// levels do not fit the dataset is not written.
+func TestRowsWithLevelsOutsideTheirHierarchyAreRefused(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput([]pipeline.Row{{Dims: []string{"x", "EU", "beauty"}, Level: 1, DimLevels: []int{0, 1},
+		Values: []pipeline.Value{{Int: 40}, {Int: 1}, {Float: 0.5}}}})
+	if err := s.Commit(context.Background(), out); err == nil || !strings.Contains(err.Error(), "dimension levels") {
+		t.Errorf("commit of a row with 2 levels for 3 dimensions: %v, want a refusal", err)
+	}
 }

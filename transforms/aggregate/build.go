@@ -98,7 +98,8 @@ func (d *DatasetConfig) build(p *problems, at string, dir fs.FS) *pipeline.Datas
 		spec.Entities = append(spec.Entities, pipeline.Entity{Name: e.Name, Field: e.Field, Protected: e.Protected})
 	}
 	spec.Privacy = pipeline.Privacy{K: d.Privacy.K, DominanceN: d.Privacy.DominanceN, DominanceK: d.Privacy.DominanceK,
-		PPercent: d.Privacy.PPercent, DominanceMeasures: slices.Clone(d.Privacy.DominanceMeasures)}
+		PPercent: d.Privacy.PPercent, DominanceMeasures: slices.Clone(d.Privacy.DominanceMeasures),
+		Generalization: d.Privacy.Generalization}
 	return spec
 }
 

@@ -155,6 +155,13 @@ type PrivacyConfig struct {
 	// p% rules apply to. Every sum measure must be listed; the count may
 	// be.
 	DominanceMeasures []string `yaml:"dominance_measures"`
+	// Generalization is how the cells that fail at level 0 are generalized
+	// (contract §7): ladder (every failing cell up the ladder, one step at a
+	// time, all dimensions together) or mondrian (the failing cells
+	// partitioned top down along the hierarchies, from one all-"*" cell,
+	// while every part passes). Empty means the default, mondrian. It is
+	// policy: another strategy publishes other rows.
+	Generalization string `yaml:"generalization"`
 }
 
 // Measure kinds as a declaration names them.
@@ -738,6 +745,10 @@ func (d *DatasetConfig) validatePrivacy(p *problems, at string, measures map[str
 	}
 	if len(pv.DominanceMeasures) == 0 {
 		p.add(at+".dominance_measures", "must name at least one count or sum measure, e.g. events")
+	}
+	if pv.Generalization != "" && !slices.Contains(pipeline.Generalizations, pv.Generalization) {
+		p.add(at+".generalization", "unknown strategy %q; use %s (or leave it out for %s)", pv.Generalization,
+			strings.Join(pipeline.Generalizations, " or "), pipeline.DefaultGeneralization)
 	}
 	for j, name := range pv.DominanceMeasures {
 		pm := fmt.Sprintf("%s.dominance_measures[%d]", at, j)

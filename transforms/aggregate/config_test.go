@@ -57,7 +57,8 @@ func TestDefaultConfigIsSpecSection6(t *testing.T) {
 		t.Fatalf("Build(DefaultConfig()): %v", err)
 	}
 	privacy := func(dom ...string) pipeline.Privacy {
-		return pipeline.Privacy{K: 10, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: dom}
+		return pipeline.Privacy{K: 10, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: dom,
+			Generalization: pipeline.GeneralizeMondrian}
 	}
 	want := []specSummary{{
 		Name:  "campaign_metrics",
@@ -226,6 +227,11 @@ func TestValidate(t *testing.T) {
 			`datasets[0].dimensions[4].hierarchy.type: field "follower_count" is numeric and needs a buckets hierarchy (got value)`,
 			// The ladder raises follower_tier twice, and a value hierarchy has one level above 0.
 			`datasets[0].ladder[6]: raises "follower_tier" to level 2, above its hierarchy's top (level 1, "*"); remove the step`,
+		}},
+		{"an unknown generalization strategy", func(c *Config) {
+			c.Datasets[1].Privacy.Generalization = "bottom-up"
+		}, []string{
+			`datasets[1].privacy.generalization: unknown strategy "bottom-up"; use ladder or mondrian (or leave it out for mondrian)`,
 		}},
 		{"an unknown hierarchy type and keys of another type", func(c *Config) {
 			c.Datasets[0].Dimensions[0].Hierarchy = HierarchyConfig{Type: "tree"}

@@ -20,13 +20,24 @@
 //
 // Products such as 100·X are computed in 128 bits, so a large cell is
 // judged on its true values. Level-0 cells that pass are published; the
-// level-0 cells of those that fail are re-keyed one step up the dataset's
-// ladder and merged with each other only, never with a published cell, and
-// judged again; what still fails after the last step is suppressed and
-// reported (suppressed_frequency when frequency failed, else
-// suppressed_dominance). So every contribution lands in exactly one
-// published row or one suppressed cell, rows never overlap, and no row can
-// be subtracted from another to isolate a small group.
+// failing ones (the residue) are generalized by the dataset's strategy
+// (contract §7, Privacy.Generalization):
+//   - ladder: re-keyed one step up the dataset's ladder and merged with
+//     each other only, never with a published cell, and judged again; what
+//     still fails after the last step is suppressed;
+//   - mondrian (mondrian.go): partitioned top down along the hierarchies,
+//     from one box with every dimension at "*", choosing per box the split
+//     (or none) of least information loss (package infoloss); what the
+//     search leaves at the root of a residue that fails as a whole is
+//     suppressed.
+//
+// Suppressed cells are reported (suppressed_frequency when frequency
+// failed, else suppressed_dominance). Under both, every contribution lands
+// in exactly one published row or one suppressed cell; the rows' cells form
+// a laminar family (any two disjoint or nested) and each level-0 cell is in
+// the smallest row containing it, so rows never overlap and no row can be
+// subtracted from another to isolate a small group. Every row carries each
+// dimension's level (Row.DimLevels).
 //
 // The gate never modifies its input, never publishes order statistics
 // (min, max, median, percentiles: each one is some entity's value), and

@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math"
@@ -14,8 +15,9 @@ import (
 // value is ready to use; a Gate is safe for concurrent use.
 type Gate struct {
 	// trace, when set (by tests), is told which level-0 cells each row and
-	// each suppressed cell was made of.
-	trace func(level int, dims []string, suppressed bool, cells []pipeline.CellKey)
+	// each suppressed cell was made of, with its generalization level and
+	// its dimensions' levels.
+	trace func(level int, dimLevels []int, dims []string, suppressed bool, cells []pipeline.CellKey)
 }
 
 var _ pipeline.PrivacyGate = (*Gate)(nil)
@@ -47,13 +49,42 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	// The partial's content is its Cells once sealed; a partial still
 	// aggregating is sealed here rather than read half.
 	p.Seal()
-	r := &run{plan: pl, p: p, res: &pipeline.GateResult{EventsByLevel: map[int]int64{}}, trace: g.trace}
+	r, pending, err := newRun(pl, p)
+	if err != nil {
+		return nil, err
+	}
+	r.trace = g.trace
+	switch pl.strategy {
+	case pipeline.GeneralizeMondrian:
+		// Level 0 as the ladder's first step; the failing cells are
+		// partitioned top down.
+		pending = r.step(0, pending, len(pl.levels) == 1)
+		r.mondrian(pending)
+	default:
+		last := len(pl.levels) - 1
+		for step := 0; step <= last && len(pending) > 0; step++ {
+			pending = r.step(step, pending, step == last)
+		}
+	}
+	slices.SortFunc(r.res.Rows, func(a, b pipeline.Row) int {
+		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
+	})
+	slices.SortFunc(r.res.Suppressed, func(a, b pipeline.CellExclusion) int {
+		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
+	})
+	return r.res, nil
+}
+
+// newRun checks that p fits the plan and lays out its level-0 cells for
+// judging; it returns every cell's index, in key order, as pending.
+func newRun(pl *plan, p *pipeline.Partial) (*run, []int32, error) {
+	r := &run{plan: pl, p: p, res: &pipeline.GateResult{EventsByLevel: map[int]int64{}}}
 	r.keys = make([]pipeline.CellKey, 0, len(p.Cells))
 	for key, byWS := range p.Cells {
 		for _, c := range byWS {
 			if c == nil || len(c.Sums) != pl.nSums || len(c.Sets) != pl.nSets {
-				return nil, fmt.Errorf("privacy: dataset %s: a contribution to cell %q does not fit the spec (%d sums and %d entity sets expected)",
-					spec.Name, key[:pl.nDims], pl.nSums, pl.nSets)
+				return nil, nil, fmt.Errorf("privacy: dataset %s: a contribution to cell %q does not fit the spec (%d sums and %d entity sets expected)",
+					pl.spec.Name, key[:pl.nDims], pl.nSums, pl.nSets)
 			}
 		}
 		if len(byWS) > 0 {
@@ -63,12 +94,34 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	// Sorted once: every later order derives from this one, so the output
 	// never depends on the order of a map.
 	slices.SortFunc(r.keys, func(a, b pipeline.CellKey) int { return slices.Compare(a[:], b[:]) })
-	r.cells = make([]map[pipeline.Pseudonym]*pipeline.Contribution, len(r.keys))
+	// Each cell's contributions as a slice in pseudonym order: judging
+	// walks them many times, and a slice is walked faster than a map.
+	r.cells = make([][]wsContrib, len(r.keys))
 	pending := make([]int32, len(r.keys))
 	for i, k := range r.keys {
-		r.cells[i] = p.Cells[k]
+		byWS := p.Cells[k]
+		list := make([]wsContrib, 0, len(byWS))
+		for ws, c := range byWS {
+			list = append(list, wsContrib{ws: ws, c: c})
+		}
+		slices.SortFunc(list, func(a, b wsContrib) int { return bytes.Compare(a.ws[:], b.ws[:]) })
+		r.cells[i] = list
 		pending[i] = int32(i)
 	}
+	// Each workspace's number, in the order first met, for judge's slots.
+	ids := map[pipeline.Pseudonym]int32{}
+	for _, list := range r.cells {
+		for j := range list {
+			id, ok := ids[list[j].ws]
+			if !ok {
+				id = int32(len(ids))
+				ids[list[j].ws] = id
+			}
+			list[j].id = id
+		}
+	}
+	r.slotOf = make([]int32, len(ids))
+	r.stamp = make([]uint32, len(ids))
 	r.groups = make([]group, 0, len(r.keys))
 	r.sizes = make([]int, 0, len(r.keys))
 	r.of = make([]int32, len(r.keys))
@@ -76,17 +129,15 @@ func (g *Gate) Apply(spec *pipeline.DatasetSpec, p *pipeline.Partial) (*pipeline
 	r.top = make(topN, max(pl.domN, 2))
 	r.sets = make([]pipeline.EntitySet, pl.nSets)
 	r.sums = make([]int64, pl.nSums)
-	last := len(pl.levels) - 1
-	for step := 0; step <= last && len(pending) > 0; step++ {
-		pending = r.step(step, pending, step == last)
-	}
-	slices.SortFunc(r.res.Rows, func(a, b pipeline.Row) int {
-		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
-	})
-	slices.SortFunc(r.res.Suppressed, func(a, b pipeline.CellExclusion) int {
-		return cmp.Or(slices.Compare(a.Dims, b.Dims), cmp.Compare(a.Level, b.Level))
-	})
-	return r.res, nil
+	return r, pending, nil
+}
+
+// wsContrib is one workspace's contribution to a level-0 cell.
+type wsContrib struct {
+	ws pipeline.Pseudonym
+	// id numbers the workspace within the window (run.slotOf).
+	id int32
+	c  *pipeline.Contribution
 }
 
 // group is one cell at a ladder step: its key at that step's levels and
@@ -101,11 +152,11 @@ type run struct {
 	*plan
 	p     *pipeline.Partial
 	res   *pipeline.GateResult
-	trace func(int, []string, bool, []pipeline.CellKey)
+	trace func(int, []int, []string, bool, []pipeline.CellKey)
 
 	// keys are the level-0 cells, sorted; cells their contributions.
 	keys  []pipeline.CellKey
-	cells []map[pipeline.Pseudonym]*pipeline.Contribution
+	cells [][]wsContrib
 
 	// Scratch space reused from step to step and cell to cell.
 	index  map[pipeline.CellKey]int32
@@ -113,7 +164,12 @@ type run struct {
 	sizes  []int
 	of     []int32
 	flat   []int32
-	ws     map[pipeline.Pseudonym]int
+	// slotOf gives each workspace of the cell being judged its slot in
+	// totals, valid where stamp equals gen (so nothing is cleared between
+	// cells).
+	slotOf []int32
+	stamp  []uint32
+	gen    uint32
 	// totals holds the per-workspace totals of the dominance measures,
 	// len(plan.dom) per workspace.
 	totals []int64
@@ -122,6 +178,24 @@ type run struct {
 	sets   []pipeline.EntitySet
 	strs   []string
 	vals   []pipeline.Value
+	ints   []int
+	// memo holds the mondrian strategy's choice for each box judged.
+	memo  map[boxID]*choice
+	nodes nodes
+	// partIdx and partSize are trySplit's scratch space for grouping a
+	// box's cells into parts (reused: the grouping is done before the
+	// parts are searched).
+	partIdx, partSize []int32
+	// flat0 holds the residue's contributions for the search's verdicts.
+	flat0 flatContribs
+	// seq is quickVerdict's scratch: each contribution walked and its slot.
+	seq []int32
+	// boxes is the mondrian search's stack of parts.
+	boxes []box
+	// events holds each residue cell's events; full is the loss of an
+	// event at every dimension's top.
+	events []int64
+	full   float64
 }
 
 // step judges the cells made of the pending level-0 cells at one ladder
@@ -171,9 +245,9 @@ func (r *run) step(step int, pending []int32, last bool) []int32 {
 		v := r.judge(g.cells, last)
 		switch {
 		case v.pass:
-			r.publish(step, g, &v)
+			r.publish(step, &r.levels[step], g.key, g.cells, &v)
 		case last:
-			r.suppress(step, g, &v)
+			r.suppress(step, &r.levels[step], g.key, g.cells, &v)
 		default:
 			failed = append(failed, g.cells...)
 		}
@@ -202,7 +276,7 @@ func (r *run) judge(cells []int32, last bool) verdict {
 	single := len(cells) == 1
 
 	// Frequency over workspaces first. A single level-0 cell is already
-	// keyed by workspace; several are merged through r.ws, which gives each
+	// keyed by workspace; several are merged through r.slotOf, which gives each
 	// workspace its slot in r.totals.
 	if single {
 		v.workspaces = int64(len(r.cells[cells[0]]))
@@ -215,19 +289,22 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			v.frequency = true
 			return v
 		}
-		if r.ws == nil || len(r.ws) > 4096 {
-			// Start over rather than clear a big map for every small cell.
-			r.ws = make(map[pipeline.Pseudonym]int, n)
+		r.gen++
+		if r.gen == 0 { // wrapped: no stamp may look current
+			clear(r.stamp)
+			r.gen = 1
 		}
-		clear(r.ws)
+		slots := int32(0)
 		for _, c := range cells {
-			for ws := range r.cells[c] {
-				if _, seen := r.ws[ws]; !seen {
-					r.ws[ws] = len(r.ws)
+			for _, x := range r.cells[c] {
+				if r.stamp[x.id] != r.gen {
+					r.stamp[x.id] = r.gen
+					r.slotOf[x.id] = slots
+					slots++
 				}
 			}
 		}
-		v.workspaces = int64(len(r.ws))
+		v.workspaces = int64(slots)
 	}
 	if v.workspaces < r.k {
 		v.frequency = true
@@ -245,7 +322,8 @@ func (r *run) judge(cells []int32, last bool) verdict {
 	var ok bool
 	slot := 0
 	for _, c := range cells {
-		for ws, ct := range r.cells[c] {
+		for _, x := range r.cells[c] {
+			ct := x.c
 			if ct.Overflow || ct.Events < 0 {
 				bad = true
 			}
@@ -264,7 +342,7 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			if single {
 				slot++
 			} else {
-				at = r.ws[ws]
+				at = int(r.slotOf[x.id])
 			}
 			at *= nDom
 			for j, si := range r.plan.dom {
@@ -288,13 +366,20 @@ func (r *run) judge(cells []int32, last bool) verdict {
 		return v
 	}
 
+	if !last && (bad || !r.dominanceHolds()) {
+		// Only whether the cell passes matters before the last step, and
+		// the dominance rules on the totals are cheaper than the entity
+		// sets' union.
+		return v
+	}
+
 	// Frequency over the other protected entities: k distinct values in
 	// the union of the workspaces' sets.
 	for i := range r.sets {
 		r.sets[i] = pipeline.EntitySet{}
 		for _, k0 := range cells {
-			for _, c := range r.cells[k0] {
-				r.sets[i].Union(&c.Sets[i])
+			for _, x := range r.cells[k0] {
+				r.sets[i].Union(&x.c.Sets[i])
 			}
 		}
 	}
@@ -304,18 +389,25 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			return v
 		}
 	}
-	if bad {
+	if bad || !r.dominanceHolds() {
 		return v
 	}
+	v.pass = true
+	return v
+}
 
-	// Dominance and p%, per dominance measure with a positive total.
+// dominanceHolds applies dominance and p% to the per-workspace totals
+// judge has just added up, per dominance measure with a positive total.
+func (r *run) dominanceHolds() bool {
+	nDom := len(r.plan.dom)
+	var ok bool
 	for j := range nDom {
 		r.top.reset()
 		var total int64
 		for at := j; at < len(r.totals); at += nDom {
 			x := r.totals[at]
 			if total, ok = pipeline.AddInt64(total, x); !ok {
-				return v
+				return false
 			}
 			r.top.add(x)
 		}
@@ -323,16 +415,18 @@ func (r *run) judge(cells []int32, last bool) verdict {
 			continue
 		}
 		if dominated(r.top.sum(int(r.domN)), total, r.domK) || pRuleFails(total, r.top[0], r.top[1], r.pPct) {
-			return v
+			return false
 		}
 	}
-	v.pass = true
-	return v
+	return true
 }
 
-// publish appends the row of a passing cell.
-func (r *run) publish(step int, g *group, v *verdict) {
-	dims := r.dimsOf(g.key)
+// publish appends the row of a passing cell: key at the given dimension
+// levels, made of the given level-0 cells; r.sums and r.sets hold its
+// totals (judge has just passed it).
+func (r *run) publish(level int, levels *[pipeline.MaxDims]int, key pipeline.CellKey, cells []int32, v *verdict) {
+	dims := r.dimsOf(key)
+	dimLevels := r.levelsOf(levels)
 	vals := r.alloc(len(r.measures))
 	for i, m := range r.measures {
 		switch m.kind {
@@ -359,35 +453,51 @@ func (r *run) publish(step int, g *group, v *verdict) {
 		}
 		vals[i].Float = m.scale * float64(num) / float64(den)
 	}
-	r.res.Rows = append(r.res.Rows, pipeline.Row{Dims: dims, Level: step, Values: vals})
+	r.res.Rows = append(r.res.Rows, pipeline.Row{Dims: dims, Level: level, DimLevels: dimLevels, Values: vals})
 	r.res.PublishedEvents += v.events
-	r.res.EventsByLevel[step] += v.events
+	r.res.EventsByLevel[level] += v.events
 	if r.trace != nil {
-		r.trace(step, dims, false, r.keysOf(g))
+		r.trace(level, dimLevels, dims, false, r.keysOf(cells))
 	}
 }
 
-// suppress records a cell that still fails at the last step.
-func (r *run) suppress(step int, g *group, v *verdict) {
+// suppress records a cell that still fails where it cannot be generalized
+// further.
+func (r *run) suppress(level int, levels *[pipeline.MaxDims]int, key pipeline.CellKey, cells []int32, v *verdict) {
 	reason := pipeline.ReasonSuppressedDominance
 	if v.frequency {
 		reason = pipeline.ReasonSuppressedFrequency
 	}
-	dims := r.dimsOf(g.key)
+	dims := r.dimsOf(key)
 	r.res.Suppressed = append(r.res.Suppressed, pipeline.CellExclusion{Dataset: r.spec.Name, Window: r.p.Window,
-		Level: step, Dims: dims, Reason: reason, Events: v.events, Workspaces: v.workspaces})
+		Level: level, Dims: dims, Reason: reason, Events: v.events, Workspaces: v.workspaces})
 	if r.trace != nil {
-		r.trace(step, dims, true, r.keysOf(g))
+		r.trace(level, r.levelsOf(levels), dims, true, r.keysOf(cells))
 	}
 }
 
-// keysOf returns the level-0 keys of a group's cells.
-func (r *run) keysOf(g *group) []pipeline.CellKey {
-	keys := make([]pipeline.CellKey, len(g.cells))
-	for i, c := range g.cells {
+// keysOf returns the level-0 keys of the given cells.
+func (r *run) keysOf(cells []int32) []pipeline.CellKey {
+	keys := make([]pipeline.CellKey, len(cells))
+	for i, c := range cells {
 		keys[i] = r.keys[c]
 	}
 	return keys
+}
+
+// levelsOf copies the dimensions' levels, capped at each hierarchy's top,
+// into the row arena.
+func (r *run) levelsOf(levels *[pipeline.MaxDims]int) []int {
+	n := r.nDims
+	if len(r.ints)+n > cap(r.ints) {
+		r.ints = make([]int, 0, 256*n)
+	}
+	d := r.ints[len(r.ints) : len(r.ints)+n : len(r.ints)+n]
+	r.ints = r.ints[:len(r.ints)+n]
+	for i := range d {
+		d[i] = min(levels[i], r.tops[i])
+	}
+	return d
 }
 
 // dimsOf copies a key's dimension values into the row arena.

@@ -65,7 +65,8 @@ func testSpec() *pipeline.DatasetSpec {
 			{Name: "creators", Field: "creator_id", Protected: true},
 			{Name: "campaigns", Field: "campaign_id"},
 		},
-		Privacy: pipeline.Privacy{K: 3, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: []string{"spend"}},
+		Privacy: pipeline.Privacy{K: 3, DominanceN: 2, DominanceK: 85, PPercent: 10, DominanceMeasures: []string{"spend"},
+			Generalization: pipeline.GeneralizeLadder},
 	}
 }
 
@@ -363,6 +364,62 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestMondrian: the mondrian strategy places what fails at level 0 in the
+// finest cells that pass, one dimension at a time, whichever dimension
+// that is; and when the failing cells fail even all together, the parts
+// that pass are still published and only the rest is suppressed.
+func TestMondrian(t *testing.T) {
+	tests := []struct {
+		name                     string
+		cells                    map[string][]contrib
+		wantLadder, wantMondrian []string
+		wantSuppressed           []string
+	}{
+		{
+			name: "two failing tiers of one country: the ladder raises the region first, mondrian only the tier",
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 10, "c1"), c("w2", 10, "c2")},
+				"EU.DE|b": {c("w3", 10, "c3"), c("w4", 10, "c4")},
+			},
+			wantLadder:   []string{"EU|*@2 4 4 4 4 40 4 10000"},
+			wantMondrian: []string{"EU.DE|*@1 4 4 4 4 40 4 10000"},
+		},
+		{
+			name: "failing cells that fail together: the part that passes is published, the rest suppressed",
+			cells: map[string][]contrib{
+				"EU.DE|a": {c("w1", 10, "c1"), c("w2", 10, "c2")},
+				"EU.FR|a": {c("w3", 10, "c3"), c("w4", 10, "c4")},
+				"NA.US|b": {c("w5", 1_000_000, "c5"), c("w6", 1, "c6"), c("w7", 1, "c7")},
+			},
+			wantLadder:     []string{"EU|a@1 4 4 4 4 40 4 10000"},
+			wantMondrian:   []string{"EU|a@1 4 4 4 4 40 4 10000"},
+			wantSuppressed: []string{"*|*@3 suppressed_dominance events=3 workspaces=3"},
+		},
+	}
+	for _, tt := range tests {
+		for _, strategy := range pipeline.Generalizations {
+			t.Run(tt.name+"/"+strategy, func(t *testing.T) {
+				spec := testSpec()
+				spec.Privacy.Generalization = strategy
+				p := partial(tt.cells)
+				res := apply(t, spec, p)
+				rows, suppressed := render(res)
+				want := tt.wantMondrian
+				if strategy == pipeline.GeneralizeLadder {
+					want = tt.wantLadder
+				}
+				if diff := cmp.Diff(want, rows); diff != "" {
+					t.Errorf("rows (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(tt.wantSuppressed, suppressed); diff != "" {
+					t.Errorf("suppressed (-want +got):\n%s", diff)
+				}
+				checkConservation(t, p, res)
+			})
+		}
+	}
+}
+
 // TestEveryDominanceMeasureIsChecked gives cells whose first dominance
 // measure (spend) is spread evenly and whose later one (conversions) is
 // held by one workspace: the rules apply to every dominance measure, not
@@ -521,90 +578,209 @@ func randomPartial(rng *rand.Rand) *pipeline.Partial {
 	return partial(cells)
 }
 
-// TestApplyInvariants checks, on randomized partials with a fixed seed:
-// conservation (every level-0 cell ends in exactly one row or suppressed
-// cell, and the events add up); that every row's values and the k,
-// dominance and p% rules hold when recomputed independently from the
-// row's own contributions; that rows never overlap; that Apply leaves its
-// input untouched and is deterministic.
+// TestApplyInvariants checks, on randomized partials with a fixed seed and
+// under every strategy, the invariants recomputed here independently of
+// the gate: every level-0 cell ends in exactly one row or suppressed cell,
+// and the events add up; every row's values and the k, dominance and p%
+// rules hold when recomputed from the row's own contributions; every row's
+// cell contains the level-0 cells it holds, at the levels it states (the
+// ladder's at its step, or adding up to its level); no two rows describe
+// the same cell, and no two rows' cells overlap without one containing the
+// other; each level-0 cell is in the smallest row whose cell contains it,
+// and a suppressed one in no row's; Apply leaves its input untouched and
+// is deterministic.
 func TestApplyInvariants(t *testing.T) {
-	rng := rand.New(rand.NewPCG(42, 7))
-	spec := testSpec()
-	seen := map[string]int{}
-	for iter := range 300 {
-		p := randomPartial(rng)
-		before := snapshot(p)
-		type traced struct {
-			level      int
-			dims       string
-			suppressed bool
-			cells      []pipeline.CellKey
-		}
-		var traces []traced
-		g := &Gate{trace: func(level int, dims []string, suppressed bool, cells []pipeline.CellKey) {
-			traces = append(traces, traced{level, strings.Join(dims, "|"), suppressed, slices.Clone(cells)})
-		}}
-		res, err := g.Apply(spec, p)
-		if err != nil {
-			t.Fatalf("iteration %d: Apply: %v", iter, err)
-		}
-		checkConservation(t, p, res)
-		for _, r := range res.Rows {
-			seen[fmt.Sprintf("rows at level %d", r.Level)]++
-		}
-		for _, s := range res.Suppressed {
-			seen[s.Reason.String()]++
-		}
-
-		// Every level-0 cell in exactly one row or suppressed cell.
-		owner := map[pipeline.CellKey]string{}
-		for _, tr := range traces {
-			for _, k := range tr.cells {
-				if prev, dup := owner[k]; dup {
-					t.Fatalf("iteration %d: cell %v is in %s and in %s@%d", iter, k[:2], prev, tr.dims, tr.level)
+	for _, strategy := range pipeline.Generalizations {
+		t.Run(strategy, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(42, 7))
+			spec := testSpec()
+			spec.Privacy.Generalization = strategy
+			seen := map[string]int{}
+			for iter := range 300 {
+				checkInvariants(t, spec, randomPartial(rng), iter, seen)
+			}
+			// The random partials must exercise every outcome.
+			want := []string{"rows at level 0", "rows at level 1", "rows at level 2", "rows at level 3",
+				"suppressed_frequency", "suppressed_dominance"}
+			if strategy == pipeline.GeneralizeMondrian {
+				want = append(want, "rows with region finer than tier", "rows with tier finer than region", "rows holding a remainder")
+			}
+			for _, outcome := range want {
+				if seen[outcome] == 0 {
+					t.Errorf("no %s in 300 random partials: %v", outcome, seen)
 				}
-				owner[k] = fmt.Sprintf("%s@%d", tr.dims, tr.level)
 			}
-		}
-		if len(owner) != len(p.Cells) {
-			t.Fatalf("iteration %d: %d of %d level-0 cells accounted for", iter, len(owner), len(p.Cells))
-		}
+			t.Logf("outcomes: %v", seen)
+		})
+	}
+}
 
-		// Every row recomputed from its own contributions.
-		rowAt := map[string]pipeline.Row{}
-		for _, r := range res.Rows {
-			rowAt[fmt.Sprintf("%s@%d", strings.Join(r.Dims, "|"), r.Level)] = r
-		}
-		for _, tr := range traces {
-			if tr.suppressed {
-				continue
-			}
-			r := rowAt[fmt.Sprintf("%s@%d", tr.dims, tr.level)]
-			want, ok, why := recompute(spec, p, tr.cells)
-			if !ok {
-				t.Errorf("iteration %d: row %s@%d breaks the rules when recomputed: %s", iter, tr.dims, tr.level, why)
-			}
-			if diff := cmp.Diff(want, r.Values); diff != "" {
-				t.Errorf("iteration %d: row %s@%d values (-recomputed +published):\n%s", iter, tr.dims, tr.level, diff)
-			}
-		}
-
-		if diff := cmp.Diff(before, snapshot(p)); diff != "" {
-			t.Fatalf("iteration %d: Apply modified its input (-before +after):\n%s", iter, diff)
-		}
-		again, _ := New().Apply(spec, p)
-		if diff := cmp.Diff(res, again); diff != "" {
-			t.Fatalf("iteration %d: a second Apply differs (-first +second):\n%s", iter, diff)
+// universe lists every level-0 cell randomPartial can make.
+func universe() []pipeline.CellKey {
+	var keys []pipeline.CellKey
+	for _, r := range []string{"EU.DE", "EU.FR", "EU.IT", "EU.ES", "AS.JP", "AS.IN", "NA.US", "NA.CA", "SA.BR"} {
+		for _, t := range []string{"a", "b", "c"} {
+			keys = append(keys, pipeline.CellKey{r, t})
 		}
 	}
-	// The random partials must exercise every outcome.
-	for _, outcome := range []string{"rows at level 0", "rows at level 1", "rows at level 2", "rows at level 3",
-		"suppressed_frequency", "suppressed_dominance"} {
-		if seen[outcome] == 0 {
-			t.Errorf("no %s in 300 random partials: %v", outcome, seen)
+	return keys
+}
+
+// cellAt is a row's or suppressed cell's cell: its values at its levels.
+type cellAt struct {
+	level      int
+	levels     []int
+	dims       []string
+	suppressed bool
+	cells      []pipeline.CellKey
+}
+
+func (c cellAt) String() string { return fmt.Sprintf("%s@%v", strings.Join(c.dims, "|"), c.levels) }
+
+// holds tells whether the cell contains level-0 key k: k generalized to the
+// cell's levels, with the test hierarchies, is the cell.
+func (c cellAt) holds(k pipeline.CellKey) bool {
+	return regionH{}.Generalize(k[0], c.levels[0]) == c.dims[0] && valueH{}.Generalize(k[1], c.levels[1]) == c.dims[1]
+}
+
+// contains tells whether every level-0 cell of the universe in d is in c.
+func (c cellAt) contains(d cellAt) bool {
+	for _, k := range universe() {
+		if d.holds(k) && !c.holds(k) {
+			return false
 		}
 	}
-	t.Logf("outcomes: %v", seen)
+	return true
+}
+
+func checkInvariants(t *testing.T, spec *pipeline.DatasetSpec, p *pipeline.Partial, iter int, seen map[string]int) {
+	t.Helper()
+	before := snapshot(p)
+	var traces []cellAt
+	g := &Gate{trace: func(level int, levels []int, dims []string, suppressed bool, cells []pipeline.CellKey) {
+		traces = append(traces, cellAt{level, slices.Clone(levels), slices.Clone(dims), suppressed, slices.Clone(cells)})
+	}}
+	res, err := g.Apply(spec, p)
+	if err != nil {
+		t.Fatalf("iteration %d: Apply: %v", iter, err)
+	}
+	checkConservation(t, p, res)
+	for _, r := range res.Rows {
+		seen[fmt.Sprintf("rows at level %d", r.Level)]++
+		switch {
+		case r.DimLevels[0] < r.DimLevels[1]:
+			seen["rows with region finer than tier"]++
+		case r.DimLevels[0] > r.DimLevels[1]:
+			seen["rows with tier finer than region"]++
+		}
+	}
+	for _, s := range res.Suppressed {
+		seen[s.Reason.String()]++
+	}
+
+	// Every level-0 cell in exactly one row or suppressed cell, inside it.
+	owner := map[pipeline.CellKey]cellAt{}
+	for _, tr := range traces {
+		for _, k := range tr.cells {
+			if prev, dup := owner[k]; dup {
+				t.Fatalf("iteration %d: cell %v is in %s and in %s", iter, k[:2], prev, tr)
+			}
+			owner[k] = tr
+			if !tr.holds(k) {
+				t.Errorf("iteration %d: %s holds level-0 cell %v, which it does not contain", iter, tr, k[:2])
+			}
+		}
+	}
+	if len(owner) != len(p.Cells) {
+		t.Fatalf("iteration %d: %d of %d level-0 cells accounted for", iter, len(owner), len(p.Cells))
+	}
+
+	// Each row's levels: the ladder's at its step, or adding up to it.
+	var rows []cellAt
+	for _, tr := range traces {
+		if tr.suppressed {
+			continue
+		}
+		rows = append(rows, tr)
+		want := tr.levels[0] + tr.levels[1]
+		if spec.Privacy.Generalization == pipeline.GeneralizeLadder {
+			if got := spec.DimLevels(tr.level); !slices.Equal(got, tr.levels) {
+				t.Errorf("iteration %d: row %s at ladder step %d, whose levels are %v", iter, tr, tr.level, got)
+			}
+		} else if tr.level != want {
+			t.Errorf("iteration %d: row %s at generalization level %d, want %d", iter, tr, tr.level, want)
+		}
+	}
+
+	// No two rows for one cell; any two disjoint or nested.
+	for i, a := range rows {
+		for _, b := range rows[i+1:] {
+			if a.String() == b.String() {
+				t.Errorf("iteration %d: two rows for %s", iter, a)
+			}
+			overlap := slices.ContainsFunc(universe(), func(k pipeline.CellKey) bool { return a.holds(k) && b.holds(k) })
+			if overlap && !a.contains(b) && !b.contains(a) {
+				t.Errorf("iteration %d: rows %s and %s overlap, neither containing the other", iter, a, b)
+			}
+		}
+	}
+
+	// Each level-0 cell in the smallest row containing it; a suppressed
+	// one in no row's cell. A row holding a cell whose level-0 row would
+	// also contain other held cells is a remainder.
+	for k, o := range owner {
+		var smallest *cellAt
+		for i, r := range rows {
+			if r.holds(k) && (smallest == nil || smallest.contains(r)) {
+				smallest = &rows[i]
+			}
+		}
+		switch {
+		case o.suppressed && smallest != nil:
+			t.Errorf("iteration %d: level-0 cell %v is suppressed, yet row %s contains it", iter, k[:2], smallest)
+		case !o.suppressed && (smallest == nil || smallest.String() != o.String()):
+			t.Errorf("iteration %d: level-0 cell %v is in row %s, not in the smallest row containing it, %v", iter, k[:2], o, smallest)
+		}
+	}
+	for _, r := range rows {
+		for _, q := range rows {
+			if r.String() != q.String() && r.contains(q) {
+				seen["rows holding a remainder"]++
+				break
+			}
+		}
+	}
+
+	// Every row recomputed from its own contributions.
+	rowAt := map[string]pipeline.Row{}
+	for _, r := range res.Rows {
+		rowAt[cellAt{levels: r.DimLevels, dims: r.Dims}.String()] = r
+	}
+	for _, tr := range rows {
+		r, ok := rowAt[tr.String()]
+		if !ok {
+			t.Errorf("iteration %d: traced row %s is not in the result", iter, tr)
+			continue
+		}
+		if r.Level != tr.level {
+			t.Errorf("iteration %d: row %s at level %d, traced at %d", iter, tr, r.Level, tr.level)
+		}
+		want, ok, why := recompute(spec, p, tr.cells)
+		if !ok {
+			t.Errorf("iteration %d: row %s breaks the rules when recomputed: %s", iter, tr, why)
+		}
+		if diff := cmp.Diff(want, r.Values); diff != "" {
+			t.Errorf("iteration %d: row %s values (-recomputed +published):\n%s", iter, tr, diff)
+		}
+	}
+
+	if diff := cmp.Diff(before, snapshot(p)); diff != "" {
+		t.Fatalf("iteration %d: Apply modified its input (-before +after):\n%s", iter, diff)
+	}
+	again, _ := New().Apply(spec, p)
+	if diff := cmp.Diff(res, again); diff != "" {
+		t.Fatalf("iteration %d: a second Apply differs (-first +second):\n%s", iter, diff)
+	}
 }
 
 // recompute merges the contributions of the given level-0 cells per

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
+	"github.com/mya/deid/internal/infoloss"
 	"github.com/mya/deid/pipeline"
 )
 
@@ -19,8 +21,15 @@ type plan struct {
 	hier  []pipeline.Hierarchy
 	// levels holds each ladder step's dimension levels, step 0 first.
 	levels [][pipeline.MaxDims]int
-	nSums  int
-	nSets  int
+	// tops holds each dimension's top level (its "*").
+	tops [pipeline.MaxDims]int
+	// strategy is the generalization strategy (pipeline.Generalize…).
+	strategy string
+	// loss holds each dimension's hierarchy as the information-loss score
+	// sees it, for the mondrian strategy's choice of splits.
+	loss  []infoloss.Dim
+	nSums int
+	nSets int
 	// protected lists the indexes (into Contribution.Sets) of the
 	// protected entities other than workspaces, which are always protected.
 	protected []int
@@ -75,6 +84,18 @@ func compile(spec *pipeline.DatasetSpec) (*plan, error) {
 			fail("dimension %s has no hierarchy", d.Name)
 		}
 		pl.hier = append(pl.hier, d.Hierarchy)
+	}
+	pl.strategy = pv.Strategy()
+	if !slices.Contains(pipeline.Generalizations, pl.strategy) {
+		fail("generalization %q is not a strategy (%s)", pl.strategy, strings.Join(pipeline.Generalizations, ", "))
+	}
+	if len(errs) == 0 {
+		for i, d := range spec.Dimensions {
+			pl.tops[i] = max(d.Hierarchy.Levels()-1, 0)
+			if pl.strategy == pipeline.GeneralizeMondrian {
+				pl.loss = append(pl.loss, infoloss.NewDim(d.Name, d.Hierarchy))
+			}
+		}
 	}
 	for _, name := range spec.Ladder {
 		if spec.DimIndex(name) < 0 {

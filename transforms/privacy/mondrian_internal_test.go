@@ -1,0 +1,88 @@
+package privacy
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mya/deid/pipeline"
+)
+
+// TestQuickVerdictAgreesWithJudge checks that the mondrian search's
+// verdicts, taken from the flattened contributions, are judge's on random
+// boxes of random partials: whether the box passes, and whether a failing
+// box failed on frequency (which decides whether the search looks inside
+// it at all).
+func TestQuickVerdictAgreesWithJudge(t *testing.T) {
+	spec := testSpec()
+	spec.Privacy.Generalization = pipeline.GeneralizeMondrian
+	pl, err := compile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(42, 11))
+	seen := map[string]int{}
+	// Two boxes at the edge of k = 3 creators: exactly 3 pass, 2 fail.
+	edge := []*pipeline.Partial{
+		partial(map[string][]contrib{"EU.DE|a": {c("w1", 100, "x", "y"), c("w2", 100, "y", "z"), c("w3", 100, "x")}}),
+		partial(map[string][]contrib{"EU.DE|a": {c("w1", 100, "x", "y"), c("w2", 100, "y"), c("w3", 100, "x")}}),
+	}
+	for iter := range 300 + len(edge) {
+		var p *pipeline.Partial
+		if iter < len(edge) {
+			p = edge[iter]
+		} else {
+			p = randomPartial(rng)
+		}
+		r, cells, err := newRun(pl, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.number(cells)
+		r.flatten(cells)
+		// Large boxes, and small ones as most of the search's are: one or
+		// two cells.
+		var boxes [][]int32
+		for range 20 {
+			keep := []int{1, 2, 3, 10}[rng.IntN(4)] // keep a cell with chance 1 − 1/keep
+			var box []int32
+			for _, c := range cells {
+				if keep == 1 || rng.IntN(keep) > 0 {
+					box = append(box, c)
+				}
+			}
+			boxes = append(boxes, box)
+		}
+		for range 40 {
+			a, b := rng.IntN(len(cells)), rng.IntN(len(cells))
+			if a == b {
+				boxes = append(boxes, []int32{cells[a]})
+			} else {
+				boxes = append(boxes, []int32{cells[min(a, b)], cells[max(a, b)]})
+			}
+		}
+		for _, box := range boxes {
+			if len(box) == 0 {
+				continue
+			}
+			want, got := r.judge(box, false), r.quickVerdict(box)
+			if got.pass != want.pass || got.frequency != want.frequency {
+				t.Fatalf("partial %d, box of %d cells %v: quickVerdict gives pass %v, frequency %v; judge pass %v, frequency %v",
+					iter, len(box), r.keysOf(box), got.pass, got.frequency, want.pass, want.frequency)
+			}
+			switch {
+			case want.pass:
+				seen["pass"]++
+			case want.frequency:
+				seen["frequency"]++
+			default:
+				seen["dominance or overflow"]++
+			}
+		}
+	}
+	for _, outcome := range []string{"pass", "frequency", "dominance or overflow"} {
+		if seen[outcome] < 50 {
+			t.Errorf("only %d boxes with outcome %q: %v", seen[outcome], outcome, seen)
+		}
+	}
+	t.Logf("outcomes: %v", seen)
+}
