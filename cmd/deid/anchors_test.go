@@ -71,7 +71,7 @@ func middleWindow(t *testing.T, out, dataset string) string {
 var manifestKeys = []string{
 	"manifest_version", "dataset", "schema_version", "pipeline_version", "policy_version",
 	"window", "start", "end", "rows", "files", "path", "row_groups", "bytes", "sha256",
-	"privacy", "k", "dominance_n", "dominance_k", "p_percent", "dominance_measures", "protected_entities",
+	"privacy", "k", "dominance_n", "dominance_k", "p_percent", "dominance_measures", "protected_entities", "generalization",
 	"columns", "name", "type", "nullable", "role",
 	"published", "rows_by_level", "events_by_level",
 	"accounting_sha256", "exclusion_chain_heads", "previous_manifest",
