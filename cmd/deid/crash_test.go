@@ -141,22 +141,7 @@ func TestKillAnywhereThenResume(t *testing.T) {
 				state: func(t *testing.T, i int) string { return fmt.Sprintf("s3://%s/state/%d", bucket, i) },
 				out:   func(t *testing.T, i int) string { return fmt.Sprintf("s3://%s/out/%d", bucket, i) },
 				local: func(t *testing.T, out string) string {
-					// verify reads the output where it is, with the run's
-					// storage settings; the rest of the checks read a copy.
-					if code, stdout, _ := deidExit("verify", out, "--config", conf, "--anchors", anchorsOf(out)); code != 0 {
-						t.Errorf("the resumed output does not verify on S3: exit %d\n%s", code, stdout)
-					}
-					cfg := defaultConfig()
-					cfg.Storage.S3.Endpoint, cfg.Storage.S3.ForcePathStyle = srv.Endpoint, true
-					st, err := objstore.Open(out, cfg.Storage)
-					if err != nil {
-						t.Fatal(err)
-					}
-					dir := filepath.Join(t.TempDir(), "copy")
-					if err := verify.Mirror(context.Background(), st, dir); err != nil {
-						t.Fatal(err)
-					}
-					return dir
+					return verifiedS3Copy(t, srv, conf, out, anchorsOf(out))
 				},
 				checkpointed: func(t *testing.T, state string) bool {
 					prefix := strings.TrimPrefix(state, "s3://"+bucket+"/") + "/checkpoints/"
@@ -242,6 +227,27 @@ func TestKillAnywhereThenResume(t *testing.T) {
 }
 
 // s3Conf is the storage section that points deid at srv.
+// verifiedS3Copy verifies an s3:// output where it is, with the run's
+// storage settings (conf) and its anchor log, and returns a local copy of
+// it for the checks that read files.
+func verifiedS3Copy(t *testing.T, srv *s3test.Server, conf, out, anchors string) string {
+	t.Helper()
+	if code, stdout, _ := deidExit("verify", out, "--config", conf, "--anchors", anchors); code != 0 {
+		t.Errorf("the output does not verify on S3: exit %d\n%s", code, stdout)
+	}
+	cfg := defaultConfig()
+	cfg.Storage.S3.Endpoint, cfg.Storage.S3.ForcePathStyle = srv.Endpoint, true
+	st, err := objstore.Open(out, cfg.Storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "copy")
+	if err := verify.Mirror(context.Background(), st, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func s3Conf(srv *s3test.Server) string {
 	return fmt.Sprintf("storage:\n  s3:\n    endpoint: %s\n    region: %s\n    force_path_style: true\n", srv.Endpoint, s3test.Region)
 }

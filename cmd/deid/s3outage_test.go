@@ -17,8 +17,6 @@ import (
 
 	"github.com/mya/deid/internal/gen"
 	"github.com/mya/deid/internal/s3test"
-	"github.com/mya/deid/internal/verify"
-	"github.com/mya/deid/sinks/objstore"
 )
 
 // TestS3StateOutage stops the S3 server that holds a run's checkpoints and
@@ -69,25 +67,6 @@ func TestS3StateOutage(t *testing.T) {
 		t.Fatalf("uninterrupted run: %v\n%s", err, out)
 	}
 	want := datasetFiles(t, ref)
-	// verifyS3 verifies an s3:// output on the server and returns a local
-	// copy of it for the other checks.
-	verifyS3 := func(t *testing.T, conf, out string) string {
-		t.Helper()
-		if code, stdout, _ := deidExit("verify", out, "--config", conf, "--anchors", anchorsOf(out)); code != 0 {
-			t.Errorf("the output does not verify on S3: exit %d\n%s", code, stdout)
-		}
-		cfg := defaultConfig()
-		cfg.Storage.S3.Endpoint, cfg.Storage.S3.ForcePathStyle = srv.Endpoint, true
-		st, err := objstore.Open(out, cfg.Storage)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(t.TempDir(), "copy")
-		if err := verify.Mirror(context.Background(), st, dir); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
 
 	// outage starts a run, stops the server once the run has stored a
 	// checkpoint, starts it again 10 s later, and returns the run's exit
@@ -139,7 +118,7 @@ func TestS3StateOutage(t *testing.T) {
 	}
 	check := func(t *testing.T, conf, out string) {
 		t.Helper()
-		copy := verifyS3(t, conf, out)
+		copy := verifiedS3Copy(t, srv, conf, out, anchorsOf(out))
 		if diff := cmp.Diff(want, datasetFiles(t, copy)); diff != "" {
 			t.Errorf("datasets differ from a run without an outage (-want +got):\n%s", diff)
 		}
