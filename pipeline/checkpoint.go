@@ -282,27 +282,27 @@ func (cp *checkpoint) check() error {
 }
 
 // save writes cp as the partition's next checkpoint, after the runs it
-// names, and returns its size in bytes. Once it is durable, the objects it
-// made unneeded are deleted.
-func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, error) {
+// names, and returns its size in bytes and its key. Once it is durable, the
+// objects it made unneeded are deleted.
+func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, string, error) {
 	cp.Version = checkpointVersion
 	cp.Seq = p.seq + 1
 	b, err := encode(cp)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if p.s.fence != nil {
 		if err := p.s.fence(ctx); err != nil {
-			return 0, fmt.Errorf("checkpoints: %w", err)
+			return 0, "", fmt.Errorf("checkpoints: %w", err)
 		}
 	}
 	// Create-only: a checkpoint is never rewritten, so a second writer of
 	// the partition is refused rather than overwriting this one's.
 	if err := p.s.store.Put(ctx, p.checkpointKey(cp.Seq), b, true); err != nil {
 		if errors.Is(err, ErrStateExists) {
-			return 0, fmt.Errorf("checkpoints: %s was written by another process; two runs share this state (%w)", p.checkpointKey(cp.Seq), err)
+			return 0, "", fmt.Errorf("checkpoints: %s was written by another process; two runs share this state (%w)", p.checkpointKey(cp.Seq), err)
 		}
-		return 0, fmt.Errorf("checkpoints: %w", err)
+		return 0, "", fmt.Errorf("checkpoints: %w", err)
 	}
 	if p.seq > 0 {
 		p.garbage = append(p.garbage, p.checkpointKey(p.seq))
@@ -310,11 +310,11 @@ func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, error
 	p.seq, p.runs = cp.Seq, 0
 	for _, k := range p.garbage {
 		if err := p.s.store.Delete(ctx, k); err != nil {
-			return 0, fmt.Errorf("checkpoints: %w", err)
+			return 0, "", fmt.Errorf("checkpoints: %w", err)
 		}
 	}
 	p.garbage = p.garbage[:0]
-	return int64(len(b)), nil
+	return int64(len(b)), p.checkpointKey(cp.Seq), nil
 }
 
 func (s *Checkpoints) loadIntent(ctx context.Context) (*publishIntent, bool, error) {

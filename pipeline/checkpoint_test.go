@@ -47,7 +47,7 @@ func BenchmarkCheckpointDedupSet(b *testing.B) {
 			if _, err := log.flush(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := p.save(context.Background(), &checkpoint{Partition: p.id}); err != nil {
+			if _, _, err := p.save(context.Background(), &checkpoint{Partition: p.id}); err != nil {
 				b.Fatal(err)
 			}
 		}

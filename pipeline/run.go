@@ -351,8 +351,8 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 		}
 		for _, w := range workers {
 			id := w.id()
-			w.commitOffset = func(ctx context.Context, next int64) error {
-				return gen.Commit(ctx, map[PartitionID]int64{id: next})
+			w.commitOffset = func(ctx context.Context, c Committed) error {
+				return gen.Commit(ctx, map[PartitionID]Committed{id: c})
 			}
 		}
 		e.register(gen.Partitions())

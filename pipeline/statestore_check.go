@@ -77,7 +77,7 @@ func caseCheckpoint(ctx context.Context, p *partitionState, l *keyLog, next int6
 	cp := &checkpoint{Partition: p.id, Next: next, MaxSeen: 5, ClosedEnd: noTime,
 		Acct: PartitionAccounting{Partition: p.id.String(), Read: next, Excluded: map[string]int64{"duplicate": 2}},
 		Open: []windowSnap{{W: Window{Start: l.start, End: l.start + 10}, Keys: n, Runs: slices.Clone(l.runs)}}}
-	_, err = p.save(ctx, cp)
+	_, _, err = p.save(ctx, cp)
 	return err
 }
 
@@ -134,7 +134,7 @@ func caseRoundTrip(ctx context.Context, store StateStore) error {
 	total := checkpoints * perCheckpoint
 	// Another partition's checkpoint, which this one's restart leaves alone.
 	other := s.partition(PartitionID{Source: caseID.Source, Partition: caseID.Partition * 10})
-	if _, err := other.save(ctx, &checkpoint{Partition: other.id, Next: 1}); err != nil {
+	if _, _, err := other.save(ctx, &checkpoint{Partition: other.id, Next: 1}); err != nil {
 		return err
 	}
 	// Keys added after the last checkpoint, even written as a run, are not
@@ -176,7 +176,7 @@ func caseRoundTrip(ctx context.Context, store StateStore) error {
 	}
 	l2 := p2.resumeKeyLog(&cp.Open[0])
 	l2.discard()
-	if _, err := p2.save(ctx, &checkpoint{Partition: caseID, Next: 9999, ClosedEnd: l.start + 10}); err != nil {
+	if _, _, err := p2.save(ctx, &checkpoint{Partition: caseID, Next: 9999, ClosedEnd: l.start + 10}); err != nil {
 		return err
 	}
 	if left, err = store.List(ctx, p.prefix); err != nil || len(left) != 1 {
@@ -269,7 +269,7 @@ func caseFence(ctx context.Context, store StateStore) error {
 	}
 	taken := errors.New("taken over")
 	s.WithFence(func(context.Context) error { return taken })
-	if _, err := s.partition(caseID).save(ctx, &checkpoint{Partition: caseID, Next: 1}); !errors.Is(err, taken) {
+	if _, _, err := s.partition(caseID).save(ctx, &checkpoint{Partition: caseID, Next: 1}); !errors.Is(err, taken) {
 		return fmt.Errorf("a checkpoint past a failing fence: %v; want the fence's error", err)
 	}
 	if keys, err := store.List(ctx, checkpointsDir); err != nil || len(keys) != 0 {
@@ -284,10 +284,10 @@ func caseSecondWriter(ctx context.Context, store StateStore) error {
 		return err
 	}
 	a, b := s.partition(caseID), s.partition(caseID)
-	if _, err := a.save(ctx, &checkpoint{Partition: caseID, Next: 1}); err != nil {
+	if _, _, err := a.save(ctx, &checkpoint{Partition: caseID, Next: 1}); err != nil {
 		return err
 	}
-	_, err = b.save(ctx, &checkpoint{Partition: caseID, Next: 2})
+	_, _, err = b.save(ctx, &checkpoint{Partition: caseID, Next: 2})
 	if !errors.Is(err, ErrStateExists) {
 		return fmt.Errorf("a second writer of checkpoint 1: %v; want it refused (ErrStateExists)", err)
 	}

@@ -40,8 +40,67 @@ type Generation interface {
 	// closing); the engine then stops its workers, checkpoints and calls
 	// Assign again.
 	Done() <-chan struct{}
-	// Commit commits, for each partition, the next offset to read to the
-	// consumer group, so lag shows in the usual tools. The engine calls it
-	// after each checkpoint; the checkpoint stays the source of truth.
-	Commit(ctx context.Context, next map[PartitionID]int64) error
+	// Commit commits, for each partition, the next offset to read and the
+	// name of the checkpoint that holds the partition's state at that
+	// offset (offset-commit metadata), with this generation's id and member
+	// id, so that lag shows in the usual tools and the next owner of the
+	// partition finds its checkpoint. The engine calls it after each
+	// checkpoint. Once the group has moved to another generation the
+	// coordinator refuses it: the error wraps ErrGenerationEnded.
+	Commit(ctx context.Context, next map[PartitionID]Committed) error
+	// Committed returns the checkpoint name the group's committed offset of
+	// the partition carried when the generation began ("" when none).
+	Committed(id PartitionID) string
+	// ID is the generation's number in the group (it grows with every
+	// rebalance).
+	ID() int32
+	// Fence asks the group coordinator whether this member still belongs
+	// to the generation: nil when it does, an error wrapping
+	// ErrGenerationEnded when the group has moved on (another member may
+	// own the partitions now). A job of several instances calls it before
+	// each write to shared state, so that an instance that was stopped past
+	// its session timeout writes nothing after it wakes.
+	Fence(ctx context.Context) error
+}
+
+// Committed is what a worker commits for its partition: the next offset to
+// read and the checkpoint that holds the partition's state there.
+type Committed struct {
+	Next       int64
+	Checkpoint string
+}
+
+// CloseFeed is stage 2's input in a job of several instances: the partials
+// topic, read as one member of the publisher group.
+type CloseFeed interface {
+	// Assign blocks until this instance joins a generation of the
+	// publisher group, or ctx is done.
+	Assign(ctx context.Context) (FeedGeneration, error)
+	// Close leaves the group.
+	Close() error
+}
+
+// FeedGeneration is one assignment of partials-topic partitions.
+type FeedGeneration interface {
+	// Partitions lists the assigned partials-topic partitions (possibly none).
+	Partitions() []int32
+	// Next returns the next close record of any assigned partition with
+	// its position, reading each partition from its committed offset (the
+	// earliest when none). It blocks until a record arrives, ctx is done,
+	// or the generation ends (an error wrapping ErrGenerationEnded). A
+	// record that cannot be decoded is an error naming its position: stage
+	// 2 stops rather than publish without it.
+	Next(ctx context.Context) (*CloseRecord, FeedPosition, error)
+	// Done is closed when the generation ends.
+	Done() <-chan struct{}
+	// Commit commits, for each partials partition, the offset from which a
+	// restart must read again (every record of a window not yet published
+	// lies at or after it).
+	Commit(ctx context.Context, next map[int32]int64) error
+}
+
+// FeedPosition is a close record's position on the partials topic.
+type FeedPosition struct {
+	Partition int32
+	Offset    int64
 }

@@ -65,7 +65,7 @@ type worker struct {
 	ckpt *partitionState
 	// commitOffset tells the source the next position to read, after a
 	// checkpoint (a Kafka group commit); nil when there is none.
-	commitOffset func(ctx context.Context, next int64) error
+	commitOffset func(ctx context.Context, c Committed) error
 	// published is the end of the newest window the publisher has
 	// committed: a record for a window at or before it is late, whatever
 	// this partition has seen (a partition that joins after a rebalance).
@@ -604,7 +604,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 		keyBytes += keys * int64(len(dedupKey{}))
 		cp.Open = append(cp.Open, snapWindow(ow, keys, slices.Clone(ow.log.runs)))
 	}
-	size, err := w.ckpt.save(ctx, cp)
+	size, name, err := w.ckpt.save(ctx, cp)
 	if err != nil {
 		return err
 	}
@@ -615,7 +615,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	if w.commitOffset != nil && w.next > 0 {
 		// After a rebalance the group refuses the commit; the checkpoint
 		// stays the source of truth, so that loses nothing.
-		if err := w.commitOffset(ctx, w.next); err != nil && !errors.Is(err, ErrGenerationEnded) {
+		if err := w.commitOffset(ctx, Committed{Next: w.next, Checkpoint: name}); err != nil && !errors.Is(err, ErrGenerationEnded) {
 			return fmt.Errorf("committing offset %d: %w", w.next, err)
 		}
 	}

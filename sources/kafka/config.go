@@ -67,6 +67,35 @@ type Config struct {
 	// no longer (or not yet) on the broker: "fail" (the default: never
 	// skip records silently), "earliest" or "latest".
 	OffsetOutOfRange string `yaml:"offset_out_of_range"`
+
+	// ScaleOut makes this instance one of several that form one job
+	// (contract §13): its workers send close records to PartialsTopic and
+	// the publisher group reads them there. Without it one instance owns
+	// the group and publishes itself.
+	ScaleOut bool `yaml:"scale_out"`
+	// PartialsTopic is the topic of close records in a job of several
+	// instances; "" means "<group>.partials". The operator creates it, as
+	// every topic.
+	PartialsTopic string `yaml:"partials_topic"`
+	// PublisherGroup is the consumer group of the partials topic; ""
+	// means "<group>.publish".
+	PublisherGroup string `yaml:"publisher_group"`
+}
+
+// Partials returns the partials topic: PartialsTopic, or "<group>.partials".
+func (c Config) Partials() string {
+	if c.PartialsTopic != "" {
+		return c.PartialsTopic
+	}
+	return c.Group + ".partials"
+}
+
+// Publishers returns the publisher group: PublisherGroup, or "<group>.publish".
+func (c Config) Publishers() string {
+	if c.PublisherGroup != "" {
+		return c.PublisherGroup
+	}
+	return c.Group + ".publish"
 }
 
 // DefaultConfig returns the defaults: topic "events", group "deid", fetches
@@ -115,6 +144,23 @@ func (c Config) Validate() error {
 	}
 	if c.RebalanceTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("kafka.rebalance_timeout: must be at least 1s, e.g. 30s (got %s)", c.RebalanceTimeout))
+	}
+	if c.PartialsTopic != "" {
+		if err := validTopic(c.PartialsTopic); err != nil {
+			errs = append(errs, fmt.Errorf("kafka.partials_topic: %w", err))
+		}
+	} else if c.Group != "" {
+		if err := validTopic(c.Partials()); err != nil {
+			errs = append(errs, fmt.Errorf("kafka.partials_topic: the default %q is no topic name: %w; set kafka.partials_topic", c.Partials(), err))
+		}
+	}
+	for _, t := range c.Topics {
+		if t == c.Partials() {
+			errs = append(errs, fmt.Errorf("kafka.partials_topic: %q is also an event topic (kafka.topics); close records need a topic of their own", t))
+		}
+	}
+	if c.PublisherGroup != "" && c.PublisherGroup == c.Group {
+		errs = append(errs, fmt.Errorf("kafka.publisher_group: %q is also kafka.group; the publishers need a group of their own, e.g. %q", c.Group, c.Group+".publish"))
 	}
 	if c.Start != StartEarliest && c.Start != StartLatest {
 		errs = append(errs, fmt.Errorf("kafka.start: must be %q or %q (got %q)", StartEarliest, StartLatest, c.Start))

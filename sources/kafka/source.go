@@ -205,7 +205,10 @@ type generation struct {
 	// committed holds the group's committed offset per partition when the
 	// generation began, or kafka.FirstOffset/LastOffset when it has none.
 	committed map[pipeline.PartitionID]int64
-	done      chan struct{}
+	// checkpoints holds the checkpoint name committed with each
+	// partition's offset when the generation began ("" for none).
+	checkpoints map[pipeline.PartitionID]string
+	done        chan struct{}
 }
 
 func (s *Source) newGeneration(kg *kafka.Generation) *generation {
@@ -252,6 +255,9 @@ func (g *generation) Done() <-chan struct{} { return g.done }
 // retrying transient failures within the retry budget; on error it closes
 // what it opened.
 func (g *generation) Open(ctx context.Context, resume pipeline.Resume) ([]pipeline.PartitionReader, error) {
+	if err := g.fetchCheckpoints(ctx); err != nil {
+		return nil, err
+	}
 	readers := make([]*partitionReader, len(g.parts))
 	errs := make([]error, len(g.parts))
 	var wg sync.WaitGroup
@@ -299,13 +305,13 @@ func (g *generation) Open(ctx context.Context, resume pipeline.Resume) ([]pipeli
 // failures (the coordinator loading or moving) are retried within the
 // retry budget. Commit blocks until the coordinator answers or ctx is done;
 // safe for concurrent use.
-func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]int64) error {
+func (g *generation) Commit(ctx context.Context, next map[pipeline.PartitionID]pipeline.Committed) error {
 	if len(next) == 0 {
 		return nil
 	}
 	topics := map[string][]kafka.OffsetCommit{}
-	for id, off := range next {
-		topics[id.Source] = append(topics[id.Source], kafka.OffsetCommit{Partition: int(id.Partition), Offset: off})
+	for id, c := range next {
+		topics[id.Source] = append(topics[id.Source], kafka.OffsetCommit{Partition: int(id.Partition), Offset: c.Next, Metadata: c.Checkpoint})
 	}
 	// Not kafkaconn.Retry: the errors that end the generation are told
 	// apart before Transient classifies the failure (a commit's error joins
@@ -356,6 +362,79 @@ func (g *generation) commit(ctx context.Context, topics map[string][]kafka.Offse
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// fetchCheckpoints reads the checkpoint names committed with the assigned
+// partitions' offsets (the offset-commit metadata), retrying transient
+// failures within the retry budget.
+func (g *generation) fetchCheckpoints(ctx context.Context) error {
+	g.checkpoints = map[pipeline.PartitionID]string{}
+	if len(g.parts) == 0 {
+		return nil
+	}
+	topics := map[string][]int{}
+	for _, id := range g.parts {
+		topics[id.Source] = append(topics[id.Source], int(id.Partition))
+	}
+	return kafkaconn.Retry(ctx, &g.src.cfg.Config, func(ctx context.Context) error {
+		resp, err := g.src.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{
+			Addr: kafka.TCP(g.src.cfg.Brokers...), GroupID: g.gen.GroupID, Topics: topics})
+		if err == nil {
+			err = resp.Error
+		}
+		if err != nil {
+			return fmt.Errorf("kafka: fetching committed offsets of group %q from %s: %w", g.gen.GroupID, addrs(g.src.cfg.Brokers), err)
+		}
+		for topic, parts := range resp.Topics {
+			for _, p := range parts {
+				if p.Error != nil {
+					return fmt.Errorf("kafka: fetching the committed offset of %s[%d]: %w", topic, p.Partition, p.Error)
+				}
+				if p.CommittedOffset >= 0 {
+					g.checkpoints[pipeline.PartitionID{Source: topic, Partition: int32(p.Partition)}] = p.Metadata
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ID is the generation's number in the group.
+func (g *generation) ID() int32 { return g.gen.ID }
+
+// Committed returns the checkpoint name committed with the partition's
+// offset when the generation began ("" when none).
+func (g *generation) Committed(id pipeline.PartitionID) string { return g.checkpoints[id] }
+
+// Fence sends the coordinator a heartbeat of this generation and member:
+// nil while the member belongs to it (a rebalance in progress included,
+// during which its commits are still accepted), an error wrapping
+// ErrGenerationEnded once the group has moved on.
+func (g *generation) Fence(ctx context.Context) error {
+	r := kafkaconn.NewRetrier(&g.src.cfg.Config)
+	for {
+		resp, err := g.src.client.Heartbeat(ctx, &kafka.HeartbeatRequest{
+			Addr: kafka.TCP(g.src.cfg.Brokers...), GroupID: g.gen.GroupID,
+			GenerationID: g.gen.ID, MemberID: g.gen.MemberID,
+		})
+		if err == nil && resp.Error != nil {
+			err = resp.Error
+		}
+		switch {
+		case err == nil || errors.Is(err, kafka.RebalanceInProgress):
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.FencedInstanceID):
+			return fmt.Errorf("%w: %w", ErrGenerationEnded, err)
+		case kafkaconn.Transient(err):
+			if err = r.Backoff(ctx, err); err == nil {
+				continue
+			}
+		}
+		return fmt.Errorf("kafka: checking membership of group %q (generation %d) at %s: %w",
+			g.gen.GroupID, g.gen.ID, addrs(g.src.cfg.Brokers), err)
+	}
 }
 
 func addrs(brokers []string) string { return strings.Join(brokers, ",") }

@@ -100,7 +100,7 @@ func TestCommitIsVisibleInTheGroupAndOpenResumes(t *testing.T) {
 
 		first := newSource(t, cfg)
 		g := assign(t, first)
-		commit := map[pipeline.PartitionID]int64{{Source: topic, Partition: 0}: 7, {Source: topic, Partition: 1}: 3}
+		commit := map[pipeline.PartitionID]pipeline.Committed{{Source: topic, Partition: 0}: {Next: 7}, {Source: topic, Partition: 1}: {Next: 3}}
 		if err := g.Commit(ctxT(t), commit); err != nil {
 			t.Fatalf("Commit: %v", err)
 		}
@@ -161,7 +161,7 @@ func TestRebalanceEndsTheGenerationAndSharesThePartitions(t *testing.T) {
 		}
 		// The engine checkpoints, then commits: the coordinator either
 		// still takes it (the rebalance is in progress) or refuses it.
-		if err := ga.Commit(ctxT(t), map[pipeline.PartitionID]int64{{Source: topic, Partition: 0}: 10}); err != nil &&
+		if err := ga.Commit(ctxT(t), map[pipeline.PartitionID]pipeline.Committed{{Source: topic, Partition: 0}: {Next: 10}}); err != nil &&
 			!errors.Is(err, kafkasrc.ErrGenerationEnded) {
 			t.Errorf("Commit after the generation ended = %v, want nil or ErrGenerationEnded", err)
 		}
@@ -277,7 +277,7 @@ func TestCommitErrorsAreReturnedClearly(t *testing.T) {
 	kafkatest.CreateTopic(t, c.Brokers, topic, 1, false)
 	cfg := testConfig(t, c, topic)
 	g := assign(t, newSource(t, cfg))
-	next := map[pipeline.PartitionID]int64{{Source: topic, Partition: 0}: 3}
+	next := map[pipeline.PartitionID]pipeline.Committed{{Source: topic, Partition: 0}: {Next: 3}}
 
 	c.FailCommits(t, cfg.Group, 1, kerr.OffsetMetadataTooLarge)
 	err := g.Commit(ctxT(t), next)
