@@ -156,6 +156,10 @@ type partitionState struct {
 	// garbage are objects the next checkpoint makes unneeded: the last
 	// checkpoint, runs merged into others, runs of closed windows.
 	garbage []string
+	// deferGC leaves the garbage for collect, after the new checkpoint's
+	// name is committed to the consumer group (a job of several
+	// instances): until then the committed checkpoint is the older one.
+	deferGC bool
 }
 
 func (s *Checkpoints) partition(id PartitionID) *partitionState {
@@ -175,6 +179,26 @@ func (p *partitionState) checkpointKey(seq int64) string {
 // checkpoints, and runs written after it by a run that crashed before its
 // next checkpoint.
 func (p *partitionState) load(ctx context.Context) (*checkpoint, bool, error) {
+	return p.loadPicked(ctx, false, "")
+}
+
+// loadNamed is load for a job of several instances, where the checkpoint
+// named in the group's offset-commit metadata is the partition's state, not
+// the newest one in the store: a newer one is a fenced owner's, never
+// committed. An empty name means no checkpoint was ever committed: every
+// object of the partition goes. Sequence numbers continue from the
+// generation's base (gen << 24), above any that an older generation's owner
+// can still write, so two owners never write the same key.
+func (p *partitionState) loadNamed(ctx context.Context, name string, gen int32) (*checkpoint, bool, error) {
+	cp, ok, err := p.loadPicked(ctx, true, name)
+	if err == nil {
+		p.seq = max(p.seq, int64(gen)<<lineageSeqBits)
+		p.deferGC = true
+	}
+	return cp, ok, err
+}
+
+func (p *partitionState) loadPicked(ctx context.Context, named bool, name string) (*checkpoint, bool, error) {
 	keys, err := p.s.store.List(ctx, p.prefix)
 	if err != nil {
 		return nil, false, fmt.Errorf("checkpoints: %w", err)
@@ -192,6 +216,16 @@ func (p *partitionState) load(ctx context.Context) (*checkpoint, bool, error) {
 		}
 		if seq > newestSeq {
 			newest, newestSeq = k, seq
+		}
+	}
+	if named {
+		newest, newestSeq = "", 0
+		if name != "" {
+			if !strings.HasPrefix(name, p.prefix) || !slices.Contains(keys, name) {
+				return nil, false, fmt.Errorf("checkpoints: the consumer group's committed offset of %s names checkpoint %q, which %s does not hold: "+
+					"the state store is not this job's, or damaged; point state_dir at the job's state, or start over with a new state_dir, out and consumer group", p.id, name, p.s.store)
+			}
+			newest, newestSeq = name, lineageSeq(name)
 		}
 	}
 	var cp *checkpoint
@@ -308,13 +342,23 @@ func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, strin
 		p.garbage = append(p.garbage, p.checkpointKey(p.seq))
 	}
 	p.seq, p.runs = cp.Seq, 0
+	if !p.deferGC {
+		if err := p.collect(ctx); err != nil {
+			return 0, "", err
+		}
+	}
+	return int64(len(b)), p.checkpointKey(cp.Seq), nil
+}
+
+// collect deletes the objects the newest checkpoint made unneeded.
+func (p *partitionState) collect(ctx context.Context) error {
 	for _, k := range p.garbage {
 		if err := p.s.store.Delete(ctx, k); err != nil {
-			return 0, "", fmt.Errorf("checkpoints: %w", err)
+			return fmt.Errorf("checkpoints: %w", err)
 		}
 	}
 	p.garbage = p.garbage[:0]
-	return int64(len(b)), p.checkpointKey(cp.Seq), nil
+	return nil
 }
 
 func (s *Checkpoints) loadIntent(ctx context.Context) (*publishIntent, bool, error) {

@@ -33,6 +33,11 @@ type Stages struct {
 	// Checkpoints persists partition state; nil keeps none (a file run
 	// then starts over after a crash).
 	Checkpoints *Checkpoints
+	// Closes, set in a job of several instances (contract §13), receives
+	// the workers' close records: this run is then stage 1 only, and
+	// Publish, on whichever instance the publisher group picks, publishes.
+	// It needs Stream and Checkpoints.
+	Closes CloseSink
 	// PublishedEnd is the end (µs) of the newest window that earlier runs
 	// published to the output, 0 when none. Events of a window ending at
 	// or before it are late (contract §9), as they are once this run has
@@ -62,6 +67,9 @@ func (s *Stages) validate() error {
 	}
 	if s.Stream != nil && s.Checkpoints == nil {
 		errs = append(errs, errors.New("a stream source needs checkpoints (state_dir)"))
+	}
+	if s.Closes != nil && (s.Stream == nil || s.Checkpoints == nil) {
+		errs = append(errs, errors.New("a job of several instances needs a stream source and checkpoints"))
 	}
 	return errors.Join(errs...)
 }
@@ -114,6 +122,9 @@ type engine struct {
 	// publishedEnd is the end of the newest window published.
 	publishedEnd atomicInt64
 	pub          *publisher
+	// gen is the stream's current generation (a job of several instances
+	// resumes each partition from the checkpoint its commit names).
+	gen Generation
 
 	mu       sync.Mutex
 	firstErr error
@@ -144,8 +155,11 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 	}
 	summary := &Summary{}
 	e.pub = newPublisher(&e.cfg, &e.st, pubChain, e.o.now, e.o.stats, summary, &e.publishedEnd)
-	if err := e.pub.recover(ctx); err != nil {
-		return nil, err
+	if st.Closes == nil {
+		// In a job of several instances stage 2 recovers its own intent.
+		if err := e.pub.recover(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	// abort cancels everything on a failure; stop (the caller's ctx) is a
@@ -187,6 +201,9 @@ func Run(ctx context.Context, cfg Config, st Stages, opts ...Option) (*Summary, 
 // register makes partitions known to the publisher before their workers
 // start; the channel keeps the order.
 func (e *engine) register(ids []PartitionID) {
+	if e.st.Closes != nil {
+		return // stage 2 learns the partitions from the topics' metadata
+	}
 	for _, id := range ids {
 		e.notices <- closeNotice{Part: id, Register: true}
 	}
@@ -229,8 +246,12 @@ func (e *engine) openResumed(ctx context.Context, open func(resume Resume) ([]Pa
 		if err == nil {
 			var next int64
 			var ok bool
+			began := time.Now()
 			next, ok, err = w.resume(ctx)
 			if err == nil {
+				if ok {
+					e.o.stats.Restore.Observe(time.Since(began))
+				}
 				byID[id] = w
 				return next, ok
 			}
@@ -303,6 +324,14 @@ func (e *engine) runWorkers(stop, abort context.Context, cancel context.CancelFu
 			defer w.reader.Close()
 			defer w.dead.Close()
 			if err := w.run(abort, stop); err != nil {
+				if w.job != nil && errors.Is(err, ErrFenced) {
+					// Another member owns the partition now: its state
+					// here is dropped, and the run goes on.
+					e.o.log.Warn("partition fenced: another instance owns it now; its state here is dropped",
+						zap.Stringer("partition", w.id()), zap.Error(err))
+					e.o.stats.Fenced.Add(1)
+					return
+				}
 				e.fail(err, cancel)
 			}
 			if w.closedEnd == math.MaxInt64 {
@@ -342,6 +371,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 			}
 			genCancel()
 		}()
+		e.gen = gen
 		workers, err := e.openWorkers(abort, func(resume Resume) ([]PartitionReader, error) {
 			return gen.Open(abort, resume)
 		})

@@ -33,6 +33,23 @@ type Stats struct {
 	// checkpoint.
 	Checkpoint Latency
 
+	// In a job of several instances (contract §13):
+	// Fenced counts partitions dropped because the group gave them to
+	// another member.
+	Fenced atomic.Int64
+	// Restore is the time a worker took to restore its partition from its
+	// checkpoint when it was assigned: what a takeover costs beyond the
+	// session timeout.
+	Restore Latency
+	// PendingWindows is the number of dataset windows stage 2 waits on.
+	PendingWindows atomic.Int64
+	// OldestPending is the end (µs) of the oldest window stage 2 waits
+	// on, 0 when none.
+	OldestPending atomic.Int64
+	// CloseRecordsWaiting counts the close records of the windows stage 2
+	// waits on.
+	CloseRecordsWaiting atomic.Int64
+
 	mu    sync.Mutex
 	parts map[PartitionID]*PartitionStats
 }

@@ -79,6 +79,10 @@ type worker struct {
 	// streaming: the input is unbounded; quiet spells advance the
 	// watermark by processing time (idle_timeout).
 	streaming bool
+	// job is set in a job of several instances (Stages.Closes): the
+	// worker sends close records instead of notices, resumes from the
+	// checkpoint its group commit names, and stops writing once fenced.
+	job *jobWorker
 
 	next int64
 	// handed are closed windows handed over but not yet published, kept
@@ -119,8 +123,14 @@ func (w *worker) resume(ctx context.Context) (next int64, ok bool, err error) {
 	if w.ckpt == nil {
 		return 0, false, nil
 	}
-	// Whatever a crash left after the newest checkpoint goes.
-	cp, ok, err := w.ckpt.load(ctx)
+	// Whatever a crash left after the newest checkpoint goes (in a job of
+	// several instances: every checkpoint but the committed one).
+	var cp *checkpoint
+	if w.job != nil {
+		cp, ok, err = w.ckpt.loadNamed(ctx, w.job.committed, w.job.gen)
+	} else {
+		cp, ok, err = w.ckpt.load(ctx)
+	}
 	if err != nil {
 		return 0, false, err
 	}
@@ -162,6 +172,9 @@ func (w *worker) resume(ctx context.Context) (next int64, ok bool, err error) {
 // handOverAgain sends the publisher the windows the checkpoint says were
 // handed over but not yet published.
 func (w *worker) handOverAgain(ctx context.Context) error {
+	if w.job != nil {
+		return w.sendAgain(ctx)
+	}
 	n := closeNotice{Part: w.id(), ClosedEnd: w.closedEnd, Acct: w.snapshot(), Head: w.chain.Head()}
 	for i := range w.handed {
 		n.Windows = append(n.Windows, w.handed[i].restore(nil))
@@ -197,6 +210,11 @@ func newWorker(e *engine, id PartitionID) (*worker, error) {
 	}
 	if e.st.Checkpoints != nil {
 		w.ckpt = e.st.Checkpoints.partition(id)
+	}
+	if e.st.Closes != nil && e.gen != nil {
+		gen := e.gen
+		w.job = &jobWorker{closes: e.st.Closes, fence: gen.Fence, committed: gen.Committed(id), gen: gen.ID(),
+			published: map[publishedKey]bool{}}
 	}
 	w.kindAgg = kindAggregators(e.st.Aggregators)
 	w.acct = PartitionAccounting{Partition: id.String(), FirstOffset: -1, LastOffset: -1,
@@ -530,6 +548,9 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 	if err := w.checkpoint(ctx); err != nil {
 		return err
 	}
+	if w.job != nil {
+		return w.sendCloses(ctx, closed)
+	}
 	n := closeNotice{Part: w.id(), ClosedEnd: end, Windows: closed, Acct: w.snapshot(), Head: w.chain.Head()}
 	select {
 	case w.out <- n:
@@ -570,6 +591,12 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	if err := w.dead.Flush(ctx); err != nil {
 		return fmt.Errorf("dead letters: %w", err)
 	}
+	if w.job != nil {
+		// Nothing of the partition is written once another member owns it.
+		if err := w.job.fence(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrFenced, err)
+		}
+	}
 	acct := w.snapshot()
 	if _, err := w.chain.Commit(ctx, &acct); err != nil {
 		return fmt.Errorf("exclusion log: %w", err)
@@ -590,8 +617,14 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	if w.ckpt == nil {
 		return nil
 	}
-	published := w.published.Load()
-	w.handed = slices.DeleteFunc(w.handed, func(ws windowSnap) bool { return ws.W.End <= published })
+	if w.job != nil {
+		if err := w.dropPublished(); err != nil {
+			return err
+		}
+	} else {
+		published := w.published.Load()
+		w.handed = slices.DeleteFunc(w.handed, func(ws windowSnap) bool { return ws.W.End <= published })
+	}
 	cp := &checkpoint{Partition: w.id(), Next: w.next, MaxSeen: w.maxSeen, ClosedEnd: w.closedEnd, Acct: acct,
 		ChainSeq: w.chain.Seq(), ChainHead: w.chain.Head(), Handed: w.handed}
 	var keyBytes int64
@@ -615,9 +648,20 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	if w.commitOffset != nil && w.next > 0 {
 		// After a rebalance the group refuses the commit; the checkpoint
 		// stays the source of truth, so that loses nothing.
-		if err := w.commitOffset(ctx, Committed{Next: w.next, Checkpoint: name}); err != nil && !errors.Is(err, ErrGenerationEnded) {
+		err := w.commitOffset(ctx, Committed{Next: w.next, Checkpoint: name})
+		if err != nil && w.job != nil && Fenced(err) {
+			// The committed checkpoint is the truth, and it is not this
+			// one: another member owns the partition now.
+			return fmt.Errorf("%w: committing offset %d: %w", ErrFenced, w.next, err)
+		}
+		if err != nil && !errors.Is(err, ErrGenerationEnded) {
 			return fmt.Errorf("committing offset %d: %w", w.next, err)
 		}
+	}
+	if w.job != nil {
+		w.job.checkpoint = name
+		// Only now is the older checkpoint unneeded.
+		return w.ckpt.collect(ctx)
 	}
 	return nil
 }
