@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,10 +109,18 @@ func TestSendKeysRecordsByDatasetInOrderAckedByAllReplicas(t *testing.T) {
 		if err := s.Check(ctxT(t)); err != nil {
 			t.Fatalf("Check of an existing topic: %v", err)
 		}
-		var acks []int16
+		var (
+			mu   sync.Mutex
+			acks []int16
+		)
 		if c.IsFake() {
 			h := c.Kfake(t).Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Observe: true, Count: -1,
-				When: func(r kmsg.Request) bool { acks = append(acks, r.(*kmsg.ProduceRequest).Acks); return true }})
+				When: func(r kmsg.Request) bool {
+					mu.Lock()
+					defer mu.Unlock()
+					acks = append(acks, r.(*kmsg.ProduceRequest).Acks)
+					return true
+				}})
 			defer h.Remove()
 		}
 		want := map[string][]pipeline.CloseRecord{}
@@ -135,6 +144,8 @@ func TestSendKeysRecordsByDatasetInOrderAckedByAllReplicas(t *testing.T) {
 		if diff := gocmp.Diff(want, byDataset(t, readBack(t, c, topic))); diff != "" {
 			t.Errorf("close records by dataset (-want +got):\n%s", diff)
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		for _, a := range acks {
 			if a != -1 {
 				t.Errorf("a produce asked for acks=%d, want all in-sync replicas (-1)", a)
