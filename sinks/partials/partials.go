@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -29,6 +30,7 @@ type Sink struct {
 	w      *kafka.Writer
 	client *kafka.Client
 	log    *zap.Logger
+	closed atomic.Bool
 }
 
 var _ pipeline.CloseSink = (*Sink)(nil)
@@ -105,6 +107,11 @@ func (s *Sink) Check(ctx context.Context) error {
 // concurrent use; it blocks until the acknowledgements, a failure, or ctx
 // is done.
 func (s *Sink) Send(ctx context.Context, recs []pipeline.CloseRecord) error {
+	if s.closed.Load() {
+		// Not the writer's io.ErrClosedPipe, which Retry would take for a
+		// broken connection and retry for the whole budget.
+		return fmt.Errorf("partials: sending to %q: the sink is closed", s.topic)
+	}
 	if len(recs) == 0 {
 		return nil
 	}
@@ -190,9 +197,15 @@ func summarize(err error) error {
 	return err
 }
 
-// Close releases the sink's connections. Send returns only when its
-// records are acknowledged, so nothing is left to write.
-func (s *Sink) Close() error { return s.w.Close() }
+// Close releases the sink's connections; Send fails from then on. Send
+// returns only when its records are acknowledged, so nothing is left to
+// write. Safe to call more than once.
+func (s *Sink) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.w.Close()
+}
 
 // checkTopic fails when topic does not exist, with how to create it.
 func checkTopic(ctx context.Context, cfg *kafkaconn.Config, client *kafka.Client, topic string) error {

@@ -248,3 +248,25 @@ func TestAFailureRetryingCannotFixOrOutlastingTheBudgetIsReturned(t *testing.T) 
 		})
 	}
 }
+
+func TestSendAfterCloseFailsAtOnce(t *testing.T) {
+	c := kafkatest.Fake(t)
+	topic := kafkatest.Name(t, "partials")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 1, false)
+	s := newSink(t, config(c), topic)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	start := time.Now()
+	err := s.Send(ctxT(t), []pipeline.CloseRecord{closeRec("activity", 0, 3600)})
+	want := fmt.Sprintf("partials: sending to %q: the sink is closed", topic)
+	if err == nil || err.Error() != want {
+		t.Errorf("Send after Close = %v, want %s", err, want)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Send after Close took %s, want an answer at once", d)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+}
