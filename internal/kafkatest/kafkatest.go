@@ -513,3 +513,90 @@ func Committed(t testing.TB, brokers []string, group, topic string) map[int32]in
 	}
 	return out
 }
+
+// Commit is a group's committed offset of a partition with the metadata
+// committed beside it.
+type Commit struct {
+	Offset   int64
+	Metadata string
+}
+
+// Commits returns the offsets group has committed for topic with their
+// metadata, by partition; partitions without a commit are absent.
+func Commits(t testing.TB, brokers []string, group, topic string) map[int32]Commit {
+	t.Helper()
+	cl := client(t, brokers)
+	defer cl.Close()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	ctx := timeout(t)
+	for p := range endOffsets(t, ctx, cl, topic) {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	var resp *kmsg.OffsetFetchResponse
+	for {
+		var err error
+		resp, err = req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err == nil {
+			break
+		}
+		if err == kerr.GroupIDNotFound {
+			return map[int32]Commit{}
+		}
+		if !kerr.IsRetriable(err) || ctx.Err() != nil {
+			t.Fatalf("kafkatest: fetching the offsets of group %s: %v", group, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := map[int32]Commit{}
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			if p.ErrorCode == 0 && p.Offset >= 0 {
+				c := Commit{Offset: p.Offset}
+				if p.Metadata != nil {
+					c.Metadata = *p.Metadata
+				}
+				out[p.Partition] = c
+			}
+		}
+	}
+	return out
+}
+
+// GroupMembers returns the member ids of group as its coordinator lists
+// them (none for an empty or unknown group).
+func GroupMembers(t testing.TB, brokers []string, group string) []string {
+	t.Helper()
+	cl := client(t, brokers)
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	ctx := timeout(t)
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil && len(resp.Groups) == 1 {
+			err = kerr.ErrorForCode(resp.Groups[0].ErrorCode)
+		}
+		if err == nil {
+			var out []string
+			for _, m := range resp.Groups[0].Members {
+				out = append(out, m.MemberID)
+			}
+			slices.Sort(out)
+			return out
+		}
+		if err == kerr.GroupIDNotFound {
+			return nil
+		}
+		if !kerr.IsRetriable(err) || ctx.Err() != nil {
+			t.Fatalf("kafkatest: describing group %s: %v", group, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

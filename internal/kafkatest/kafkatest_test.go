@@ -192,3 +192,70 @@ func commit(t *testing.T, brokers []string, group, topic string, offsets map[int
 		}
 	}
 }
+
+func TestCommitsAndGroupMembersReportWhatTheGroupHolds(t *testing.T) {
+	c := kafkatest.Fake(t)
+	topic, group := kafkatest.Name(t, "events"), kafkatest.Name(t, "group")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 2, false)
+	if got := kafkatest.Commits(t, c.Brokers, group, topic); len(got) != 0 {
+		t.Errorf("Commits of a group that never committed = %v, want none", got)
+	}
+	if got := kafkatest.GroupMembers(t, c.Brokers, group); len(got) != 0 {
+		t.Errorf("GroupMembers of an unknown group = %v, want none", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), kafkatest.Timeout)
+	defer cancel()
+
+	// Commits outside any generation, one with metadata, one without.
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.MaxVersions(kversion.V3_6_0())) // commits by topic name
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	meta := "ckpt/events-0/9"
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group = group
+	req.Generation = -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	for p, off := range map[int32]int64{0: 9, 1: 4} {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = p, off
+		if p == 0 {
+			rp.Metadata = &meta
+		}
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range resp.Topics[0].Partitions {
+		if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+			t.Fatalf("committing partition %d: %v", p.Partition, err)
+		}
+	}
+	want := map[int32]kafkatest.Commit{0: {Offset: 9, Metadata: meta}, 1: {Offset: 4}}
+	if diff := gocmp.Diff(want, kafkatest.Commits(t, c.Brokers, group, topic)); diff != "" {
+		t.Errorf("Commits (-want +got):\n%s", diff)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for len(kafkatest.GroupMembers(t, c.Brokers, group)) == 0 {
+		poll, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+		cl.PollFetches(poll)
+		stop()
+		if ctx.Err() != nil {
+			t.Fatal("the client never joined the group")
+		}
+	}
+	if got := kafkatest.GroupMembers(t, c.Brokers, group); len(got) != 1 {
+		t.Errorf("GroupMembers = %v, want the one client", got)
+	}
+}

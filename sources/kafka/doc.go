@@ -40,6 +40,22 @@
 // own; log or return a SASL password (it is read from an environment
 // variable or a file, never from the configuration itself).
 //
+// A job of several instances (contract §13). Each worker's checkpoint name
+// is committed as the offset-commit metadata of its partition, with the
+// generation's id and member id, so the coordinator refuses a stale
+// member's commit (ErrGenerationEnded) and the next owner finds the name
+// (Generation.Committed, read when the generation is assigned). Fence asks
+// the coordinator, with a heartbeat of the generation, whether this member
+// still belongs to it; a member stopped past its session timeout learns
+// there that it does not. Feed reads the partials topic as one member of
+// the publisher group: close records, decoded, from the group's committed
+// offset; a record that does not decode stops it, naming its position.
+// InputPartitions, EndOffsets and GroupCommitted give the input's extent
+// from the topic metadata, not from this instance's assignment, so every
+// instance of a bounded job can tell when the whole job has read to the
+// end. The partials topic is never created: Feed.Check (and the first
+// Assign) name it and how to create it.
+//
 // A Kafka source never ends; the StopAtEnd option bounds each reader by the
 // high-water mark its partition had when it was opened, for batch runs and
 // benchmarks.

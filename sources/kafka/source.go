@@ -155,7 +155,14 @@ func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
 	for {
 		kg, err := g.Next(ctx)
 		if err == nil {
-			return s.newGeneration(kg), nil
+			gen := s.newGeneration(kg)
+			// The checkpoint names are read now, not at Open: the engine
+			// loads a partition's checkpoint (Committed) to know where to
+			// open it.
+			if err := gen.fetchCheckpoints(ctx); err != nil {
+				return nil, err
+			}
+			return gen, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -255,9 +262,6 @@ func (g *generation) Done() <-chan struct{} { return g.done }
 // retrying transient failures within the retry budget; on error it closes
 // what it opened.
 func (g *generation) Open(ctx context.Context, resume pipeline.Resume) ([]pipeline.PartitionReader, error) {
-	if err := g.fetchCheckpoints(ctx); err != nil {
-		return nil, err
-	}
 	readers := make([]*partitionReader, len(g.parts))
 	errs := make([]error, len(g.parts))
 	var wg sync.WaitGroup
@@ -403,7 +407,7 @@ func (g *generation) fetchCheckpoints(ctx context.Context) error {
 func (g *generation) ID() int32 { return g.gen.ID }
 
 // Committed returns the checkpoint name committed with the partition's
-// offset when the generation began ("" when none).
+// offset when the generation began ("" when none), as Assign read it.
 func (g *generation) Committed(id pipeline.PartitionID) string { return g.checkpoints[id] }
 
 // Fence sends the coordinator a heartbeat of this generation and member:
@@ -413,13 +417,7 @@ func (g *generation) Committed(id pipeline.PartitionID) string { return g.checkp
 func (g *generation) Fence(ctx context.Context) error {
 	r := kafkaconn.NewRetrier(&g.src.cfg.Config)
 	for {
-		resp, err := g.src.client.Heartbeat(ctx, &kafka.HeartbeatRequest{
-			Addr: kafka.TCP(g.src.cfg.Brokers...), GroupID: g.gen.GroupID,
-			GenerationID: g.gen.ID, MemberID: g.gen.MemberID,
-		})
-		if err == nil && resp.Error != nil {
-			err = resp.Error
-		}
+		err := g.src.heartbeat(ctx, g.gen.GroupID, g.gen.ID, g.gen.MemberID)
 		switch {
 		case err == nil || errors.Is(err, kafka.RebalanceInProgress):
 			return nil
