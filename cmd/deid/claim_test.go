@@ -171,9 +171,9 @@ func TestAStateDirectoryResumesOnlyUnderItsKeyAndPolicy(t *testing.T) {
 			[]string{"state_dir: ", "is bound to another pseudonym key", "start over with a new state_dir and a new out"}},
 		{"another window", "", "pipeline:\n  window: 12h\n",
 			[]string{"state_dir: ", "pipeline.window: 24h0m0s → 12h0m0s", "start over with a new state_dir and a new out"}},
-		{"another k", "", kConfig(t, 12),
+		{"another k", "", datasetsConfig(t, func(p *aggregate.PrivacyConfig) { p.K = 12 }),
 			[]string{"datasets[0].privacy.k: 10 → 12"}},
-		{"another generalization strategy", "", strategyConfig(t, "ladder"),
+		{"another generalization strategy", "", datasetsConfig(t, func(p *aggregate.PrivacyConfig) { p.Generalization = "ladder" }),
 			[]string{"datasets[0].privacy.generalization: mondrian → ladder"}},
 	}
 	for _, tt := range refused {
@@ -210,27 +210,12 @@ func TestAStateDirectoryResumesOnlyUnderItsKeyAndPolicy(t *testing.T) {
 	})
 }
 
-// kConfig is a config of the default datasets with campaign_metrics' k
-// set to k.
-func kConfig(t *testing.T, k int) string {
+// datasetsConfig is a config of the default datasets with campaign_metrics'
+// privacy settings changed by change.
+func datasetsConfig(t *testing.T, change func(*aggregate.PrivacyConfig)) string {
 	t.Helper()
 	c := defaultConfig()
-	c.Datasets[0].Privacy.K = k
-	b, err := yaml.Marshal(struct {
-		Datasets []aggregate.DatasetConfig `yaml:"datasets"`
-	}{c.Datasets})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// strategyConfig is a config of the default datasets with
-// campaign_metrics' generalization strategy set to s.
-func strategyConfig(t *testing.T, s string) string {
-	t.Helper()
-	c := defaultConfig()
-	c.Datasets[0].Privacy.Generalization = s
+	change(&c.Datasets[0].Privacy)
 	b, err := yaml.Marshal(struct {
 		Datasets []aggregate.DatasetConfig `yaml:"datasets"`
 	}{c.Datasets})

@@ -138,27 +138,26 @@ func (c *leavesAtPublish) AtPublish(ws pipeline.Pseudonym) (pipeline.Reason, str
 	return c.Consent.AtPublish(ws)
 }
 
-// TestAWithdrawalAtPublicationIsNoContribution reproduces a workspace that
-// opts out after its events were ingested but before their window is
-// published: the publisher withdraws them, and neither verify nor
-// exclusions may call them contributions.
-func TestAWithdrawalAtPublicationIsNoContribution(t *testing.T) {
-	in := filepath.Join(goldenCase, "events.ndjson")
-	before := filepath.Join(goldenCase, "settings.ndjson")
-	out := filepath.Join(t.TempDir(), "out")
+// withdrawnAtPublication runs the golden case into out, wired as deid run
+// wires it but with the run's consent state replaced by what consentOf makes
+// of it (given the run's pseudonym key), and returns how many events of
+// workspace id the publisher withdrew as opted out before publication. The
+// run's stages are closed when the test ends.
+func withdrawnAtPublication(t *testing.T, out, id string, consentOf func(c pipeline.Consent, key []byte) pipeline.Consent) int64 {
+	t.Helper()
 	cfg := defaultConfig()
-	cfg.Input.Paths = []string{in}
-	cfg.Consent.SettingsPath = before
+	cfg.Input.Paths = []string{filepath.Join(goldenCase, "events.ndjson")}
+	cfg.Consent.SettingsPath = filepath.Join(goldenCase, "settings.ndjson")
 	cfg.Out = out
 	must(t, cfg.Validate())
 	key, _, err := cfg.pseudonymKey()
 	must(t, err)
 	ctx := context.Background()
 	b := &builder{cfg: &cfg, key: key, log: zap.NewNop(), stats: &pipeline.Stats{}}
-	defer b.close()
+	t.Cleanup(b.close)
 	st, err := b.stages(ctx)
 	must(t, err)
-	st.Consent = &leavesAtPublish{Consent: st.Consent, ws: pipeline.NewPseudonymizer(key).Of([]byte("ws02")), id: "ws02"}
+	st.Consent = consentOf(st.Consent, key)
 	pcfg := cfg.Pipeline
 	pcfg.PolicyVersion = cfg.policyVersion()
 	pcfg.PipelineVersion = version
@@ -166,10 +165,23 @@ func TestAWithdrawalAtPublicationIsNoContribution(t *testing.T) {
 	must(t, err)
 	withdrawn := int64(0)
 	for _, e := range exclusionEntries(t, out) {
-		if e.Cell != nil && e.Cell.WorkspaceID == "ws02" && e.Reason == pipeline.ReasonOptedOutBeforePublish {
+		if e.Cell != nil && e.Cell.WorkspaceID == id && e.Reason == pipeline.ReasonOptedOutBeforePublish {
 			withdrawn += e.Cell.Events
 		}
 	}
+	return withdrawn
+}
+
+// TestAWithdrawalAtPublicationIsNoContribution reproduces a workspace that
+// opts out after its events were ingested but before their window is
+// published: the publisher withdraws them, and neither verify nor
+// exclusions may call them contributions.
+func TestAWithdrawalAtPublicationIsNoContribution(t *testing.T) {
+	in := filepath.Join(goldenCase, "events.ndjson")
+	out := filepath.Join(t.TempDir(), "out")
+	withdrawn := withdrawnAtPublication(t, out, "ws02", func(c pipeline.Consent, key []byte) pipeline.Consent {
+		return &leavesAtPublish{Consent: c, ws: pipeline.NewPseudonymizer(key).Of([]byte("ws02")), id: "ws02"}
+	})
 	// Of ws02's 9 lines, 4 pass every gate; the others are duplicates,
 	// late or malformed.
 	if withdrawn != 4 {

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
-
-	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/transforms/consent"
@@ -31,36 +28,14 @@ func (c ingestedBeforeOptOut) Check(ev *pipeline.Event) pipeline.Reason {
 // is withdrawn, which it can only be if the store's pseudonyms and the
 // workers' come from the same key.
 func TestTheConsentStoreWithdrawsWhatTheWorkersPseudonymized(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "out")
-	cfg := defaultConfig()
-	cfg.Input.Paths = []string{filepath.Join(goldenCase, "events.ndjson")}
-	cfg.Consent.SettingsPath = filepath.Join(goldenCase, "settings.ndjson")
-	cfg.Out = out
-	must(t, cfg.Validate())
-	key, _, err := cfg.pseudonymKey()
-	must(t, err)
-	ctx := context.Background()
-	b := &builder{cfg: &cfg, key: key, log: zap.NewNop(), stats: &pipeline.Stats{}}
-	defer b.close()
-	st, err := b.stages(ctx)
-	must(t, err)
-	store, ok := st.Consent.(*consent.Store)
-	if !ok {
-		t.Fatalf("the run's consent state is a %T, want the consent store", st.Consent)
-	}
-	must(t, store.ApplyValue(nil, []byte(`{"workspace_id":"ws02","ai_training_opt_out":true,"deleted":false,"updated_at":"2026-10-20T00:00:00Z","updated_by_role":"owner"}`), "test:1"))
-	st.Consent = ingestedBeforeOptOut{Consent: store, id: "ws02"}
-	pcfg := cfg.Pipeline
-	pcfg.PolicyVersion = cfg.policyVersion()
-	pcfg.PipelineVersion = version
-	_, err = pipeline.Run(ctx, pcfg, *st)
-	must(t, err)
-	withdrawn := int64(0)
-	for _, e := range exclusionEntries(t, out) {
-		if e.Cell != nil && e.Cell.WorkspaceID == "ws02" && e.Reason == pipeline.ReasonOptedOutBeforePublish {
-			withdrawn += e.Cell.Events
+	withdrawn := withdrawnAtPublication(t, filepath.Join(t.TempDir(), "out"), "ws02", func(c pipeline.Consent, _ []byte) pipeline.Consent {
+		store, ok := c.(*consent.Store)
+		if !ok {
+			t.Fatalf("the run's consent state is a %T, want the consent store", c)
 		}
-	}
+		must(t, store.ApplyValue(nil, []byte(`{"workspace_id":"ws02","ai_training_opt_out":true,"deleted":false,"updated_at":"2026-10-20T00:00:00Z","updated_by_role":"owner"}`), "test:1"))
+		return ingestedBeforeOptOut{Consent: store, id: "ws02"}
+	})
 	// Of ws02's 9 lines, 4 pass every gate; the others are duplicates,
 	// late or malformed.
 	if withdrawn != 4 {

@@ -2,7 +2,8 @@
 // transiently — a broker restarting, an object store throttling — with
 // exponential backoff, and gives up once the failures have lasted longer
 // than a time budget. It is the one retry rhythm of deid's Kafka source and
-// sinks and of its object store; each of them decides what is transient.
+// sinks and of its object store, with the settings that configure it; each
+// of them decides what is transient.
 package backoff
 
 import (
@@ -56,4 +57,34 @@ func (r *Run) Wait(ctx context.Context, p Policy, err error) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Settings are the retry settings of a client that retries, as deid's
+// configuration states them. Each such section (kafka, storage.s3) embeds
+// them with `yaml:",inline"`, so that their keys sit beside its own.
+type Settings struct {
+	// RetryBackoff is the first wait after a transient failure; each
+	// further failure in a row doubles it, up to RetryBackoffMax.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+	// RetryBudget is how long a run of transient failures may last before
+	// the last failure is returned as an error instead of retried.
+	RetryBudget time.Duration `yaml:"retry_budget"`
+}
+
+// Problems reports every problem of s, each prefixed with its YAML path
+// under section (e.g. "kafka"). maxExample is the retry_backoff_max that
+// the message suggests (the section's default, e.g. "2s").
+func (s Settings) Problems(section, maxExample string) []error {
+	var errs []error
+	if s.RetryBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("%s.retry_backoff: must be positive, e.g. 100ms (got %s)", section, s.RetryBackoff))
+	}
+	if s.RetryBackoffMax < s.RetryBackoff {
+		errs = append(errs, fmt.Errorf("%s.retry_backoff_max: must be at least retry_backoff (%s), e.g. %s (got %s)", section, s.RetryBackoff, maxExample, s.RetryBackoffMax))
+	}
+	if s.RetryBudget < 0 {
+		errs = append(errs, fmt.Errorf("%s.retry_budget: must not be negative, e.g. 1m (got %s)", section, s.RetryBudget))
+	}
+	return errs
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestWaitDoublesUpToItsMaxAndStopsAtTheBudget: the waits double from
@@ -44,5 +46,33 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 	p := Policy{Backoff: time.Hour, Max: time.Hour, Budget: 2 * time.Hour, Setting: "x"}
 	if err := r.Wait(ctx, p, errors.New("refused")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait = %v, want context.Canceled", err)
+	}
+}
+
+// TestSettingsProblemsNameEachKeyUnderItsSection: each bad setting is one
+// problem, prefixed with its YAML path under the section.
+func TestSettingsProblemsNameEachKeyUnderItsSection(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Settings
+		want []string
+	}{
+		{"sound settings have no problem", Settings{RetryBackoff: time.Millisecond, RetryBackoffMax: time.Second}, nil},
+		{"every bad setting is named", Settings{RetryBackoffMax: -1, RetryBudget: -time.Second}, []string{
+			"x.y.retry_backoff: must be positive, e.g. 100ms (got 0s)",
+			"x.y.retry_backoff_max: must be at least retry_backoff (0s), e.g. 3s (got -1ns)",
+			"x.y.retry_budget: must not be negative, e.g. 1m (got -1s)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, err := range tt.s.Problems("x.y", "3s") {
+				got = append(got, err.Error())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Problems (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -64,8 +64,9 @@ func Measure(ctx context.Context, dir string, env []string, name string, args ..
 	if !ok {
 		return Sample{}, fmt.Errorf("%s: no rusage on this platform", name)
 	}
-	s := Sample{Wall: wall, User: tv(ru.Utime), Sys: tv(ru.Stime), MaxRSS: ru.Maxrss * 1024,
-		VolSwitches: ru.Nvcsw, InvolSwitches: ru.Nivcsw, Contention: -1, Stdout: strings.TrimSpace(stdout.String())}
+	// Rusage's fields are int32 on 32-bit platforms.
+	s := Sample{Wall: wall, User: tv(ru.Utime), Sys: tv(ru.Stime), MaxRSS: int64(ru.Maxrss) * 1024,
+		VolSwitches: int64(ru.Nvcsw), InvolSwitches: int64(ru.Nivcsw), Contention: -1, Stdout: strings.TrimSpace(stdout.String())}
 	if p0 >= 0 && p1 >= p0 && wall > 0 {
 		s.Contention = min(1, float64(p1-p0)/float64(wall.Microseconds()))
 	}

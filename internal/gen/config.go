@@ -131,8 +131,9 @@ const (
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Events < 0 || c.Events > maxEvents {
-		add("gen.events: must be between 0 and %d (got %d)", maxEvents, c.Events)
+	// maxEvents overflows a 32-bit int: compared and printed as an int64.
+	if c.Events < 0 || int64(c.Events) > maxEvents {
+		add("gen.events: must be between 0 and %d (got %d)", int64(maxEvents), c.Events)
 	}
 	if c.Partitions < 1 || c.Partitions > maxPartitions {
 		add("gen.partitions: must be between 1 and %d (got %d)", maxPartitions, c.Partitions)

@@ -6,30 +6,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mya/deid/internal/spectest"
 	"github.com/mya/deid/pipeline"
 )
-
-// tree is a test hierarchy: "eu.de" → "eu" → "*", over a listed domain.
-type tree []string
-
-func (tree) Levels() int { return 3 }
-func (tree) Generalize(v string, l int) string {
-	switch {
-	case l <= 0:
-		return v
-	case l == 1:
-		before, _, _ := strings.Cut(v, ".")
-		return before
-	}
-	return "*"
-}
-func (t tree) Domain(l int) []string {
-	if l == 0 {
-		return t
-	}
-	return nil
-}
-func (tree) Describe() string { return "tree" }
 
 // open is a hierarchy without a declared domain: value → "*".
 type open struct{}
@@ -39,7 +19,7 @@ func (open) Generalize(v string, l int) string { return map[bool]string{true: v,
 func (open) Domain(int) []string               { return nil }
 func (open) Describe() string                  { return "open" }
 
-var region = tree{"eu.de", "eu.fr", "eu.it", "as.jp", "na.us"}
+var region = spectest.Tree{"eu.de", "eu.fr", "eu.it", "as.jp", "na.us"}
 
 func TestNCP(t *testing.T) {
 	d := NewDim("region", region)
@@ -66,7 +46,7 @@ func TestNCP(t *testing.T) {
 	if got := NewDim("x", open{}).NCP(1, "*"); got != 1 {
 		t.Errorf("an open hierarchy's top: NCP = %v, want 1", got)
 	}
-	if got := NewDim("one", tree{"eu.de"}).NCP(1, "eu"); got != 0 {
+	if got := NewDim("one", spectest.Tree{"eu.de"}).NCP(1, "eu"); got != 0 {
 		t.Errorf("a single-leaf dimension's parent: NCP = %v, want 0", got)
 	}
 }

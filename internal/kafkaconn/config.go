@@ -14,6 +14,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/mya/deid/internal/backoff"
 )
 
 // SASL mechanisms a Config accepts.
@@ -41,15 +43,12 @@ type Config struct {
 	// the fetch wait for a fetch) before the connection counts as broken.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 
-	// RetryBackoff is the first wait after a transient failure (a leader
-	// change, a broker restart, a reset connection); each further failure
-	// doubles it, up to RetryBackoffMax.
-	RetryBackoff    time.Duration `yaml:"retry_backoff"`
-	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
-	// RetryBudget is how long a partition (or the group, or a producer) may
-	// keep failing before the failure is returned as an error instead of
-	// retried.
-	RetryBudget time.Duration `yaml:"retry_budget"`
+	// Settings are the retries after a transient failure (a leader
+	// change, a broker restart, a reset connection): RetryBackoff,
+	// RetryBackoffMax, and RetryBudget, how long a partition (or the
+	// group, or a producer) may keep failing before the failure is
+	// returned as an error instead of retried.
+	backoff.Settings `yaml:",inline"`
 }
 
 // TLSConfig configures TLS to the brokers.
@@ -86,12 +85,14 @@ type SASLConfig struct {
 // Brokers must be set.
 func DefaultConfig() Config {
 	return Config{
-		ClientID:        "deid",
-		DialTimeout:     10 * time.Second,
-		RequestTimeout:  10 * time.Second,
-		RetryBackoff:    100 * time.Millisecond,
-		RetryBackoffMax: 2 * time.Second,
-		RetryBudget:     time.Minute,
+		ClientID:       "deid",
+		DialTimeout:    10 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		Settings: backoff.Settings{
+			RetryBackoff:    100 * time.Millisecond,
+			RetryBackoffMax: 2 * time.Second,
+			RetryBudget:     time.Minute,
+		},
 	}
 }
 
@@ -117,15 +118,7 @@ func (c Config) problems() []error {
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("kafka.request_timeout: must be positive, e.g. 10s (got %s)", c.RequestTimeout))
 	}
-	if c.RetryBackoff <= 0 {
-		errs = append(errs, fmt.Errorf("kafka.retry_backoff: must be positive, e.g. 100ms (got %s)", c.RetryBackoff))
-	}
-	if c.RetryBackoffMax < c.RetryBackoff {
-		errs = append(errs, fmt.Errorf("kafka.retry_backoff_max: must be at least retry_backoff (%s), e.g. 2s (got %s)", c.RetryBackoff, c.RetryBackoffMax))
-	}
-	if c.RetryBudget < 0 {
-		errs = append(errs, fmt.Errorf("kafka.retry_budget: must not be negative, e.g. 1m (got %s)", c.RetryBudget))
-	}
+	errs = append(errs, c.Settings.Problems("kafka", "2s")...)
 	errs = append(errs, c.TLS.validate()...)
 	errs = append(errs, c.SASL.validate()...)
 	return errs

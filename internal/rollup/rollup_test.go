@@ -1,43 +1,19 @@
 package rollup
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mya/deid/internal/spectest"
 	"github.com/mya/deid/pipeline"
 )
 
-// tree is a test hierarchy over a listed domain: "eu.de" → "eu" → "*".
-type tree []string
-
-func (tree) Levels() int { return 3 }
-func (tree) Generalize(v string, l int) string {
-	switch {
-	case l <= 0:
-		return v
-	case l == 1:
-		before, _, _ := strings.Cut(v, ".")
-		return before
-	}
-	return "*"
-}
-func (t tree) Domain(l int) []string {
-	if l == 0 {
-		return t
-	}
-	return nil
-}
-func (tree) Describe() string { return "tree" }
-
 func spec() *pipeline.DatasetSpec {
 	return &pipeline.DatasetSpec{
-		Name: "d",
-		Dimensions: []pipeline.Dimension{
-			{Name: "region", Hierarchy: tree{"eu.de", "eu.fr", "na.us"}},
-			{Name: "industry", Hierarchy: tree{"beauty.hair", "beauty.skin", "tech.saas"}},
-		},
+		Name:       "d",
+		Dimensions: spectest.Dimensions(),
 		Measures: []pipeline.Measure{
 			{Name: "events", Kind: pipeline.MeasureCount},
 			{Name: "workspaces", Kind: pipeline.MeasureDistinct, Entity: "workspaces"},

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mya/deid/internal/spectest"
 	"github.com/mya/deid/pipeline"
 	"github.com/mya/deid/sinks/parquet"
 )
@@ -150,33 +151,6 @@ func TestLevelColumnsAreRequired(t *testing.T) {
 	}
 }
 
-// tree is a test hierarchy over a listed domain: "eu.de" → "eu" → "*".
-type tree []string
-
-func (tree) Levels() int { return 3 }
-func (tree) Generalize(v string, l int) string {
-	switch {
-	case l <= 0:
-		return v
-	case l == 1:
-		before, _, _ := strings.Cut(v, ".")
-		return before
-	}
-	return "*"
-}
-func (t tree) Domain(l int) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range t {
-		if g := t.Generalize(v, l); !seen[g] {
-			seen[g] = true
-			out = append(out, g)
-		}
-	}
-	return out
-}
-func (tree) Describe() string { return "tree" }
-
 // TestCellsOfAnyStrategyAreChecked: under a strategy other than the
 // ladder, each row's levels must add up to its generalization_level and
 // lie in the hierarchy, and the rows' cells must form a laminar family —
@@ -185,13 +159,10 @@ func (tree) Describe() string { return "tree" }
 // verify checks the real invariant whatever strategy wrote the rows.
 func TestCellsOfAnyStrategyAreChecked(t *testing.T) {
 	spec := &pipeline.DatasetSpec{
-		Name: "campaign_metrics",
-		Dimensions: []pipeline.Dimension{
-			{Name: "region", Hierarchy: tree{"eu.de", "eu.fr", "na.us"}},
-			{Name: "industry", Hierarchy: tree{"beauty.hair", "beauty.skin", "tech.saas"}},
-		},
-		Ladder:   []string{"region", "industry", "region", "industry"},
-		Measures: []pipeline.Measure{{Name: "events", Kind: pipeline.MeasureCount}},
+		Name:       "campaign_metrics",
+		Dimensions: spectest.Dimensions(),
+		Ladder:     []string{"region", "industry", "region", "industry"},
+		Measures:   []pipeline.Measure{{Name: "events", Kind: pipeline.MeasureCount}},
 	}
 	row := func(level int32, region string, rl int32, industry string, il int32) map[string]any {
 		return map[string]any{"generalization_level": level, "region": region, "region_level": rl,

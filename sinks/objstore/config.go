@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/mya/deid/internal/backoff"
 )
 
 // Config is the `storage` block of deid's configuration: how to reach a
@@ -43,13 +45,11 @@ type S3Config struct {
 	PartSize int64 `yaml:"part_size"`
 	// RequestTimeout bounds one HTTP request (one attempt).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// RetryBackoff is the first wait after a transient failure; each
-	// further failure in a row doubles it, up to RetryBackoffMax.
-	RetryBackoff    time.Duration `yaml:"retry_backoff"`
-	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
-	// RetryBudget is how long one operation may keep failing transiently
-	// (the store restarting, throttling) before it gives up.
-	RetryBudget time.Duration `yaml:"retry_budget"`
+	// Settings are the retries after a transient failure: RetryBackoff,
+	// RetryBackoffMax, and RetryBudget, how long one operation may keep
+	// failing transiently (the store restarting, throttling) before it
+	// gives up.
+	backoff.Settings `yaml:",inline"`
 }
 
 // Limits of S3 multipart uploads.
@@ -67,9 +67,11 @@ func DefaultConfig() Config {
 		MultipartThreshold: 64 << 20,
 		PartSize:           16 << 20,
 		RequestTimeout:     2 * time.Minute,
-		RetryBackoff:       100 * time.Millisecond,
-		RetryBackoffMax:    5 * time.Second,
-		RetryBudget:        time.Minute,
+		Settings: backoff.Settings{
+			RetryBackoff:    100 * time.Millisecond,
+			RetryBackoffMax: 5 * time.Second,
+			RetryBudget:     time.Minute,
+		},
 	}}
 }
 
@@ -99,15 +101,7 @@ func (c Config) Validate() error {
 	if s.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("storage.s3.request_timeout: must be positive, e.g. 2m (got %s)", s.RequestTimeout))
 	}
-	if s.RetryBackoff <= 0 {
-		errs = append(errs, fmt.Errorf("storage.s3.retry_backoff: must be positive, e.g. 100ms (got %s)", s.RetryBackoff))
-	}
-	if s.RetryBackoffMax < s.RetryBackoff {
-		errs = append(errs, fmt.Errorf("storage.s3.retry_backoff_max: must be at least retry_backoff (%s), e.g. 5s (got %s)", s.RetryBackoff, s.RetryBackoffMax))
-	}
-	if s.RetryBudget < 0 {
-		errs = append(errs, fmt.Errorf("storage.s3.retry_budget: must not be negative, e.g. 1m (got %s)", s.RetryBudget))
-	}
+	errs = append(errs, s.Settings.Problems("storage.s3", "5s")...)
 	return errors.Join(errs...)
 }
 

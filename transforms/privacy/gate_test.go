@@ -249,7 +249,7 @@ func TestApply(t *testing.T) {
 			cells: map[string][]contrib{"EU.DE|a": {
 				c("w1", math.MaxInt64/3, "c1"), c("w2", math.MaxInt64/3, "c2"), c("w3", math.MaxInt64/3, "c3"),
 			}},
-			wantRows: []string{fmt.Sprintf("EU.DE|a@0 3 3 3 3 %d 3 %.6g", math.MaxInt64/3*3, 1000*float64(math.MaxInt64/3*3)/3)},
+			wantRows: []string{fmt.Sprintf("EU.DE|a@0 3 3 3 3 %d 3 %.6g", int64(math.MaxInt64/3*3), 1000*float64(math.MaxInt64/3*3)/3)},
 		},
 		{
 			name: "a failing sibling is generalized alone: the passing cell keeps only its data, the parent row only the failing cells'",
