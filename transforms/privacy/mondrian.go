@@ -134,11 +134,50 @@ type choice struct {
 	whole, split bool
 	parts        []box
 	rest         []int32
-	left         []int32
+	// left is what is left to the parent; leftAll says it is every cell
+	// of the box (left is then nil: the box's own cells are meant).
+	left    []int32
+	leftAll bool
 	// leftEvents counts the events of left, and leftCost is what they
 	// count for in cost.
 	leftEvents int64
 	leftCost   float64
+}
+
+// leftOf returns the cells a choice of the box with the given cells
+// leaves to the box's parent.
+func (c *choice) leftOf(cells []int32) []int32 {
+	if c.leftAll {
+		return cells
+	}
+	return c.left
+}
+
+// own returns a copy of a choice trySplit made in the search's scratch
+// space, which the next split reuses: the parts' cells, the remainder and
+// what is left in memory of their own.
+func (c *choice) own() *choice {
+	o := *c
+	n := len(c.rest) + len(c.left)
+	for i := range c.parts {
+		n += len(c.parts[i].cells)
+	}
+	cells := make([]int32, 0, n)
+	take := func(x []int32) []int32 {
+		if x == nil {
+			return nil
+		}
+		at := len(cells)
+		cells = append(cells, x...)
+		return cells[at:len(cells):len(cells)]
+	}
+	o.rest, o.left = take(c.rest), take(c.left)
+	o.parts = make([]box, len(c.parts))
+	for i := range c.parts {
+		o.parts[i] = c.parts[i]
+		o.parts[i].cells = take(c.parts[i].cells)
+	}
+	return &o
 }
 
 // mondrian partitions the residue (the level-0 cells that failed, in
@@ -168,8 +207,8 @@ func (r *run) mondrian(residue []int32) {
 	pass := r.quickVerdict(root.cells).pass
 	c := r.best(&root, pass, &verdict{pass: pass})
 	r.emit(&root)
-	if len(c.left) > 0 {
-		r.publishBox(&root.id, c.left) // fails, so suppressed
+	if left := c.leftOf(root.cells); len(left) > 0 {
+		r.publishBox(&root.id, left) // fails, so suppressed
 	}
 	r.memo, r.events, r.nodes, r.flat0 = nil, nil, nodes{}, flatContribs{}
 }
@@ -215,7 +254,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 		c = &choice{whole: true, cost: float64(b.events) * here}
 	} else {
 		left := float64(b.events) * r.full
-		c = &choice{cost: left, left: b.cells, leftEvents: b.events, leftCost: left}
+		c = &choice{cost: left, leftAll: true, leftEvents: b.events, leftCost: left}
 		if v.frequency {
 			r.memo[b.id] = c
 			return c
@@ -230,7 +269,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	for d := range r.nDims {
 		for lv := int(r.nodes.level[d][b.id[d]]) - 1; lv >= 0; lv-- {
 			if s := r.trySplit(b, d, lv, here, root, pass, same); s != nil && s.cost < c.cost {
-				c = s
+				c = s.own()
 			}
 		}
 	}
@@ -325,8 +364,12 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	r.boxes = slices.Grow(r.boxes, len(sizes))[:base+len(sizes)]
 	parts := r.boxes[base : base+len(sizes) : base+len(sizes)]
 	clear(parts)
-	defer func() { r.boxes = r.boxes[:base] }()
-	flat := make([]int32, len(b.cells))
+	// The parts' cells, the remainder and the parts judged live on stacks
+	// too; the choice returned points into them, and best copies the one
+	// it keeps (choice.own) before the next split.
+	top, jtop := len(r.stack), len(r.judged)
+	defer func() { r.boxes, r.stack, r.judged = r.boxes[:base], r.stack[:top], r.judged[:jtop] }()
+	flat := r.push(len(b.cells))
 	at := int32(0)
 	for i := range parts {
 		p := &parts[i]
@@ -343,18 +386,10 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 		p.events += r.events[c]
 		p.contribs += int64(len(r.cells[c]))
 	}
-	type judged struct {
-		part int // in parts
-		c    *choice
-		// cost is the part's cost without what it leaves; move is what
-		// giving the part up to the remainder would cost more.
-		cost, move float64
-	}
-	// The parts that publish something inside them are kept; the others'
-	// cells, and what the kept ones leave, are the remainder (in the
-	// parts' order), gathered only when something is kept.
-	var kept []judged
-	var chosen []*choice // each part's choice, nil when it publishes nothing
+	// The parts that publish something inside them are kept (in the
+	// parts' order); the others' cells, and what the kept ones leave, are
+	// the remainder (in the parts' order), gathered only when something is
+	// kept.
 	for i := range parts {
 		p := &parts[i]
 		if p.contribs < r.k {
@@ -367,24 +402,23 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 			known = same
 		}
 		pc := r.best(p, false, known)
-		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
+		if pc.leftEvents == p.events && len(pc.leftOf(p.cells)) == len(p.cells) {
 			continue // nothing of it is published inside it
 		}
-		if chosen == nil {
-			chosen = make([]*choice, len(parts))
-		}
-		chosen[i] = pc
 		j := judged{part: i, c: pc, cost: pc.cost - pc.leftCost}
 		j.move = float64(p.events-pc.leftEvents)*here - j.cost
-		kept = append(kept, j)
+		r.judged = append(r.judged, j)
 	}
+	kept := r.judged[jtop:]
 	if len(kept) == 0 {
 		return nil
 	}
-	rest := make([]int32, 0, len(b.cells))
+	rest := r.push(len(b.cells))[:0]
+	k := 0
 	for i := range parts {
-		if pc := chosen[i]; pc != nil {
-			rest = append(rest, pc.left...)
+		if k < len(kept) && kept[k].part == i {
+			rest = append(rest, kept[k].c.leftOf(parts[i].cells)...)
+			k++
 		} else {
 			rest = append(rest, parts[i].cells...)
 		}
@@ -397,7 +431,8 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	for _, p := range kept {
 		keptCost += p.cost
 	}
-	c := &choice{split: true, cost: keptCost}
+	c := &r.cand
+	*c = choice{split: true, cost: keptCost}
 	if len(rest) > 0 && r.quickVerdict(rest).pass {
 		c.rest, c.cost = rest, keptCost+float64(restEvents)*here
 	} else if len(rest) > 0 {
@@ -416,10 +451,14 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 		}
 		if pass {
 			slices.SortStableFunc(kept, func(a, b judged) int { return cmp.Compare(a.move, b.move) })
+			// The remainder with the first m parts moved, on the stack above
+			// rest (each try in the same space).
+			moveAt := len(r.stack)
 			withMoved := func(m int) []int32 {
-				cells := slices.Clone(rest)
+				r.stack = r.stack[:moveAt]
+				cells := append(r.push(len(b.cells))[:0], rest...)
 				for _, p := range kept[:m] {
-					cells = append(cells, placed(parts[p.part].cells, p.c.left)...)
+					cells = appendPlaced(cells, parts[p.part].cells, p.c.leftOf(parts[p.part].cells))
 				}
 				return cells
 			}
@@ -454,19 +493,35 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 			return nil
 		}
 	}
-	c.parts = make([]box, 0, len(kept))
+	c.parts = r.partsOut[:0]
 	for _, p := range kept {
 		c.parts = append(c.parts, parts[p.part])
 	}
+	r.partsOut = c.parts
 	return c
 }
 
-// placed returns the cells not in left; both are sorted.
-func placed(cells, left []int32) []int32 {
+// judged is a part trySplit keeps: its index in the parts, its choice,
+// its cost without what it leaves (cost), and what giving it up to the
+// remainder would cost more (move).
+type judged struct {
+	part       int
+	c          *choice
+	cost, move float64
+}
+
+// push reserves n cells on the search's stack of cells.
+func (r *run) push(n int) []int32 {
+	top := len(r.stack)
+	r.stack = slices.Grow(r.stack, n)[:top+n]
+	return r.stack[top : top+n : top+n]
+}
+
+// appendPlaced appends to out the cells not in left; both are sorted.
+func appendPlaced(out, cells, left []int32) []int32 {
 	if len(left) == 0 {
-		return cells
+		return append(out, cells...)
 	}
-	out := make([]int32, 0, len(cells)-len(left))
 	j := 0
 	for _, c := range cells {
 		for j < len(left) && left[j] < c {
