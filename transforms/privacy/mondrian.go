@@ -562,6 +562,11 @@ type flatContribs struct {
 	// without checking.
 	dom   [][]int64
 	exact []bool
+	// rows holds the same values by contribution: its measures side by
+	// side, so that a box whose first measure holds adds up the others in
+	// one pass; allExact tells that every measure is exact.
+	rows     []int64
+	allExact bool
 	// order is the order the measures are tried in: one that fails moves
 	// to the front, so failing boxes mostly stop at the first measure
 	// tried (the verdict does not depend on the order).
@@ -647,6 +652,14 @@ func (r *run) flatten(residue []int32) {
 		}
 		f.exact[m] = ok
 	}
+	nm := len(f.dom)
+	f.rows = make([]int64, len(f.ws)*nm)
+	for m, col := range f.dom {
+		for j, x := range col {
+			f.rows[j*nm+m] = x
+		}
+	}
+	f.allExact = !slices.Contains(f.exact, false)
 	f.seen = make([][]uint32, len(r.protected))
 	for i := range r.protected {
 		f.entAt[i] = append(f.entAt[i], int32(len(f.ents[i])))
@@ -654,13 +667,36 @@ func (r *run) flatten(residue []int32) {
 	}
 }
 
+// addMeasure adds up measure m's values per workspace slot into tot (one
+// per slot) over the contributions of seq; false when a sum overflows.
+func (r *run) addMeasure(tot []int64, seq []int32, m int) bool {
+	f := &r.flat0
+	col := f.dom[m]
+	clear(tot)
+	if f.exact[m] {
+		for t := 0; t < len(seq); t += 2 {
+			tot[seq[t+1]] += col[seq[t]]
+		}
+		return true
+	}
+	var ok bool
+	for t := 0; t < len(seq); t += 2 {
+		at := seq[t+1]
+		if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // measureHolds applies dominance and p% to one measure's per-workspace
-// totals, as dominanceHolds does to each.
-func (r *run) measureHolds(tot []int64) bool {
+// totals, tot[m], tot[m+stride], …, as dominanceHolds does to each.
+func (r *run) measureHolds(tot []int64, m, stride int) bool {
 	r.top.reset()
 	var total int64
 	var ok bool
-	for _, x := range tot {
+	for i := m; i < len(tot); i += stride {
+		x := tot[i]
 		if total, ok = pipeline.AddInt64(total, x); !ok {
 			return false
 		}
@@ -726,29 +762,45 @@ func (r *run) quickVerdict(cells []int32) verdict {
 	if bad {
 		return v
 	}
-	// Dominance and p%, one measure at a time: a box that fails, fails
-	// on the first measure that does.
-	tot := slices.Grow(r.totals[:0], int(slots))[:slots]
+	// Dominance and p%: the measure tried first alone (a box that fails
+	// mostly fails there), then the others added up side by side; a box
+	// fails on the first measure in order that does.
+	nm := len(f.dom)
+	tot := slices.Grow(r.totals[:0], int(slots)*nm)[:slots]
 	r.totals = tot
-	for o, m := range f.order {
-		col := f.dom[m]
+	first := f.order[0]
+	if !r.addMeasure(tot, seq, first) || !r.measureHolds(tot, 0, 1) {
+		return v
+	}
+	if nm > 1 {
+		tot = tot[:int(slots)*nm]
 		clear(tot)
-		if f.exact[m] {
+		rows := f.rows
+		if f.allExact {
 			for t := 0; t < len(seq); t += 2 {
-				tot[seq[t+1]] += col[seq[t]]
+				src := rows[int(seq[t])*nm : int(seq[t])*nm+nm]
+				dst := tot[int(seq[t+1])*nm : int(seq[t+1])*nm+nm]
+				for m, x := range src {
+					dst[m] += x
+				}
 			}
 		} else {
 			for t := 0; t < len(seq); t += 2 {
-				at := seq[t+1]
-				if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
-					return v
+				src := rows[int(seq[t])*nm : int(seq[t])*nm+nm]
+				dst := tot[int(seq[t+1])*nm : int(seq[t+1])*nm+nm]
+				for m, x := range src {
+					if dst[m], ok = pipeline.AddInt64(dst[m], x); !ok {
+						return v
+					}
 				}
 			}
 		}
-		if !r.measureHolds(tot) {
-			copy(f.order[1:o+1], f.order[:o])
-			f.order[0] = m
-			return v
+		for o, m := range f.order[1:] {
+			if !r.measureHolds(tot, m, nm) {
+				copy(f.order[1:o+2], f.order[:o+1])
+				f.order[0] = m
+				return v
+			}
 		}
 	}
 	for i := range r.protected {
