@@ -3,6 +3,7 @@ package privacy
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/mya/deid/pipeline"
 )
@@ -70,29 +71,45 @@ func (r *run) number(residue []int32) {
 	nd.ncp = make([][]float64, r.nDims)
 	nd.level = make([][]int8, r.nDims)
 	most := 0
+	at := map[string]int32{}
+	var vals []string
+	var met, byValue, rank []int32
 	for d := range r.nDims {
 		nd.of[d] = make([][]int32, r.tops[d]+1)
 		for lv := range r.tops[d] + 1 {
-			at := map[string]int32{}
-			var vals []string
-			for _, c := range residue {
+			// Each cell's value numbered in the order first met (one
+			// generalization and one map probe a cell), then renumbered in
+			// the values' order.
+			clear(at)
+			vals = vals[:0]
+			met = slices.Grow(met[:0], len(residue))[:len(residue)]
+			for i, c := range residue {
 				v := r.hier[d].Generalize(r.keys[c][d], lv)
-				if _, ok := at[v]; !ok {
-					at[v] = 0
+				n, ok := at[v]
+				if !ok {
+					n = int32(len(vals))
+					at[v] = n
 					vals = append(vals, v)
 				}
+				met[i] = n
 			}
-			slices.Sort(vals)
+			byValue = slices.Grow(byValue[:0], len(vals))[:len(vals)]
+			for i := range byValue {
+				byValue[i] = int32(i)
+			}
+			slices.SortFunc(byValue, func(a, b int32) int { return strings.Compare(vals[a], vals[b]) })
+			rank = slices.Grow(rank[:0], len(vals))[:len(vals)]
 			base := int32(len(nd.value[d]))
-			for i, v := range vals {
-				at[v] = base + int32(i)
+			for i, n := range byValue {
+				v := vals[n]
+				rank[n] = base + int32(i)
 				nd.value[d] = append(nd.value[d], v)
 				nd.ncp[d] = append(nd.ncp[d], r.loss[d].NCP(lv, v))
 				nd.level[d] = append(nd.level[d], int8(lv))
 			}
 			of := make([]int32, len(r.keys))
-			for _, c := range residue {
-				of[c] = at[r.hier[d].Generalize(r.keys[c][d], lv)]
+			for i, c := range residue {
+				of[c] = rank[met[i]]
 			}
 			nd.of[d][lv] = of
 		}
