@@ -198,6 +198,8 @@ type run struct {
 	judged   []judged
 	cand     choice
 	partsOut []box
+	// choices is the rest of the chunk newChoice takes choices from.
+	choices []choice
 	// events holds each residue cell's events; full is the loss of an
 	// event at every dimension's top.
 	events []int64

@@ -173,8 +173,9 @@ func (c *choice) leftOf(cells []int32) []int32 {
 // own returns a copy of a choice trySplit made in the search's scratch
 // space, which the next split reuses: the parts' cells, the remainder and
 // what is left in memory of their own.
-func (c *choice) own() *choice {
-	o := *c
+func (r *run) own(c *choice) *choice {
+	o := r.newChoice()
+	*o = *c
 	n := len(c.rest) + len(c.left)
 	for i := range c.parts {
 		n += len(c.parts[i].cells)
@@ -194,7 +195,18 @@ func (c *choice) own() *choice {
 		o.parts[i] = c.parts[i]
 		o.parts[i].cells = take(c.parts[i].cells)
 	}
-	return &o
+	return o
+}
+
+// newChoice returns a zero choice, from chunks allocated a few hundred at
+// a time (a search makes one or more a box).
+func (r *run) newChoice() *choice {
+	if len(r.choices) == 0 {
+		r.choices = make([]choice, 256)
+	}
+	c := &r.choices[0]
+	r.choices = r.choices[1:]
+	return c
 }
 
 // mondrian partitions the residue (the level-0 cells that failed, in
@@ -227,7 +239,7 @@ func (r *run) mondrian(residue []int32) {
 	if left := c.leftOf(root.cells); len(left) > 0 {
 		r.publishBox(&root.id, left) // fails, so suppressed
 	}
-	r.memo, r.events, r.nodes, r.flat0 = nil, nil, nodes{}, flatContribs{}
+	r.memo, r.events, r.nodes, r.flat0, r.choices = nil, nil, nodes{}, flatContribs{}, nil
 }
 
 // ncp is a box's information loss per event: the sum over its dimensions
@@ -268,10 +280,12 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	pass := v.pass
 	var c *choice
 	if pass {
-		c = &choice{whole: true, cost: float64(b.events) * here}
+		c = r.newChoice()
+		c.whole, c.cost = true, float64(b.events)*here
 	} else {
 		left := float64(b.events) * r.full
-		c = &choice{cost: left, leftAll: true, leftEvents: b.events, leftCost: left}
+		c = r.newChoice()
+		c.cost, c.leftAll, c.leftEvents, c.leftCost = left, true, b.events, left
 		if v.frequency {
 			r.memo[b.id] = c
 			return c
@@ -286,7 +300,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	for d := range r.nDims {
 		for lv := int(r.nodes.level[d][b.id[d]]) - 1; lv >= 0; lv-- {
 			if s := r.trySplit(b, d, lv, here, root, pass, same); s != nil && s.cost < c.cost {
-				c = s.own()
+				c = r.own(s)
 			}
 		}
 	}
@@ -383,7 +397,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	clear(parts)
 	// The parts' cells, the remainder and the parts judged live on stacks
 	// too; the choice returned points into them, and best copies the one
-	// it keeps (choice.own) before the next split.
+	// it keeps (run.own) before the next split.
 	top, jtop := len(r.stack), len(r.judged)
 	defer func() { r.boxes, r.stack, r.judged = r.boxes[:base], r.stack[:top], r.judged[:jtop] }()
 	flat := r.push(len(b.cells))
@@ -605,9 +619,24 @@ func (r *run) flatten(residue []int32) {
 		dom: make([][]int64, len(r.plan.dom))}
 	f.ents = make([][]int32, len(r.protected))
 	f.entAt = make([][]int32, len(r.protected))
+	// Every array at its final size: the contributions, and each
+	// protected entity's members, counted first.
+	n := int(r.contribs(residue))
+	f.ws, f.bad, f.events = make([]int32, 0, n), make([]bool, 0, n), make([]int64, 0, n)
+	for m := range f.dom {
+		f.dom[m] = make([]int64, 0, n)
+	}
 	ids := make([]map[pipeline.Pseudonym]int32, len(r.protected))
-	for i := range ids {
-		ids[i] = map[pipeline.Pseudonym]int32{}
+	for i, si := range r.protected {
+		members := 0
+		for _, c := range residue {
+			for _, x := range r.cells[c] {
+				members += x.c.Sets[si].Len()
+			}
+		}
+		f.ents[i] = make([]int32, 0, members)
+		f.entAt[i] = make([]int32, 0, n+1)
+		ids[i] = make(map[pipeline.Pseudonym]int32, members)
 	}
 	for _, c := range residue {
 		f.from[c] = int32(len(f.ws))
