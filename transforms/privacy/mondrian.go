@@ -233,7 +233,7 @@ func (r *run) mondrian(residue []int32) {
 	// When the residue fails as a whole, what the search leaves at the
 	// root is suppressed, and it counts as fully lost like anything left.
 	// The root is searched whatever it fails on.
-	pass := r.quickVerdict(root.cells).pass
+	pass := r.quickVerdict(root.cells, root.contribs).pass
 	c := r.best(&root, pass, &verdict{pass: pass})
 	r.emit(&root)
 	if left := c.leftOf(root.cells); len(left) > 0 {
@@ -273,7 +273,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	case known != nil:
 		v = *known
 	case b.contribs >= r.k:
-		v = r.quickVerdict(b.cells)
+		v = r.quickVerdict(b.cells, b.contribs)
 	default:
 		v.frequency = true
 	}
@@ -464,7 +464,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	}
 	c := &r.cand
 	*c = choice{split: true, cost: keptCost}
-	if len(rest) > 0 && r.quickVerdict(rest).pass {
+	if len(rest) > 0 && r.quickVerdict(rest, -1).pass {
 		c.rest, c.cost = rest, keptCost+float64(restEvents)*here
 	} else if len(rest) > 0 {
 		// The remainder fails as the box. Below the root it can be left
@@ -496,7 +496,7 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 			lo, hi := 0, len(kept) // the remainder with lo parts moved fails, with hi passes
 			for hi-lo > 1 {
 				mid := (lo + hi) / 2
-				if r.quickVerdict(withMoved(mid)).pass {
+				if r.quickVerdict(withMoved(mid), -1).pass {
 					hi = mid
 				} else {
 					lo = mid
@@ -578,15 +578,17 @@ func (r *run) levelSum(levels *[pipeline.MaxDims]int) int {
 
 // flatContribs is the residue's contributions laid out for the search's
 // verdicts: per level-0 cell a run of contributions, each with its
-// workspace's number, whether it is unusable (an overflow or a negative
-// value), its events, its dominance measures' values and, per protected
-// entity, its members numbered densely.
+// workspace's number, its events, its dominance measures' values and, per
+// protected entity, its members numbered densely; and per cell whether it
+// holds an unusable contribution.
 type flatContribs struct {
 	// from and to bound cell c's contributions (c indexes run.keys).
 	from, to []int32
 	ws       []int32
-	bad      []bool
-	events   []int64
+	// badCell tells that a cell holds an unusable contribution (an
+	// overflow or a negative value).
+	badCell []bool
+	events  []int64
 	// dom holds each dominance measure's values, one per contribution;
 	// exact tells, per measure, that no sum of its values can overflow
 	// (none is negative and all of them add up), so boxes add them
@@ -616,13 +618,13 @@ type flatContribs struct {
 func (r *run) flatten(residue []int32) {
 	f := &r.flat0
 	*f = flatContribs{from: make([]int32, len(r.keys)), to: make([]int32, len(r.keys)),
-		dom: make([][]int64, len(r.plan.dom))}
+		badCell: make([]bool, len(r.keys)), dom: make([][]int64, len(r.plan.dom))}
 	f.ents = make([][]int32, len(r.protected))
 	f.entAt = make([][]int32, len(r.protected))
 	// Every array at its final size: the contributions, and each
 	// protected entity's members, counted first.
 	n := int(r.contribs(residue))
-	f.ws, f.bad, f.events = make([]int32, 0, n), make([]bool, 0, n), make([]int64, 0, n)
+	f.ws, f.events = make([]int32, 0, n), make([]int64, 0, n)
 	for m := range f.dom {
 		f.dom[m] = make([]int64, 0, n)
 	}
@@ -647,7 +649,7 @@ func (r *run) flatten(residue []int32) {
 				bad = bad || s < 0
 			}
 			f.ws = append(f.ws, x.id)
-			f.bad = append(f.bad, bad)
+			f.badCell[c] = f.badCell[c] || bad
 			f.events = append(f.events, ct.Events)
 			for m, si := range r.plan.dom {
 				v := ct.Events
@@ -758,13 +760,16 @@ func (r *run) measureHolds(tot []int64, m, stride int) bool {
 // search (only pass and frequency are set): the same rules in the same
 // order — workspaces, then overflow, dominance and p%, then the other
 // protected entities — on the flattened contributions, counting each
-// entity only until it reaches k.
-func (r *run) quickVerdict(cells []int32) verdict {
+// entity only until it reaches k. n is the cells' number of contributions
+// when the caller knows it, else negative.
+func (r *run) quickVerdict(cells []int32, n int64) verdict {
 	var v verdict
 	f := &r.flat0
-	n := int64(0)
-	for _, c := range cells {
-		n += int64(f.to[c] - f.from[c])
+	if n < 0 {
+		n = 0
+		for _, c := range cells {
+			n += int64(f.to[c] - f.from[c])
+		}
 	}
 	if n < r.k {
 		v.frequency = true
@@ -779,34 +784,39 @@ func (r *run) quickVerdict(cells []int32) verdict {
 	// unusable or the events overflow is told once the workspaces are
 	// known to be enough.
 	slots := int32(0)
-	seq := r.seq[:0]
+	seq := slices.Grow(r.seq[:0], int(2*n))[:2*n]
+	r.seq = seq
+	stamp, slotOf, ws, gen := r.stamp, r.slotOf, f.ws, r.gen
 	bad := false
-	var events int64
-	var ok bool
+	t := 0
 	for _, c := range cells {
+		bad = bad || f.badCell[c]
 		for j := f.from[c]; j < f.to[c]; j++ {
-			id := f.ws[j]
-			if r.stamp[id] != r.gen {
-				r.stamp[id] = r.gen
-				r.slotOf[id] = slots
+			id := ws[j]
+			if stamp[id] != gen {
+				stamp[id] = gen
+				slotOf[id] = slots
 				slots++
 			}
-			seq = append(seq, j, r.slotOf[id])
-			bad = bad || f.bad[j]
-			if !f.eventsExact {
-				if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
-					bad = true
-				}
-			}
+			seq[t], seq[t+1] = j, slotOf[id]
+			t += 2
 		}
 	}
-	r.seq = seq
 	if int64(slots) < r.k {
 		v.frequency = true
 		return v
 	}
 	if bad {
 		return v
+	}
+	var ok bool
+	if !f.eventsExact {
+		var events int64
+		for t := 0; t < len(seq); t += 2 {
+			if events, ok = pipeline.AddInt64(events, f.events[seq[t]]); !ok {
+				return v
+			}
+		}
 	}
 	// Dominance and p%: the measure tried first alone (a box that fails
 	// mostly fails there), then the others added up side by side; a box

@@ -64,7 +64,10 @@ func TestQuickVerdictAgreesWithJudge(t *testing.T) {
 			if len(box) == 0 {
 				continue
 			}
-			want, got := r.judge(box, false), r.quickVerdict(box)
+			want, got := r.judge(box, false), r.quickVerdict(box, -1)
+			if counted := r.quickVerdict(box, r.contribs(box)); counted != got {
+				t.Fatalf("partial %d, box %v: quickVerdict with the contributions counted gives %+v, without %+v", iter, r.keysOf(box), counted, got)
+			}
 			if got.pass != want.pass || got.frequency != want.frequency {
 				t.Fatalf("partial %d, box of %d cells %v: quickVerdict gives pass %v, frequency %v; judge pass %v, frequency %v",
 					iter, len(box), r.keysOf(box), got.pass, got.frequency, want.pass, want.frequency)
