@@ -596,9 +596,12 @@ type flatContribs struct {
 	dom   [][]int64
 	exact []bool
 	// rows holds the same values by contribution: its measures side by
-	// side, so that a box whose first measure holds adds up the others in
-	// one pass; allExact tells that every measure is exact.
+	// side, width apart (at least eight, the slots past the measures
+	// zero), so that a box whose first measure holds adds up the others in
+	// one pass, eight at once when they fit; allExact tells that every
+	// measure is exact.
 	rows     []int64
+	width    int
 	allExact bool
 	// order is the order the measures are tried in: one that fails moves
 	// to the front, so failing boxes mostly stop at the first measure
@@ -700,11 +703,11 @@ func (r *run) flatten(residue []int32) {
 		}
 		f.exact[m] = ok
 	}
-	nm := len(f.dom)
-	f.rows = make([]int64, len(f.ws)*nm)
+	f.width = max(len(f.dom), 8)
+	f.rows = make([]int64, len(f.ws)*f.width)
 	for m, col := range f.dom {
 		for j, x := range col {
-			f.rows[j*nm+m] = x
+			f.rows[j*f.width+m] = x
 		}
 	}
 	f.allExact = !slices.Contains(f.exact, false)
@@ -791,7 +794,7 @@ func (r *run) quickVerdict(cells []int32, n int64) verdict {
 	t := 0
 	for _, c := range cells {
 		bad = bad || f.badCell[c]
-		for j := f.from[c]; j < f.to[c]; j++ {
+		for j, end := f.from[c], f.to[c]; j < end; j++ {
 			id := ws[j]
 			if stamp[id] != gen {
 				stamp[id] = gen
@@ -821,29 +824,44 @@ func (r *run) quickVerdict(cells []int32, n int64) verdict {
 	// Dominance and p%: the measure tried first alone (a box that fails
 	// mostly fails there), then the others added up side by side; a box
 	// fails on the first measure in order that does.
-	nm := len(f.dom)
-	tot := slices.Grow(r.totals[:0], int(slots)*nm)[:slots]
+	nm, w := len(f.dom), f.width
+	tot := slices.Grow(r.totals[:0], int(slots)*w)[:slots]
 	r.totals = tot
 	first := f.order[0]
 	if !r.addMeasure(tot, seq, first) || !r.measureHolds(tot, 0, 1) {
 		return v
 	}
 	if nm > 1 {
-		tot = tot[:int(slots)*nm]
+		tot = tot[:int(slots)*w]
 		clear(tot)
 		rows := f.rows
-		if f.allExact {
+		switch {
+		case f.allExact && w == 8:
 			for t := 0; t < len(seq); t += 2 {
-				src := rows[int(seq[t])*nm : int(seq[t])*nm+nm]
-				dst := tot[int(seq[t+1])*nm : int(seq[t+1])*nm+nm]
+				src := (*[8]int64)(rows[int(seq[t])*8:])
+				dst := (*[8]int64)(tot[int(seq[t+1])*8:])
+				dst[0] += src[0]
+				dst[1] += src[1]
+				dst[2] += src[2]
+				dst[3] += src[3]
+				dst[4] += src[4]
+				dst[5] += src[5]
+				dst[6] += src[6]
+				dst[7] += src[7]
+			}
+		case f.allExact:
+			for t := 0; t < len(seq); t += 2 {
+				src := rows[int(seq[t])*w : int(seq[t])*w+w]
+				dst := tot[int(seq[t+1])*w : int(seq[t+1])*w+w]
+				dst = dst[:len(src)]
 				for m, x := range src {
 					dst[m] += x
 				}
 			}
-		} else {
+		default:
 			for t := 0; t < len(seq); t += 2 {
-				src := rows[int(seq[t])*nm : int(seq[t])*nm+nm]
-				dst := tot[int(seq[t+1])*nm : int(seq[t+1])*nm+nm]
+				src := rows[int(seq[t])*w : int(seq[t])*w+nm]
+				dst := tot[int(seq[t+1])*w : int(seq[t+1])*w+nm]
 				for m, x := range src {
 					if dst[m], ok = pipeline.AddInt64(dst[m], x); !ok {
 						return v
@@ -852,7 +870,7 @@ func (r *run) quickVerdict(cells []int32, n int64) verdict {
 			}
 		}
 		for o, m := range f.order[1:] {
-			if !r.measureHolds(tot, m, nm) {
+			if !r.measureHolds(tot, m, w) {
 				copy(f.order[1:o+2], f.order[:o+1])
 				f.order[0] = m
 				return v
