@@ -741,17 +741,27 @@ func (r *run) addMeasure(tot []int64, seq []int32, m int) bool {
 }
 
 // measureHolds applies dominance and p% to one measure's per-workspace
-// totals, tot[m], tot[m+stride], …, as dominanceHolds does to each.
-func (r *run) measureHolds(tot []int64, m, stride int) bool {
+// totals, tot[m], tot[m+stride], …, as dominanceHolds does to each; exact
+// says that no sum of the measure's values can overflow (flatContribs).
+func (r *run) measureHolds(tot []int64, m, stride int, exact bool) bool {
 	r.top.reset()
 	var total int64
 	var ok bool
-	for i := m; i < len(tot); i += stride {
-		x := tot[i]
-		if total, ok = pipeline.AddInt64(total, x); !ok {
-			return false
+	if exact {
+		top := r.top
+		for i := m; i < len(tot); i += stride {
+			x := tot[i]
+			total += x
+			top.add(x)
 		}
-		r.top.add(x)
+	} else {
+		for i := m; i < len(tot); i += stride {
+			x := tot[i]
+			if total, ok = pipeline.AddInt64(total, x); !ok {
+				return false
+			}
+			r.top.add(x)
+		}
 	}
 	if total == 0 {
 		return true
@@ -828,7 +838,7 @@ func (r *run) quickVerdict(cells []int32, n int64) verdict {
 	tot := slices.Grow(r.totals[:0], int(slots)*w)[:slots]
 	r.totals = tot
 	first := f.order[0]
-	if !r.addMeasure(tot, seq, first) || !r.measureHolds(tot, 0, 1) {
+	if !r.addMeasure(tot, seq, first) || !r.measureHolds(tot, 0, 1, f.exact[first]) {
 		return v
 	}
 	if nm > 1 {
@@ -870,7 +880,7 @@ func (r *run) quickVerdict(cells []int32, n int64) verdict {
 			}
 		}
 		for o, m := range f.order[1:] {
-			if !r.measureHolds(tot, m, w) {
+			if !r.measureHolds(tot, m, w, f.exact[m]) {
 				copy(f.order[1:o+2], f.order[:o+1])
 				f.order[0] = m
 				return v
