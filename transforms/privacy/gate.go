@@ -190,8 +190,16 @@ type run struct {
 	flat0 flatContribs
 	// seq is quickVerdict's scratch: each contribution walked and its slot.
 	seq []int32
-	// boxes is the mondrian search's stack of parts.
-	boxes []box
+	// boxes is the mondrian search's stack of parts, stack its stack of
+	// cells (parts, remainders), judged its stack of kept parts; cand and
+	// partsOut hold the split trySplit returns until best copies it.
+	boxes    []box
+	stack    []int32
+	judged   []judged
+	cand     choice
+	partsOut []box
+	// choices is the rest of the chunk newChoice takes choices from.
+	choices []choice
 	// events holds each residue cell's events; full is the loss of an
 	// event at every dimension's top.
 	events []int64

@@ -3,6 +3,7 @@ package privacy
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/mya/deid/pipeline"
 )
@@ -70,29 +71,45 @@ func (r *run) number(residue []int32) {
 	nd.ncp = make([][]float64, r.nDims)
 	nd.level = make([][]int8, r.nDims)
 	most := 0
+	at := map[string]int32{}
+	var vals []string
+	var met, byValue, rank []int32
 	for d := range r.nDims {
 		nd.of[d] = make([][]int32, r.tops[d]+1)
 		for lv := range r.tops[d] + 1 {
-			at := map[string]int32{}
-			var vals []string
-			for _, c := range residue {
+			// Each cell's value numbered in the order first met (one
+			// generalization and one map probe a cell), then renumbered in
+			// the values' order.
+			clear(at)
+			vals = vals[:0]
+			met = slices.Grow(met[:0], len(residue))[:len(residue)]
+			for i, c := range residue {
 				v := r.hier[d].Generalize(r.keys[c][d], lv)
-				if _, ok := at[v]; !ok {
-					at[v] = 0
+				n, ok := at[v]
+				if !ok {
+					n = int32(len(vals))
+					at[v] = n
 					vals = append(vals, v)
 				}
+				met[i] = n
 			}
-			slices.Sort(vals)
+			byValue = slices.Grow(byValue[:0], len(vals))[:len(vals)]
+			for i := range byValue {
+				byValue[i] = int32(i)
+			}
+			slices.SortFunc(byValue, func(a, b int32) int { return strings.Compare(vals[a], vals[b]) })
+			rank = slices.Grow(rank[:0], len(vals))[:len(vals)]
 			base := int32(len(nd.value[d]))
-			for i, v := range vals {
-				at[v] = base + int32(i)
+			for i, n := range byValue {
+				v := vals[n]
+				rank[n] = base + int32(i)
 				nd.value[d] = append(nd.value[d], v)
 				nd.ncp[d] = append(nd.ncp[d], r.loss[d].NCP(lv, v))
 				nd.level[d] = append(nd.level[d], int8(lv))
 			}
 			of := make([]int32, len(r.keys))
-			for _, c := range residue {
-				of[c] = at[r.hier[d].Generalize(r.keys[c][d], lv)]
+			for i, c := range residue {
+				of[c] = rank[met[i]]
 			}
 			nd.of[d][lv] = of
 		}
@@ -134,11 +151,62 @@ type choice struct {
 	whole, split bool
 	parts        []box
 	rest         []int32
-	left         []int32
+	// left is what is left to the parent; leftAll says it is every cell
+	// of the box (left is then nil: the box's own cells are meant).
+	left    []int32
+	leftAll bool
 	// leftEvents counts the events of left, and leftCost is what they
 	// count for in cost.
 	leftEvents int64
 	leftCost   float64
+}
+
+// leftOf returns the cells a choice of the box with the given cells
+// leaves to the box's parent.
+func (c *choice) leftOf(cells []int32) []int32 {
+	if c.leftAll {
+		return cells
+	}
+	return c.left
+}
+
+// own returns a copy of a choice trySplit made in the search's scratch
+// space, which the next split reuses: the parts' cells, the remainder and
+// what is left in memory of their own.
+func (r *run) own(c *choice) *choice {
+	o := r.newChoice()
+	*o = *c
+	n := len(c.rest) + len(c.left)
+	for i := range c.parts {
+		n += len(c.parts[i].cells)
+	}
+	cells := make([]int32, 0, n)
+	take := func(x []int32) []int32 {
+		if x == nil {
+			return nil
+		}
+		at := len(cells)
+		cells = append(cells, x...)
+		return cells[at:len(cells):len(cells)]
+	}
+	o.rest, o.left = take(c.rest), take(c.left)
+	o.parts = make([]box, len(c.parts))
+	for i := range c.parts {
+		o.parts[i] = c.parts[i]
+		o.parts[i].cells = take(c.parts[i].cells)
+	}
+	return o
+}
+
+// newChoice returns a zero choice, from chunks allocated a few hundred at
+// a time (a search makes one or more a box).
+func (r *run) newChoice() *choice {
+	if len(r.choices) == 0 {
+		r.choices = make([]choice, 256)
+	}
+	c := &r.choices[0]
+	r.choices = r.choices[1:]
+	return c
 }
 
 // mondrian partitions the residue (the level-0 cells that failed, in
@@ -165,13 +233,13 @@ func (r *run) mondrian(residue []int32) {
 	// When the residue fails as a whole, what the search leaves at the
 	// root is suppressed, and it counts as fully lost like anything left.
 	// The root is searched whatever it fails on.
-	pass := r.quickVerdict(root.cells).pass
+	pass := r.quickVerdict(root.cells, root.contribs).pass
 	c := r.best(&root, pass, &verdict{pass: pass})
 	r.emit(&root)
-	if len(c.left) > 0 {
-		r.publishBox(&root.id, c.left) // fails, so suppressed
+	if left := c.leftOf(root.cells); len(left) > 0 {
+		r.publishBox(&root.id, left) // fails, so suppressed
 	}
-	r.memo, r.events, r.nodes, r.flat0 = nil, nil, nodes{}, flatContribs{}
+	r.memo, r.events, r.nodes, r.flat0, r.choices = nil, nil, nodes{}, flatContribs{}, nil
 }
 
 // ncp is a box's information loss per event: the sum over its dimensions
@@ -205,17 +273,19 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	case known != nil:
 		v = *known
 	case b.contribs >= r.k:
-		v = r.quickVerdict(b.cells)
+		v = r.quickVerdict(b.cells, b.contribs)
 	default:
 		v.frequency = true
 	}
 	pass := v.pass
 	var c *choice
 	if pass {
-		c = &choice{whole: true, cost: float64(b.events) * here}
+		c = r.newChoice()
+		c.whole, c.cost = true, float64(b.events)*here
 	} else {
 		left := float64(b.events) * r.full
-		c = &choice{cost: left, left: b.cells, leftEvents: b.events, leftCost: left}
+		c = r.newChoice()
+		c.cost, c.leftAll, c.leftEvents, c.leftCost = left, true, b.events, left
 		if v.frequency {
 			r.memo[b.id] = c
 			return c
@@ -230,7 +300,7 @@ func (r *run) best(b *box, root bool, known *verdict) *choice {
 	for d := range r.nDims {
 		for lv := int(r.nodes.level[d][b.id[d]]) - 1; lv >= 0; lv-- {
 			if s := r.trySplit(b, d, lv, here, root, pass, same); s != nil && s.cost < c.cost {
-				c = s
+				c = r.own(s)
 			}
 		}
 	}
@@ -325,8 +395,12 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	r.boxes = slices.Grow(r.boxes, len(sizes))[:base+len(sizes)]
 	parts := r.boxes[base : base+len(sizes) : base+len(sizes)]
 	clear(parts)
-	defer func() { r.boxes = r.boxes[:base] }()
-	flat := make([]int32, len(b.cells))
+	// The parts' cells, the remainder and the parts judged live on stacks
+	// too; the choice returned points into them, and best copies the one
+	// it keeps (run.own) before the next split.
+	top, jtop := len(r.stack), len(r.judged)
+	defer func() { r.boxes, r.stack, r.judged = r.boxes[:base], r.stack[:top], r.judged[:jtop] }()
+	flat := r.push(len(b.cells))
 	at := int32(0)
 	for i := range parts {
 		p := &parts[i]
@@ -343,18 +417,10 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 		p.events += r.events[c]
 		p.contribs += int64(len(r.cells[c]))
 	}
-	type judged struct {
-		part int // in parts
-		c    *choice
-		// cost is the part's cost without what it leaves; move is what
-		// giving the part up to the remainder would cost more.
-		cost, move float64
-	}
-	// The parts that publish something inside them are kept; the others'
-	// cells, and what the kept ones leave, are the remainder (in the
-	// parts' order), gathered only when something is kept.
-	var kept []judged
-	var chosen []*choice // each part's choice, nil when it publishes nothing
+	// The parts that publish something inside them are kept (in the
+	// parts' order); the others' cells, and what the kept ones leave, are
+	// the remainder (in the parts' order), gathered only when something is
+	// kept.
 	for i := range parts {
 		p := &parts[i]
 		if p.contribs < r.k {
@@ -367,24 +433,23 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 			known = same
 		}
 		pc := r.best(p, false, known)
-		if pc.leftEvents == p.events && len(pc.left) == len(p.cells) {
+		if pc.leftEvents == p.events && len(pc.leftOf(p.cells)) == len(p.cells) {
 			continue // nothing of it is published inside it
 		}
-		if chosen == nil {
-			chosen = make([]*choice, len(parts))
-		}
-		chosen[i] = pc
 		j := judged{part: i, c: pc, cost: pc.cost - pc.leftCost}
 		j.move = float64(p.events-pc.leftEvents)*here - j.cost
-		kept = append(kept, j)
+		r.judged = append(r.judged, j)
 	}
+	kept := r.judged[jtop:]
 	if len(kept) == 0 {
 		return nil
 	}
-	rest := make([]int32, 0, len(b.cells))
+	rest := r.push(len(b.cells))[:0]
+	k := 0
 	for i := range parts {
-		if pc := chosen[i]; pc != nil {
-			rest = append(rest, pc.left...)
+		if k < len(kept) && kept[k].part == i {
+			rest = append(rest, kept[k].c.leftOf(parts[i].cells)...)
+			k++
 		} else {
 			rest = append(rest, parts[i].cells...)
 		}
@@ -397,8 +462,9 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 	for _, p := range kept {
 		keptCost += p.cost
 	}
-	c := &choice{split: true, cost: keptCost}
-	if len(rest) > 0 && r.quickVerdict(rest).pass {
+	c := &r.cand
+	*c = choice{split: true, cost: keptCost}
+	if len(rest) > 0 && r.quickVerdict(rest, -1).pass {
 		c.rest, c.cost = rest, keptCost+float64(restEvents)*here
 	} else if len(rest) > 0 {
 		// The remainder fails as the box. Below the root it can be left
@@ -416,17 +482,21 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 		}
 		if pass {
 			slices.SortStableFunc(kept, func(a, b judged) int { return cmp.Compare(a.move, b.move) })
+			// The remainder with the first m parts moved, on the stack above
+			// rest (each try in the same space).
+			moveAt := len(r.stack)
 			withMoved := func(m int) []int32 {
-				cells := slices.Clone(rest)
+				r.stack = r.stack[:moveAt]
+				cells := append(r.push(len(b.cells))[:0], rest...)
 				for _, p := range kept[:m] {
-					cells = append(cells, placed(parts[p.part].cells, p.c.left)...)
+					cells = appendPlaced(cells, parts[p.part].cells, p.c.leftOf(parts[p.part].cells))
 				}
 				return cells
 			}
 			lo, hi := 0, len(kept) // the remainder with lo parts moved fails, with hi passes
 			for hi-lo > 1 {
 				mid := (lo + hi) / 2
-				if r.quickVerdict(withMoved(mid)).pass {
+				if r.quickVerdict(withMoved(mid), -1).pass {
 					hi = mid
 				} else {
 					lo = mid
@@ -454,19 +524,35 @@ func (r *run) trySplit(b *box, d, lv int, here float64, root, pass bool, same *v
 			return nil
 		}
 	}
-	c.parts = make([]box, 0, len(kept))
+	c.parts = r.partsOut[:0]
 	for _, p := range kept {
 		c.parts = append(c.parts, parts[p.part])
 	}
+	r.partsOut = c.parts
 	return c
 }
 
-// placed returns the cells not in left; both are sorted.
-func placed(cells, left []int32) []int32 {
+// judged is a part trySplit keeps: its index in the parts, its choice,
+// its cost without what it leaves (cost), and what giving it up to the
+// remainder would cost more (move).
+type judged struct {
+	part       int
+	c          *choice
+	cost, move float64
+}
+
+// push reserves n cells on the search's stack of cells.
+func (r *run) push(n int) []int32 {
+	top := len(r.stack)
+	r.stack = slices.Grow(r.stack, n)[:top+n]
+	return r.stack[top : top+n : top+n]
+}
+
+// appendPlaced appends to out the cells not in left; both are sorted.
+func appendPlaced(out, cells, left []int32) []int32 {
 	if len(left) == 0 {
-		return cells
+		return append(out, cells...)
 	}
-	out := make([]int32, 0, len(cells)-len(left))
 	j := 0
 	for _, c := range cells {
 		for j < len(left) && left[j] < c {
@@ -492,21 +578,31 @@ func (r *run) levelSum(levels *[pipeline.MaxDims]int) int {
 
 // flatContribs is the residue's contributions laid out for the search's
 // verdicts: per level-0 cell a run of contributions, each with its
-// workspace's number, whether it is unusable (an overflow or a negative
-// value), its events, its dominance measures' values and, per protected
-// entity, its members numbered densely.
+// workspace's number, its events, its dominance measures' values and, per
+// protected entity, its members numbered densely; and per cell whether it
+// holds an unusable contribution.
 type flatContribs struct {
 	// from and to bound cell c's contributions (c indexes run.keys).
 	from, to []int32
 	ws       []int32
-	bad      []bool
-	events   []int64
+	// badCell tells that a cell holds an unusable contribution (an
+	// overflow or a negative value).
+	badCell []bool
+	events  []int64
 	// dom holds each dominance measure's values, one per contribution;
 	// exact tells, per measure, that no sum of its values can overflow
 	// (none is negative and all of them add up), so boxes add them
 	// without checking.
 	dom   [][]int64
 	exact []bool
+	// rows holds the same values by contribution: its measures side by
+	// side, width apart (at least eight, the slots past the measures
+	// zero), so that a box whose first measure holds adds up the others in
+	// one pass, eight at once when they fit; allExact tells that every
+	// measure is exact.
+	rows     []int64
+	width    int
+	allExact bool
 	// order is the order the measures are tried in: one that fails moves
 	// to the front, so failing boxes mostly stop at the first measure
 	// tried (the verdict does not depend on the order).
@@ -525,12 +621,27 @@ type flatContribs struct {
 func (r *run) flatten(residue []int32) {
 	f := &r.flat0
 	*f = flatContribs{from: make([]int32, len(r.keys)), to: make([]int32, len(r.keys)),
-		dom: make([][]int64, len(r.plan.dom))}
+		badCell: make([]bool, len(r.keys)), dom: make([][]int64, len(r.plan.dom))}
 	f.ents = make([][]int32, len(r.protected))
 	f.entAt = make([][]int32, len(r.protected))
+	// Every array at its final size: the contributions, and each
+	// protected entity's members, counted first.
+	n := int(r.contribs(residue))
+	f.ws, f.events = make([]int32, 0, n), make([]int64, 0, n)
+	for m := range f.dom {
+		f.dom[m] = make([]int64, 0, n)
+	}
 	ids := make([]map[pipeline.Pseudonym]int32, len(r.protected))
-	for i := range ids {
-		ids[i] = map[pipeline.Pseudonym]int32{}
+	for i, si := range r.protected {
+		members := 0
+		for _, c := range residue {
+			for _, x := range r.cells[c] {
+				members += x.c.Sets[si].Len()
+			}
+		}
+		f.ents[i] = make([]int32, 0, members)
+		f.entAt[i] = make([]int32, 0, n+1)
+		ids[i] = make(map[pipeline.Pseudonym]int32, members)
 	}
 	for _, c := range residue {
 		f.from[c] = int32(len(f.ws))
@@ -541,7 +652,7 @@ func (r *run) flatten(residue []int32) {
 				bad = bad || s < 0
 			}
 			f.ws = append(f.ws, x.id)
-			f.bad = append(f.bad, bad)
+			f.badCell[c] = f.badCell[c] || bad
 			f.events = append(f.events, ct.Events)
 			for m, si := range r.plan.dom {
 				v := ct.Events
@@ -592,6 +703,14 @@ func (r *run) flatten(residue []int32) {
 		}
 		f.exact[m] = ok
 	}
+	f.width = max(len(f.dom), 8)
+	f.rows = make([]int64, len(f.ws)*f.width)
+	for m, col := range f.dom {
+		for j, x := range col {
+			f.rows[j*f.width+m] = x
+		}
+	}
+	f.allExact = !slices.Contains(f.exact, false)
 	f.seen = make([][]uint32, len(r.protected))
 	for i := range r.protected {
 		f.entAt[i] = append(f.entAt[i], int32(len(f.ents[i])))
@@ -599,17 +718,50 @@ func (r *run) flatten(residue []int32) {
 	}
 }
 
+// addMeasure adds up measure m's values per workspace slot into tot (one
+// per slot) over the contributions of seq; false when a sum overflows.
+func (r *run) addMeasure(tot []int64, seq []int32, m int) bool {
+	f := &r.flat0
+	col := f.dom[m]
+	clear(tot)
+	if f.exact[m] {
+		for t := 0; t < len(seq); t += 2 {
+			tot[seq[t+1]] += col[seq[t]]
+		}
+		return true
+	}
+	var ok bool
+	for t := 0; t < len(seq); t += 2 {
+		at := seq[t+1]
+		if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // measureHolds applies dominance and p% to one measure's per-workspace
-// totals, as dominanceHolds does to each.
-func (r *run) measureHolds(tot []int64) bool {
+// totals, tot[m], tot[m+stride], …, as dominanceHolds does to each; exact
+// says that no sum of the measure's values can overflow (flatContribs).
+func (r *run) measureHolds(tot []int64, m, stride int, exact bool) bool {
 	r.top.reset()
 	var total int64
 	var ok bool
-	for _, x := range tot {
-		if total, ok = pipeline.AddInt64(total, x); !ok {
-			return false
+	if exact {
+		top := r.top
+		for i := m; i < len(tot); i += stride {
+			x := tot[i]
+			total += x
+			top.add(x)
 		}
-		r.top.add(x)
+	} else {
+		for i := m; i < len(tot); i += stride {
+			x := tot[i]
+			if total, ok = pipeline.AddInt64(total, x); !ok {
+				return false
+			}
+			r.top.add(x)
+		}
 	}
 	if total == 0 {
 		return true
@@ -621,13 +773,16 @@ func (r *run) measureHolds(tot []int64) bool {
 // search (only pass and frequency are set): the same rules in the same
 // order — workspaces, then overflow, dominance and p%, then the other
 // protected entities — on the flattened contributions, counting each
-// entity only until it reaches k.
-func (r *run) quickVerdict(cells []int32) verdict {
+// entity only until it reaches k. n is the cells' number of contributions
+// when the caller knows it, else negative.
+func (r *run) quickVerdict(cells []int32, n int64) verdict {
 	var v verdict
 	f := &r.flat0
-	n := int64(0)
-	for _, c := range cells {
-		n += int64(f.to[c] - f.from[c])
+	if n < 0 {
+		n = 0
+		for _, c := range cells {
+			n += int64(f.to[c] - f.from[c])
+		}
 	}
 	if n < r.k {
 		v.frequency = true
@@ -642,28 +797,24 @@ func (r *run) quickVerdict(cells []int32) verdict {
 	// unusable or the events overflow is told once the workspaces are
 	// known to be enough.
 	slots := int32(0)
-	seq := r.seq[:0]
+	seq := slices.Grow(r.seq[:0], int(2*n))[:2*n]
+	r.seq = seq
+	stamp, slotOf, ws, gen := r.stamp, r.slotOf, f.ws, r.gen
 	bad := false
-	var events int64
-	var ok bool
+	t := 0
 	for _, c := range cells {
-		for j := f.from[c]; j < f.to[c]; j++ {
-			id := f.ws[j]
-			if r.stamp[id] != r.gen {
-				r.stamp[id] = r.gen
-				r.slotOf[id] = slots
+		bad = bad || f.badCell[c]
+		for j, end := f.from[c], f.to[c]; j < end; j++ {
+			id := ws[j]
+			if stamp[id] != gen {
+				stamp[id] = gen
+				slotOf[id] = slots
 				slots++
 			}
-			seq = append(seq, j, r.slotOf[id])
-			bad = bad || f.bad[j]
-			if !f.eventsExact {
-				if events, ok = pipeline.AddInt64(events, f.events[j]); !ok {
-					bad = true
-				}
-			}
+			seq[t], seq[t+1] = j, slotOf[id]
+			t += 2
 		}
 	}
-	r.seq = seq
 	if int64(slots) < r.k {
 		v.frequency = true
 		return v
@@ -671,29 +822,69 @@ func (r *run) quickVerdict(cells []int32) verdict {
 	if bad {
 		return v
 	}
-	// Dominance and p%, one measure at a time: a box that fails, fails
-	// on the first measure that does.
-	tot := slices.Grow(r.totals[:0], int(slots))[:slots]
-	r.totals = tot
-	for o, m := range f.order {
-		col := f.dom[m]
-		clear(tot)
-		if f.exact[m] {
-			for t := 0; t < len(seq); t += 2 {
-				tot[seq[t+1]] += col[seq[t]]
+	var ok bool
+	if !f.eventsExact {
+		var events int64
+		for t := 0; t < len(seq); t += 2 {
+			if events, ok = pipeline.AddInt64(events, f.events[seq[t]]); !ok {
+				return v
 			}
-		} else {
+		}
+	}
+	// Dominance and p%: the measure tried first alone (a box that fails
+	// mostly fails there), then the others added up side by side; a box
+	// fails on the first measure in order that does.
+	nm, w := len(f.dom), f.width
+	tot := slices.Grow(r.totals[:0], int(slots)*w)[:slots]
+	r.totals = tot
+	first := f.order[0]
+	if !r.addMeasure(tot, seq, first) || !r.measureHolds(tot, 0, 1, f.exact[first]) {
+		return v
+	}
+	if nm > 1 {
+		tot = tot[:int(slots)*w]
+		clear(tot)
+		rows := f.rows
+		switch {
+		case f.allExact && w == 8:
 			for t := 0; t < len(seq); t += 2 {
-				at := seq[t+1]
-				if tot[at], ok = pipeline.AddInt64(tot[at], col[seq[t]]); !ok {
-					return v
+				src := (*[8]int64)(rows[int(seq[t])*8:])
+				dst := (*[8]int64)(tot[int(seq[t+1])*8:])
+				dst[0] += src[0]
+				dst[1] += src[1]
+				dst[2] += src[2]
+				dst[3] += src[3]
+				dst[4] += src[4]
+				dst[5] += src[5]
+				dst[6] += src[6]
+				dst[7] += src[7]
+			}
+		case f.allExact:
+			for t := 0; t < len(seq); t += 2 {
+				src := rows[int(seq[t])*w : int(seq[t])*w+w]
+				dst := tot[int(seq[t+1])*w : int(seq[t+1])*w+w]
+				dst = dst[:len(src)]
+				for m, x := range src {
+					dst[m] += x
+				}
+			}
+		default:
+			for t := 0; t < len(seq); t += 2 {
+				src := rows[int(seq[t])*w : int(seq[t])*w+nm]
+				dst := tot[int(seq[t+1])*w : int(seq[t+1])*w+nm]
+				for m, x := range src {
+					if dst[m], ok = pipeline.AddInt64(dst[m], x); !ok {
+						return v
+					}
 				}
 			}
 		}
-		if !r.measureHolds(tot) {
-			copy(f.order[1:o+1], f.order[:o])
-			f.order[0] = m
-			return v
+		for o, m := range f.order[1:] {
+			if !r.measureHolds(tot, m, w, f.exact[m]) {
+				copy(f.order[1:o+2], f.order[:o+1])
+				f.order[0] = m
+				return v
+			}
 		}
 	}
 	for i := range r.protected {
