@@ -254,7 +254,7 @@ func (t *flatTable) create(i int, h uint64, ids *CellIDs, ws uint32) int {
 		t.grow()
 		i = t.free(h)
 	}
-	if t.n >= 1<<32-1 {
+	if int64(t.n) >= 1<<32-1 {
 		panic("pipeline: more than 2³²−1 contributions in one partial")
 	}
 	cell, ok := t.cellNo[*ids]
@@ -417,7 +417,7 @@ func (e *entityTable) id(p *Pseudonym) uint32 {
 		}
 		i = (i + 1) & mask
 	}
-	if len(e.ps) >= 1<<32-1 {
+	if int64(len(e.ps)) >= 1<<32-1 {
 		panic("pipeline: more than 2³²−1 entities in one partial")
 	}
 	id := uint32(len(e.ps))
