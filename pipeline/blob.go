@@ -5,7 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -74,10 +74,7 @@ func sortedMembers(set []byte) []byte {
 // putPartial writes the sealed partial p of partition id as a blob and
 // returns what a close record says of it.
 func (s *Checkpoints) putPartial(ctx context.Context, id PartitionID, p *Partial) (ClosedWindow, error) {
-	b, err := encode(&partialBlob{Version: blobVersion, Partition: id, Window: p.Window, Partial: sortedSnap(p)})
-	if err != nil {
-		return ClosedWindow{}, err
-	}
+	b := encodeBlob(&partialBlob{Version: blobVersion, Partition: id, Window: p.Window, Partial: sortedSnap(p)})
 	sum := sha256.Sum256(b)
 	hexSum := hex.EncodeToString(sum[:])
 	key := partialsDir + url.PathEscape(p.Dataset) + "/" + strconv.FormatInt(p.Window.Start, 10) + "/" +
@@ -108,8 +105,8 @@ func (s *Checkpoints) getPartial(ctx context.Context, dataset string, id Partiti
 	if hex.EncodeToString(sum[:]) != cw.SHA256 {
 		return nil, fmt.Errorf("partial blob %s does not match the SHA-256 its close record names: the state store is damaged; restore it or start over", cw.Blob)
 	}
-	var pb partialBlob
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&pb); err != nil {
+	pb, err := decodeBlob(b)
+	if err != nil {
 		return nil, damaged("partial blob %s is unreadable (%v)", cw.Blob, err)
 	}
 	if pb.Version != blobVersion || pb.Partition != id || pb.Window != cw.Window || pb.Partial.Dataset != dataset {
@@ -121,6 +118,154 @@ func (s *Checkpoints) getPartial(ctx context.Context, dataset string, id Partiti
 		return nil, damaged("partial blob %s: %v", cw.Blob, err)
 	}
 	return ws.restore(nil).partials[0], nil
+}
+
+// A blob is encoded by hand, not with gob: gob numbers types in the order
+// a process first meets them, so the same partial would encode to other
+// bytes in another process (a takeover's), and its name is its SHA-256.
+// Every field in order; integers as varints, strings and byte strings
+// length first.
+const blobMagic = "deid-partial\n"
+
+func encodeBlob(pb *partialBlob) []byte {
+	b := append([]byte(blobMagic), byte(pb.Version))
+	b = appendString(b, pb.Partition.Source)
+	b = binary.AppendVarint(b, int64(pb.Partition.Partition))
+	b = binary.AppendVarint(b, pb.Window.Start)
+	b = binary.AppendVarint(b, pb.Window.End)
+	ps := &pb.Partial
+	b = appendString(b, ps.Dataset)
+	b = binary.AppendVarint(b, ps.Events)
+	b = binary.AppendUvarint(b, uint64(len(ps.Cells)))
+	for _, c := range ps.Cells {
+		for _, k := range c.Key {
+			b = appendString(b, k)
+		}
+		b = binary.AppendUvarint(b, uint64(len(c.WS)))
+		for _, w := range c.WS {
+			b = appendString(b, string(w.WS))
+			b = binary.AppendVarint(b, w.Events)
+			b = binary.AppendUvarint(b, uint64(len(w.Sums)))
+			for _, v := range w.Sums {
+				b = binary.AppendVarint(b, v)
+			}
+			b = binary.AppendUvarint(b, uint64(len(w.Sets)))
+			for _, set := range w.Sets {
+				b = appendString(b, string(set))
+			}
+			if w.Overflow {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// blobReader reads what encodeBlob wrote; the first error sticks.
+type blobReader struct {
+	b   []byte
+	err error
+}
+
+func (r *blobReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("truncated or damaged at %s", what)
+	}
+	r.b = nil
+}
+
+func (r *blobReader) varint(what string) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a list's length, at most one element a byte left.
+func (r *blobReader) count(what string) int {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > uint64(len(r.b)) {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(v)
+}
+
+func (r *blobReader) bytes(what string) []byte {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > uint64(len(r.b)-n) {
+		r.fail(what)
+		return nil
+	}
+	out := r.b[n : n+int(v)]
+	r.b = r.b[n+int(v):]
+	return out
+}
+
+func decodeBlob(b []byte) (*partialBlob, error) {
+	if !bytes.HasPrefix(b, []byte(blobMagic)) || len(b) == len(blobMagic) {
+		return nil, errors.New("not a partial blob")
+	}
+	pb := &partialBlob{Version: int(b[len(blobMagic)])}
+	if pb.Version != blobVersion {
+		return nil, fmt.Errorf("format %d; this deid reads format %d", pb.Version, blobVersion)
+	}
+	r := &blobReader{b: b[len(blobMagic)+1:]}
+	pb.Partition.Source = string(r.bytes("partition"))
+	pb.Partition.Partition = int32(r.varint("partition"))
+	pb.Window.Start, pb.Window.End = r.varint("window"), r.varint("window")
+	ps := &pb.Partial
+	ps.Present = true
+	ps.Dataset = string(r.bytes("dataset"))
+	ps.Events = r.varint("events")
+	ps.Cells = make([]cellSnap, r.count("cells"))
+	for i := range ps.Cells {
+		c := &ps.Cells[i]
+		for k := range c.Key {
+			c.Key[k] = string(r.bytes("cell key"))
+		}
+		c.WS = make([]contribSnap, r.count("contributions"))
+		for j := range c.WS {
+			w := &c.WS[j]
+			w.WS = bytes.Clone(r.bytes("workspace"))
+			w.Events = r.varint("contribution")
+			w.Sums = make([]int64, r.count("sums"))
+			for k := range w.Sums {
+				w.Sums[k] = r.varint("sums")
+			}
+			w.Sets = make([][]byte, r.count("sets"))
+			for k := range w.Sets {
+				w.Sets[k] = bytes.Clone(r.bytes("sets"))
+			}
+			flag := r.flag("overflow")
+			w.Overflow = flag == 1
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("bytes after the end")
+	}
+	return pb, r.err
+}
+
+// flag reads one flag byte (0 or 1).
+func (r *blobReader) flag(what string) byte {
+	if len(r.b) == 0 || r.b[0] > 1 {
+		r.fail(what)
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
 }
 
 // lineageSeq returns the sequence number in a checkpoint's key (0 when the

@@ -100,6 +100,19 @@ var ErrFenced = errors.New("fenced: the consumer group has given the partition t
 
 // Fenced tells whether err means that this instance lost its partition
 // (ErrFenced, or a generation that ended before a commit was accepted).
+// ErrChainAdvanced is wrapped by an exclusion chain's Commit when the
+// segment it would write is already there: another writer advanced the
+// chain. In a job of several instances that writer is a fenced former
+// owner of the partition, or this one is.
+var ErrChainAdvanced = errors.New("another writer advanced the exclusion chain")
+
+// chainHealer is an ExclusionChain that can remove the one segment a
+// fenced former owner wrote after the chain's newest (DropForeign), with
+// a rollback line in the anchor log first.
+type chainHealer interface {
+	DropForeign(ctx context.Context, seq int) error
+}
+
 func Fenced(err error) bool {
 	return errors.Is(err, ErrFenced) || errors.Is(err, ErrGenerationEnded)
 }

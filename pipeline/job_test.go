@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // group is a consumer group in memory: the committed offset and checkpoint
@@ -280,5 +281,36 @@ func TestATakeoverResumesFromTheCommittedCheckpointNotTheNewest(t *testing.T) {
 	}
 	if _, _, err := ck.partition(id).loadNamed(ctx, "checkpoints/a%5B0%5D/0000000000000042.ckpt", 4); err == nil {
 		t.Error("a committed checkpoint missing from the store was not refused")
+	}
+}
+
+// TestAPartialBlobIsItsContent: a blob is named by its SHA-256, so the same
+// partial encodes to the same bytes in any process (gob would not: it
+// numbers types as a process meets them), and a damaged blob is refused.
+func TestAPartialBlobIsItsContent(t *testing.T) {
+	pb := &partialBlob{Version: blobVersion, Partition: PartitionID{Source: "events", Partition: 3}, Window: Window{Start: 10, End: 20},
+		Partial: partialSnap{Present: true, Dataset: "d", Events: 7, Cells: []cellSnap{
+			{Key: CellKey{"instagram", "US"}, WS: []contribSnap{
+				{WS: []byte("ws-a"), Events: 3, Sums: []int64{5, -2}, Sets: [][]byte{[]byte("c1c2"), nil}},
+				{WS: []byte("ws-b"), Events: 4, Sums: []int64{1, 0}, Sets: [][]byte{nil, []byte("x")}, Overflow: true}}},
+			{Key: CellKey{"tiktok"}}}}}
+	b := encodeBlob(pb)
+	back, err := decodeBlob(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(pb, back, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("a blob read back differs (-written +read):\n%s", diff)
+	}
+	if again := encodeBlob(back); string(again) != string(b) {
+		t.Error("a blob read back and written again has other bytes: its name would change")
+	}
+	for _, cut := range []int{len(b) - 1, len(b) / 2, len(blobMagic) + 1} {
+		if _, err := decodeBlob(b[:cut]); err == nil {
+			t.Errorf("a blob cut at %d of %d bytes was read", cut, len(b))
+		}
+	}
+	if _, err := decodeBlob(append(b[:len(b):len(b)], 0)); err == nil {
+		t.Error("a blob with a byte after its end was read")
 	}
 }

@@ -109,3 +109,25 @@ func (w *worker) dropPublished() error {
 	}
 	return nil
 }
+
+// healChain answers a chain commit refused because the segment is there
+// already. If the group has given the partition to another member, this
+// worker is the stale writer: fenced. Otherwise the segment is a fenced
+// former owner's, written between its check and its write: it goes (with
+// a rollback line in the anchor log), and the commit is made again.
+func (w *worker) healChain(ctx context.Context, acct *PartitionAccounting, cause error) error {
+	if err := w.job.fence(ctx); err != nil {
+		return fmt.Errorf("%w: %w (%w)", ErrFenced, err, cause)
+	}
+	h, ok := w.chain.(chainHealer)
+	if !ok {
+		return fmt.Errorf("exclusion log: %w", cause)
+	}
+	if err := h.DropForeign(ctx, w.chain.Seq()+1); err != nil {
+		return fmt.Errorf("exclusion log: %w", err)
+	}
+	if _, err := w.chain.Commit(ctx, acct); err != nil {
+		return fmt.Errorf("exclusion log: %w", err)
+	}
+	return nil
+}

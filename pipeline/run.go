@@ -395,9 +395,15 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 		atEnd := e.runWorkers(genStop, abort, cancel, workers)
 		genCancel()
 		if atEnd && len(workers) > 0 {
-			// A bounded run (the source stops at the topics' ends): done.
-			return nil
+			if e.st.Closes == nil {
+				// A bounded run (the source stops at the topics' ends): done.
+				return nil
+			}
+			e.o.log.Info("partitions read to their end here; staying a member of the group until the whole job is done")
 		}
+		// In a job of several instances this one stays a member until its
+		// caller stops it (the whole job done): the partitions of an
+		// instance that fails come to the members left.
 	}
 	return nil
 }

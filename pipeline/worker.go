@@ -592,14 +592,20 @@ func (w *worker) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("dead letters: %w", err)
 	}
 	if w.job != nil {
-		// Nothing of the partition is written once another member owns it.
+		// Nothing of the partition is written once another member owns it:
+		// checked right before the first write to the output.
 		if err := w.job.fence(ctx); err != nil {
 			return fmt.Errorf("%w: %w", ErrFenced, err)
 		}
 	}
 	acct := w.snapshot()
 	if _, err := w.chain.Commit(ctx, &acct); err != nil {
-		return fmt.Errorf("exclusion log: %w", err)
+		if w.job == nil || !errors.Is(err, ErrChainAdvanced) {
+			return fmt.Errorf("exclusion log: %w", err)
+		}
+		if err := w.healChain(ctx, &acct, err); err != nil {
+			return err
+		}
 	}
 	w.pending = 0
 	start := w.now()

@@ -173,6 +173,18 @@ func (c *Config) Validate() error {
 		dl := c.DeadLetters
 		dl.Kafka, dl.Group = c.Kafka.Config, c.Kafka.Group
 		add(dl.Validate())
+		if c.Kafka.ScaleOut {
+			// Every instance of a job reads and writes the same state and
+			// output: one machine's directory cannot be that.
+			for _, d := range []struct{ key, path string }{{"out", c.Out}, {"state_dir", c.StateDir}} {
+				if d.path != "" && !isURL(d.path) {
+					errs = append(errs, fmt.Errorf("%s: kafka.scale_out needs it on object storage (s3://bucket/prefix) that every instance shares; %q is one machine's directory", d.key, d.path))
+				}
+			}
+			if c.Anchors.File != "" && !isURL(c.Anchors.File) {
+				errs = append(errs, fmt.Errorf("anchors.file: with kafka.scale_out every instance commits, so the anchor log must be shared: use anchors.topic or an s3:// anchors.file (got %q)", c.Anchors.File))
+			}
+		}
 	default:
 		errs = append(errs, fmt.Errorf("mode: must be %q or %q (got %q)", modeFile, modeKafka, c.Mode))
 	}

@@ -28,6 +28,12 @@ func (b *builder) kafkaStages(ctx context.Context, st *pipeline.Stages, cons *co
 	}
 	b.closers = append(b.closers, src.Close)
 	st.Stream = src
+	if cfg.Kafka.ScaleOut {
+		b.src = src
+		if b.job, err = b.jobStages(ctx, st, src); err != nil {
+			return err
+		}
+	}
 
 	topic := cfg.SettingsTopic
 	skippedLog, err := openSettingsLog(st.Exclusions, cfg.Out, cfg.policyVersion())

@@ -19,6 +19,7 @@ import (
 	"github.com/mya/deid/sinks/objstore"
 	"github.com/mya/deid/sinks/parquet"
 	"github.com/mya/deid/sources/file"
+	kafkasrc "github.com/mya/deid/sources/kafka"
 	"github.com/mya/deid/transforms/agegate"
 	"github.com/mya/deid/transforms/aggregate"
 	"github.com/mya/deid/transforms/consent"
@@ -180,7 +181,14 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	}
 	// Nothing is read or written before the state directory and the output
 	// are locked, and bound to this key and policy (contract §9).
-	cl, err := claimDirs(ctx, cfg, key, outStore, stateObjs)
+	job := cfg.Mode == modeKafka && cfg.Kafka.ScaleOut
+	var cl *claimed
+	if job {
+		// Several instances share the state and the output: bound, not locked.
+		cl, err = claimJob(ctx, cfg, key, outStore, stateObjs)
+	} else {
+		cl, err = claimDirs(ctx, cfg, key, outStore, stateObjs)
+	}
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -217,6 +225,10 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 	if cl.stateLease != nil {
 		b.stateFence = cl.stateLease.Check
 	}
+	if job {
+		b.pubLease = &publisherLease{state: stateObjs, opts: leaseOptions(cfg), log: log}
+		b.fence = b.pubLease.fence
+	}
 	defer b.close()
 	st, err := b.stages(ctx)
 	if err != nil {
@@ -250,7 +262,11 @@ func runJob(ctx context.Context, cfg *Config, log *zap.Logger, stdout io.Writer)
 		}
 	}()
 	start := time.Now()
-	summary, err := pipeline.Run(ctx, pcfg, *st, pipeline.WithLogger(log), pipeline.WithStats(stats), pipeline.WithClock(processingClock))
+	runOpts := []pipeline.Option{pipeline.WithLogger(log), pipeline.WithStats(stats), pipeline.WithClock(processingClock)}
+	if job {
+		return runJobInstance(ctx, cfg, log, stdout, b, st, pcfg, runOpts, start)
+	}
+	summary, err := pipeline.Run(ctx, pcfg, *st, runOpts...)
 	// A stop signal is a graceful stop in file mode too (contract §9): the
 	// workers stopped reading and checkpointed, and the run exits 0. Only
 	// the stop itself counts: any other failure is still an error.
@@ -317,6 +333,11 @@ type builder struct {
 	// stateFence, for an s3:// state_dir, checks its lease before each
 	// checkpoint.
 	stateFence func(ctx context.Context) error
+	// In a job of several instances: the publisher lease, the stage-1
+	// source and stage 2's stages.
+	pubLease *publisherLease
+	src      *kafkasrc.Source
+	job      *pipeline.PublishStages
 }
 
 func (b *builder) close() {

@@ -82,6 +82,10 @@ func TestReadToleratesOnlyATornLastLine(t *testing.T) {
 }
 
 func TestExpect(t *testing.T) {
+	at := func(l Line, sec int) Line {
+		l.Time = time.Date(2026, 12, 4, 0, 0, sec, 0, time.UTC)
+		return l
+	}
 	ds := func(w string, s byte) Line {
 		return Line{Kind: KindDataset, Name: "campaign_metrics", Window: w, Event: EventCommit, SHA256: sum(s)}
 	}
@@ -110,6 +114,14 @@ func TestExpect(t *testing.T) {
 			[]Line{seg(1, 'a'), seg(2, 'x')}, 0, 0},
 		{"a rollback to nothing", []Line{seg(1, 'a'), {Kind: KindChain, Name: "publish", Event: EventRollback}, seg(1, 'x')},
 			[]Line{seg(1, 'x')}, 0, 0},
+		// A writer fenced off the chain wrote segment 2 at 10 s; its
+		// anchor reached the log after the new owner's rollback (20 s).
+		{"a fenced writer's commit that arrives after the rollback withdrawing it", []Line{seg(1, 'a'),
+			at(rollback(1, 'a'), 20), at(seg(2, 'x'), 21), at(seg(2, 'c'), 10)},
+			[]Line{seg(1, 'a'), at(seg(2, 'x'), 21)}, 0, 0},
+		{"a commit after a rollback, newer than it, is no late one", []Line{seg(1, 'a'),
+			at(rollback(1, 'a'), 20), at(seg(2, 'x'), 21), at(seg(2, 'c'), 22)},
+			[]Line{seg(1, 'a'), at(seg(2, 'x'), 21)}, 1, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,15 +20,28 @@ type Expected struct {
 	Duplicates int
 	// Rollbacks counts the rollback lines.
 	Rollbacks int
+	// Late counts the chain commits that reached the log after a rollback
+	// which had already withdrawn them: written before it (their time is
+	// older), by a writer fenced off the chain while its anchor was on
+	// its way (a job of several instances).
+	Late int
 }
 
 // Expect folds an anchor log, in order, into what the output must hold.
 func Expect(lines []Line) *Expected {
 	e := &Expected{}
 	at := map[string]int{} // key → index in e.Lines
+	type rollback struct {
+		seq  int
+		line Line
+	}
+	rolled := map[string]rollback{} // chain → its newest rollback
 	for _, l := range lines {
 		if l.Event == EventRollback {
 			e.Rollbacks++
+			if l.Kind == KindChain {
+				rolled[l.Name] = rollback{seq: l.Seq, line: l}
+			}
 			// Withdraw the chain's segments after l.Seq.
 			e.Lines = slices.DeleteFunc(e.Lines, func(x Line) bool {
 				return x.Kind == KindChain && x.Name == l.Name && x.Seq > l.Seq
@@ -37,6 +50,10 @@ func Expect(lines []Line) *Expected {
 			for i := range e.Lines {
 				at[e.Lines[i].Key()] = i
 			}
+			continue
+		}
+		if rb, ok := rolled[l.Name]; ok && l.Kind == KindChain && l.Seq > rb.seq && l.Time.Before(rb.line.Time) {
+			e.Late++
 			continue
 		}
 		k := l.Key()

@@ -380,7 +380,7 @@ func (c *Chain) commit(ctx context.Context, acct *pipeline.PartitionAccounting) 
 				_ = c.sign(context.WithoutCancel(ctx), meta.Seq, sha256Hex(theirs))
 			}
 		}
-		return "", fmt.Errorf("%s already exists: another writer advanced the chain: %w", SegmentName(meta.Seq), err)
+		return "", fmt.Errorf("%s already exists: %w: %w", SegmentName(meta.Seq), pipeline.ErrChainAdvanced, err)
 	}
 	placed := err == nil
 	if err != nil {

@@ -539,8 +539,34 @@ func TestTwoWritersCannotForkAChain(t *testing.T) {
 	e := recordEntry(2)
 	must(t, b.Append(&e))
 	_, err := b.Commit(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), "another writer advanced the chain") {
+	if !errors.Is(err, pipeline.ErrChainAdvanced) {
 		t.Fatalf("second writer's commit: %v, want a refusal", err)
+	}
+}
+
+// TestTheOwnerRemovesAFencedWritersSegment: in a job of several instances
+// the partition's owner removes the one segment a fenced former owner
+// placed after the chain's newest, and commits its own in its place.
+func TestTheOwnerRemovesAFencedWritersSegment(t *testing.T) {
+	l, _ := newLog(t)
+	owner := openChain(t, l, chainName)
+	stale := openChain(t, l, chainName)
+	commitEntries(t, stale, []pipeline.Exclusion{recordEntry(1)}, nil)
+	e := recordEntry(2)
+	must(t, owner.Append(&e))
+	if _, err := owner.Commit(context.Background(), nil); !errors.Is(err, pipeline.ErrChainAdvanced) {
+		t.Fatalf("the owner's commit over the stale segment: %v, want ErrChainAdvanced", err)
+	}
+	if err := owner.DropForeign(context.Background(), 2); err == nil {
+		t.Error("DropForeign removed a segment that is not the one after the newest")
+	}
+	must(t, owner.DropForeign(context.Background(), 1))
+	if _, err := owner.Commit(context.Background(), nil); err != nil {
+		t.Fatalf("the owner's commit after removing the stale segment: %v", err)
+	}
+	again := openChain(t, l, chainName)
+	if again.Seq() != 1 || again.Head() != owner.Head() {
+		t.Errorf("the chain holds segment %d %s, want the owner's %s", again.Seq(), again.Head(), owner.Head())
 	}
 }
 

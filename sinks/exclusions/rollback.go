@@ -8,6 +8,34 @@ import (
 	"github.com/mya/deid/sinks/anchors"
 )
 
+// DropForeign removes segment seq, the one after the chain's newest, which
+// another writer placed: in a job of several instances, a former owner of
+// the partition fenced between its check and its write. The chain's owner
+// calls it once the group has confirmed it owns the partition. A rollback
+// line to the chain's newest goes to the anchor log first, so the segment
+// written in its place verifies against the anchors.
+func (c *Chain) DropForeign(ctx context.Context, seq int) error {
+	if seq != c.seq+1 {
+		return fmt.Errorf("exclusions: chain %s: segment %d is not the one after the newest (%d)", c.name, seq, c.seq)
+	}
+	if c.log.anchor != nil {
+		if err := c.anchorLine(ctx, anchors.EventRollback, c.seq, c.head, ""); err != nil {
+			return fmt.Errorf("exclusions: chain %s: removing another writer's segment: %w", c.name, err)
+		}
+	}
+	if err := c.log.st.Delete(ctx, c.dir+"/"+SegmentName(seq)); err != nil {
+		return fmt.Errorf("exclusions: chain %s: removing another writer's segment: %w", c.name, err)
+	}
+	_, sigs, err := c.list(ctx)
+	if err == nil {
+		err = c.removeSigsAfter(ctx, sigs, c.seq)
+	}
+	if err != nil {
+		return fmt.Errorf("exclusions: chain %s: removing another writer's segment: %w", c.name, err)
+	}
+	return nil
+}
+
 // Rollback removes every segment after seq, newest first, and drops what is
 // buffered, so the chain continues from segment seq as if nothing had been
 // committed after it. A restart calls it with the sequence number its
