@@ -200,7 +200,7 @@ func TestAJobOfThreeInstancesEqualsFileMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three real processes on the real broker and S3 server; not with -short")
 	}
-	f := newJobFixture(t, 30_000)
+	f := newJobFixture(t, 120_000)
 	r := f.run(t, "three", "")
 	var insts []*instance
 	for n := range 3 {
@@ -213,6 +213,25 @@ func TestAJobOfThreeInstancesEqualsFileMode(t *testing.T) {
 		}
 	}
 	r.check(t)
+
+	// The same job on one instance: the same bytes, and the CPU time of
+	// the two side by side (a figure for docs/performance.md, not a
+	// check: the machine is noisy).
+	one := f.run(t, "one", "")
+	alone := one.start(t, "alone")
+	waitAll(t, alone)
+	one.check(t)
+	t.Logf("CPU seconds for %d events: 3 instances %.2f, 1 instance %.2f (ratio %.2f)", f.s.stats.Events,
+		cpuSeconds(insts...), cpuSeconds(alone), cpuSeconds(insts...)/cpuSeconds(alone))
+}
+
+// cpuSeconds is the user and system time of the instances, which have ended.
+func cpuSeconds(insts ...*instance) float64 {
+	var d time.Duration
+	for _, i := range insts {
+		d += i.cmd.ProcessState.UserTime() + i.cmd.ProcessState.SystemTime()
+	}
+	return d.Seconds()
 }
 
 // TestAJobSurvivesTheLossOfAnInstance kills one of three instances with

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -108,6 +109,8 @@ type statsCollector struct {
 
 	read, records, windows, publish, checkpoint, assigned, dropDesc, others, build *prometheus.Desc
 	partRecords, watermark, openWindows, dedupKeys, lag, stateBytes, checkpoints   *prometheus.Desc
+	// A job of several instances (contract §13).
+	fenced, restore, pending, oldest, waiting *prometheus.Desc
 }
 
 func newStatsCollector(stats *pipeline.Stats, counts stageCounts) *statsCollector {
@@ -140,13 +143,22 @@ func newStatsCollector(stats *pipeline.Stats, counts stageCounts) *statsCollecto
 		lag:         prometheus.NewDesc("deid_partition_lag_records", "High-water mark less the next offset to read (Kafka; 0 for files).", part, nil),
 		stateBytes:  prometheus.NewDesc("deid_partition_state_bytes", "Size of the partition's last checkpoint.", part, nil),
 		checkpoints: prometheus.NewDesc("deid_checkpoints_total", "Checkpoints written, by topic and partition.", part, nil),
+		fenced: prometheus.NewDesc("deid_partitions_fenced_total",
+			"Partitions this instance dropped because the consumer group gave them to another member (a job of several instances).", nil, nil),
+		restore: prometheus.NewDesc("deid_restore_seconds",
+			"Time to restore a partition from its checkpoint when it was assigned: what a takeover costs beyond the session timeout.", nil, nil),
+		pending: prometheus.NewDesc("deid_pending_windows", "Dataset windows the publisher (stage 2) waits on.", nil, nil),
+		oldest: prometheus.NewDesc("deid_oldest_pending_window_seconds",
+			"Age of the oldest window the publisher waits on, from its end to now (0 when none).", nil, nil),
+		waiting: prometheus.NewDesc("deid_close_records_waiting", "Close records of the windows the publisher waits on.", nil, nil),
 	}
 }
 
 // Describe sends every metric's description.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.read, c.records, c.windows, c.publish, c.checkpoint, c.assigned, c.dropDesc, c.others, c.build,
-		c.partRecords, c.watermark, c.openWindows, c.dedupKeys, c.lag, c.stateBytes, c.checkpoints} {
+		c.partRecords, c.watermark, c.openWindows, c.dedupKeys, c.lag, c.stateBytes, c.checkpoints,
+		c.fenced, c.restore, c.pending, c.oldest, c.waiting} {
 		ch <- d
 	}
 }
@@ -171,6 +183,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- latencyMetric(c.checkpoint, s.Checkpoint.Snapshot())
 	gauge(c.assigned, float64(s.Partitions.Load()))
 	gauge(c.build, 1)
+	counter(c.fenced, s.Fenced.Load())
+	ch <- latencyMetric(c.restore, s.Restore.Snapshot())
+	gauge(c.pending, float64(s.PendingWindows.Load()))
+	age := 0.0
+	if end := s.OldestPending.Load(); end > 0 {
+		age = max(0, time.Since(time.UnixMicro(end)).Seconds())
+	}
+	gauge(c.oldest, age)
+	gauge(c.waiting, float64(s.CloseRecordsWaiting.Load()))
 
 	var dropped map[pipeline.EventKind]int64
 	if c.counts.dropped != nil {

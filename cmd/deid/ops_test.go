@@ -198,6 +198,10 @@ func TestMetricsExposition(t *testing.T) {
 	p.HighWater.Store(25)
 	p.Next.Store(10)
 	p.Checkpoints.Add(1)
+	stats.Fenced.Add(2)
+	stats.PendingWindows.Store(3)
+	stats.CloseRecordsWaiting.Store(4)
+	stats.OldestPending.Store(time.Now().Add(-time.Hour).UnixMicro())
 
 	_, families := getMetrics(t, opsHandler(stats, nil, stageCounts{}, zap.NewNop()))
 	for name, f := range families {
@@ -209,25 +213,30 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	}
 	types := map[string]dto.MetricType{
-		"deid_records_read_total":          dto.MetricType_COUNTER,
-		"deid_records_total":               dto.MetricType_COUNTER,
-		"deid_windows_published_total":     dto.MetricType_COUNTER,
-		"deid_decode_dropped_fields_total": dto.MetricType_COUNTER,
-		"deid_partition_records_total":     dto.MetricType_COUNTER,
-		"deid_checkpoints_total":           dto.MetricType_COUNTER,
-		"deid_publish_duration_seconds":    dto.MetricType_HISTOGRAM,
-		"deid_checkpoint_duration_seconds": dto.MetricType_HISTOGRAM,
-		"deid_partitions_assigned":         dto.MetricType_GAUGE,
-		"deid_partition_watermark_seconds": dto.MetricType_GAUGE,
-		"deid_partition_open_windows":      dto.MetricType_GAUGE,
-		"deid_partition_dedup_keys":        dto.MetricType_GAUGE,
-		"deid_partition_lag_records":       dto.MetricType_GAUGE,
-		"deid_partition_state_bytes":       dto.MetricType_GAUGE,
-		"deid_build_info":                  dto.MetricType_GAUGE,
-		"go_goroutines":                    dto.MetricType_GAUGE,
-		"go_gc_duration_seconds":           dto.MetricType_SUMMARY,
-		"process_cpu_seconds_total":        dto.MetricType_COUNTER,
-		"process_resident_memory_bytes":    dto.MetricType_GAUGE,
+		"deid_records_read_total":            dto.MetricType_COUNTER,
+		"deid_records_total":                 dto.MetricType_COUNTER,
+		"deid_windows_published_total":       dto.MetricType_COUNTER,
+		"deid_decode_dropped_fields_total":   dto.MetricType_COUNTER,
+		"deid_partition_records_total":       dto.MetricType_COUNTER,
+		"deid_checkpoints_total":             dto.MetricType_COUNTER,
+		"deid_publish_duration_seconds":      dto.MetricType_HISTOGRAM,
+		"deid_checkpoint_duration_seconds":   dto.MetricType_HISTOGRAM,
+		"deid_partitions_assigned":           dto.MetricType_GAUGE,
+		"deid_partition_watermark_seconds":   dto.MetricType_GAUGE,
+		"deid_partition_open_windows":        dto.MetricType_GAUGE,
+		"deid_partition_dedup_keys":          dto.MetricType_GAUGE,
+		"deid_partition_lag_records":         dto.MetricType_GAUGE,
+		"deid_partition_state_bytes":         dto.MetricType_GAUGE,
+		"deid_build_info":                    dto.MetricType_GAUGE,
+		"deid_partitions_fenced_total":       dto.MetricType_COUNTER,
+		"deid_restore_seconds":               dto.MetricType_HISTOGRAM,
+		"deid_pending_windows":               dto.MetricType_GAUGE,
+		"deid_oldest_pending_window_seconds": dto.MetricType_GAUGE,
+		"deid_close_records_waiting":         dto.MetricType_GAUGE,
+		"go_goroutines":                      dto.MetricType_GAUGE,
+		"go_gc_duration_seconds":             dto.MetricType_SUMMARY,
+		"process_cpu_seconds_total":          dto.MetricType_COUNTER,
+		"process_resident_memory_bytes":      dto.MetricType_GAUGE,
 	}
 	for name, typ := range types {
 		if f := families[name]; f == nil {
@@ -282,6 +291,10 @@ func TestMetricsExposition(t *testing.T) {
 		if got := value("deid_records_total", tt.labels...); got != tt.want {
 			t.Errorf("deid_records_total%q = %v, want %v", tt.labels, got, tt.want)
 		}
+	}
+	if f, n, w, age := value("deid_partitions_fenced_total"), value("deid_pending_windows"), value("deid_close_records_waiting"),
+		value("deid_oldest_pending_window_seconds"); f != 2 || n != 3 || w != 4 || age < 3600 || age > 3700 {
+		t.Errorf("fenced %v, pending windows %v, close records waiting %v, oldest pending age %v s; want 2, 3, 4 and an hour", f, n, w, age)
 	}
 	if got := value("deid_partition_lag_records", "partition", "0", "topic", "events"); got != 15 {
 		t.Errorf("lag = %v, want 15", got)

@@ -474,42 +474,9 @@ func ReadAll(t testing.TB, brokers []string, topic string) []Message {
 // partition; partitions without a commit are absent.
 func Committed(t testing.TB, brokers []string, group, topic string) map[int32]int64 {
 	t.Helper()
-	cl := client(t, brokers)
-	defer cl.Close()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = group
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = topic
-	ctx := timeout(t)
-	for p := range endOffsets(t, ctx, cl, topic) {
-		rt.Partitions = append(rt.Partitions, p)
-	}
-	req.Topics = append(req.Topics, rt)
-	var resp *kmsg.OffsetFetchResponse
-	for {
-		var err error
-		resp, err = req.RequestWith(ctx, cl)
-		if err == nil {
-			err = kerr.ErrorForCode(resp.ErrorCode)
-		}
-		if err == nil {
-			break
-		}
-		if err == kerr.GroupIDNotFound {
-			return map[int32]int64{} // kfake's answer for a group that never committed
-		}
-		if !kerr.IsRetriable(err) || ctx.Err() != nil {
-			t.Fatalf("kafkatest: fetching the offsets of group %s: %v", group, err)
-		}
-		time.Sleep(50 * time.Millisecond) // the coordinator is loading: ask again
-	}
 	out := map[int32]int64{}
-	for _, t2 := range resp.Topics {
-		for _, p := range t2.Partitions {
-			if p.ErrorCode == 0 && p.Offset >= 0 {
-				out[p.Partition] = p.Offset
-			}
-		}
+	for p, c := range Commits(t, brokers, group, topic) {
+		out[p] = c.Offset
 	}
 	return out
 }
@@ -547,12 +514,12 @@ func Commits(t testing.TB, brokers []string, group, topic string) map[int32]Comm
 			break
 		}
 		if err == kerr.GroupIDNotFound {
-			return map[int32]Commit{}
+			return map[int32]Commit{} // kfake's answer for a group that never committed
 		}
 		if !kerr.IsRetriable(err) || ctx.Err() != nil {
 			t.Fatalf("kafkatest: fetching the offsets of group %s: %v", group, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the coordinator is loading: ask again
 	}
 	out := map[int32]Commit{}
 	for _, rt := range resp.Topics {

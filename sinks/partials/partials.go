@@ -96,7 +96,7 @@ func (s *Sink) Topic() string { return s.topic }
 // and a job must not start its workers with nowhere to send their closes.
 // It blocks until the cluster answers or ctx is done.
 func (s *Sink) Check(ctx context.Context) error {
-	return checkTopic(ctx, &s.cfg, s.client, s.topic)
+	return kafkaconn.CheckPartialsTopic(ctx, &s.cfg, s.client, s.topic)
 }
 
 // Send produces recs, each keyed by its dataset, and returns once every
@@ -205,48 +205,6 @@ func (s *Sink) Close() error {
 		return nil
 	}
 	return s.w.Close()
-}
-
-// checkTopic fails when topic does not exist, with how to create it.
-func checkTopic(ctx context.Context, cfg *kafkaconn.Config, client *kafka.Client, topic string) error {
-	brokers := strings.Join(cfg.Brokers, ",")
-	missing := false
-	err := kafkaconn.Retry(ctx, cfg, func(ctx context.Context) error {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return err
-		}
-		for _, t := range md.Topics {
-			if t.Name != topic {
-				continue
-			}
-			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-				// Retriable to Kafka (a topic being created), but a
-				// topic nobody created stays missing.
-				missing = true
-				return nil
-			}
-			if t.Error == nil && len(t.Partitions) == 0 {
-				missing = true
-				return nil
-			}
-			return t.Error
-		}
-		missing = true
-		return nil
-	})
-	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		return fmt.Errorf("kafka: looking up the partials topic %q on %s: %w", topic, brokers, err)
-	}
-	if missing {
-		return fmt.Errorf("kafka: the partials topic %q does not exist on %s; create it like every topic "+
-			"(kafka-topics.sh --bootstrap-server %s --create --topic %s --partitions 1 --replication-factor 3) or set kafka.partials_topic",
-			topic, brokers, brokers, topic)
-	}
-	return nil
 }
 
 // validTopic applies Kafka's rules for topic names.

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -65,7 +64,7 @@ func (f *Feed) Group() string { return f.src.cfg.Group }
 // is an error naming it and how to create it (deid never creates topics).
 // Assign checks once by itself; call Check to fail before anything starts.
 func (f *Feed) Check(ctx context.Context) error {
-	if err := checkPartialsTopic(ctx, f.src.cfg.Config, f.src.client, f.Topic()); err != nil {
+	if err := kafkaconn.CheckPartialsTopic(ctx, &f.src.cfg.Config, f.src.client, f.Topic()); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -233,43 +232,4 @@ func (fg *feedGeneration) Commit(ctx context.Context, next map[int32]int64) erro
 		c[pipeline.PartitionID{Source: fg.g.src.cfg.Topics[0], Partition: p}] = pipeline.Committed{Next: off}
 	}
 	return fg.g.Commit(ctx, c)
-}
-
-// checkPartialsTopic fails when topic does not exist, with how to create
-// it, retrying transient failures within the retry budget.
-func checkPartialsTopic(ctx context.Context, cfg kafkaconn.Config, client *kafka.Client, topic string) error {
-	missing := false
-	err := kafkaconn.Retry(ctx, &cfg, func(ctx context.Context) error {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return err
-		}
-		for _, t := range md.Topics {
-			if t.Name != topic {
-				continue
-			}
-			// UnknownTopicOrPartition is retriable to Kafka (a topic
-			// being created), but a topic nobody created stays missing.
-			missing = errors.Is(t.Error, kafka.UnknownTopicOrPartition) || t.Error == nil && len(t.Partitions) == 0
-			if missing {
-				return nil
-			}
-			return t.Error
-		}
-		missing = true
-		return nil
-	})
-	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		return fmt.Errorf("kafka: looking up the partials topic %q on %s: %w", topic, addrs(cfg.Brokers), err)
-	}
-	if missing {
-		b := addrs(cfg.Brokers)
-		return fmt.Errorf("kafka: the partials topic %q does not exist on %s; create it like every topic "+
-			"(kafka-topics.sh --bootstrap-server %s --create --topic %s --partitions 1 --replication-factor 3) or set kafka.partials_topic",
-			topic, b, b, topic)
-	}
-	return nil
 }
