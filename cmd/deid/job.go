@@ -96,6 +96,9 @@ type publisherLease struct {
 	state objstore.Store
 	opts  claim.LeaseOptions
 	log   *zap.Logger
+	// acquired runs once the lease is held: what this instance read of
+	// the output before may be stale (another instance published).
+	acquired func()
 
 	mu    sync.Mutex
 	lease *claim.Lease
@@ -112,6 +115,9 @@ func (p *publisherLease) acquire(ctx context.Context) (func(context.Context) err
 			p.mu.Lock()
 			p.lease = l
 			p.mu.Unlock()
+			if p.acquired != nil {
+				p.acquired()
+			}
 			release := func() {
 				p.mu.Lock()
 				p.lease = nil

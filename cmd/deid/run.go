@@ -412,6 +412,9 @@ func (b *builder) stages(ctx context.Context) (*pipeline.Stages, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.pubLease != nil {
+		b.pubLease.acquired = datasets.ForgetHeads
+	}
 	// A crash may have come between a window's commit and its anchor.
 	if err := datasets.AnchorHeads(ctx); err != nil {
 		return nil, err

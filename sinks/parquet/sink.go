@@ -331,6 +331,16 @@ func (s *Sink) setHead(dataset string, h link) {
 	s.mu.Unlock()
 }
 
+// ForgetHeads drops the cached manifest chain heads, so that each dataset's
+// next commit reads its head from the output. In a job of several
+// instances the publisher calls it when it takes the lease: another
+// instance may have committed windows since this one last looked.
+func (s *Sink) ForgetHeads() {
+	s.mu.Lock()
+	clear(s.heads)
+	s.mu.Unlock()
+}
+
 func (s *Sink) forgetHead(dataset string) {
 	s.mu.Lock()
 	delete(s.heads, dataset)
