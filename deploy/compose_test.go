@@ -108,7 +108,7 @@ func validateCompose(schema *jsonschema.Schema, b []byte) []error {
 		return errs
 	}
 	if deid.Deploy.Replicas == nil || *deid.Deploy.Replicas != 1 || (deid.Scale != nil && *deid.Scale != 1) {
-		fail("services.deid: deploy.replicas must be 1 (and scale unset or 1): deid runs one instance per job until scale-out exists (a second member of the group would stall every window)")
+		fail("services.deid: deploy.replicas must be 1 (and scale unset or 1): deid runs one instance per job with state and output on volumes (several need kafka.scale_out with both on s3://)")
 	}
 	if len(deid.Profiles) > 0 {
 		fail("services.deid: in profiles %v, so a plain `up` would not start it", deid.Profiles)
@@ -228,7 +228,7 @@ func TestABrokenComposeFileFailsTheChecks(t *testing.T) {
 		{"a value of the wrong type is refused", "      replicas: 1", "      replicas: [1]", "replicas"},
 		{"a malformed duration is refused", "stop_grace_period: 45s", "stop_grace_period: 45 seconds", `stop_grace_period "45 seconds"`},
 		{"a duplicate key is refused", "    stop_grace_period: 45s\n", "    stop_grace_period: 45s\n    stop_grace_period: 50s\n", "already defined"},
-		{"a second deid replica is refused until scale-out exists", "      replicas: 1", "      replicas: 3", "one instance per job"},
+		{"a second deid replica of this config is refused", "      replicas: 1", "      replicas: 3", "one instance per job"},
 		{"a dependency on a service that does not exist is refused", "      kafka:\n        condition: service_healthy", "      kafak:\n        condition: service_healthy", `no service "kafak"`},
 		{"a volume that is not declared is refused", "      - state:/var/lib/deid", "      - stat:/var/lib/deid", `no top-level volume "stat"`},
 		{"a stop grace period shorter than the shutdown timeout is refused", "stop_grace_period: 45s", "stop_grace_period: 10s", "shutdown_timeout"},

@@ -169,7 +169,7 @@ func TestABrokenManifestFailsTheChecks(t *testing.T) {
 		{"a misspelled nested field is an unknown field", "k8s/deployment.yaml", "containerPort: 9090", "containerport: 9090", `unknown field "spec.template.spec.containers[0].ports[0].containerport"`},
 		{"a misspelled key of a ConfigMap is an unknown field", "k8s/configmap.yaml", "\ndata:\n", "\ndatas:\n", `unknown field "datas"`},
 		{"a value of the wrong type is refused", "k8s/deployment.yaml", "replicas: 1", "replicas: one", "cannot unmarshal"},
-		{"a second replica is refused until scale-out exists", "k8s/deployment.yaml", "replicas: 1", "replicas: 3", "replicas is 3"},
+		{"a second replica of this config is refused", "k8s/deployment.yaml", "replicas: 1", "replicas: 3", "replicas is 3"},
 		{"a rolling update is refused: the state is locked by one process", "k8s/deployment.yaml", "type: Recreate", "type: RollingUpdate", "strategy"},
 		{"running as root is refused", "k8s/deployment.yaml", "runAsUser: 65532", "runAsUser: 0", "runAsUser"},
 		{"a readiness probe on another path is refused", "k8s/deployment.yaml", "path: /readyz", "path: /ready", "/readyz"},
@@ -264,7 +264,7 @@ func checkManifests(ms []manifest) []error {
 		if d.Spec.Replicas != nil {
 			n = strconv.Itoa(int(*d.Spec.Replicas))
 		}
-		fail("deployment %s: replicas is %s; deid runs one instance per job until scale-out exists (a second member of the group would stall every window)", d.Name, n)
+		fail("deployment %s: replicas is %s; deid runs one instance per job with state and output on volumes (several need kafka.scale_out with both on s3://)", d.Name, n)
 	}
 	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 		fail("deployment %s: strategy %q; want Recreate: the state directory and the output are locked by one process", d.Name, d.Spec.Strategy.Type)
