@@ -190,6 +190,7 @@ func TestTransient(t *testing.T) {
 		{"500 InternalError", response(500, "InternalError"), true},
 		{"429 too many requests", response(429, ""), true},
 		{"409 ConditionalRequestConflict is a conditional write in flight", response(409, "ConditionalRequestConflict"), true},
+		{"409 ExistingObjectIsDirectory is a prefix's directory being created", response(409, "ExistingObjectIsDirectory"), true},
 		{"connection refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
 		{"connection reset", fmt.Errorf("x: %w", syscall.ECONNRESET), true},
 		{"a request that could not be sent", &smithyhttp.RequestSendError{Err: io.ErrUnexpectedEOF}, true},

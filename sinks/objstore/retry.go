@@ -36,7 +36,13 @@ func transient(err error) bool {
 		case "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling", "ThrottlingException", "RequestLimitExceeded",
 			// Another conditional write on the key was in flight: AWS
 			// asks to retry.
-			"ConditionalRequestConflict":
+			"ConditionalRequestConflict",
+			// A store on a file system (versitygw's posix backend) answers
+			// it when writers under a new prefix create its directory at
+			// once (several instances of a job starting together); the
+			// directory is there when asked again. A key that really is a
+			// directory fails once the budget is spent.
+			"ExistingObjectIsDirectory":
 			return true
 		}
 	}
