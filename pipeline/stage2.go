@@ -133,7 +133,7 @@ func Publish(ctx context.Context, cfg Config, st PublishStages, opts ...Option) 
 
 // publishGeneration works one generation of the publisher group; done
 // reports a bounded job finished.
-func publishGeneration(ctx context.Context, cfg *Config, st *PublishStages, o *runOptions, gen FeedGeneration, summary *Summary) (bool, error) {
+func publishGeneration(ctx context.Context, cfg *Config, st *PublishStages, o *runOptions, gen FeedGeneration, summary *Summary) (done bool, err error) {
 	if len(gen.Partitions()) == 0 {
 		select {
 		case <-gen.Done():
@@ -149,6 +149,14 @@ func publishGeneration(ctx context.Context, cfg *Config, st *PublishStages, o *r
 		case <-genCtx.Done():
 		}
 		cancel()
+	}()
+	// A failure because the generation ended (instances joined or left
+	// the publisher group) or the run stopped is no failure: the next
+	// generation's publisher starts over from the committed close records.
+	defer func() {
+		if err != nil && genCtx.Err() != nil {
+			done, err = false, nil
+		}
 	}()
 	fence, release, err := st.Lease(genCtx)
 	if err != nil {

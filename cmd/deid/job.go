@@ -240,9 +240,15 @@ func runJobInstance(ctx context.Context, cfg *Config, log *zap.Logger, stdout io
 	go func() {
 		defer wg.Done()
 		s1sum, s1err = pipeline.Run(stop, pcfg, *st, opts...)
-		if s1err != nil {
+		switch {
+		case s1err != nil:
 			failed <- s1err
-		} else if !cfg.StopAtEnd || stop.Err() == nil {
+		case stop.Err() != nil:
+			// Stopped: the job is done, or this instance is told to stop.
+		case cfg.StopAtEnd:
+			// Never "done" on stage 1's word alone: only job.done says so.
+			failed <- errors.New("stage 1 ended before the whole job was done; restart the instance")
+		default:
 			failed <- nil // a stream job ends only on a stop
 		}
 	}()
