@@ -63,6 +63,7 @@ type jobRun struct {
 	name             string
 	group, anchors   string
 	conf, out, state string
+	lastStart        time.Time
 }
 
 // sessionTimeout is the job's kafka.session_timeout: a killed instance's
@@ -107,9 +108,21 @@ func (i *instance) output() string {
 	return i.log.String()
 }
 
+// startGap spaces the starts of a job's instances: versitygw's file-system
+// backend can answer 409 ExistingObjectIsDirectory, or refuse a fresh key
+// as existing, when several writers create a new prefix at the same
+// instant (each instance's probe at its first start). AWS S3 has no
+// directories; with this server, instances start a moment apart, as an
+// orchestrator's rollout does.
+const startGap = 300 * time.Millisecond
+
 // start starts an instance of the job.
 func (r *jobRun) start(t *testing.T, name string) *instance {
 	t.Helper()
+	if wait := time.Until(r.lastStart.Add(startGap)); wait > 0 {
+		time.Sleep(wait)
+	}
+	r.lastStart = time.Now()
 	i := &instance{name: name, done: make(chan error, 1)}
 	i.cmd = exec.Command(r.f.bin, r.args()...)
 	i.cmd.Env = r.f.env
