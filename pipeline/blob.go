@@ -288,14 +288,7 @@ type JobDone struct {
 }
 
 func (s *Checkpoints) saveJobDone(ctx context.Context, d *JobDone) error {
-	b, err := encode(d)
-	if err != nil {
-		return err
-	}
-	if err := s.store.Put(ctx, jobDoneKey, b, false); err != nil {
-		return fmt.Errorf("checkpoints: %w", err)
-	}
-	return nil
+	return s.write(ctx, jobDoneKey, d)
 }
 
 // JobDoneThrough reads what the last bounded job's stage 2 wrote: each

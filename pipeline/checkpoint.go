@@ -368,11 +368,16 @@ func (s *Checkpoints) loadIntent(ctx context.Context) (*publishIntent, bool, err
 }
 
 func (s *Checkpoints) saveIntent(ctx context.Context, in *publishIntent) error {
-	b, err := encode(in)
+	return s.write(ctx, intentKey, in)
+}
+
+// write encodes v and puts it at key, replacing what is there.
+func (s *Checkpoints) write(ctx context.Context, key string, v any) error {
+	b, err := encode(v)
 	if err != nil {
 		return err
 	}
-	if err := s.store.Put(ctx, intentKey, b, false); err != nil {
+	if err := s.store.Put(ctx, key, b, false); err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
 	return nil

@@ -135,6 +135,16 @@ func (r *jobRun) start(t *testing.T, name string) *instance {
 	return i
 }
 
+// startN starts n instances of the job, named i0, i1…
+func (r *jobRun) startN(t *testing.T, n int) []*instance {
+	t.Helper()
+	insts := make([]*instance, n)
+	for k := range insts {
+		insts[k] = r.start(t, fmt.Sprintf("i%d", k))
+	}
+	return insts
+}
+
 // wait waits for the instance to exit 0.
 func (i *instance) wait(t *testing.T, within time.Duration) {
 	t.Helper()
@@ -215,10 +225,7 @@ func TestAJobOfThreeInstancesEqualsFileMode(t *testing.T) {
 	}
 	f := newJobFixture(t, 120_000)
 	r := f.run(t, "three", "")
-	var insts []*instance
-	for n := range 3 {
-		insts = append(insts, r.start(t, fmt.Sprintf("i%d", n)))
-	}
+	insts := r.startN(t, 3)
 	waitAll(t, insts...)
 	for _, i := range insts {
 		if !strings.Contains(i.output(), "one instance of a job") {
@@ -274,10 +281,7 @@ func TestAJobSurvivesTheLossOfAnInstance(t *testing.T) {
 	for _, p := range points {
 		t.Run(p.name, func(t *testing.T) {
 			r := f.run(t, "kill-"+p.name, "")
-			var insts []*instance
-			for n := range 3 {
-				insts = append(insts, r.start(t, fmt.Sprintf("i%d", n)))
-			}
+			insts := r.startN(t, 3)
 			victim := insts[0]
 			if p.publisher {
 				victim = firstToLog(t, p.after, time.Minute, insts...)
@@ -324,10 +328,7 @@ func TestAPausedInstanceIsFenced(t *testing.T) {
 	}
 	f := newJobFixture(t, 120_000)
 	r := f.run(t, "paused", "")
-	var insts []*instance
-	for n := range 3 {
-		insts = append(insts, r.start(t, fmt.Sprintf("i%d", n)))
-	}
+	insts := r.startN(t, 3)
 	paused := insts[0]
 	// Early, so that it still has records to read and a checkpoint to
 	// write when it goes on.
