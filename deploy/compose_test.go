@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,9 +62,11 @@ type composeFile struct {
 
 // validateCompose checks a compose file against the specification's schema
 // (decoded as YAML 1.2, as compose reads it; a duplicate key is an error),
-// then what the schema cannot see: names that refer to each other, one deid
-// instance, deid's config file and port.
-func validateCompose(schema *jsonschema.Schema, b []byte) []error {
+// then what the schema cannot see: names that refer to each other, deid's
+// config file (read by readFile) and port, and that the config can run as
+// many instances as the service has replicas, with its topics and bucket
+// created.
+func validateCompose(schema *jsonschema.Schema, b []byte, readFile func(string) ([]byte, error)) []error {
 	var doc any
 	if err := yamlv3.Unmarshal(b, &doc); err != nil {
 		return []error{fmt.Errorf("compose.yaml: %w", err)}
@@ -107,8 +111,12 @@ func validateCompose(schema *jsonschema.Schema, b []byte) []error {
 		fail("no service deid")
 		return errs
 	}
-	if deid.Deploy.Replicas == nil || *deid.Deploy.Replicas != 1 || (deid.Scale != nil && *deid.Scale != 1) {
-		fail("services.deid: deploy.replicas must be 1 (and scale unset or 1): deid runs one instance per job with state and output on volumes (several need kafka.scale_out with both on s3://)")
+	replicas := 1
+	if deid.Deploy.Replicas != nil {
+		replicas = *deid.Deploy.Replicas
+	}
+	if deid.Scale != nil {
+		replicas = *deid.Scale
 	}
 	if len(deid.Profiles) > 0 {
 		fail("services.deid: in profiles %v, so a plain `up` would not start it", deid.Profiles)
@@ -131,7 +139,7 @@ func validateCompose(schema *jsonschema.Schema, b []byte) []error {
 		fail("services.deid: the command's --config %q is not a mounted file", cfgPath)
 		return errs
 	}
-	cb, err := os.ReadFile(mounted)
+	cb, err := readFile(mounted)
 	if err != nil {
 		fail("services.deid: %v", err)
 		return errs
@@ -145,10 +153,32 @@ func validateCompose(schema *jsonschema.Schema, b []byte) []error {
 	_, port, err := splitPort(cfg.HTTPAddr)
 	if err != nil {
 		fail("%s http_addr: %v", mounted, err)
-	} else if !slices.ContainsFunc(deid.Ports, func(p string) bool { return strings.HasSuffix(p, fmt.Sprintf(":%d", port)) }) {
+	} else if hostPorts := publishedPorts(deid.Ports, port); hostPorts == 0 {
 		fail("services.deid.ports %v do not publish http_addr's port %d", deid.Ports, port)
+	} else if hostPorts < replicas {
+		fail("services.deid.ports %v publish port %d on %d host ports for %d replicas: give each instance one (a range such as 9090-%d)", deid.Ports, port, hostPorts, replicas, 9090+replicas-1)
 	}
-	errs = append(errs, checkTopics(cf.Services["kafka-init"].Command, cf.Services["gen"].Command, cb)...)
+	job, err := readJob(cb)
+	if err != nil {
+		fail("%s: %v", mounted, err)
+		return errs
+	}
+	errs = append(errs, job.checkInstances("services.deid", replicas)...)
+	if !job.shared() {
+		// One process owns state and output: they must be on volumes.
+		for _, d := range []struct{ key, path string }{{"state_dir", job.StateDir}, {"out", job.Out}} {
+			if !slices.ContainsFunc(deid.Volumes, func(v string) bool {
+				p := strings.Split(v, ":")
+				return len(p) >= 2 && (p[1] == d.path || p[1] == filepath.Dir(d.path))
+			}) {
+				fail("%s %s: %q is on no volume of services.deid, so it is lost with the container", mounted, d.key, d.path)
+			}
+		}
+	}
+	if job.usesS3() {
+		errs = append(errs, checkBucket(cf, job)...)
+	}
+	errs = append(errs, checkTopics(cf.Services["kafka-init"].Command, cf.Services["gen"].Command, job, replicas)...)
 	if g, err := time.ParseDuration(deid.StopGracePeriod); err != nil || g <= 30*time.Second {
 		fail("services.deid.stop_grace_period %q must exceed deid's shutdown_timeout (30s), so a stop checkpoints", deid.StopGracePeriod)
 	}
@@ -156,37 +186,23 @@ func validateCompose(schema *jsonschema.Schema, b []byte) []error {
 }
 
 // checkTopics checks that kafka-init's script creates every topic deid's
-// config names (deid never creates topics), and the events topic with the
-// partitions gen produces to.
-func checkTopics(initCmd, genCmd []string, deidYAML []byte) []error {
+// config names (deid never creates topics) — with kafka.scale_out the
+// partials topic too, in one partition — and the events topic with the
+// partitions gen produces to, at least one per instance.
+func checkTopics(initCmd, genCmd []string, job deidJob, replicas int) []error {
 	var errs []error
-	var cfg struct {
-		Kafka struct {
-			Topics []string `yaml:"topics"`
-			Group  string   `yaml:"group"`
-		} `yaml:"kafka"`
-		SettingsTopic string `yaml:"settings_topic"`
-		DeadLetters   struct {
-			Topic string `yaml:"topic"`
-		} `yaml:"dead_letters"`
-		Anchors struct {
-			Topic string `yaml:"topic"`
-		} `yaml:"anchors"`
-	}
-	if err := yamlv3.Unmarshal(deidYAML, &cfg); err != nil {
-		return []error{fmt.Errorf("deid.yaml: %w", err)}
-	}
 	created := map[string]string{} // topic → its partitions
 	for _, m := range regexp.MustCompile(`--topic (\S+) --partitions (\d+)`).FindAllStringSubmatch(strings.Join(initCmd, "\n"), -1) {
 		created[m[1]] = m[2]
 	}
-	dlq := cfg.DeadLetters.Topic
-	if dlq == "" {
-		dlq = cfg.Kafka.Group + ".dead-letters"
-	}
-	for _, topic := range append(slices.Clone(cfg.Kafka.Topics), cfg.SettingsTopic, dlq, cfg.Anchors.Topic) {
+	for _, topic := range append(slices.Clone(job.Kafka.Topics), job.SettingsTopic, job.deadLetterTopic(), job.Anchors.Topic) {
 		if _, ok := created[topic]; topic != "" && !ok {
 			errs = append(errs, fmt.Errorf("services.kafka-init does not create the topic %q that deid.yaml names (have %v); deid never creates topics", topic, created))
+		}
+	}
+	if job.Kafka.ScaleOut {
+		if p, ok := created[job.partialsTopic()]; !ok || p != "1" {
+			errs = append(errs, fmt.Errorf("services.kafka-init must create the partials topic %q in one partition for kafka.scale_out (have %v)", job.partialsTopic(), created))
 		}
 	}
 	flag := func(cmd []string, name string) string {
@@ -200,7 +216,63 @@ func checkTopics(initCmd, genCmd []string, deidYAML []byte) []error {
 	if topic := flag(genCmd, "--topic"); created[topic] != flag(genCmd, "--partitions") {
 		errs = append(errs, fmt.Errorf("services.gen produces to %q in %s partitions, but kafka-init creates it with %q", topic, flag(genCmd, "--partitions"), created[topic]))
 	}
+	partitions := 0
+	for _, topic := range job.Kafka.Topics {
+		n, _ := strconv.Atoi(created[topic])
+		partitions += n
+	}
+	if replicas > partitions {
+		errs = append(errs, fmt.Errorf("services.deid: %d replicas for %d input partitions: an instance beyond one a partition waits as a spare, unready; create the topic with more partitions or run fewer", replicas, partitions))
+	}
 	return errs
+}
+
+// checkBucket checks that the service s3-init creates the bucket of the
+// config's s3:// URLs, after the S3 server starts and before deid does.
+func checkBucket(cf composeFile, job deidJob) []error {
+	var errs []error
+	init, ok := cf.Services["s3-init"]
+	if !ok {
+		return []error{fmt.Errorf("deid.yaml keeps data on s3:// but no service s3-init creates its bucket (deid never creates buckets)")}
+	}
+	if _, ok := init.DependsOn["s3"]; !ok {
+		errs = append(errs, fmt.Errorf("services.s3-init must depend on the S3 server, service s3"))
+	}
+	if _, ok := cf.Services["deid"].DependsOn["s3-init"]; !ok {
+		errs = append(errs, fmt.Errorf("services.deid must depend on s3-init, so the bucket exists when it starts"))
+	}
+	script := strings.Join(init.Command, "\n")
+	for _, b := range job.buckets() {
+		if !regexp.MustCompile(`--bucket ` + regexp.QuoteMeta(b) + `(\s|$)`).MatchString(script) {
+			errs = append(errs, fmt.Errorf("services.s3-init does not create the bucket %q that deid.yaml names", b))
+		}
+	}
+	return errs
+}
+
+// publishedPorts returns how many host ports publish container port port
+// ("127.0.0.1:9090-9092:9090" publishes three), 0 for none.
+func publishedPorts(ports []string, port int32) int {
+	n := 0
+	for _, p := range ports {
+		i := strings.LastIndexByte(p, ':')
+		if i < 0 || p[i+1:] != strconv.Itoa(int(port)) {
+			continue
+		}
+		host := p[:i]
+		host = host[strings.LastIndexByte(host, ':')+1:]
+		lo, hi, isRange := strings.Cut(host, "-")
+		if !isRange {
+			n++
+			continue
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 == nil && err2 == nil && b >= a {
+			n += b - a + 1
+		}
+	}
+	return n
 }
 
 func TestComposeFileFollowsTheSpecification(t *testing.T) {
@@ -208,7 +280,7 @@ func TestComposeFileFollowsTheSpecification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range validateCompose(composeSchema(t), b) {
+	for _, e := range validateCompose(composeSchema(t), b, os.ReadFile) {
 		t.Error(e)
 	}
 }
@@ -219,31 +291,55 @@ func TestABrokenComposeFileFailsTheChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	origCfg, err := os.ReadFile("deid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
-		name, old, new string
-		want           string
+		name, file, old, new string
+		want                 string
 	}{
-		{"a misspelled service key is refused", "    pull_policy: never\n    depends_on:\n      kafka-init:\n        condition: service_completed_successfully\n    command: [\"run\"", "    pull_polcy: never\n    depends_on:\n      kafka-init:\n        condition: service_completed_successfully\n    command: [\"run\"", "pull_polcy"},
-		{"a misspelled top-level key is refused", "\nvolumes:\n  kafka: {}", "\nvolume:\n  kafka: {}", "volume"},
-		{"a value of the wrong type is refused", "      replicas: 1", "      replicas: [1]", "replicas"},
-		{"a malformed duration is refused", "stop_grace_period: 45s", "stop_grace_period: 45 seconds", `stop_grace_period "45 seconds"`},
-		{"a duplicate key is refused", "    stop_grace_period: 45s\n", "    stop_grace_period: 45s\n    stop_grace_period: 50s\n", "already defined"},
-		{"a second deid replica of this config is refused", "      replicas: 1", "      replicas: 3", "one instance per job"},
-		{"a dependency on a service that does not exist is refused", "      kafka:\n        condition: service_healthy", "      kafak:\n        condition: service_healthy", `no service "kafak"`},
-		{"a volume that is not declared is refused", "      - state:/var/lib/deid", "      - stat:/var/lib/deid", `no top-level volume "stat"`},
-		{"a stop grace period shorter than the shutdown timeout is refused", "stop_grace_period: 45s", "stop_grace_period: 10s", "shutdown_timeout"},
-		{"a topic deid reads that is not created is refused", "$$t --topic workspace-settings", "$$t --topic workspace-setting", `topic "workspace-settings"`},
-		{"an anchor topic that is not created is refused", "$$t --topic deid.anchors", "# no anchor topic", `topic "deid.anchors"`},
-		{"a sample in more partitions than the topic has is refused", `"--partitions", "4"`, `"--partitions", "6"`, "in 6 partitions"},
-		{"an unpublished metrics port is refused", `"127.0.0.1:9090:9090"`, `"127.0.0.1:9091:9091"`, "do not publish"},
+		{"a misspelled service key is refused", "compose.yaml", "    pull_policy: never\n    depends_on:\n      kafka-init:\n        condition: service_completed_successfully\n      s3-init:", "    pull_polcy: never\n    depends_on:\n      kafka-init:\n        condition: service_completed_successfully\n      s3-init:", "pull_polcy"},
+		{"a misspelled top-level key is refused", "compose.yaml", "\nvolumes:\n  kafka: {}", "\nvolume:\n  kafka: {}", "volume"},
+		{"a value of the wrong type is refused", "compose.yaml", "      replicas: 3", "      replicas: [3]", "replicas"},
+		{"a malformed duration is refused", "compose.yaml", "stop_grace_period: 45s", "stop_grace_period: 45 seconds", `stop_grace_period "45 seconds"`},
+		{"a duplicate key is refused", "compose.yaml", "    stop_grace_period: 45s\n", "    stop_grace_period: 45s\n    stop_grace_period: 50s\n", "already defined"},
+		{"several instances without kafka.scale_out are refused", "deid.yaml", "  scale_out: true", "  scale_out: false", "without kafka.scale_out"},
+		{"several instances on one machine's directory are refused", "deid.yaml", "state_dir: s3://deid/state", "state_dir: /var/lib/deid", "both must be on s3://"},
+		{"more instances than input partitions are refused", "compose.yaml", "      replicas: 3", "      replicas: 7", "7 replicas for 6 input partitions"},
+		{"instances sharing one host port are refused", "compose.yaml", `"127.0.0.1:9090-9092:9090"`, `"127.0.0.1:9090:9090"`, "1 host ports for 3 replicas"},
+		{"a partials topic in several partitions is refused", "compose.yaml", "$$t --topic deid.partials --partitions 1", "$$t --topic deid.partials --partitions 3", `partials topic "deid.partials"`},
+		{"a bucket that is not created is refused", "compose.yaml", "--bucket deid", "--bucket deid-data", `bucket "deid"`},
+		{"deid not waiting for its bucket is refused", "compose.yaml", "      s3-init:\n        condition: service_completed_successfully\n", "", "must depend on s3-init"},
+		{"a dependency on a service that does not exist is refused", "compose.yaml", "      kafka:\n        condition: service_healthy", "      kafak:\n        condition: service_healthy", `no service "kafak"`},
+		{"a volume that is not declared is refused", "compose.yaml", "      - s3:/data", "      - s4:/data", `no top-level volume "s4"`},
+		{"a stop grace period shorter than the shutdown timeout is refused", "compose.yaml", "stop_grace_period: 45s", "stop_grace_period: 10s", "shutdown_timeout"},
+		{"a topic deid reads that is not created is refused", "compose.yaml", "$$t --topic workspace-settings", "$$t --topic workspace-setting", `topic "workspace-settings"`},
+		{"an anchor topic that is not created is refused", "compose.yaml", "$$t --topic deid.anchors", "# no anchor topic", `topic "deid.anchors"`},
+		{"a sample in more partitions than the topic has is refused", "compose.yaml", `"--partitions", "6"`, `"--partitions", "8"`, "in 8 partitions"},
+		{"an unpublished metrics port is refused", "compose.yaml", `"127.0.0.1:9090-9092:9090"`, `"127.0.0.1:9091-9093:9091"`, "do not publish"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if !bytes.Contains(orig, []byte(c.old)) {
-				t.Fatalf("compose.yaml does not contain %q: the case no longer edits anything", c.old)
+			compose, cfg := orig, origCfg
+			edit := func(b []byte) []byte {
+				if !bytes.Contains(b, []byte(c.old)) {
+					t.Fatalf("%s does not contain %q: the case no longer edits anything", c.file, c.old)
+				}
+				return bytes.Replace(b, []byte(c.old), []byte(c.new), 1)
 			}
-			b := bytes.Replace(orig, []byte(c.old), []byte(c.new), 1)
-			errs := validateCompose(schema, b)
+			if c.file == "deid.yaml" {
+				cfg = edit(cfg)
+			} else {
+				compose = edit(compose)
+			}
+			readFile := func(name string) ([]byte, error) {
+				if filepath.Clean(name) == "deid.yaml" {
+					return cfg, nil
+				}
+				return os.ReadFile(name)
+			}
+			errs := validateCompose(schema, compose, readFile)
 			if len(errs) == 0 {
 				t.Fatalf("no error; want one containing %q", c.want)
 			}

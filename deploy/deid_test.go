@@ -119,7 +119,9 @@ func TestDeidRefusesABrokenConfigInTheConfigMap(t *testing.T) {
 		name, old, new, want string
 	}{
 		{"a misspelled key", "settings_topic:", "setings_topic:", "setings_topic"},
-		{"Kafka mode without a state directory", "state_dir: /var/lib/deid", "state_dir: \"\"", "state_dir"},
+		{"Kafka mode without a state directory", "state_dir: s3://deid-training/job/state", "state_dir: \"\"", "state_dir"},
+		{"several instances on one machine's directory", "state_dir: s3://deid-training/job/state", "state_dir: /var/lib/deid", "kafka.scale_out needs it on object storage"},
+		{"an output that is not an s3:// URL", "out: s3://deid-training/job/out", "out: s4://deid-training/job/out", "out"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

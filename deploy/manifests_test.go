@@ -14,6 +14,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -36,6 +38,8 @@ func newObject(apiVersion, kind string) any {
 		return &corev1.Secret{}
 	case "v1/PersistentVolumeClaim":
 		return &corev1.PersistentVolumeClaim{}
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
 	}
 	return nil
 }
@@ -148,7 +152,7 @@ func TestManifestsDecodeStrictlyIntoTheKubernetesTypes(t *testing.T) {
 	for _, m := range ms {
 		kinds = append(kinds, fmt.Sprintf("%T", m.obj))
 	}
-	for _, want := range []string{"*v1.Deployment", "*v1.ConfigMap", "*v1.Secret", "*v1.PersistentVolumeClaim"} {
+	for _, want := range []string{"*v1.Deployment", "*v1.ConfigMap", "*v1.Secret", "*v1.PodDisruptionBudget"} {
 		if !slices.Contains(kinds, want) {
 			t.Errorf("no %s among the manifests (%v)", want, kinds)
 		}
@@ -168,15 +172,17 @@ func TestABrokenManifestFailsTheChecks(t *testing.T) {
 		{"a misspelled probe field is an unknown field", "k8s/deployment.yaml", "readinessProbe:", "readinesProbe:", `unknown field "spec.template.spec.containers[0].readinesProbe"`},
 		{"a misspelled nested field is an unknown field", "k8s/deployment.yaml", "containerPort: 9090", "containerport: 9090", `unknown field "spec.template.spec.containers[0].ports[0].containerport"`},
 		{"a misspelled key of a ConfigMap is an unknown field", "k8s/configmap.yaml", "\ndata:\n", "\ndatas:\n", `unknown field "datas"`},
-		{"a value of the wrong type is refused", "k8s/deployment.yaml", "replicas: 1", "replicas: one", "cannot unmarshal"},
-		{"a second replica of this config is refused", "k8s/deployment.yaml", "replicas: 1", "replicas: 3", "replicas is 3"},
-		{"a rolling update is refused: the state is locked by one process", "k8s/deployment.yaml", "type: Recreate", "type: RollingUpdate", "strategy"},
+		{"a value of the wrong type is refused", "k8s/deployment.yaml", "replicas: 3", "replicas: three", "cannot unmarshal"},
+		{"several pods without kafka.scale_out are refused", "k8s/configmap.yaml", "      scale_out: true", "      scale_out: false", "replicas is 3 without kafka.scale_out"},
+		{"several pods on one pod's disk are refused", "k8s/configmap.yaml", "state_dir: s3://deid-training/job/state", "state_dir: /var/lib/deid", "both must be on s3://"},
+		{"a surge pod is refused: beyond the partitions it never becomes ready", "k8s/deployment.yaml", "maxSurge: 0", "maxSurge: 1", "maxSurge"},
+		{"a disruption budget that selects no pod of the job is refused", "k8s/pdb.yaml", "      app.kubernetes.io/name: deid", "      app.kubernetes.io/name: deid-x", "PodDisruptionBudget"},
+		{"credentials from a Secret that is not among the manifests are refused", "k8s/deployment.yaml", "name: deid-s3", "name: deid-s4", `Secret "deid-s4"`},
 		{"running as root is refused", "k8s/deployment.yaml", "runAsUser: 65532", "runAsUser: 0", "runAsUser"},
 		{"a readiness probe on another path is refused", "k8s/deployment.yaml", "path: /readyz", "path: /ready", "/readyz"},
 		{"a scrape port that is not http_addr's is refused", "k8s/deployment.yaml", `prometheus.io/port: "9090"`, `prometheus.io/port: "9091"`, "prometheus.io/port"},
-		{"a mount of a volume that does not exist is refused", "k8s/deployment.yaml", "claimName: deid-state", "claimName: deid-stat", "deid-stat"},
+		{"a mount of a ConfigMap that does not exist is refused", "k8s/deployment.yaml", "name: deid-config", "name: deid-confg", `ConfigMap "deid-confg"`},
 		{"a key file outside the Secret's mount is refused", "k8s/configmap.yaml", "pseudonym_key_file: /etc/deid-keys/pseudonym-key", "pseudonym_key_file: /etc/deid-keys/pseudonym_key", "pseudonym_key"},
-		{"a state directory on no volume is refused", "k8s/configmap.yaml", "state_dir: /var/lib/deid", "state_dir: /var/lib/deid-state", "state_dir"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -232,8 +238,8 @@ func imageUser() (uid, gid int64, err error) {
 
 // checkManifests checks what strict decoding cannot: that the objects agree
 // with each other, with deid's configuration in the ConfigMap and with the
-// image, and that the Deployment runs one non-root instance with its
-// probes.
+// image; that the Deployment runs as many non-root instances, with their
+// probes, as the configuration allows, rolled and disrupted one at a time.
 func checkManifests(ms []manifest) []error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -242,6 +248,7 @@ func checkManifests(ms []manifest) []error {
 	secrets := map[string]*corev1.Secret{}
 	claims := map[string]bool{}
 	var deps []*appsv1.Deployment
+	var budgets []*policyv1.PodDisruptionBudget
 	for _, m := range ms {
 		switch o := m.obj.(type) {
 		case *appsv1.Deployment:
@@ -252,6 +259,8 @@ func checkManifests(ms []manifest) []error {
 			secrets[o.Name] = o
 		case *corev1.PersistentVolumeClaim:
 			claims[o.Name] = true
+		case *policyv1.PodDisruptionBudget:
+			budgets = append(budgets, o)
 		}
 	}
 	if len(deps) != 1 {
@@ -259,16 +268,6 @@ func checkManifests(ms []manifest) []error {
 		return errs
 	}
 	d := deps[0]
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-		n := "unset"
-		if d.Spec.Replicas != nil {
-			n = strconv.Itoa(int(*d.Spec.Replicas))
-		}
-		fail("deployment %s: replicas is %s; deid runs one instance per job with state and output on volumes (several need kafka.scale_out with both on s3://)", d.Name, n)
-	}
-	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		fail("deployment %s: strategy %q; want Recreate: the state directory and the output are locked by one process", d.Name, d.Spec.Strategy.Type)
-	}
 	pod := d.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
 		fail("deployment %s: want one container, have %d", d.Name, len(pod.Containers))
@@ -300,7 +299,7 @@ func checkManifests(ms []manifest) []error {
 
 	// deid's own configuration, from the ConfigMap the pod mounts.
 	var cfg deidConfig
-	cfgMount := ""
+	cfgMount, cfgText := "", ""
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
 		volumes[v.Name] = v
@@ -328,6 +327,7 @@ func checkManifests(ms []manifest) []error {
 			if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
 				fail("ConfigMap %s: deid.yaml: %v", cm.Name, err)
 			}
+			cfgText = text
 			cfgMount = vm.MountPath
 		case v.Secret != nil:
 			s, ok := secrets[v.Secret.SecretName]
@@ -351,6 +351,49 @@ func checkManifests(ms []manifest) []error {
 	if !slices.Contains(c.Args, filepath.Join(cfgMount, "deid.yaml")) {
 		fail("container %s: args %v do not name %s", c.Name, c.Args, filepath.Join(cfgMount, "deid.yaml"))
 	}
+	job, err := readJob([]byte(cfgText))
+	if err != nil {
+		fail("deid.yaml: %v", err)
+		return errs
+	}
+	replicas := 1
+	if d.Spec.Replicas != nil {
+		replicas = int(*d.Spec.Replicas)
+	}
+	errs = append(errs, job.checkInstances("deployment "+d.Name, replicas)...)
+	switch {
+	case !job.shared() && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType:
+		fail("deployment %s: strategy %q; want Recreate: a state directory or output on a volume is locked by one process", d.Name, d.Spec.Strategy.Type)
+	case job.shared() && d.Spec.Strategy.Type == appsv1.RollingUpdateDeploymentStrategyType:
+		if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 0 {
+			fail("deployment %s: rollingUpdate.maxSurge must be 0: with as many pods as partitions, a surge pod is a spare that never becomes ready, and the rollout would wait for it", d.Name)
+		}
+	}
+	if replicas > 1 {
+		labels := d.Spec.Template.Labels
+		if !slices.ContainsFunc(budgets, func(b *policyv1.PodDisruptionBudget) bool {
+			sel, err := metav1.LabelSelectorAsMap(b.Spec.Selector)
+			if err != nil || len(sel) == 0 {
+				return false
+			}
+			for k, v := range sel {
+				if labels[k] != v {
+					return false
+				}
+			}
+			return b.Spec.MaxUnavailable != nil && b.Spec.MaxUnavailable.IntValue() == 1
+		}) {
+			fail("deployment %s: %d pods and no PodDisruptionBudget with maxUnavailable 1 selecting them (labels %v): a drain could stop the whole job at once", d.Name, replicas, labels)
+		}
+	}
+	for _, ef := range c.EnvFrom {
+		if ef.SecretRef != nil {
+			if _, ok := secrets[ef.SecretRef.Name]; !ok {
+				fail("container %s: envFrom names Secret %q, which is not among the manifests", c.Name, ef.SecretRef.Name)
+			}
+		}
+	}
+
 	// Every path deid writes or reads lies on a volume of its kind.
 	onVolume := func(key, path string, want func(corev1.Volume) bool) {
 		name, ok := mounts[path]
@@ -375,8 +418,11 @@ func checkManifests(ms []manifest) []error {
 		_, inData := s.Data[key]
 		return inString || inData
 	}
-	onVolume("state_dir", cfg.StateDir, isClaim)
-	onVolume("out", cfg.Out, isClaim)
+	for _, p := range []struct{ key, path string }{{"state_dir", cfg.StateDir}, {"out", cfg.Out}} {
+		if !strings.HasPrefix(p.path, "s3://") {
+			onVolume(p.key, p.path, isClaim)
+		}
+	}
 	onVolume("secrets.pseudonym_key_file", cfg.Secrets.PseudonymKeyFile, isSecret)
 
 	// Probes and scraping on the one port deid serves.
