@@ -54,6 +54,11 @@ type Config struct {
 	// S3Endpoint is the local S3-compatible server (scripts/s3-local.sh)
 	// for deid writing to s3:// beside a directory; empty leaves it out.
 	S3Endpoint string
+	// Instances, when above 1 (and with Kafka and the S3 server), also
+	// runs one job (kafka.scale_out, state and output on s3://) by one
+	// instance and by this many, and once more with one of them killed
+	// a third of the way in, to measure the takeover.
+	Instances int
 	// Scale, when above 1, also runs deid once on Scale times the events
 	// over the same workspaces and days, to show how peak RSS grows.
 	Scale int
@@ -87,8 +92,10 @@ type Result struct {
 	Targets     []Target         `json:"targets"`
 	Equivalence json.RawMessage  `json:"equivalence,omitempty"`
 	// Kafka is deid in Kafka mode against a bare kafka-go consumer.
-	Kafka  KafkaRun `json:"kafka"`
-	Memory *Memory  `json:"memory,omitempty"`
+	Kafka KafkaRun `json:"kafka"`
+	// Job is one job run by one and by several instances.
+	Job    JobRun  `json:"job"`
+	Memory *Memory `json:"memory,omitempty"`
 	// Utility is each dataset's information-loss score and events by
 	// level per dimension in deid's last run's output (one line each).
 	Utility []string `json:"utility,omitempty"`
@@ -159,7 +166,8 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	res := &Result{Version: 1, Started: time.Now().UTC(), Note: cfg.Note, Input: in, Reps: cfg.Reps,
 		Threads: cfg.Threads, Contenders: map[string]Figures{}, Ratios: map[string]Ratio{},
-		Kafka: KafkaRun{Note: "kafka: left out (--skip-kafka)"}}
+		Kafka: KafkaRun{Note: "kafka: left out (--skip-kafka)"},
+		Job:   JobRun{Note: "left out (needs Kafka, the S3 server and --instances above 1)"}}
 	res.Host = Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Commit: commit(), LoadStart: LoadAvg()}
 	work, err := os.MkdirTemp(cfg.WorkDir, "deid-bench-")
 	if err != nil {
@@ -208,8 +216,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			contenders = append(contenders, contender{DuckDBLenient, duck(true)})
 		}
 	}
+	var so *s3Out
+	var job *jobEnv
 	if cfg.S3Endpoint != "" {
-		so, err := prepareS3(ctx, cfg.S3Endpoint, work)
+		so, err = prepareS3(ctx, cfg.S3Endpoint, work)
 		if err != nil {
 			return nil, fmt.Errorf("bench: s3: %w", err)
 		}
@@ -278,6 +288,18 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		// And what reading from Kafka costs deid over reading files.
 		res.Ratios[DeidKafka+"_vs_deid"] = ratios(dk, samples[Deid])
 	}
+	if jn, ok := samples[DeidJobN]; ok {
+		// Several instances against one, and one instance of a job
+		// against plain Kafka mode (state in a directory).
+		res.Ratios[DeidJobN+"_vs_"+DeidJob1] = ratios(jn, samples[DeidJob1])
+		res.Ratios[DeidJob1+"_vs_"+DeidKafka] = ratios(samples[DeidJob1], samples[DeidKafka])
+		logf("bench: the job of %d instances once more, one killed a third of the way in (takeover)", cfg.Instances)
+		r, err := job.runJob(ctx, cfg, in, cfg.Instances, "takeover", 0, true)
+		if err != nil {
+			return nil, fmt.Errorf("bench: takeover: %w", err)
+		}
+		res.Job.Takeover = r.Takeover
+	}
 	res.Targets = targets(res)
 	if !cfg.SkipDuckDB {
 		eq, err := compare(ctx, cfg, in, deidOut(cfg.Reps-1), duckOut(cfg.Reps-1))
@@ -339,12 +361,18 @@ func targets(res *Result) []Target {
 		ts = append(ts, Target{Name: "deid throughput / DuckDB (typed read, its fastest idiom)", Want: 1.5, Got: r.Wall.Median})
 	}
 	d := res.Contenders[Deid]
-	ts = append(ts, Target{Name: "deid events per CPU-second (M)", Want: 0.5, Got: d.EventsPerCPUSec.Median / 1e6})
+	ts = append(ts, Target{Name: "deid events per CPU-second (M)", Want: 0.6, Got: d.EventsPerCPUSec.Median / 1e6})
 	if r, ok := res.Ratios["deid_vs_"+DecodeLimitC]; ok {
 		ts = append(ts, Target{Name: "deid throughput / decode limit", Want: 0.5, Got: r.Wall.Median})
 	}
 	if r, ok := res.Ratios[KafkaRatio]; ok {
 		ts = append(ts, Target{Name: "deid Kafka-mode throughput / bare kafka-go consumer", Want: KafkaTarget, Got: r.Wall.Median})
+	}
+	if r, ok := res.Ratios[DeidKafka+"_vs_deid"]; ok {
+		ts = append(ts, Target{Name: "deid Kafka mode / file mode, per CPU-second", Want: 0.9, Got: r.CPU.Median})
+	}
+	if r, ok := res.Ratios[DeidJobN+"_vs_"+DeidJob1]; ok {
+		ts = append(ts, Target{Name: "job of several instances / one instance, per CPU-second", Want: JobTarget, Got: r.CPU.Median})
 	}
 	for i := range ts {
 		ts[i].Met = ts[i].Got >= ts[i].Want

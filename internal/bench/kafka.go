@@ -314,10 +314,15 @@ func (k *kafkaTopics) load(ctx context.Context, settings string, events []string
 // drop deletes the topics, best effort: the input takes as much room on the
 // broker as on disk.
 func (k *kafkaTopics) drop() {
+	deleteTopics(k.Brokers, k.Events, k.Settings, k.DeadLetters)
+}
+
+// deleteTopics deletes topics, best effort: the benchmark's own, at its end.
+func deleteTopics(brokers []string, topics ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(k.Brokers...)}
-	cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{k.Events, k.Settings, k.DeadLetters}})
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
 }
 
 // createTopics creates topics and waits until each partition has a leader.

@@ -18,6 +18,8 @@ var labels = []struct{ key, label string }{
 	{DecodeLimitC, "decode limit"},
 	{DeidKafka, "deid (Kafka mode)"},
 	{KafkaConsumer, "bare kafka-go consumer"},
+	{DeidJob1, "deid job, 1 instance"},
+	{DeidJobN, "deid job, several instances"},
 }
 
 // Print writes res as a table: medians with [min–max].
@@ -66,6 +68,7 @@ func Print(w io.Writer, res *Result) {
 	if len(res.Equivalence) > 0 {
 		printEquivalence(w, res.Equivalence)
 	}
+	printJob(w, res.Job)
 	if m := res.Memory; m != nil {
 		fmt.Fprintf(w, "\nmemory: %s events → %.0f MiB peak; %s events (×%d, same workspaces and days) → %.0f MiB (×%.2f), %.1f s wall, %.1f s CPU\n",
 			group(m.BaseEvents), m.BaseRSSMB, group(m.BigEvents), m.Scale, m.BigRSSMB, m.BigRSSMB/m.BaseRSSMB,
@@ -123,6 +126,10 @@ func ratioName(key string) string {
 		return "deid (Kafka mode) / deid (file mode)"
 	case DeidS3 + "_vs_deid":
 		return "deid (s3:// out) / deid (directory)"
+	case DeidJobN + "_vs_" + DeidJob1:
+		return "job: several instances / one"
+	case DeidJob1 + "_vs_" + DeidKafka:
+		return "job: one instance / deid (Kafka mode)"
 	}
 	return "deid / " + label(strings.TrimPrefix(key, "deid_vs_"))
 }
@@ -160,4 +167,29 @@ func group(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// printJob prints what the job runs measured beyond the table.
+func printJob(w io.Writer, j JobRun) {
+	if !j.Measured {
+		fmt.Fprintf(w, "\njob: %s\n", j.Note)
+		return
+	}
+	fmt.Fprintf(w, "\njob: %d instances on %d partitions (session timeout %.0fs, lease TTL %.0fs)\n", j.Instances, j.Partitions,
+		j.SessionTimeout, j.LeaseTTL)
+	if len(j.InstanceRSSMB) > 0 {
+		var parts []string
+		for _, r := range j.InstanceRSSMB {
+			parts = append(parts, fmt.Sprintf("%.0f", r))
+		}
+		fmt.Fprintf(w, "  peak RSS per instance (MiB; the highest is the publisher's): %s\n", strings.Join(parts, ", "))
+	}
+	if b := j.Blobs; b != nil {
+		fmt.Fprintf(w, "  partial blobs: %d for %d dataset windows, %.1f MB; %.0f KB per window, largest blob %.0f KB\n",
+			b.Count, b.Windows, float64(b.Bytes)/1e6, b.PerWindow/1e3, float64(b.MaxBlob)/1e3)
+	}
+	if t := j.Takeover; t != nil {
+		fmt.Fprintf(w, "  takeover after kill -9: %.1fs until the survivors held every partition; %d partitions restored in %.2fs in all (run %.1fs)\n",
+			t.Seconds, t.Restores, t.RestoreSeconds, t.Wall)
+	}
 }
