@@ -248,6 +248,31 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		}}, contender{KafkaConsumer, func(rep int) (Sample, error) {
 			return measureConsumer(ctx, cfg, k, in, rep)
 		}})
+		if so != nil && cfg.Instances > 1 {
+			if job, err = newJobEnv(k, so); err != nil {
+				return nil, fmt.Errorf("bench: job: %w", err)
+			}
+			res.Job = JobRun{Measured: true, Instances: cfg.Instances, Partitions: len(in.Events),
+				SessionTimeout: jobSessionTimeout.Seconds(), LeaseTTL: jobLeaseTTL.Seconds(),
+				Note: fmt.Sprintf("one job (kafka.scale_out, state and output on s3:// of the local S3 server, a fresh group, "+
+					"partials topic and prefix each run) by 1 instance and by %d started %s apart, each run to the end "+
+					"(--stop-at-end); CPU is the instances' sum, wall from the first start to the last exit", cfg.Instances, jobStagger)}
+			// Side by side, as the pair compared.
+			contenders = append(contenders, contender{DeidJob1, func(rep int) (Sample, error) {
+				r, err := job.runJob(ctx, cfg, in, 1, "job1", rep, false)
+				return r.Sample, err
+			}}, contender{DeidJobN, func(rep int) (Sample, error) {
+				r, err := job.runJob(ctx, cfg, in, cfg.Instances, "jobn", rep, false)
+				if err == nil {
+					res.Job.Blobs = r.Blobs
+					res.Job.InstanceRSSMB = nil
+					for _, b := range r.RSS {
+						res.Job.InstanceRSSMB = append(res.Job.InstanceRSSMB, float64(b)/(1<<20))
+					}
+				}
+				return r.Sample, err
+			}})
+		}
 	}
 
 	samples := map[string][]Sample{}

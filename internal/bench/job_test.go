@@ -142,3 +142,22 @@ func TestAJobRunReadsEverythingAndMeasuresATakeover(t *testing.T) {
 	// checkpoints, unless none was committed yet.
 	t.Logf("takeover: %+v", *to)
 }
+
+func TestPrintShowsTheJobsFigures(t *testing.T) {
+	var b strings.Builder
+	printJob(&b, JobRun{Measured: true, Instances: 3, Partitions: 6, SessionTimeout: 6, LeaseTTL: 6,
+		InstanceRSSMB: []float64{300, 250, 240},
+		Blobs:         &BlobFigures{Count: 36, Windows: 6, Bytes: 6e6, PerWindow: 1e6, MaxBlob: 4e5},
+		Takeover:      &Takeover{Seconds: 6.5, Restores: 2, RestoreSeconds: 0.08, Wall: 12}})
+	for _, want := range []string{"3 instances on 6 partitions", "300, 250, 240", "36 for 6 dataset windows", "1000 KB per window",
+		"takeover after kill -9: 6.5s", "2 partitions restored in 0.08s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printJob wrote:\n%s\nwant %q in it", b.String(), want)
+		}
+	}
+	b.Reset()
+	printJob(&b, JobRun{Note: "left out (why)"})
+	if !strings.Contains(b.String(), "left out (why)") {
+		t.Errorf("printJob of a job left out wrote %q", b.String())
+	}
+}
