@@ -34,6 +34,7 @@ type memGen struct {
 func (m *memGen) Partitions() []PartitionID { return m.parts }
 func (m *memGen) Done() <-chan struct{}     { return m.done }
 func (m *memGen) ID() int32                 { return m.id }
+func (m *memGen) Release()                  {}
 func (m *memGen) Open(ctx context.Context, resume Resume) ([]PartitionReader, error) {
 	sub := memSource{}
 	for _, id := range m.parts {

@@ -377,6 +377,7 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 		})
 		if err != nil {
 			genCancel()
+			gen.Release()
 			return fmt.Errorf("source: %w", err)
 		}
 		for _, w := range workers {
@@ -394,6 +395,9 @@ func (e *engine) runStream(stop, abort context.Context, cancel context.CancelFun
 		e.o.log.Info("generation assigned", zap.Int("partitions", len(workers)))
 		atEnd := e.runWorkers(genStop, abort, cancel, workers)
 		genCancel()
+		// Every worker has made its last checkpoint and commit: the group
+		// may go on to its next generation.
+		gen.Release()
 		if atEnd && len(workers) > 0 {
 			if e.st.Closes == nil {
 				// A bounded run (the source stops at the topics' ends): done.

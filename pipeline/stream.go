@@ -37,9 +37,17 @@ type Generation interface {
 	// committed offset, or the earliest offset when the group has none.
 	Open(ctx context.Context, resume Resume) ([]PartitionReader, error)
 	// Done is closed when the generation ends (a rebalance, or the source
-	// closing); the engine then stops its workers, checkpoints and calls
-	// Assign again.
+	// closing); the engine then stops its workers, checkpoints, calls
+	// Release and calls Assign again.
 	Done() <-chan struct{}
+	// Release tells the source that the engine is done with the
+	// generation: its workers have stopped and made their last
+	// checkpoints and commits. A source may hold the group's next
+	// rebalance until then, so that those commits are still accepted under
+	// this generation and the partitions' next owners resume where this
+	// one stopped instead of reading again. The engine calls it once per
+	// generation, on every path out of it.
+	Release()
 	// Commit commits, for each partition, the next offset to read and the
 	// name of the checkpoint that holds the partition's state at that
 	// offset (offset-commit metadata), with this generation's id and member

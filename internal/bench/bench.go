@@ -260,6 +260,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			// Side by side, as the pair compared.
 			contenders = append(contenders, contender{DeidJob1, func(rep int) (Sample, error) {
 				r, err := job.runJob(ctx, cfg, in, 1, "job1", rep, false)
+				if err == nil && r.Records != in.Lines {
+					err = fmt.Errorf("one instance alone read %d records; the input has %d", r.Records, in.Lines)
+				}
 				return r.Sample, err
 			}}, contender{DeidJobN, func(rep int) (Sample, error) {
 				r, err := job.runJob(ctx, cfg, in, cfg.Instances, "jobn", rep, false)

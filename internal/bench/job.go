@@ -139,7 +139,11 @@ type jobResult struct {
 	// time from the first start to the last exit, and the highest peak RSS.
 	Sample
 	// RSS is each instance's peak RSS, in the order started.
-	RSS      []int64
+	RSS []int64
+	// Records is the sum of the instances' summaries: at least the input
+	// (a partition's count travels with its checkpoint, so a partition that
+	// moved counts in both instances' summaries).
+	Records  int64
 	Blobs    *BlobFigures
 	Takeover *Takeover
 }
@@ -233,6 +237,7 @@ func (e *jobEnv) runJob(ctx context.Context, cfg Config, in *Input, n int, name 
 	if records < in.Lines {
 		return res, fmt.Errorf("the job's instances read %d records; the input has %d lines", records, in.Lines)
 	}
+	res.Records = records
 	s.Wall, s.Contention = wall, -1
 	if p0 >= 0 && p1 >= p0 && wall > 0 {
 		s.Contention = min(1, float64(p1-p0)/float64(wall.Microseconds()))

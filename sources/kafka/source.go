@@ -66,6 +66,9 @@ type Source struct {
 	mu     sync.Mutex
 	group  *kafka.ConsumerGroup
 	closed bool
+	// current is the generation Assign returned last: the next Assign, or
+	// Close, releases it (the caller is done with it).
+	current *generation
 }
 
 var _ pipeline.StreamSource = (*Source)(nil)
@@ -144,9 +147,14 @@ func (s *Source) groupLocked() (*kafka.ConsumerGroup, error) {
 func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
 	s.mu.Lock()
 	g, err := s.groupLocked()
+	prev := s.current
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if prev != nil {
+		// Asking for the next generation is being done with this one.
+		prev.Release()
 	}
 	// Not kafkaconn.Retry: a rebalance in progress is retried though it is
 	// not transient, and kafka-go already waits JoinGroupBackoff between
@@ -156,6 +164,9 @@ func (s *Source) Assign(ctx context.Context) (pipeline.Generation, error) {
 		kg, err := g.Next(ctx)
 		if err == nil {
 			gen := s.newGeneration(kg)
+			s.mu.Lock()
+			s.current = gen
+			s.mu.Unlock()
 			// The checkpoint names are read now, not at Open: the engine
 			// loads a partition's checkpoint (Committed) to know where to
 			// open it.
@@ -195,8 +206,11 @@ func (s *Source) Close() error {
 		return nil
 	}
 	s.closed = true
-	g := s.group
+	g, cur := s.group, s.current
 	s.mu.Unlock()
+	if cur != nil {
+		cur.Release()
+	}
 	if g != nil {
 		return g.Close()
 	}
@@ -216,10 +230,15 @@ type generation struct {
 	// partition's offset when the generation began ("" for none).
 	checkpoints map[pipeline.PartitionID]string
 	done        chan struct{}
+	// released is closed by Release: the engine has made its last
+	// checkpoints and commits of the generation.
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 func (s *Source) newGeneration(kg *kafka.Generation) *generation {
-	g := &generation{src: s, gen: kg, committed: map[pipeline.PartitionID]int64{}, done: make(chan struct{})}
+	g := &generation{src: s, gen: kg, committed: map[pipeline.PartitionID]int64{}, done: make(chan struct{}),
+		released: make(chan struct{})}
 	for topic, assigned := range kg.Assignments {
 		for _, a := range assigned {
 			id := pipeline.PartitionID{Source: topic, Partition: int32(a.ID)}
@@ -229,10 +248,25 @@ func (s *Source) newGeneration(kg *kafka.Generation) *generation {
 	}
 	slices.SortFunc(g.parts, comparePartitions)
 	// kafka-go exposes the end of a generation only to functions it starts:
-	// their context is done when the generation ends.
+	// their context is done when the generation ends. It joins the next
+	// generation only once they return, so this one holds the join until
+	// the engine has made its last checkpoints and commits (Release) —
+	// during the rebalance the coordinator still accepts this generation's
+	// commits, and the partitions' next owners resume from them rather
+	// than from an older checkpoint. Never longer than the rebalance
+	// timeout, after which the coordinator drops a member that has not
+	// joined anyway.
 	kg.Start(func(ctx context.Context) {
 		<-ctx.Done()
 		close(g.done)
+		t := time.NewTimer(s.cfg.RebalanceTimeout)
+		defer t.Stop()
+		select {
+		case <-g.released:
+		case <-t.C:
+			s.opts.log.Warn("the engine did not release the generation within kafka.rebalance_timeout; joining the next one",
+				zap.String("group", s.cfg.Group), zap.Int32("generation", kg.ID))
+		}
 	})
 	s.opts.log.Info("joined a generation of the consumer group", zap.String("group", s.cfg.Group),
 		zap.Int32("generation", kg.ID), zap.String("member", kg.MemberID), zap.Stringers("partitions", g.parts))
@@ -250,6 +284,10 @@ func (g *generation) Partitions() []pipeline.PartitionID { return slices.Clone(g
 // Done is closed when the generation ends: a rebalance, a lost connection to
 // the coordinator, or the source closing.
 func (g *generation) Done() <-chan struct{} { return g.done }
+
+// Release lets the group go on to its next generation; it implements
+// pipeline.Generation. Safe to call more than once.
+func (g *generation) Release() { g.releaseOnce.Do(func() { close(g.released) }) }
 
 // Open opens a reader for each assigned partition, in the order of
 // Partitions, each connected to its partition's leader; it implements
