@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string) error {
 	skipS3 := fs.Bool("skip-s3", false, "leave deid writing to s3:// out")
 	fs.BoolVar(&cfg.Lenient, "lenient", cfg.Lenient, "also time DuckDB reading fields typed (its fastest idiom)")
 	fs.IntVar(&cfg.Instances, "instances", 3, "with Kafka and the S3 server, also run one job (kafka.scale_out) by one instance and by this many, and measure a takeover; 0 leaves it out")
+	fs.IntVar(&cfg.JobProcs, "job-gomaxprocs", 0, "run each instance of the job of several with this GOMAXPROCS, as instances with cores of their own would (0: the default)")
 	fs.IntVar(&cfg.Scale, "memory-scale", 0, "also run deid on this many times the events, generated (same workspaces and days) and repeated (same cells and entities), to show what peak RSS grows with, e.g. 10")
 	fs.StringVar(&cfg.Note, "note", "", "free text recorded with the results")
 	if err := fs.Parse(args); err != nil {

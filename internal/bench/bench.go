@@ -59,6 +59,10 @@ type Config struct {
 	// instance and by this many, and once more with one of them killed
 	// a third of the way in, to measure the takeover.
 	Instances int
+	// JobProcs, when above 0, runs each instance of the job of several with
+	// GOMAXPROCS=JobProcs, as instances with cores of their own would
+	// (the job of one keeps the default).
+	JobProcs int
 	// Scale, when above 1, also runs deid once on Scale times the events
 	// over the same workspaces and days, to show how peak RSS grows.
 	Scale int
@@ -257,6 +261,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 				Note: fmt.Sprintf("one job (kafka.scale_out, state and output on s3:// of the local S3 server, a fresh group, "+
 					"partials topic and prefix each run) by 1 instance and by %d started %s apart, each run to the end "+
 					"(--stop-at-end); CPU is the instances' sum, wall from the first start to the last exit", cfg.Instances, jobStagger)}
+			if cfg.JobProcs > 0 {
+				res.Job.Note += fmt.Sprintf("; each of the %d instances with GOMAXPROCS=%d", cfg.Instances, cfg.JobProcs)
+			}
 			// Side by side, as the pair compared.
 			contenders = append(contenders, contender{DeidJob1, func(rep int) (Sample, error) {
 				r, err := job.runJob(ctx, cfg, in, 1, "job1", rep, false)

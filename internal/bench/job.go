@@ -180,6 +180,9 @@ func (e *jobEnv) runJob(ctx context.Context, cfg Config, in *Input, n int, name 
 		inst := &jobInstance{http: addr, done: make(chan struct{})}
 		inst.cmd = exec.CommandContext(ctx, cfg.Deid, append(args, "--http-addr", addr)...)
 		inst.cmd.Stdout, inst.cmd.Stderr = &inst.stdout, &inst.stderr
+		if cfg.JobProcs > 0 && n > 1 {
+			inst.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", cfg.JobProcs))
+		}
 		if err := inst.cmd.Start(); err != nil {
 			return res, err
 		}
