@@ -113,11 +113,10 @@ func (s *Checkpoints) getPartial(ctx context.Context, dataset string, id Partiti
 		return nil, damaged("partial blob %s holds %s %s of %s (format %d), not what its close record names", cw.Blob,
 			pb.Partition, formatWindow(pb.Window), pb.Partial.Dataset, pb.Version)
 	}
-	ws := windowSnap{W: pb.Window, Partials: []partialSnap{pb.Partial}}
-	if err := (&checkpoint{Seq: 1, Open: []windowSnap{ws}}).check(); err != nil {
+	if err := checkSnap(&pb.Partial, pb.Window); err != nil {
 		return nil, damaged("partial blob %s: %v", cw.Blob, err)
 	}
-	return ws.restore(nil).partials[0], nil
+	return restoreSnap(&pb.Partial, pb.Window), nil
 }
 
 // A blob is encoded by hand, not with gob: gob numbers types in the order

@@ -12,11 +12,14 @@ import (
 	"strings"
 )
 
-// checkpointVersion is the format version of checkpoints. Format 5 keeps
-// them as immutable objects in a StateStore (checkpoints/<partition>/), the
-// dedup keys as runs beside them; format 4 overwrote partitions/<partition>.ckpt
-// and appended keys to a file per window, which this deid refuses.
-const checkpointVersion = 5
+// checkpointVersion is the format version of checkpoints. Format 6 holds
+// each open window's partials as appendPartial's bytes; format 5 held them
+// as gob-encoded snapshot structs, and this deid refuses it. Since format 5
+// checkpoints are immutable objects in a StateStore
+// (checkpoints/<partition>/), the dedup keys runs beside them; format 4
+// overwrote partitions/<partition>.ckpt and appended keys to a file per
+// window.
+const checkpointVersion = 6
 
 // The layout of a state store:
 //
@@ -105,12 +108,12 @@ type windowSnap struct {
 	Keys int64
 	// Runs hold the keys, oldest first.
 	Runs []keyRun
-	// Partials has one entry per dataset; gob cannot write a nil pointer
-	// in a list, so a dataset without events in the window is an entry
-	// with Present false.
-	Partials []partialSnap
+	// Partials has one entry per dataset, appendPartial's bytes, empty for
+	// a dataset without events in the window.
+	Partials [][]byte
 }
 
+// partialSnap is a partial in the form a partial blob holds (blob.go).
 type partialSnap struct {
 	Present bool
 	Dataset string
@@ -232,7 +235,19 @@ func (p *partitionState) loadPicked(ctx context.Context, named bool, name string
 	keep := map[string]bool{}
 	if newest != "" {
 		cp = &checkpoint{}
-		ok, err := p.s.read(ctx, newest, cp)
+		ok, err := p.s.readWith(ctx, newest, func(decode func(any) error) error {
+			// The format first: another format's fields may not decode
+			// into this one's (gob decodes by name, skipping the rest).
+			var head struct{ Version int }
+			if err := decode(&head); err != nil {
+				return err
+			}
+			if head.Version != checkpointVersion {
+				cp.Version = head.Version
+				return nil
+			}
+			return decode(cp)
+		})
 		if err != nil {
 			return nil, false, err
 		}
@@ -294,20 +309,29 @@ func (cp *checkpoint) check() error {
 		if inRuns != ws.Keys {
 			return fmt.Errorf("window %d counts %d dedup keys but its runs hold %d", ws.W.Start, ws.Keys, inRuns)
 		}
-		for _, ps := range ws.Partials {
-			if !ps.Present {
+		for _, b := range ws.Partials {
+			if len(b) == 0 {
 				continue
 			}
-			for _, cs := range ps.Cells {
-				for _, c := range cs.WS {
-					if len(c.WS) != len(Pseudonym{}) {
-						return fmt.Errorf("a workspace pseudonym of window %d is %d bytes", ws.W.Start, len(c.WS))
-					}
-					for _, set := range c.Sets {
-						if len(set)%len(Pseudonym{}) != 0 {
-							return fmt.Errorf("an entity set of window %d is %d bytes, not whole pseudonyms", ws.W.Start, len(set))
-						}
-					}
+			if _, err := decodePartial(b, ws.W); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkSnap checks what a partial blob's decoding cannot: that its
+// pseudonyms are whole.
+func checkSnap(ps *partialSnap, w Window) error {
+	for _, cs := range ps.Cells {
+		for _, c := range cs.WS {
+			if len(c.WS) != len(Pseudonym{}) {
+				return fmt.Errorf("a workspace pseudonym of window %d is %d bytes", w.Start, len(c.WS))
+			}
+			for _, set := range c.Sets {
+				if len(set)%len(Pseudonym{}) != 0 {
+					return fmt.Errorf("an entity set of window %d is %d bytes, not whole pseudonyms", w.Start, len(set))
 				}
 			}
 		}
@@ -384,6 +408,12 @@ func (s *Checkpoints) write(ctx context.Context, key string, v any) error {
 }
 
 func (s *Checkpoints) read(ctx context.Context, key string, v any) (bool, error) {
+	return s.readWith(ctx, key, func(decode func(any) error) error { return decode(v) })
+}
+
+// readWith reads key and lets use decode it, as often as it needs: each
+// decode reads the object from its start.
+func (s *Checkpoints) readWith(ctx context.Context, key string, use func(decode func(any) error) error) (bool, error) {
 	b, err := s.store.Get(ctx, key)
 	if errors.Is(err, ErrStateNotFound) {
 		return false, nil
@@ -391,10 +421,13 @@ func (s *Checkpoints) read(ctx context.Context, key string, v any) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("checkpoints: %w", err)
 	}
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
-		return false, damaged("%s in %s is unreadable (%v)", key, s.store, err)
+	decode := func(v any) error {
+		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+			return damaged("%s in %s is unreadable (%v)", key, s.store, err)
+		}
+		return nil
 	}
-	return true, nil
+	return true, use(decode)
 }
 
 func encode(v any) ([]byte, error) {
@@ -405,23 +438,22 @@ func encode(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// snapWindow copies a window's partials into their checkpoint form, with
-// keys, the number of its dedup keys made durable in runs (its key log's).
+// snapWindow writes a window's partials in their checkpoint form
+// (appendPartial), with keys, the number of its dedup keys made durable in
+// runs (its key log's).
 func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
-	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Partials: make([]partialSnap, len(ow.partials))}
+	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Partials: make([][]byte, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
-			ws.Partials[i] = snapPartial(p)
+			ws.Partials[i] = appendPartial(nil, p)
 		}
 	}
 	return ws
 }
 
+// snapPartial copies a partial's content into a partial blob's form.
 func snapPartial(p *Partial) partialSnap {
 	ps := partialSnap{Present: true, Dataset: p.Dataset, Events: p.Events}
-	// In map order: a restore builds maps again, so order does not matter,
-	// and sorting a window's cells at every checkpoint would cost more than
-	// encoding them.
 	for key, byWS := range p.content() {
 		cs := cellSnap{Key: key}
 		for ws, c := range byWS {
@@ -439,32 +471,41 @@ func snapPartial(p *Partial) partialSnap {
 
 // restore rebuilds a window's state from its checkpoint form and its dedup
 // keys, end to end (nil for a handed window).
-func (ws *windowSnap) restore(keys []byte) *openWindow {
+func (ws *windowSnap) restore(keys []byte) (*openWindow, error) {
 	n := len(keys) / len(dedupKey{})
 	ow := &openWindow{w: ws.W, seen: newDedupSet(n), partials: make([]*Partial, len(ws.Partials))}
 	for i := range n {
 		ow.seen.Add(dedupKey(keys[i*len(dedupKey{}):]))
 	}
-	for i, ps := range ws.Partials {
-		if !ps.Present {
+	for i, b := range ws.Partials {
+		if len(b) == 0 {
 			continue
 		}
-		p := NewPartial(ps.Dataset, ws.W)
-		p.Events = ps.Events
-		for _, cs := range ps.Cells {
-			byWS := make(map[Pseudonym]*Contribution, len(cs.WS))
-			for _, s := range cs.WS {
-				c := &Contribution{Events: s.Events, Sums: slices.Clone(s.Sums), Overflow: s.Overflow, Sets: make([]EntitySet, len(s.Sets))}
-				for j, set := range s.Sets {
-					for k := 0; k+len(Pseudonym{}) <= len(set); k += len(Pseudonym{}) {
-						c.Sets[j].Add(Pseudonym(set[k:]))
-					}
-				}
-				byWS[Pseudonym(s.WS)] = c
-			}
-			p.Cells[cs.Key] = byWS
+		p, err := decodePartial(b, ws.W)
+		if err != nil {
+			return nil, err
 		}
 		ow.partials[i] = p
 	}
-	return ow
+	return ow, nil
+}
+
+// restoreSnap builds a partial back from a partial blob's form.
+func restoreSnap(ps *partialSnap, w Window) *Partial {
+	p := NewPartial(ps.Dataset, w)
+	p.Events = ps.Events
+	for _, cs := range ps.Cells {
+		byWS := make(map[Pseudonym]*Contribution, len(cs.WS))
+		for _, s := range cs.WS {
+			c := &Contribution{Events: s.Events, Sums: slices.Clone(s.Sums), Overflow: s.Overflow, Sets: make([]EntitySet, len(s.Sets))}
+			for j, set := range s.Sets {
+				for k := 0; k+len(Pseudonym{}) <= len(set); k += len(Pseudonym{}) {
+					c.Sets[j].Add(Pseudonym(set[k:]))
+				}
+			}
+			byWS[Pseudonym(s.WS)] = c
+		}
+		p.Cells[cs.Key] = byWS
+	}
+	return p
 }

@@ -78,7 +78,10 @@ func TestCheckpointKeepsThePartials(t *testing.T) {
 	if err := (&checkpoint{Open: []windowSnap{*back}}).check(); err != nil {
 		t.Fatal(err)
 	}
-	ow := back.restore(nil)
+	ow, err := back.restore(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ow.partials[1] != nil {
 		t.Fatal("an empty partial came back")
 	}

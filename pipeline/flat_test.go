@@ -223,7 +223,11 @@ func TestCheckpointOfAnAggregatingPartial(t *testing.T) {
 	fc := newFlatCase(8, 2)
 	fc.add(r, 5_000)
 	snap := gobRoundTrip(t, snapWindow(&openWindow{w: Window{}, seen: newDedupSet(0), partials: []*Partial{fc.p}}, 0, nil))
-	restored := snap.restore(nil).partials[0]
+	ow, err := snap.restore(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := ow.partials[0]
 	if err := diffCells(restored.Cells, fc.want); err != nil {
 		t.Fatalf("restored: %v", err)
 	}

@@ -75,7 +75,11 @@ func (w *worker) sendAgain(ctx context.Context) error {
 	}
 	closed := make([]*openWindow, len(w.handed))
 	for i := range w.handed {
-		closed[i] = w.handed[i].restore(nil)
+		ow, err := w.handed[i].restore(nil)
+		if err != nil {
+			return fmt.Errorf("partition %s: checkpoints: %w", w.id(), err)
+		}
+		closed[i] = ow
 	}
 	return w.sendCloses(ctx, closed)
 }
@@ -88,8 +92,8 @@ func (w *worker) dropPublished() error {
 		if err != nil {
 			return false
 		}
-		for i, ps := range ws.Partials {
-			if !ps.Present {
+		for i, b := range ws.Partials {
+			if len(b) == 0 {
 				continue
 			}
 			k := publishedKey{w.st.Aggregators[i].Spec().Name, ws.W.Start}

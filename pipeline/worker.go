@@ -159,7 +159,10 @@ func (w *worker) resume(ctx context.Context) (next int64, ok bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		ow := ws.restore(keys)
+		ow, err := ws.restore(keys)
+		if err != nil {
+			return 0, false, damaged("partition %s: %v", w.id(), err)
+		}
 		// Keys added after the checkpoint were never named by it: reading
 		// on from its position adds them again.
 		ow.log = w.ckpt.resumeKeyLog(ws)
@@ -177,7 +180,11 @@ func (w *worker) handOverAgain(ctx context.Context) error {
 	}
 	n := closeNotice{Part: w.id(), ClosedEnd: w.closedEnd, Acct: w.snapshot(), Head: w.chain.Head()}
 	for i := range w.handed {
-		n.Windows = append(n.Windows, w.handed[i].restore(nil))
+		ow, err := w.handed[i].restore(nil)
+		if err != nil {
+			return fmt.Errorf("partition %s: checkpoints: %w", w.id(), err)
+		}
+		n.Windows = append(n.Windows, ow)
 	}
 	select {
 	case w.out <- n:

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// A partial's checkpoint bytes give back what content() holds, whatever
+// the shape: sealed Cells and an aggregation table at once, more sums and
+// sets than a table record holds inline, sets past their inline members
+// and past their list.
+func TestCheckpointBytesGiveBackThePartialsContent(t *testing.T) {
+	for _, shape := range []struct{ sums, sets int }{{0, 0}, {2, 1}, {8, 2}, {flatSums + 3, flatSets + 2}} {
+		r := rand.New(rand.NewPCG(uint64(shape.sums), uint64(shape.sets)))
+		fc := newFlatCase(shape.sums, shape.sets)
+		fc.add(r, 4_000)
+		fc.p.Seal() // Cells now
+		fc.add(r, 4_000)
+		if fc.p.flat == nil || len(fc.p.Cells) == 0 {
+			t.Fatalf("%+v: want both Cells and a table", shape)
+		}
+		fc.p.Events = 8_000
+		b := appendPartial(nil, fc.p)
+		back, err := decodePartial(b, Window{Start: 5, End: 9})
+		if err != nil {
+			t.Fatalf("%+v: %v", shape, err)
+		}
+		if err := diffCells(back.Cells, fc.want); err != nil {
+			t.Errorf("%+v: decoded: %v", shape, err)
+		}
+		if back.Dataset != fc.p.Dataset || back.Events != 8_000 || back.Window != (Window{Start: 5, End: 9}) {
+			t.Errorf("%+v: decoded %s, %d events, window %v", shape, back.Dataset, back.Events, back.Window)
+		}
+		// Writing the checkpoint neither seals nor changes the partial.
+		if fc.p.flat == nil {
+			t.Errorf("%+v: appendPartial sealed the partial", shape)
+		}
+	}
+}
+
+// Damaged bytes are an error naming what could not be read, never a crash
+// and never a partial with less in it.
+func TestDamagedCheckpointBytesAreRefused(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	fc := newFlatCase(3, 2)
+	fc.add(r, 60)
+	fc.p.Seal()
+	fc.add(r, 60)
+	b := appendPartial(nil, fc.p)
+	for n := range len(b) {
+		if _, err := decodePartial(b[:n], Window{}); err == nil {
+			t.Fatalf("the first %d of %d bytes decoded without an error", n, len(b))
+		}
+	}
+	if _, err := decodePartial(append(bytes.Clone(b), 0), Window{}); err == nil || !strings.Contains(err.Error(), "bytes after the end") {
+		t.Errorf("a byte after the end: %v", err)
+	}
+	for range 1_000 {
+		c := bytes.Clone(b)
+		c[r.IntN(len(c))] ^= byte(1 + r.IntN(255))
+		decodePartial(c, Window{}) // an error or a partial; never a panic
+	}
+}
+
+// A checkpoint of the format before is refused with the format named and
+// what to do, not reported as damage.
+func TestACheckpointOfTheFormatBeforeIsRefused(t *testing.T) {
+	type oldPartial struct {
+		Present bool
+		Dataset string
+	}
+	type oldWindow struct {
+		W        Window
+		Partials []oldPartial
+	}
+	type oldCheckpoint struct {
+		Version   int
+		Partition PartitionID
+		Seq       int64
+		Open      []oldWindow
+	}
+	id := PartitionID{Source: "events", Partition: 0}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(oldCheckpoint{Version: 5, Partition: id, Seq: 1,
+		Open: []oldWindow{{Partials: []oldPartial{{Present: true, Dataset: "d"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store := newMemStore()
+	cs, err := NewCheckpoints(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cs.partition(id)
+	if err := store.Put(ctx, p.checkpointKey(1), buf.Bytes(), true); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = p.load(ctx)
+	if err == nil || !strings.Contains(err.Error(), "format 5 and this deid reads format 6") || !strings.Contains(err.Error(), "start over") {
+		t.Errorf("load = %v, want the format named and what to do", err)
+	}
+}
