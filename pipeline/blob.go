@@ -31,50 +31,10 @@ const (
 	lineageSeqBits = 24
 )
 
-// partialBlob is a partial as stage 2 reads it.
-type partialBlob struct {
-	Version   int
-	Partition PartitionID
-	Window    Window
-	Partial   partialSnap
-}
-
-// sortedSnap is snapPartial with every list in order, so that the same
-// content always encodes to the same bytes.
-func sortedSnap(p *Partial) partialSnap {
-	ps := snapPartial(p)
-	slices.SortFunc(ps.Cells, func(a, b cellSnap) int { return slices.Compare(a.Key[:], b.Key[:]) })
-	for i := range ps.Cells {
-		ws := ps.Cells[i].WS
-		slices.SortFunc(ws, func(a, b contribSnap) int { return bytes.Compare(a.WS, b.WS) })
-		for j := range ws {
-			for k, set := range ws[j].Sets {
-				ws[j].Sets[k] = sortedMembers(set)
-			}
-		}
-	}
-	return ps
-}
-
-// sortedMembers sorts a set's pseudonyms, laid end to end.
-func sortedMembers(set []byte) []byte {
-	n := len(Pseudonym{})
-	ms := make([]Pseudonym, 0, len(set)/n)
-	for i := 0; i+n <= len(set); i += n {
-		ms = append(ms, Pseudonym(set[i:]))
-	}
-	slices.SortFunc(ms, Pseudonym.Compare)
-	out := make([]byte, 0, len(set))
-	for _, m := range ms {
-		out = append(out, m[:]...)
-	}
-	return out
-}
-
 // putPartial writes the sealed partial p of partition id as a blob and
 // returns what a close record says of it.
 func (s *Checkpoints) putPartial(ctx context.Context, id PartitionID, p *Partial) (ClosedWindow, error) {
-	b := encodeBlob(&partialBlob{Version: blobVersion, Partition: id, Window: p.Window, Partial: sortedSnap(p)})
+	b := appendBlob(nil, id, p)
 	sum := sha256.Sum256(b)
 	hexSum := hex.EncodeToString(sum[:])
 	key := partialsDir + url.PathEscape(p.Dataset) + "/" + strconv.FormatInt(p.Window.Start, 10) + "/" +
@@ -105,18 +65,15 @@ func (s *Checkpoints) getPartial(ctx context.Context, dataset string, id Partiti
 	if hex.EncodeToString(sum[:]) != cw.SHA256 {
 		return nil, fmt.Errorf("partial blob %s does not match the SHA-256 its close record names: the state store is damaged; restore it or start over", cw.Blob)
 	}
-	pb, err := decodeBlob(b)
+	head, p, err := readBlob(b)
 	if err != nil {
 		return nil, damaged("partial blob %s is unreadable (%v)", cw.Blob, err)
 	}
-	if pb.Version != blobVersion || pb.Partition != id || pb.Window != cw.Window || pb.Partial.Dataset != dataset {
+	if head.Version != blobVersion || head.Partition != id || head.Window != cw.Window || p.Dataset != dataset {
 		return nil, damaged("partial blob %s holds %s %s of %s (format %d), not what its close record names", cw.Blob,
-			pb.Partition, formatWindow(pb.Window), pb.Partial.Dataset, pb.Version)
+			head.Partition, formatWindow(head.Window), p.Dataset, head.Version)
 	}
-	if err := checkSnap(&pb.Partial, pb.Window); err != nil {
-		return nil, damaged("partial blob %s: %v", cw.Blob, err)
-	}
-	return restoreSnap(&pb.Partial, pb.Window), nil
+	return p, nil
 }
 
 // A blob is encoded by hand, not with gob: gob numbers types in the order
@@ -126,37 +83,54 @@ func (s *Checkpoints) getPartial(ctx context.Context, dataset string, id Partiti
 // length first.
 const blobMagic = "deid-partial\n"
 
-func encodeBlob(pb *partialBlob) []byte {
-	b := append([]byte(blobMagic), byte(pb.Version))
-	b = appendString(b, pb.Partition.Source)
-	b = binary.AppendVarint(b, int64(pb.Partition.Partition))
-	b = binary.AppendVarint(b, pb.Window.Start)
-	b = binary.AppendVarint(b, pb.Window.End)
-	ps := &pb.Partial
-	b = appendString(b, ps.Dataset)
-	b = binary.AppendVarint(b, ps.Events)
-	b = binary.AppendUvarint(b, uint64(len(ps.Cells)))
-	for _, c := range ps.Cells {
-		for _, k := range c.Key {
-			b = appendString(b, k)
+// appendBlob appends the blob of the sealed partial p of partition id,
+// straight from its Cells: cells in the order of their keys, a cell's
+// contributions in the order of their workspaces, a set's members in
+// order, so that the same content always encodes to the same bytes.
+func appendBlob(b []byte, id PartitionID, p *Partial) []byte {
+	b = append(append(b, blobMagic...), byte(blobVersion))
+	b = appendString(b, id.Source)
+	b = binary.AppendVarint(b, int64(id.Partition))
+	b = binary.AppendVarint(b, p.Window.Start)
+	b = binary.AppendVarint(b, p.Window.End)
+	b = appendString(b, p.Dataset)
+	b = binary.AppendVarint(b, p.Events)
+	cells := p.content()
+	keys := make([]CellKey, 0, len(cells))
+	for k := range cells {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b CellKey) int { return slices.Compare(a[:], b[:]) })
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	var wss, members []Pseudonym
+	for i := range keys {
+		b = appendCellKey(b, &keys[i])
+		byWS := cells[keys[i]]
+		wss = wss[:0]
+		for ws := range byWS {
+			wss = append(wss, ws)
 		}
-		b = binary.AppendUvarint(b, uint64(len(c.WS)))
-		for _, w := range c.WS {
-			b = appendString(b, string(w.WS))
-			b = binary.AppendVarint(b, w.Events)
-			b = binary.AppendUvarint(b, uint64(len(w.Sums)))
-			for _, v := range w.Sums {
+		slices.SortFunc(wss, Pseudonym.Compare)
+		b = binary.AppendUvarint(b, uint64(len(wss)))
+		for _, ws := range wss {
+			c := byWS[ws]
+			b = binary.AppendUvarint(b, uint64(len(ws)))
+			b = append(b, ws[:]...)
+			b = binary.AppendVarint(b, c.Events)
+			b = binary.AppendUvarint(b, uint64(len(c.Sums)))
+			for _, v := range c.Sums {
 				b = binary.AppendVarint(b, v)
 			}
-			b = binary.AppendUvarint(b, uint64(len(w.Sets)))
-			for _, set := range w.Sets {
-				b = appendString(b, string(set))
+			b = binary.AppendUvarint(b, uint64(len(c.Sets)))
+			for j := range c.Sets {
+				members = c.Sets[j].appendMembers(members[:0])
+				slices.SortFunc(members, Pseudonym.Compare)
+				b = binary.AppendUvarint(b, uint64(len(members)*len(Pseudonym{})))
+				for _, m := range members {
+					b = append(b, m[:]...)
+				}
 			}
-			if w.Overflow {
-				b = append(b, 1)
-			} else {
-				b = append(b, 0)
-			}
+			b = appendFlag(b, c.Overflow)
 		}
 	}
 	return b
@@ -166,7 +140,8 @@ func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// blobReader reads what encodeBlob wrote; the first error sticks.
+// blobReader reads what appendBlob and appendPartial wrote; the first
+// error sticks.
 type blobReader struct {
 	b   []byte
 	err error
@@ -211,49 +186,70 @@ func (r *blobReader) bytes(what string) []byte {
 	return out
 }
 
-func decodeBlob(b []byte) (*partialBlob, error) {
+// blobHead is what a blob says of itself beside its partial.
+type blobHead struct {
+	Version   int
+	Partition PartitionID
+	Window    Window
+}
+
+// readBlob reads what appendBlob wrote into a sealed partial.
+func readBlob(b []byte) (blobHead, *Partial, error) {
+	var h blobHead
 	if !bytes.HasPrefix(b, []byte(blobMagic)) || len(b) == len(blobMagic) {
-		return nil, errors.New("not a partial blob")
+		return h, nil, errors.New("not a partial blob")
 	}
-	pb := &partialBlob{Version: int(b[len(blobMagic)])}
-	if pb.Version != blobVersion {
-		return nil, fmt.Errorf("format %d; this deid reads format %d", pb.Version, blobVersion)
+	h.Version = int(b[len(blobMagic)])
+	if h.Version != blobVersion {
+		return h, nil, fmt.Errorf("format %d; this deid reads format %d", h.Version, blobVersion)
 	}
 	r := &blobReader{b: b[len(blobMagic)+1:]}
-	pb.Partition.Source = string(r.bytes("partition"))
-	pb.Partition.Partition = int32(r.varint("partition"))
-	pb.Window.Start, pb.Window.End = r.varint("window"), r.varint("window")
-	ps := &pb.Partial
-	ps.Present = true
-	ps.Dataset = string(r.bytes("dataset"))
-	ps.Events = r.varint("events")
-	ps.Cells = make([]cellSnap, r.count("cells"))
-	for i := range ps.Cells {
-		c := &ps.Cells[i]
-		for k := range c.Key {
-			c.Key[k] = string(r.bytes("cell key"))
+	h.Partition.Source = string(r.bytes("partition"))
+	h.Partition.Partition = int32(r.varint("partition"))
+	h.Window.Start, h.Window.End = r.varint("window"), r.varint("window")
+	p := NewPartial(string(r.bytes("dataset")), h.Window)
+	p.Events = r.varint("events")
+	for range r.count("cells") {
+		var key CellKey
+		for k := range key {
+			key[k] = string(r.bytes("cell key"))
 		}
-		c.WS = make([]contribSnap, r.count("contributions"))
-		for j := range c.WS {
-			w := &c.WS[j]
-			w.WS = bytes.Clone(r.bytes("workspace"))
-			w.Events = r.varint("contribution")
-			w.Sums = make([]int64, r.count("sums"))
-			for k := range w.Sums {
-				w.Sums[k] = r.varint("sums")
+		n := r.count("contributions")
+		byWS := make(map[Pseudonym]*Contribution, n)
+		for range n {
+			ws := r.bytes("workspace")
+			if len(ws) != len(Pseudonym{}) {
+				r.fail("workspace")
+				break
 			}
-			w.Sets = make([][]byte, r.count("sets"))
-			for k := range w.Sets {
-				w.Sets[k] = bytes.Clone(r.bytes("sets"))
+			c := &Contribution{Events: r.varint("contribution")}
+			c.Sums = make([]int64, r.count("sums"))
+			for k := range c.Sums {
+				c.Sums[k] = r.varint("sums")
 			}
-			flag := r.flag("overflow")
-			w.Overflow = flag == 1
+			c.Sets = make([]EntitySet, r.count("sets"))
+			for k := range c.Sets {
+				set := r.bytes("sets")
+				if len(set)%len(Pseudonym{}) != 0 {
+					r.fail("sets")
+					break
+				}
+				for i := 0; i < len(set); i += len(Pseudonym{}) {
+					c.Sets[k].Add(Pseudonym(set[i:]))
+				}
+			}
+			c.Overflow = r.flag("overflow") == 1
+			byWS[Pseudonym(ws)] = c
 		}
+		p.Cells[key] = byWS
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("bytes after the end")
 	}
-	return pb, r.err
+	if r.err != nil {
+		return h, nil, r.err
+	}
+	return h, p, nil
 }
 
 // flag reads one flag byte (0 or 1).

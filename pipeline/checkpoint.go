@@ -113,29 +113,6 @@ type windowSnap struct {
 	Partials [][]byte
 }
 
-// partialSnap is a partial in the form a partial blob holds (blob.go).
-type partialSnap struct {
-	Present bool
-	Dataset string
-	Events  int64
-	Cells   []cellSnap
-}
-
-type cellSnap struct {
-	Key CellKey
-	WS  []contribSnap
-}
-
-// contribSnap is a contribution. Pseudonyms are byte strings (WS one, each
-// of Sets its members end to end): gob writes an array byte by byte.
-type contribSnap struct {
-	WS       []byte
-	Events   int64
-	Sums     []int64
-	Sets     [][]byte
-	Overflow bool
-}
-
 // publishIntent records the dataset window the publisher is committing and
 // its exclusion chain's segment before it, so that a restart can roll back
 // the publish-time entries of a window whose manifest was never written.
@@ -321,24 +298,6 @@ func (cp *checkpoint) check() error {
 	return nil
 }
 
-// checkSnap checks what a partial blob's decoding cannot: that its
-// pseudonyms are whole.
-func checkSnap(ps *partialSnap, w Window) error {
-	for _, cs := range ps.Cells {
-		for _, c := range cs.WS {
-			if len(c.WS) != len(Pseudonym{}) {
-				return fmt.Errorf("a workspace pseudonym of window %d is %d bytes", w.Start, len(c.WS))
-			}
-			for _, set := range c.Sets {
-				if len(set)%len(Pseudonym{}) != 0 {
-					return fmt.Errorf("an entity set of window %d is %d bytes, not whole pseudonyms", w.Start, len(set))
-				}
-			}
-		}
-	}
-	return nil
-}
-
 // save writes cp as the partition's next checkpoint, after the runs it
 // names, and returns its size in bytes and its key. Once it is durable, the
 // objects it made unneeded are deleted.
@@ -451,24 +410,6 @@ func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
 	return ws
 }
 
-// snapPartial copies a partial's content into a partial blob's form.
-func snapPartial(p *Partial) partialSnap {
-	ps := partialSnap{Present: true, Dataset: p.Dataset, Events: p.Events}
-	for key, byWS := range p.content() {
-		cs := cellSnap{Key: key}
-		for ws, c := range byWS {
-			s := contribSnap{WS: bytes.Clone(ws[:]), Events: c.Events, Sums: slices.Clone(c.Sums), Overflow: c.Overflow,
-				Sets: make([][]byte, len(c.Sets))}
-			for i := range c.Sets {
-				s.Sets[i] = c.Sets[i].appendTo(nil)
-			}
-			cs.WS = append(cs.WS, s)
-		}
-		ps.Cells = append(ps.Cells, cs)
-	}
-	return ps
-}
-
 // restore rebuilds a window's state from its checkpoint form and its dedup
 // keys, end to end (nil for a handed window).
 func (ws *windowSnap) restore(keys []byte) (*openWindow, error) {
@@ -488,24 +429,4 @@ func (ws *windowSnap) restore(keys []byte) (*openWindow, error) {
 		ow.partials[i] = p
 	}
 	return ow, nil
-}
-
-// restoreSnap builds a partial back from a partial blob's form.
-func restoreSnap(ps *partialSnap, w Window) *Partial {
-	p := NewPartial(ps.Dataset, w)
-	p.Events = ps.Events
-	for _, cs := range ps.Cells {
-		byWS := make(map[Pseudonym]*Contribution, len(cs.WS))
-		for _, s := range cs.WS {
-			c := &Contribution{Events: s.Events, Sums: slices.Clone(s.Sums), Overflow: s.Overflow, Sets: make([]EntitySet, len(s.Sets))}
-			for j, set := range s.Sets {
-				for k := 0; k+len(Pseudonym{}) <= len(set); k += len(Pseudonym{}) {
-					c.Sets[j].Add(Pseudonym(set[k:]))
-				}
-			}
-			byWS[Pseudonym(s.WS)] = c
-		}
-		p.Cells[cs.Key] = byWS
-	}
-	return p
 }

@@ -172,6 +172,17 @@ func (s *EntitySet) Union(o *EntitySet) {
 	}
 }
 
+// appendMembers appends the members to dst, in no particular order.
+func (s *EntitySet) appendMembers(dst []Pseudonym) []Pseudonym {
+	if s.large != nil {
+		for p := range s.large {
+			dst = append(dst, p)
+		}
+		return dst
+	}
+	return append(dst, s.small...)
+}
+
 // appendTo appends the members' bytes to dst, in no particular order.
 func (s *EntitySet) appendTo(dst []byte) []byte {
 	if s.large != nil {
