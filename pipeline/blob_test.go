@@ -38,6 +38,13 @@ func TestAppendBlobWritesTheReferenceBytes(t *testing.T) {
 			if err := diffCells(back.Cells, fc.want); err != nil {
 				t.Errorf("%+v sealed %v: read back: %v", shape, sealed, err)
 			}
+			ref, err := decodeBlob(got)
+			if err != nil {
+				t.Fatalf("%+v: the reference decoder: %v", shape, err)
+			}
+			if err := diffCells(back.Cells, restoreSnap(&ref.Partial, ref.Window).Cells); err != nil {
+				t.Errorf("%+v sealed %v: readBlob and the reference decoder differ: %v", shape, sealed, err)
+			}
 		}
 	}
 }

@@ -112,24 +112,6 @@ func restoreSnap(ps *partialSnap, w Window) *Partial {
 	return p
 }
 
-// checkSnap checks what a partial blob's decoding cannot: that its
-// pseudonyms are whole.
-func checkSnap(ps *partialSnap, w Window) error {
-	for _, cs := range ps.Cells {
-		for _, c := range cs.WS {
-			if len(c.WS) != len(Pseudonym{}) {
-				return fmt.Errorf("a workspace pseudonym of window %d is %d bytes", w.Start, len(c.WS))
-			}
-			for _, set := range c.Sets {
-				if len(set)%len(Pseudonym{}) != 0 {
-					return fmt.Errorf("an entity set of window %d is %d bytes, not whole pseudonyms", w.Start, len(set))
-				}
-			}
-		}
-	}
-	return nil
-}
-
 func encodeBlob(pb *partialBlob) []byte {
 	b := append([]byte(blobMagic), byte(pb.Version))
 	b = appendString(b, pb.Partition.Source)
