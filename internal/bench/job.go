@@ -253,25 +253,31 @@ func (e *jobEnv) runJob(ctx context.Context, cfg Config, in *Input, n int, name 
 	return res, err
 }
 
-// killOne waits until the job has read a third of the input and the
-// instance to kill holds a partition, kills it (not the first: the first to start is likeliest to publish, and
-// a publisher's takeover waits for its lease as well) and measures until
-// the others hold every partition.
+// killOne waits until the job has read a third of the input and the group
+// is settled with a partition on the instance to kill, kills it (not the
+// first: the first to start is likeliest to publish, and a publisher's
+// takeover waits for its lease as well) and measures until the others hold
+// every partition.
 func killOne(ctx context.Context, insts []*jobInstance, lines int64, partitions int) (*jobInstance, *Takeover, error) {
 	if len(insts) < 2 {
 		return nil, nil, errors.New("a takeover needs at least two instances")
 	}
 	victim, survivors := insts[len(insts)-1], insts[:len(insts)-1]
 	for {
-		var read, held float64
+		// A settled group: every partition held once across the
+		// instances (during a rebalance an instance still shows the
+		// partitions of the generation that is ending), the victim's
+		// among them.
+		var read, held, all float64
 		for _, inst := range insts {
 			m, _ := scrape(ctx, inst.http)
 			read += m["deid_records_read_total"]
+			all += m["deid_partitions_assigned"]
 			if inst == victim {
 				held = m["deid_partitions_assigned"]
 			}
 		}
-		if read >= float64(lines)/3 && held > 0 {
+		if read >= float64(lines)/3 && held > 0 && all == float64(partitions) {
 			break
 		}
 		select {
