@@ -114,26 +114,69 @@ func appendBlob(b []byte, id PartitionID, p *Partial) []byte {
 		b = binary.AppendUvarint(b, uint64(len(wss)))
 		for _, ws := range wss {
 			c := byWS[ws]
-			b = binary.AppendUvarint(b, uint64(len(ws)))
-			b = append(b, ws[:]...)
-			b = binary.AppendVarint(b, c.Events)
-			b = binary.AppendUvarint(b, uint64(len(c.Sums)))
-			for _, v := range c.Sums {
-				b = binary.AppendVarint(b, v)
-			}
-			b = binary.AppendUvarint(b, uint64(len(c.Sets)))
+			b = appendContribHead(b, ws, c.Events, c.Sums, len(c.Sets))
 			for j := range c.Sets {
 				members = c.Sets[j].appendMembers(members[:0])
 				slices.SortFunc(members, Pseudonym.Compare)
-				b = binary.AppendUvarint(b, uint64(len(members)*len(Pseudonym{})))
-				for _, m := range members {
-					b = append(b, m[:]...)
-				}
+				b = appendMembers(b, members)
 			}
 			b = appendFlag(b, c.Overflow)
 		}
 	}
 	return b
+}
+
+// A contribution, in a blob and in a checkpoint alike: its workspace, its
+// events, its sums (a count, then each), its sets (a count, then each as
+// its members' bytes end to end), its overflow flag. appendContribHead
+// writes up to the count of sets; appendMembers each set, then appendFlag
+// the overflow.
+func appendContribHead(b []byte, ws Pseudonym, events int64, sums []int64, sets int) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ws)))
+	b = append(b, ws[:]...)
+	b = binary.AppendVarint(b, events)
+	b = binary.AppendUvarint(b, uint64(len(sums)))
+	for _, v := range sums {
+		b = binary.AppendVarint(b, v)
+	}
+	return binary.AppendUvarint(b, uint64(sets))
+}
+
+func appendMembers(b []byte, members []Pseudonym) []byte {
+	b = binary.AppendUvarint(b, uint64(len(members)*len(Pseudonym{})))
+	for _, m := range members {
+		b = append(b, m[:]...)
+	}
+	return b
+}
+
+// contribution reads what appendContribHead, appendMembers and appendFlag
+// wrote; a workspace or a set that is not whole pseudonyms is damage.
+func (r *blobReader) contribution() (Pseudonym, *Contribution) {
+	var ws Pseudonym
+	if b := r.bytes("workspace"); len(b) == len(ws) {
+		ws = Pseudonym(b)
+	} else {
+		r.fail("workspace")
+	}
+	c := &Contribution{Events: r.varint("contribution")}
+	c.Sums = make([]int64, r.count("sums"))
+	for k := range c.Sums {
+		c.Sums[k] = r.varint("sums")
+	}
+	c.Sets = make([]EntitySet, r.count("sets"))
+	for k := range c.Sets {
+		set := r.bytes("sets")
+		if len(set)%len(ws) != 0 {
+			r.fail("sets")
+			break
+		}
+		for i := 0; i < len(set); i += len(ws) {
+			c.Sets[k].Add(Pseudonym(set[i:]))
+		}
+	}
+	c.Overflow = r.flag("overflow") == 1
+	return ws, c
 }
 
 func appendString(b []byte, s string) []byte {
@@ -209,6 +252,7 @@ func readBlob(b []byte) (blobHead, *Partial, error) {
 	h.Window.Start, h.Window.End = r.varint("window"), r.varint("window")
 	p := NewPartial(string(r.bytes("dataset")), h.Window)
 	p.Events = r.varint("events")
+	nSums, nSets := -1, -1
 	for range r.count("cells") {
 		var key CellKey
 		for k := range key {
@@ -217,29 +261,14 @@ func readBlob(b []byte) (blobHead, *Partial, error) {
 		n := r.count("contributions")
 		byWS := make(map[Pseudonym]*Contribution, n)
 		for range n {
-			ws := r.bytes("workspace")
-			if len(ws) != len(Pseudonym{}) {
-				r.fail("workspace")
-				break
+			ws, c := r.contribution()
+			if nSums < 0 {
+				nSums, nSets = len(c.Sums), len(c.Sets)
 			}
-			c := &Contribution{Events: r.varint("contribution")}
-			c.Sums = make([]int64, r.count("sums"))
-			for k := range c.Sums {
-				c.Sums[k] = r.varint("sums")
+			if len(c.Sums) != nSums || len(c.Sets) != nSets {
+				r.fail("contribution shape") // every one has its dataset's
 			}
-			c.Sets = make([]EntitySet, r.count("sets"))
-			for k := range c.Sets {
-				set := r.bytes("sets")
-				if len(set)%len(Pseudonym{}) != 0 {
-					r.fail("sets")
-					break
-				}
-				for i := 0; i < len(set); i += len(Pseudonym{}) {
-					c.Sets[k].Add(Pseudonym(set[i:]))
-				}
-			}
-			c.Overflow = r.flag("overflow") == 1
-			byWS[Pseudonym(ws)] = c
+			byWS[ws] = c
 		}
 		p.Cells[key] = byWS
 	}

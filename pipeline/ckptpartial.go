@@ -12,39 +12,30 @@ import (
 // partial has or copying into snapshot structs first (what a checkpoint of
 // the open windows spent most of its time on). decodePartial builds the
 // sealed partial back, merging the two parts as content does. Integers
-// are varints, strings and pseudonym lists length first, a flag one byte.
+// are varints, strings length first, contributions as in a blob
+// (appendContribHead, blob.go), unsorted.
 //
 //	dataset, events
 //	cells: count, then per cell its key (MaxDims strings) and its
-//	  contributions: count, then per contribution its workspace (16 bytes)
-//	  and the contribution
-//	table: cell count (0: no table), the cells' keys, sums, sets, record
-//	  count, then per record its cell number, workspace and contribution
-//	contribution: events, overflow flag, sums (count and values in
-//	  Cells, the table's count in the table), sets (each a member count
-//	  and the members' 16 bytes)
+//	  contributions: count, then each
+//	table: cell count (0: no table), the cells' keys, record count, then
+//	  per record its cell number and its contribution
 
 // appendPartial appends p's content in the checkpoint's encoding.
 func appendPartial(b []byte, p *Partial) []byte {
 	b = appendString(b, p.Dataset)
 	b = binary.AppendVarint(b, p.Events)
 	b = binary.AppendUvarint(b, uint64(len(p.Cells)))
+	var members []Pseudonym
 	for key, byWS := range p.Cells {
 		b = appendCellKey(b, &key)
 		b = binary.AppendUvarint(b, uint64(len(byWS)))
 		for ws, c := range byWS {
-			b = append(b, ws[:]...)
-			b = binary.AppendVarint(b, c.Events)
-			b = appendFlag(b, c.Overflow)
-			b = binary.AppendUvarint(b, uint64(len(c.Sums)))
-			for _, v := range c.Sums {
-				b = binary.AppendVarint(b, v)
-			}
-			b = binary.AppendUvarint(b, uint64(len(c.Sets)))
+			b = appendContribHead(b, ws, c.Events, c.Sums, len(c.Sets))
 			for i := range c.Sets {
-				b = binary.AppendUvarint(b, uint64(c.Sets[i].Len()))
-				b = c.Sets[i].appendTo(b)
+				b = appendMembers(b, c.Sets[i].appendMembers(members[:0]))
 			}
+			b = appendFlag(b, c.Overflow)
 		}
 	}
 	t := p.flat
@@ -57,31 +48,20 @@ func appendPartial(b []byte, p *Partial) []byte {
 			b = appendString(b, t.vals.values[d][id])
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(t.nSums))
-	b = binary.AppendUvarint(b, uint64(t.nSets))
 	b = binary.AppendUvarint(b, uint64(t.n))
-	var members []Pseudonym
+	sums := make([]int64, t.nSums)
 	for i := range t.n {
 		r := t.rec(i)
 		b = binary.AppendUvarint(b, uint64(r.cell))
-		b = append(b, t.ents.ps[r.ws][:]...)
-		b = binary.AppendVarint(b, r.events)
-		b = appendFlag(b, r.overflow)
-		for _, v := range r.sums[:min(t.nSums, flatSums)] {
-			b = binary.AppendVarint(b, v)
-		}
+		n := copy(sums, r.sums[:])
 		if k := t.nSums - flatSums; k > 0 {
-			for _, v := range t.extraSums[i*k:][:k] {
-				b = binary.AppendVarint(b, v)
-			}
+			copy(sums[n:], t.extraSums[i*k:][:k])
 		}
+		b = appendContribHead(b, t.ents.ps[r.ws], r.events, sums, t.nSets)
 		for j := range t.nSets {
-			members = t.appendMembers(members[:0], t.set(r, i, j))
-			b = binary.AppendUvarint(b, uint64(len(members)))
-			for _, m := range members {
-				b = append(b, m[:]...)
-			}
+			b = appendMembers(b, t.appendMembers(members[:0], t.set(r, i, j)))
 		}
+		b = appendFlag(b, r.overflow)
 	}
 	return b
 }
@@ -106,7 +86,17 @@ func decodePartial(b []byte, w Window) (*Partial, error) {
 	r := &blobReader{b: b}
 	p := NewPartial(string(r.bytes("dataset")), w)
 	p.Events = r.varint("events")
+	// Every contribution of a partial has its dataset's shape: another
+	// is damage (and could not be merged).
+	nSums, nSets := -1, -1
 	add := func(key CellKey, ws Pseudonym, c *Contribution) {
+		if nSums < 0 {
+			nSums, nSets = len(c.Sums), len(c.Sets)
+		}
+		if len(c.Sums) != nSums || len(c.Sets) != nSets {
+			r.fail("contribution shape")
+			return
+		}
 		byWS := p.Cells[key]
 		if byWS == nil {
 			byWS = map[Pseudonym]*Contribution{}
@@ -124,16 +114,7 @@ func decodePartial(b []byte, w Window) (*Partial, error) {
 			key[d] = string(r.bytes("cell key"))
 		}
 		for range r.count("contributions") {
-			ws := r.pseudonym("workspace")
-			c := &Contribution{Events: r.varint("contribution"), Overflow: r.flag("overflow") == 1}
-			c.Sums = make([]int64, r.count("sums"))
-			for i := range c.Sums {
-				c.Sums[i] = r.varint("sums")
-			}
-			c.Sets = make([]EntitySet, r.count("sets"))
-			for i := range c.Sets {
-				r.members(&c.Sets[i])
-			}
+			ws, c := r.contribution()
 			add(key, ws, c)
 		}
 	}
@@ -144,22 +125,13 @@ func decodePartial(b []byte, w Window) (*Partial, error) {
 		}
 	}
 	if len(keys) > 0 {
-		nSums, nSets := r.count("table sums"), r.count("table sets")
 		for range r.count("table records") {
 			cell := r.index("record cell")
 			if cell >= len(keys) {
 				r.fail("record cell")
 				break
 			}
-			ws := r.pseudonym("record workspace")
-			c := &Contribution{Events: r.varint("record"), Overflow: r.flag("record overflow") == 1,
-				Sums: make([]int64, nSums), Sets: make([]EntitySet, nSets)}
-			for i := range c.Sums {
-				c.Sums[i] = r.varint("record sums")
-			}
-			for i := range c.Sets {
-				r.members(&c.Sets[i])
-			}
+			ws, c := r.contribution()
 			add(keys[cell], ws, c)
 		}
 	}
@@ -181,28 +153,4 @@ func (r *blobReader) index(what string) int {
 	}
 	r.b = r.b[n:]
 	return int(v)
-}
-
-// pseudonym reads 16 bytes.
-func (r *blobReader) pseudonym(what string) Pseudonym {
-	var p Pseudonym
-	if len(r.b) < len(p) {
-		r.fail(what)
-		return p
-	}
-	copy(p[:], r.b)
-	r.b = r.b[len(p):]
-	return p
-}
-
-// members reads an entity set: a count, then that many pseudonyms.
-func (r *blobReader) members(s *EntitySet) {
-	n := r.count("set")
-	if n > len(r.b)/len(Pseudonym{}) {
-		r.fail("set")
-		return
-	}
-	for range n {
-		s.Add(r.pseudonym("set member"))
-	}
 }

@@ -77,7 +77,7 @@ func (w *worker) sendAgain(ctx context.Context) error {
 	for i := range w.handed {
 		ow, err := w.handed[i].restore(nil)
 		if err != nil {
-			return fmt.Errorf("partition %s: checkpoints: %w", w.id(), err)
+			return damaged("partition %s: %v", w.id(), err)
 		}
 		closed[i] = ow
 	}

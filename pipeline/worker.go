@@ -182,7 +182,7 @@ func (w *worker) handOverAgain(ctx context.Context) error {
 	for i := range w.handed {
 		ow, err := w.handed[i].restore(nil)
 		if err != nil {
-			return fmt.Errorf("partition %s: checkpoints: %w", w.id(), err)
+			return damaged("partition %s: %v", w.id(), err)
 		}
 		n.Windows = append(n.Windows, ow)
 	}

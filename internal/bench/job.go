@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -160,7 +159,7 @@ func (e *jobEnv) runJob(ctx context.Context, cfg Config, in *Input, n int, name 
 	}
 	defer deleteTopics(e.k.Brokers, group+".partials")
 	prefix := fmt.Sprintf("s3://%s/%s-%d", e.so.bucket, name, rep)
-	defer e.removePrefix(context.WithoutCancel(ctx), prefix)
+	defer e.so.removeAll(context.WithoutCancel(ctx), prefix)
 	args := []string{"run", "--config", e.config, "--brokers", strings.Join(e.k.Brokers, ","), "--topics", e.k.Events,
 		"--group", group, "--out", prefix + "/out", "--state-dir", prefix + "/state", "--stop-at-end", "--log-level", "error"}
 
@@ -391,28 +390,4 @@ func (e *jobEnv) blobFigures(ctx context.Context, state string) (*BlobFigures, e
 		b.PerWindow = float64(b.Bytes) / float64(b.Windows)
 	}
 	return b, nil
-}
-
-// removePrefix deletes one job run's state and output.
-func (e *jobEnv) removePrefix(ctx context.Context, prefix string) {
-	st, err := objstore.Open(prefix, e.so.store)
-	if err != nil {
-		return
-	}
-	infos, err := st.List(ctx, "")
-	if err != nil {
-		return
-	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for _, in := range infos {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st.Delete(ctx, in.Key)
-		}()
-	}
-	wg.Wait()
 }

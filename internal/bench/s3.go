@@ -65,8 +65,11 @@ func (o *s3Out) out(rep int) string { return fmt.Sprintf("s3://%s/run-%d", o.buc
 
 // remove deletes run rep's output, so that the server's disk does not grow
 // with the runs.
-func (o *s3Out) remove(ctx context.Context, rep int) error {
-	st, err := objstore.Open(o.out(rep), o.store)
+func (o *s3Out) remove(ctx context.Context, rep int) error { return o.removeAll(ctx, o.out(rep)) }
+
+// removeAll deletes every object under the s3:// URL root.
+func (o *s3Out) removeAll(ctx context.Context, root string) error {
+	st, err := objstore.Open(root, o.store)
 	if err != nil {
 		return err
 	}
