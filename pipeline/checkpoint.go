@@ -396,7 +396,7 @@ func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
 	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Partials: make([][]byte, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
-			ws.Partials[i] = appendPartial(nil, p)
+			ws.Partials[i] = appendPartial(make([]byte, 0, partialSizeHint(p)), p)
 		}
 	}
 	return ws

@@ -86,9 +86,11 @@ func TestKillAnywhereThenResume(t *testing.T) {
 		return conf
 	}
 	// Every run anchors its commits to a file of its own, so that verify
-	// can check that replays after a kill re-anchor consistently.
+	// can check that replays after a kill re-anchor consistently. They all
+	// live in the test's directory, removed with it.
+	anchorDir := t.TempDir()
 	anchorsOf := func(out string) string {
-		return filepath.Join(os.TempDir(), fmt.Sprintf("deid-crash-%x.anchors", sha256.Sum256([]byte(out))))
+		return filepath.Join(anchorDir, fmt.Sprintf("%x.anchors", sha256.Sum256([]byte(out))))
 	}
 	args := func(conf, out, state string) []string {
 		return []string{"run", "--config", conf, "--input", in, "--settings", filepath.Join(in, gen.SettingsFileName),
@@ -191,7 +193,6 @@ func TestKillAnywhereThenResume(t *testing.T) {
 					d := delay
 					for try := 0; ; try++ {
 						out, state = st.out(t, 100*i+try), st.state(t, 100*i+try)
-						t.Cleanup(func() { os.Remove(anchorsOf(out)) })
 						ready := func() bool { return st.checkpointed(t, state) }
 						killed, err := killWhen(bin, st.env, ready, d, args(st.conf, out, state)...)
 						if err != nil {
