@@ -140,6 +140,12 @@ func consumers(b *testing.B, c *kafkatest.Cluster, topic string, perPart int) {
 		})
 	})
 
+	b.Run("raw-fetch-prototype", func(b *testing.B) {
+		measure(b, total, func(b *testing.B) int {
+			return eachPartition(benchPartitions, rawConsumer(b, c.Brokers[0], topic, perPart))
+		})
+	})
+
 	b.Run("kafka-go-conn-batch", func(b *testing.B) {
 		measure(b, total, func(b *testing.B) int {
 			return eachPartition(benchPartitions, func(p int) int {
