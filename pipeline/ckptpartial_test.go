@@ -109,9 +109,10 @@ func TestACheckpointOfTheFormatBeforeIsRefused(t *testing.T) {
 // BenchmarkCheckpointPartial encodes a closed window's partial for the
 // checkpoint, as the worker does when it hands the window over: from its
 // aggregation table (before Seal, what the worker does) and from the
-// Cells that Seal builds. The partial is about a window of one partition
-// of the benchmark input: 20 000 contributions over 5 000 cells, 400
-// workspaces, two sets (creators, campaigns) of a member or a few.
+// Cells that Seal builds (what the worker did before). The partial is
+// about a day's window of one partition of the benchmark input: 60 000
+// events, nearly each its own contribution, in cells of five dimensions,
+// 400 workspaces, two sets (creators, campaigns) of a member or a few.
 func BenchmarkCheckpointPartial(b *testing.B) {
 	build := func() *Partial {
 		r := rand.New(rand.NewPCG(1, 2))
