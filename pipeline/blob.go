@@ -250,35 +250,11 @@ func readBlob(b []byte) (blobHead, *Partial, error) {
 	h.Partition.Source = string(r.bytes("partition"))
 	h.Partition.Partition = int32(r.varint("partition"))
 	h.Window.Start, h.Window.End = r.varint("window"), r.varint("window")
-	p := NewPartial(string(r.bytes("dataset")), h.Window)
-	p.Events = r.varint("events")
-	nSums, nSets := -1, -1
-	for range r.count("cells") {
-		var key CellKey
-		for k := range key {
-			key[k] = string(r.bytes("cell key"))
-		}
-		n := r.count("contributions")
-		byWS := make(map[Pseudonym]*Contribution, n)
-		for range n {
-			ws, c := r.contribution()
-			if nSums < 0 {
-				nSums, nSets = len(c.Sums), len(c.Sets)
-			}
-			if len(c.Sums) != nSums || len(c.Sets) != nSets {
-				r.fail("contribution shape") // every one has its dataset's
-			}
-			byWS[ws] = c
-		}
-		p.Cells[key] = byWS
+	s := r.sealed(h.Window)
+	if err := r.end(); err != nil {
+		return h, nil, err
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errors.New("bytes after the end")
-	}
-	if r.err != nil {
-		return h, nil, r.err
-	}
-	return h, p, nil
+	return h, s.p, nil
 }
 
 // flag reads one flag byte (0 or 1).

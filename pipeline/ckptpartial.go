@@ -98,45 +98,10 @@ func appendFlag(b []byte, f bool) []byte {
 // encoded. Damage is an error naming what it could not read.
 func decodePartial(b []byte, w Window) (*Partial, error) {
 	r := &blobReader{b: b}
-	p := NewPartial(string(r.bytes("dataset")), w)
-	p.Events = r.varint("events")
-	// Every contribution of a partial has its dataset's shape: another
-	// is damage (and could not be merged).
-	nSums, nSets := -1, -1
-	add := func(key CellKey, ws Pseudonym, c *Contribution) {
-		if nSums < 0 {
-			nSums, nSets = len(c.Sums), len(c.Sets)
-		}
-		if len(c.Sums) != nSums || len(c.Sets) != nSets {
-			r.fail("contribution shape")
-			return
-		}
-		byWS := p.Cells[key]
-		if byWS == nil {
-			byWS = map[Pseudonym]*Contribution{}
-			p.Cells[key] = byWS
-		}
-		if d := byWS[ws]; d != nil {
-			d.Merge(c)
-		} else {
-			byWS[ws] = c
-		}
-	}
-	for range r.count("cells") {
-		var key CellKey
-		for d := range key {
-			key[d] = string(r.bytes("cell key"))
-		}
-		for range r.count("contributions") {
-			ws, c := r.contribution()
-			add(key, ws, c)
-		}
-	}
+	s := r.sealed(w)
 	keys := make([]CellKey, r.count("table cells"))
 	for i := range keys {
-		for d := range keys[i] {
-			keys[i][d] = string(r.bytes("table cell key"))
-		}
+		keys[i] = r.cellKey("table cell key")
 	}
 	if len(keys) > 0 {
 		for range r.count("table records") {
@@ -146,16 +111,76 @@ func decodePartial(b []byte, w Window) (*Partial, error) {
 				break
 			}
 			ws, c := r.contribution()
-			add(keys[cell], ws, c)
+			s.add(keys[cell], ws, c)
 		}
 	}
+	if err := r.end(); err != nil {
+		return nil, fmt.Errorf("a partial of window %d: %w", w.Start, err)
+	}
+	return s.p, nil
+}
+
+// sealedPartial builds a sealed partial from contributions read in any
+// order, merging those of one cell and workspace. Every contribution of a
+// partial has its dataset's shape: another is damage (and could not be
+// merged).
+type sealedPartial struct {
+	r            *blobReader
+	p            *Partial
+	nSums, nSets int
+}
+
+func (s *sealedPartial) add(key CellKey, ws Pseudonym, c *Contribution) {
+	if s.nSums < 0 {
+		s.nSums, s.nSets = len(c.Sums), len(c.Sets)
+	}
+	if len(c.Sums) != s.nSums || len(c.Sets) != s.nSets {
+		s.r.fail("contribution shape")
+		return
+	}
+	byWS := s.p.Cells[key]
+	if byWS == nil {
+		byWS = map[Pseudonym]*Contribution{}
+		s.p.Cells[key] = byWS
+	}
+	if d := byWS[ws]; d != nil {
+		d.Merge(c)
+	} else {
+		byWS[ws] = c
+	}
+}
+
+// sealed reads what a blob and a checkpoint's partial both begin with —
+// the dataset, the events, the cells with their contributions — into a
+// sealed partial of window w.
+func (r *blobReader) sealed(w Window) *sealedPartial {
+	s := &sealedPartial{r: r, p: NewPartial(string(r.bytes("dataset")), w), nSums: -1, nSets: -1}
+	s.p.Events = r.varint("events")
+	for range r.count("cells") {
+		key := r.cellKey("cell key")
+		for range r.count("contributions") {
+			ws, c := r.contribution()
+			s.add(key, ws, c)
+		}
+	}
+	return s
+}
+
+// cellKey reads what appendCellKey wrote.
+func (r *blobReader) cellKey(what string) CellKey {
+	var key CellKey
+	for d := range key {
+		key[d] = string(r.bytes(what))
+	}
+	return key
+}
+
+// end returns the first error, or one for bytes left after the end.
+func (r *blobReader) end() error {
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("bytes after the end")
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("a partial of window %d: %w", w.Start, r.err)
-	}
-	return p, nil
+	return r.err
 }
 
 // index reads an unsigned varint (0 after an error).

@@ -530,28 +530,27 @@ func (w *worker) closeWindows(ctx context.Context, end int64) error {
 			w.seenHint = ow.seen.Len()
 			ow.seen.Release()
 			ow.seen = nil
-			if w.ckpt != nil && ow.hasData() {
+		}
+	}
+	slices.SortFunc(closed, func(a, b *openWindow) int { return cmp.Compare(a.w.Start, b.w.Start) })
+	for _, ow := range closed {
+		if w.ckpt != nil {
+			if ow.hasData() {
 				// Kept in the checkpoint until published, so a crash cannot
 				// lose it; encoded before sealing, from the flat table in
 				// creation order, which costs less than walking Cells.
 				w.handed = append(w.handed, snapWindow(ow, 0, nil))
 			}
-			for agg, p := range ow.partials {
-				if p != nil {
-					w.contribHint[agg] = max(w.contribHint[agg], p.contributions())
-					p.Seal() // no event is added to it any more: Cells, once
-				}
-			}
-		}
-	}
-	slices.SortFunc(closed, func(a, b *openWindow) int { return cmp.Compare(a.w.Start, b.w.Start) })
-	slices.SortFunc(w.handed, func(a, b windowSnap) int { return cmp.Compare(a.W.Start, b.W.Start) })
-	if w.ckpt != nil {
-		for _, ow := range closed {
-			// Their keys go once the checkpoint without them is durable.
+			// Its keys go once the checkpoint without it is durable.
 			if ow.log != nil {
 				ow.log.discard()
 				ow.log = nil
+			}
+		}
+		for agg, p := range ow.partials {
+			if p != nil {
+				w.contribHint[agg] = max(w.contribHint[agg], p.contributions())
+				p.Seal() // no event is added to it any more: Cells, once
 			}
 		}
 	}
