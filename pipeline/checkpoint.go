@@ -12,14 +12,17 @@ import (
 	"strings"
 )
 
-// checkpointVersion is the format version of checkpoints. Format 6 holds
-// each open window's partials as appendPartial's bytes; format 5 held them
-// as gob-encoded snapshot structs, and this deid refuses it. Since format 5
+// checkpointVersion is the format version of checkpoints. Format 7 is a
+// gob-encoded header followed by the windows' partials, appendPartial's
+// bytes end to end, whose sizes the header gives; format 6 held the same
+// bytes inside the gob value, which copied them once more on every
+// checkpoint, and format 5 held gob-encoded snapshot structs. This deid
+// refuses both. Since format 5
 // checkpoints are immutable objects in a StateStore
 // (checkpoints/<partition>/), the dedup keys runs beside them; format 4
 // overwrote partitions/<partition>.ckpt and appended keys to a file per
 // window.
-const checkpointVersion = 6
+const checkpointVersion = 7
 
 // The layout of a state store:
 //
@@ -78,7 +81,8 @@ func NewCheckpoints(ctx context.Context, store StateStore) (*Checkpoints, error)
 }
 
 // checkpoint is one partition's persisted state: everything its worker
-// needs to continue as if it had never stopped.
+// needs to continue as if it had never stopped. Its gob encoding is the
+// header of the object; the windows' partials follow it (encodeCheckpoint).
 type checkpoint struct {
 	Version   int
 	Partition PartitionID
@@ -108,9 +112,13 @@ type windowSnap struct {
 	Keys int64
 	// Runs hold the keys, oldest first.
 	Runs []keyRun
-	// Partials has one entry per dataset, appendPartial's bytes, empty for
-	// a dataset without events in the window.
-	Partials [][]byte
+	// Sizes has one entry per dataset: the length of its partial's bytes,
+	// 0 for a dataset without events in the window.
+	Sizes []int
+	// partials has one entry per dataset, appendPartial's bytes, empty for
+	// a dataset without events in the window. They are not part of the
+	// gob header but follow it, in the order of Open then Handed.
+	partials [][]byte
 }
 
 // publishIntent records the dataset window the publisher is committing and
@@ -136,6 +144,10 @@ type partitionState struct {
 	// garbage are objects the next checkpoint makes unneeded: the last
 	// checkpoint, runs merged into others, runs of closed windows.
 	garbage []string
+	// spareKeys is the pending-keys buffer of the last window closed,
+	// which the next window opened takes: a buffer grown from nothing in
+	// every new window costs its page faults again.
+	spareKeys []byte
 	// deferGC leaves the garbage for collect, after the new checkpoint's
 	// name is committed to the consumer group (a job of several
 	// instances): until then the committed checkpoint is the older one.
@@ -211,20 +223,8 @@ func (p *partitionState) loadPicked(ctx context.Context, named bool, name string
 	var cp *checkpoint
 	keep := map[string]bool{}
 	if newest != "" {
-		cp = &checkpoint{}
-		ok, err := p.s.readWith(ctx, newest, func(decode func(any) error) error {
-			err := decode(cp)
-			if err != nil {
-				// Another format's fields may not decode into this
-				// one's: name the format rather than call it damaged.
-				var head struct{ Version int }
-				if decode(&head) == nil && head.Version != checkpointVersion {
-					cp.Version = head.Version
-					return nil
-				}
-			}
-			return err
-		})
+		var ok bool
+		cp, ok, err = p.s.readCheckpoint(ctx, newest)
 		if err != nil {
 			return nil, false, err
 		}
@@ -296,7 +296,7 @@ func (cp *checkpoint) check() error {
 func (p *partitionState) save(ctx context.Context, cp *checkpoint) (int64, string, error) {
 	cp.Version = checkpointVersion
 	cp.Seq = p.seq + 1
-	b, err := encode(cp)
+	b, err := encodeCheckpoint(cp)
 	if err != nil {
 		return 0, "", err
 	}
@@ -359,12 +359,6 @@ func (s *Checkpoints) write(ctx context.Context, key string, v any) error {
 }
 
 func (s *Checkpoints) read(ctx context.Context, key string, v any) (bool, error) {
-	return s.readWith(ctx, key, func(decode func(any) error) error { return decode(v) })
-}
-
-// readWith reads key and lets use decode it, as often as it needs: each
-// decode reads the object from its start.
-func (s *Checkpoints) readWith(ctx context.Context, key string, use func(decode func(any) error) error) (bool, error) {
 	b, err := s.store.Get(ctx, key)
 	if errors.Is(err, ErrStateNotFound) {
 		return false, nil
@@ -372,13 +366,86 @@ func (s *Checkpoints) readWith(ctx context.Context, key string, use func(decode 
 	if err != nil {
 		return false, fmt.Errorf("checkpoints: %w", err)
 	}
-	decode := func(v any) error {
-		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
-			return damaged("%s in %s is unreadable (%v)", key, s.store, err)
-		}
-		return nil
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+		return false, damaged("%s in %s is unreadable (%v)", key, s.store, err)
 	}
-	return true, use(decode)
+	return true, nil
+}
+
+// encodeCheckpoint writes cp's gob header, then its windows' partials end
+// to end, Open before Handed, into one buffer sized for them.
+func encodeCheckpoint(cp *checkpoint) ([]byte, error) {
+	n := 0
+	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
+		for _, p := range ws.partials {
+			n += len(p)
+		}
+	}
+	var buf bytes.Buffer
+	buf.Grow(n + 4<<10)
+	if err := gob.NewEncoder(&buf).Encode(cp); err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
+		for _, p := range ws.partials {
+			buf.Write(p)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// readCheckpoint reads the checkpoint at key (ok is false when there is
+// none). A checkpoint of another format comes back with only its Version
+// set, for the caller to refuse by name.
+func (s *Checkpoints) readCheckpoint(ctx context.Context, key string) (cp *checkpoint, ok bool, err error) {
+	b, err := s.store.Get(ctx, key)
+	if errors.Is(err, ErrStateNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("checkpoints: %w", err)
+	}
+	r := bytes.NewReader(b)
+	cp = &checkpoint{}
+	if err := gob.NewDecoder(r).Decode(cp); err != nil {
+		// Another format's fields may not decode into this one's: name
+		// the format rather than call it damaged.
+		var head struct{ Version int }
+		if gob.NewDecoder(bytes.NewReader(b)).Decode(&head) == nil && head.Version != checkpointVersion {
+			return &checkpoint{Version: head.Version}, true, nil
+		}
+		return nil, false, damaged("%s in %s is unreadable (%v)", key, s.store, err)
+	}
+	if cp.Version != checkpointVersion {
+		return cp, true, nil
+	}
+	// The decoder reads a bytes.Reader message by message, never past the
+	// header: what is left are the partials.
+	if err := cp.attach(b[len(b)-r.Len():]); err != nil {
+		return nil, false, damaged("%s: %v", key, err)
+	}
+	return cp, true, nil
+}
+
+// attach cuts rest, the bytes after the header, into the windows'
+// partials by their Sizes; they must account for every byte.
+func (cp *checkpoint) attach(rest []byte) error {
+	for _, list := range [][]windowSnap{cp.Open, cp.Handed} {
+		for i := range list {
+			ws := &list[i]
+			ws.partials = make([][]byte, len(ws.Sizes))
+			for d, n := range ws.Sizes {
+				if n < 0 || n > len(rest) {
+					return fmt.Errorf("window %d's partial %d is %d bytes, and %d remain", ws.W.Start, d, n, len(rest))
+				}
+				ws.partials[d], rest = rest[:n:n], rest[n:]
+			}
+		}
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%d bytes after the windows' partials", len(rest))
+	}
+	return nil
 }
 
 func encode(v any) ([]byte, error) {
@@ -393,10 +460,11 @@ func encode(v any) ([]byte, error) {
 // (appendPartial), with keys, the number of its dedup keys made durable in
 // runs (its key log's).
 func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
-	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Partials: make([][]byte, len(ow.partials))}
+	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Sizes: make([]int, len(ow.partials)), partials: make([][]byte, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
-			ws.Partials[i] = appendPartial(make([]byte, 0, partialSizeHint(p)), p)
+			ws.partials[i] = appendPartial(make([]byte, 0, partialSizeHint(p)), p)
+			ws.Sizes[i] = len(ws.partials[i])
 		}
 	}
 	return ws
@@ -407,11 +475,11 @@ func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
 // here, as they are decoded, not when the checkpoint is loaded.
 func (ws *windowSnap) restore(keys []byte) (*openWindow, error) {
 	n := len(keys) / len(dedupKey{})
-	ow := &openWindow{w: ws.W, seen: newDedupSet(n), partials: make([]*Partial, len(ws.Partials))}
+	ow := &openWindow{w: ws.W, seen: newDedupSet(n), partials: make([]*Partial, len(ws.partials))}
 	for i := range n {
 		ow.seen.Add(dedupKey(keys[i*len(dedupKey{}):]))
 	}
-	for i, b := range ws.Partials {
+	for i, b := range ws.partials {
 		if len(b) == 0 {
 			continue
 		}

@@ -67,42 +67,114 @@ func TestDamagedCheckpointBytesAreRefused(t *testing.T) {
 	}
 }
 
-// A checkpoint of the format before is refused with the format named and
-// what to do, not reported as damage.
+// A checkpoint of the formats before is refused with the format named and
+// what to do, not reported as damage: format 6 held the partials' bytes in
+// the gob value, format 5 snapshot structs.
 func TestACheckpointOfTheFormatBeforeIsRefused(t *testing.T) {
-	type oldPartial struct {
+	type v5Partial struct {
 		Present bool
 		Dataset string
 	}
-	type oldWindow struct {
+	type v5Window struct {
 		W        Window
-		Partials []oldPartial
+		Partials []v5Partial
 	}
-	type oldCheckpoint struct {
+	type v5Checkpoint struct {
 		Version   int
 		Partition PartitionID
 		Seq       int64
-		Open      []oldWindow
+		Open      []v5Window
+	}
+	type v6Window struct {
+		W        Window
+		Keys     int64
+		Partials [][]byte
+	}
+	type v6Checkpoint struct {
+		Version   int
+		Partition PartitionID
+		Seq       int64
+		Open      []v6Window
+		Handed    []v6Window
 	}
 	id := PartitionID{Source: "events", Partition: 0}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(oldCheckpoint{Version: 5, Partition: id, Seq: 1,
-		Open: []oldWindow{{Partials: []oldPartial{{Present: true, Dataset: "d"}}}}}); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		format int
+		value  any
+	}{
+		{5, v5Checkpoint{Version: 5, Partition: id, Seq: 1,
+			Open: []v5Window{{Partials: []v5Partial{{Present: true, Dataset: "d"}}}}}},
+		{6, v6Checkpoint{Version: 6, Partition: id, Seq: 1,
+			Open: []v6Window{{Partials: [][]byte{[]byte("partial bytes")}}}, Handed: []v6Window{{Partials: [][]byte{nil}}}}},
+	} {
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(c.value); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		store := newMemStore()
+		cs, err := NewCheckpoints(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := cs.partition(id)
+		if err := store.Put(ctx, p.checkpointKey(1), buf.Bytes(), true); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = p.load(ctx)
+		want := fmt.Sprintf("format %d and this deid reads format %d", c.format, checkpointVersion)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "start over") {
+			t.Errorf("format %d: load = %v, want the format named and what to do", c.format, err)
+		}
 	}
+}
+
+// The partials after a checkpoint's header must account for every byte:
+// a checkpoint cut short, or with bytes after its partials, is damaged.
+func TestACheckpointsPartialsAccountForItsBytes(t *testing.T) {
 	ctx := context.Background()
-	store := newMemStore()
-	cs, err := NewCheckpoints(ctx, store)
+	id := PartitionID{Source: "events", Partition: 0}
+	ow := &openWindow{w: Window{Start: 0, End: 10}, partials: []*Partial{NewPartial("d", Window{Start: 0, End: 10}), nil}}
+	ow.partials[0].Events = 3
+	snap := snapWindow(ow, 0, nil)
+	cp := &checkpoint{Version: checkpointVersion, Partition: id, Seq: 1, Handed: []windowSnap{snap, snap}}
+	b, err := encodeCheckpoint(cp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := cs.partition(id)
-	if err := store.Put(ctx, p.checkpointKey(1), buf.Bytes(), true); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = p.load(ctx)
-	if err == nil || !strings.Contains(err.Error(), "format 5 and this deid reads format 6") || !strings.Contains(err.Error(), "start over") {
-		t.Errorf("load = %v, want the format named and what to do", err)
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"whole", b, ""},
+		{"cut short", b[:len(b)-1], "remain"},
+		{"a byte after", append(bytes.Clone(b), 0), "1 bytes after the windows' partials"},
+	} {
+		store := newMemStore()
+		cs, err := NewCheckpoints(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := cs.partition(id)
+		if err := store.Put(ctx, p.checkpointKey(1), c.b, true); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := p.load(ctx)
+		if c.want == "" {
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			for i, ws := range got.Handed {
+				if len(ws.partials) != len(snap.partials) || !bytes.Equal(ws.partials[0], snap.partials[0]) || len(ws.partials[1]) != 0 {
+					t.Errorf("%s: handed window %d's partials %q, saved %q", c.name, i, ws.partials, snap.partials)
+				}
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("%s: load = %v, want damage: %s", c.name, err, c.want)
+		}
 	}
 }
 

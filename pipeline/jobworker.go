@@ -92,7 +92,7 @@ func (w *worker) dropPublished() error {
 		if err != nil {
 			return false
 		}
-		for i, b := range ws.Partials {
+		for i, b := range ws.partials {
 			if len(b) == 0 {
 				continue
 			}

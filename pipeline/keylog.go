@@ -69,7 +69,9 @@ type keyLog struct {
 // newKeyLog returns the key log of a window opened since the last
 // checkpoint.
 func (p *partitionState) newKeyLog(start int64) *keyLog {
-	return &keyLog{p: p, start: start}
+	l := &keyLog{p: p, start: start, pending: p.spareKeys}
+	p.spareKeys = nil
+	return l
 }
 
 // resumeKeyLog returns the key log of a window as its checkpoint left it.
@@ -139,6 +141,9 @@ func (l *keyLog) flush(ctx context.Context) (int64, error) {
 func (l *keyLog) discard() {
 	for _, r := range l.runs {
 		l.p.garbage = append(l.p.garbage, l.p.runKey(l.start, r))
+	}
+	if cap(l.pending) > cap(l.p.spareKeys) {
+		l.p.spareKeys = l.pending[:0]
 	}
 	l.runs, l.pending = nil, nil
 }
