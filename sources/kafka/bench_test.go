@@ -74,7 +74,8 @@ func measure(b *testing.B, total int, read func(b *testing.B) int) {
 //
 //   - synthetic: kfake serving one canned batch of 423-byte records from
 //     every offset (kfake.SyntheticFetch), so the broker costs little and
-//     the client's cost shows: the setting of PERF.md;
+//     the client's cost shows: the setting the reference speeds of
+//     kafka-go's APIs were measured in;
 //   - fake: kfake serving 200,000 stored events from its log (the broker,
 //     in process, costs most of the CPU);
 //   - real: the same against the real broker, when DEID_KAFKA_BROKERS is set.
