@@ -38,8 +38,6 @@ type partitionReader struct {
 
 	recs  []pipeline.Record
 	arena []byte
-	// rest are the records of recs that Next has not handed out yet.
-	rest []pipeline.Record
 	// spareRecs and spareArena hold the previous batch, which stays valid
 	// while this one is read; the next fetch reuses them.
 	spareRecs  []pipeline.Record
@@ -228,7 +226,7 @@ func (r *partitionReader) dropConn() {
 }
 
 // Next returns the next batch of records in offset order: one fetch from
-// the partition's leader, in parts of at most maxBatch records. It blocks until at least one record is
+// the partition's leader. It blocks until at least one record is
 // available, ctx is done (ctx.Err()), the generation has ended (an error
 // wrapping ErrGenerationEnded), or, with StopAtEnd, the end is reached
 // (io.EOF). A tombstone or empty value is a record with an empty Value.
@@ -247,9 +245,6 @@ func (r *partitionReader) dropConn() {
 func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 	if r.closed {
 		return nil, r.errorf("reading a closed partition reader")
-	}
-	if len(r.rest) > 0 {
-		return r.part(), nil
 	}
 	// The previous batch stays valid while this one is read: its buffers
 	// are set aside and this batch takes the ones before them.
@@ -275,8 +270,7 @@ func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 					continue
 				}
 			}
-			r.rest = r.recs
-			return r.part(), nil
+			return r.recs, nil
 		}
 		if err == nil {
 			r.retry.Reset()
@@ -289,22 +283,6 @@ func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 			return nil, err
 		}
 	}
-}
-
-// maxBatch is the most records Next returns at once, as many as a batch of
-// the file source. A fetch of up to fetch_max_bytes holds about twice as
-// many records of the usual size; handed out whole, a batch's values, its
-// decoded events and the batch being read beside it would not fit in a
-// core's cache together, and the worker's aggregation would miss it more.
-const maxBatch = 1024
-
-// part hands out the next part of the fetched records: the parts of a
-// fetch share its buffers, which the fetch after next reuses.
-func (r *partitionReader) part() []pipeline.Record {
-	n := min(len(r.rest), maxBatch)
-	b := r.rest[:n:n]
-	r.rest = r.rest[n:]
-	return b
 }
 
 // trimEnd drops the records at or past end.

@@ -446,57 +446,39 @@ func TestAssignRespectsTheContext(t *testing.T) {
 }
 
 // The worker decodes a batch while it gates the one before, so a batch must
-// stay intact while the next one is read (PartitionReader's contract): with
-// many small fetches, and with fetches of more records than a batch holds,
-// which Next hands out in parts of at most MaxBatch.
+// stay intact while the next one is read (PartitionReader's contract).
 func TestABatchStaysValidWhileTheNextIsRead(t *testing.T) {
-	for _, c := range []struct {
-		name       string
-		records    int
-		fetchBytes int
-	}{
-		{"small fetches", 200, 1024},
-		{"fetches of several batches", 3*kafkasrc.MaxBatch + 17, 1 << 20},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			fk := kafkatest.Fake(t)
-			topic := kafkatest.Name(t, "events")
-			kafkatest.CreateTopic(t, fk.Brokers, topic, 1, false)
-			want := recsOf(produceInBatches(t, fk.Brokers, topic, kafkatest.Values(0, "v", c.records), 1000))
-			cfg := testConfig(t, fk, topic)
-			cfg.FetchMaxBytes = c.fetchBytes
-			r := open(t, assign(t, newSource(t, cfg)), nil)[0]
-			ctx := ctxT(t)
-			var prev []pipeline.Record
-			var prevWant []rec
-			var got []rec
-			largest := 0
-			for len(got) < len(want) {
-				batch, err := r.Next(ctx)
-				if err != nil {
-					t.Fatalf("Next after %d records: %v", len(got), err)
-				}
-				largest = max(largest, len(batch))
-				// The previous batch, read again after this Next.
-				for i, p := range prev {
-					if string(p.Value) != prevWant[i].Value || p.Pos.Offset != prevWant[i].Offset {
-						t.Fatalf("reading a batch changed the one before: offset %d holds %q, want %q",
-							p.Pos.Offset, p.Value, prevWant[i].Value)
-					}
-				}
-				prevWant = prevWant[:0]
-				for _, b := range batch {
-					rc := rec{b.Pos.Partition, b.Pos.Offset, string(b.Value)}
-					got, prevWant = append(got, rc), append(prevWant, rc)
-				}
-				prev = batch
+	c := kafkatest.Fake(t)
+	topic := kafkatest.Name(t, "events")
+	kafkatest.CreateTopic(t, c.Brokers, topic, 1, false)
+	want := recsOf(produceInBatches(t, c.Brokers, topic, kafkatest.Values(0, "v", 200), 20))
+	cfg := testConfig(t, c, topic)
+	cfg.FetchMaxBytes = 1024 // many fetches, each filling the buffer
+	r := open(t, assign(t, newSource(t, cfg)), nil)[0]
+	ctx := ctxT(t)
+	var prev []pipeline.Record
+	var prevWant []rec
+	var got []rec
+	for len(got) < len(want) {
+		batch, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after %d records: %v", len(got), err)
+		}
+		// The previous batch, read again after this Next.
+		for i, p := range prev {
+			if string(p.Value) != prevWant[i].Value || p.Pos.Offset != prevWant[i].Offset {
+				t.Fatalf("reading a batch changed the one before: offset %d holds %q, want %q",
+					p.Pos.Offset, p.Value, prevWant[i].Value)
 			}
-			if diff := gocmp.Diff(want, got); diff != "" {
-				t.Errorf("records (-want +got):\n%s", diff)
-			}
-			if largest > kafkasrc.MaxBatch || c.records > kafkasrc.MaxBatch && largest != kafkasrc.MaxBatch {
-				t.Errorf("the largest batch held %d records; want at most %d, and a fetch of more cut at %d", largest, kafkasrc.MaxBatch, kafkasrc.MaxBatch)
-			}
-		})
+		}
+		prevWant = prevWant[:0]
+		for _, b := range batch {
+			rc := rec{b.Pos.Partition, b.Pos.Offset, string(b.Value)}
+			got, prevWant = append(got, rc), append(prevWant, rc)
+		}
+		prev = batch
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
 	}
 }
