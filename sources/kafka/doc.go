@@ -9,12 +9,11 @@
 // Reading. Source joins the group with kafka-go's ConsumerGroup; each
 // generation assigns this instance some partitions, and each assigned
 // partition gets its own PartitionReader: a connection to the partition's
-// leader, one fetch at a time (kafka-go's Conn.ReadBatch and Batch.Read)
-// handed out in batches of at most 1 024 records, every record's value read
-// into a buffer the reader reuses. That is about a third of the CPU of
-// kafka-go's Reader, which hands out one message at a time
-// (BenchmarkConsume; docs/performance.md). Several deid instances sharing
-// the group share the partitions.
+// leader, one fetch per Next (kafka-go's Conn.ReadBatch and Batch.Read),
+// every record's value read into a buffer the reader reuses. That is about
+// a third of the CPU of kafka-go's Reader, which hands out one message at a
+// time (BenchmarkConsume; docs/performance.md). Several deid instances
+// sharing the group share the partitions.
 //
 // Guarantees:
 //   - every record of an assigned partition is returned once per reader, in

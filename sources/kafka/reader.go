@@ -15,9 +15,8 @@ import (
 )
 
 // partitionReader reads one topic-partition through kafka-go's batch API: a
-// Conn to the partition's leader, one fetch at a time handed out by Next
-// in batches of at most maxBatch records, each record's value read into a
-// buffer the reader reuses (no allocation per record). It
+// Conn to the partition's leader, one fetch per Next, each record's value
+// read into a buffer the reader reuses (no allocation per record). It
 // implements pipeline.PartitionReader.
 type partitionReader struct {
 	id   pipeline.PartitionID
