@@ -37,7 +37,8 @@ type Config struct {
 	Deid, Self string
 	// AltDeid, when set, is another deid binary (a patched build) run as
 	// one more contender, alternating with Deid, so that a change is
-	// measured against its base in the same conditions.
+	// measured against its base in the same conditions: in file mode, and
+	// in Kafka mode beside deid's Kafka-mode runs when Kafka is measured.
 	AltDeid string
 	// Python is the interpreter with duckdb; Script is
 	// scripts/bench_duckdb.py; Region is deid's region.csv.
@@ -248,8 +249,14 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		// Side by side, so that their runs, paired for the ratio, are
 		// next to each other in time.
 		contenders = append(contenders, contender{DeidKafka, func(rep int) (Sample, error) {
-			return measureDeidKafka(ctx, cfg, k, in, work, rep)
-		}}, contender{KafkaConsumer, func(rep int) (Sample, error) {
+			return measureDeidKafka(ctx, cfg.Deid, "deid", k, in, work, rep)
+		}})
+		if cfg.AltDeid != "" {
+			contenders = append(contenders, contender{DeidKafkaAlt, func(rep int) (Sample, error) {
+				return measureDeidKafka(ctx, cfg.AltDeid, "deid-alt", k, in, work, rep)
+			}})
+		}
+		contenders = append(contenders, contender{KafkaConsumer, func(rep int) (Sample, error) {
 			return measureConsumer(ctx, cfg, k, in, rep)
 		}})
 		if so != nil && cfg.Instances > 1 {
@@ -322,6 +329,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		res.Kafka.Ratio, res.Kafka.Target = &r, KafkaTarget
 		// And what reading from Kafka costs deid over reading files.
 		res.Ratios[DeidKafka+"_vs_deid"] = ratios(dk, samples[Deid])
+	}
+	if alt, ok := samples[DeidKafkaAlt]; ok {
+		// The other build's speed-up over deid, in Kafka mode.
+		res.Ratios[DeidKafkaAlt+"_vs_"+DeidKafka] = ratios(alt, samples[DeidKafka])
 	}
 	if jn, ok := samples[DeidJobN]; ok {
 		// Several instances against one, and one instance of a job

@@ -26,7 +26,9 @@ import (
 
 // Kafka-mode contender names, in the results.
 const (
-	DeidKafka     = "deid_kafka"
+	DeidKafka = "deid_kafka"
+	// DeidKafkaAlt is the other build (--deid-alt) in Kafka mode.
+	DeidKafkaAlt  = "deid_kafka_alt"
 	KafkaConsumer = "kafka_consumer"
 )
 
@@ -104,14 +106,15 @@ func loadKafka(ctx context.Context, cfg Config, in *Input, res *Result, work str
 	return k, nil
 }
 
-// measureDeidKafka runs deid in Kafka mode once, end to end, and checks that
-// it read every line of the input.
-func measureDeidKafka(ctx context.Context, cfg Config, k *kafkaTopics, in *Input, work string, rep int) (Sample, error) {
-	out := filepath.Join(work, fmt.Sprintf("deid-kafka-%d", rep))
+// measureDeidKafka runs the deid binary in Kafka mode once, end to end, on
+// a group, output and state directory named after name and rep, and checks
+// that it read every line of the input.
+func measureDeidKafka(ctx context.Context, deid, name string, k *kafkaTopics, in *Input, work string, rep int) (Sample, error) {
+	out := filepath.Join(work, fmt.Sprintf("%s-kafka-%d", name, rep))
 	state := out + "-state"
 	defer os.RemoveAll(out)
 	defer os.RemoveAll(state)
-	s, err := Measure(ctx, "", nil, cfg.Deid, k.deidArgs(k.group("deid", rep), out, state)...)
+	s, err := Measure(ctx, "", nil, deid, k.deidArgs(k.group(name, rep), out, state)...)
 	if err != nil {
 		return s, err
 	}

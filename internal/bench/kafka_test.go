@@ -191,6 +191,24 @@ func TestPrintShowsKafkaModeAndItsRatio(t *testing.T) {
 	}
 }
 
+// With --deid-alt the other build runs in Kafka mode too, beside deid's
+// Kafka-mode runs, and the table gives its row and its ratio.
+func TestPrintShowsTheOtherBuildInKafkaMode(t *testing.T) {
+	f := summarize([]Sample{{Wall: time.Second, User: time.Second, MaxRSS: 1 << 20}}, 1000, 1000)
+	res := &Result{Input: &Input{Lines: 1000, Bytes: 400_000, Partitions: 2}, Reps: 1,
+		Contenders: map[string]Figures{Deid: f, DeidAlt: f, DeidKafka: f, DeidKafkaAlt: f, KafkaConsumer: f},
+		Ratios: map[string]Ratio{DeidKafkaAlt + "_vs_" + DeidKafka: ratios(
+			[]Sample{{Wall: time.Second, User: time.Second}}, []Sample{{Wall: 1100 * time.Millisecond, User: 1200 * time.Millisecond}})}}
+	var out bytes.Buffer
+	Print(&out, res)
+	for _, want := range []string{"deid (Kafka), other build  ", "other build / deid, Kafka mode:",
+		"1.10× [1.10–1.10] throughput, 1.20× [1.20–1.20] per CPU-second"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestCheckLoopbackOnlyAcceptsThisMachine(t *testing.T) {
 	if err := checkLoopback([]string{"127.0.0.1:19092", "[::1]:9092"}); err != nil {
 		t.Errorf("loopback brokers refused: %v", err)

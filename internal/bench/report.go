@@ -17,6 +17,7 @@ var labels = []struct{ key, label string }{
 	{DuckDBLenient, "DuckDB (typed read)"},
 	{DecodeLimitC, "decode limit"},
 	{DeidKafka, "deid (Kafka mode)"},
+	{DeidKafkaAlt, "deid (Kafka), other build"},
 	{KafkaConsumer, "bare kafka-go consumer"},
 	{DeidJob1, "deid job, 1 instance"},
 	{DeidJobN, "deid job, several instances"},
@@ -124,6 +125,8 @@ func ratioName(key string) string {
 		return "deid (Kafka mode) / bare consumer"
 	case DeidKafka + "_vs_deid":
 		return "deid (Kafka mode) / deid (file mode)"
+	case DeidKafkaAlt + "_vs_" + DeidKafka:
+		return "other build / deid, Kafka mode"
 	case DeidS3 + "_vs_deid":
 		return "deid (s3:// out) / deid (directory)"
 	case DeidJobN + "_vs_" + DeidJob1:
