@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.ResultsDir, "results", cfg.ResultsDir, "directory of result JSON files")
 	fs.StringVar(&cfg.WorkDir, "work", "", "directory for the runs' outputs (default: the system's temporary directory)")
 	fs.StringVar(&cfg.Deid, "deid", cfg.Deid, "deid binary")
-	fs.StringVar(&cfg.AltDeid, "deid-alt", "", "another deid binary (a patched build) to run alternating with --deid")
+	fs.StringVar(&cfg.AltDeid, "deid-alt", "", "another deid binary (a patched build) to run alternating with --deid, in file mode and, when measured, in Kafka mode")
 	fs.StringVar(&cfg.Python, "python", cfg.Python, "Python with duckdb (scripts/pyenv.sh makes .cache/venv)")
 	fs.StringVar(&cfg.Script, "script", cfg.Script, "the DuckDB side of the benchmark")
 	fs.StringVar(&cfg.Region, "region", cfg.Region, "deid's country → continent table")
