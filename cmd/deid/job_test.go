@@ -272,8 +272,8 @@ func TestAJobSurvivesTheLossOfAnInstance(t *testing.T) {
 		publisher bool
 	}{
 		{"at-assignment", assigned, 0, false},
-		{"mid-window", assigned, 100 * time.Millisecond, false},
-		{"later-mid-window", assigned, 250 * time.Millisecond, false},
+		{"mid-window", assigned, 40 * time.Millisecond, false},
+		{"later-mid-window", assigned, 100 * time.Millisecond, false},
 		{"read-to-end", atEnd, 0, false},
 		{"publishing", publishing, 0, true},
 		{"mid-publication", publishing, 300 * time.Millisecond, true},
@@ -282,7 +282,11 @@ func TestAJobSurvivesTheLossOfAnInstance(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			r := f.run(t, "kill-"+p.name, "")
 			insts := r.startN(t, 3)
-			victim := insts[0]
+			// The last started: its first assignment is the one that
+			// shares the partitions among all three, so the points after
+			// it fall where they say (the first started may have read much
+			// of the input before the test could watch it).
+			victim := insts[len(insts)-1]
 			if p.publisher {
 				victim = firstToLog(t, p.after, time.Minute, insts...)
 			} else {
@@ -290,6 +294,12 @@ func TestAJobSurvivesTheLossOfAnInstance(t *testing.T) {
 			}
 			time.Sleep(p.delay)
 			victim.kill()
+			if p.after == assigned && strings.Contains(victim.output(), atEnd) {
+				// The input is small enough to be read in well under a
+				// second: on a busy machine a point after the assignment
+				// can come once the victim has read its partitions.
+				t.Logf("%s: the victim had read its partitions to the end before it was killed", p.name)
+			}
 			var rest []*instance
 			for _, i := range insts {
 				if i != victim {
