@@ -100,3 +100,34 @@ func TestASourceThatCannotResumeIsRefusedWithRestoredState(t *testing.T) {
 		}
 	})
 }
+
+// A checkpoint whose windows hold partials of another number of datasets
+// than the run has cannot be matched to the run's datasets: the run is
+// refused as damaged, naming both numbers, rather than misplacing them.
+func TestACheckpointOfAnotherNumberOfDatasetsIsRefused(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	ckpt, err := NewCheckpoints(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := PartitionID{Source: "p"}
+	w := Window{Start: t0.UnixMicro(), End: t0.Add(day).UnixMicro()}
+	b, err := encodeCheckpoint(&checkpoint{Version: checkpointVersion, Partition: id, Seq: 1,
+		Open: []windowSnap{{W: w, Sizes: []int{0, 0}, partials: [][]byte{nil, nil}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, ckpt.partition(id).checkpointKey(1), b, true); err != nil {
+		t.Fatal(err)
+	}
+	sinks := &memSinks{chains: map[string]*memChain{}}
+	st := Stages{Source: memSource{"p": {ev("campaign.metrics", "1", "w", t0.Add(time.Hour))}},
+		NewDecoder: func() Decoder { return fakeDecoder{} }, Consent: &fakeConsent{},
+		Gates: []Gate{fakeAgeGate{}}, Aggregators: []Aggregator{fakeAgg{}}, Privacy: fakePrivacy{},
+		Datasets: sinks, Exclusions: sinks, DeadLetters: sinks, Checkpoints: ckpt}
+	_, err = Run(ctx, DefaultConfig(), st, WithClock(func() time.Time { return t0.Add(30 * day) }))
+	if err == nil || !strings.Contains(err.Error(), "holds partials of 2 datasets, and this run has 1") || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("Run = %v, want the checkpoint refused as damaged, naming 2 datasets and 1", err)
+	}
+}
