@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"iter"
 	"net/url"
 	"slices"
 	"strconv"
@@ -105,6 +106,20 @@ type checkpoint struct {
 	Handed []windowSnap
 }
 
+// snaps yields the checkpoint's windows in place, Open then Handed: the
+// order their partials follow the header in.
+func (cp *checkpoint) snaps() iter.Seq[*windowSnap] {
+	return func(yield func(*windowSnap) bool) {
+		for _, list := range [][]windowSnap{cp.Open, cp.Handed} {
+			for i := range list {
+				if !yield(&list[i]) {
+					return
+				}
+			}
+		}
+	}
+}
+
 type windowSnap struct {
 	W Window
 	// Keys is how many dedup keys the window has at the checkpoint (0 for
@@ -113,7 +128,8 @@ type windowSnap struct {
 	// Runs hold the keys, oldest first.
 	Runs []keyRun
 	// Sizes has one entry per dataset: the length of its partial's bytes,
-	// 0 for a dataset without events in the window.
+	// 0 for a dataset without events in the window. encodeCheckpoint sets
+	// it from partials; it is what the header says of them.
 	Sizes []int
 	// partials has one entry per dataset, appendPartial's bytes, empty for
 	// a dataset without events in the window. They are not part of the
@@ -272,7 +288,7 @@ func damaged(format string, args ...any) error {
 // check finds byte strings that are not whole keys or pseudonyms, and key
 // counts that disagree with their runs.
 func (cp *checkpoint) check() error {
-	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
+	for ws := range cp.snaps() {
 		if ws.Keys < 0 {
 			return fmt.Errorf("window %d counts %d dedup keys", ws.W.Start, ws.Keys)
 		}
@@ -372,12 +388,15 @@ func (s *Checkpoints) read(ctx context.Context, key string, v any) (bool, error)
 	return true, nil
 }
 
-// encodeCheckpoint writes cp's gob header, then its windows' partials end
-// to end, Open before Handed, into one buffer sized for them.
+// encodeCheckpoint writes cp's gob header, with each window's Sizes set
+// from its partials, then the partials end to end, Open before Handed,
+// into one buffer sized for them.
 func encodeCheckpoint(cp *checkpoint) ([]byte, error) {
 	n := 0
-	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
-		for _, p := range ws.partials {
+	for ws := range cp.snaps() {
+		ws.Sizes = make([]int, len(ws.partials))
+		for d, p := range ws.partials {
+			ws.Sizes[d] = len(p)
 			n += len(p)
 		}
 	}
@@ -386,7 +405,7 @@ func encodeCheckpoint(cp *checkpoint) ([]byte, error) {
 	if err := gob.NewEncoder(&buf).Encode(cp); err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
+	for ws := range cp.snaps() {
 		for _, p := range ws.partials {
 			buf.Write(p)
 		}
@@ -405,41 +424,54 @@ func (s *Checkpoints) readCheckpoint(ctx context.Context, key string) (cp *check
 	if err != nil {
 		return nil, false, fmt.Errorf("checkpoints: %w", err)
 	}
-	r := bytes.NewReader(b)
-	cp = &checkpoint{}
-	if err := gob.NewDecoder(r).Decode(cp); err != nil {
-		// Another format's fields may not decode into this one's: name
-		// the format rather than call it damaged.
-		var head struct{ Version int }
-		if gob.NewDecoder(bytes.NewReader(b)).Decode(&head) == nil && head.Version != checkpointVersion {
-			return &checkpoint{Version: head.Version}, true, nil
-		}
-		return nil, false, damaged("%s in %s is unreadable (%v)", key, s.store, err)
+	cp, err = decodeCheckpoint(b)
+	if errors.Is(err, errUnreadable) {
+		return nil, false, damaged("%s in %s %v", key, s.store, err)
 	}
-	if cp.Version != checkpointVersion {
-		return cp, true, nil
-	}
-	// The decoder reads a bytes.Reader message by message, never past the
-	// header: what is left are the partials.
-	if err := cp.attach(b[len(b)-r.Len():]); err != nil {
+	if err != nil {
 		return nil, false, damaged("%s: %v", key, err)
 	}
 	return cp, true, nil
 }
 
+// errUnreadable is decodeCheckpoint's error for a header gob cannot read.
+var errUnreadable = errors.New("is unreadable")
+
+// decodeCheckpoint reads what encodeCheckpoint wrote. A checkpoint of
+// another format comes back with only its Version set.
+func decodeCheckpoint(b []byte) (*checkpoint, error) {
+	r := bytes.NewReader(b)
+	cp := &checkpoint{}
+	if err := gob.NewDecoder(r).Decode(cp); err != nil {
+		// Another format's fields may not decode into this one's: name
+		// the format rather than call it damaged.
+		var head struct{ Version int }
+		if gob.NewDecoder(bytes.NewReader(b)).Decode(&head) == nil && head.Version != checkpointVersion {
+			return &checkpoint{Version: head.Version}, nil
+		}
+		return nil, fmt.Errorf("%w (%v)", errUnreadable, err)
+	}
+	if cp.Version != checkpointVersion {
+		return cp, nil
+	}
+	// The decoder reads a bytes.Reader message by message, never past the
+	// header: what is left are the partials.
+	if err := cp.attach(b[len(b)-r.Len():]); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
 // attach cuts rest, the bytes after the header, into the windows'
 // partials by their Sizes; they must account for every byte.
 func (cp *checkpoint) attach(rest []byte) error {
-	for _, list := range [][]windowSnap{cp.Open, cp.Handed} {
-		for i := range list {
-			ws := &list[i]
-			ws.partials = make([][]byte, len(ws.Sizes))
-			for d, n := range ws.Sizes {
-				if n < 0 || n > len(rest) {
-					return fmt.Errorf("window %d's partial %d is %d bytes, and %d remain", ws.W.Start, d, n, len(rest))
-				}
-				ws.partials[d], rest = rest[:n:n], rest[n:]
+	for ws := range cp.snaps() {
+		ws.partials = make([][]byte, len(ws.Sizes))
+		for d, n := range ws.Sizes {
+			if n < 0 || n > len(rest) {
+				return fmt.Errorf("window %d's partial %d is %d bytes, and %d remain", ws.W.Start, d, n, len(rest))
 			}
+			ws.partials[d], rest = rest[:n:n], rest[n:]
 		}
 	}
 	if len(rest) != 0 {
@@ -460,11 +492,10 @@ func encode(v any) ([]byte, error) {
 // (appendPartial), with keys, the number of its dedup keys made durable in
 // runs (its key log's).
 func snapWindow(ow *openWindow, keys int64, runs []keyRun) windowSnap {
-	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, Sizes: make([]int, len(ow.partials)), partials: make([][]byte, len(ow.partials))}
+	ws := windowSnap{W: ow.w, Keys: keys, Runs: runs, partials: make([][]byte, len(ow.partials))}
 	for i, p := range ow.partials {
 		if p != nil {
 			ws.partials[i] = appendPartial(make([]byte, 0, partialSizeHint(p)), p)
-			ws.Sizes[i] = len(ws.partials[i])
 		}
 	}
 	return ws

@@ -115,12 +115,8 @@ func gobRoundTrip(t *testing.T, snap windowSnap) *windowSnap {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bytes.NewReader(b)
-	var back checkpoint
-	if err := gob.NewDecoder(r).Decode(&back); err != nil {
-		t.Fatal(err)
-	}
-	if err := back.attach(b[len(b)-r.Len():]); err != nil {
+	back, err := decodeCheckpoint(b)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return &back.Open[0]
@@ -136,7 +132,7 @@ func BenchmarkCheckpointEncode(b *testing.B) {
 	r := bytes.Repeat([]byte("partial bytes, as appendPartial writes them. "), 1<<16)
 	snap := func(n int) windowSnap {
 		ps := [][]byte{r[:n*9/10], r[:n/10]}
-		return windowSnap{W: Window{Start: 1, End: 2}, Sizes: []int{len(ps[0]), len(ps[1])}, partials: ps}
+		return windowSnap{W: Window{Start: 1, End: 2}, partials: ps}
 	}
 	cp := &checkpoint{Version: checkpointVersion, Seq: 3, Open: []windowSnap{snap(300_000)},
 		Handed: []windowSnap{snap(1_400_000), snap(1_400_000)}}

@@ -114,7 +114,7 @@ func TestACheckpointOfAnotherNumberOfDatasetsIsRefused(t *testing.T) {
 	id := PartitionID{Source: "p"}
 	w := Window{Start: t0.UnixMicro(), End: t0.Add(day).UnixMicro()}
 	b, err := encodeCheckpoint(&checkpoint{Version: checkpointVersion, Partition: id, Seq: 1,
-		Open: []windowSnap{{W: w, Sizes: []int{0, 0}, partials: [][]byte{nil, nil}}}})
+		Open: []windowSnap{{W: w, partials: [][]byte{nil, nil}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

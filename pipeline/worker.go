@@ -148,10 +148,10 @@ func (w *worker) resume(ctx context.Context) (next int64, ok bool, err error) {
 	}
 	// A window holds one partial per dataset of the run that wrote it; a
 	// different number cannot be matched to this run's datasets.
-	for _, ws := range slices.Concat(cp.Open, cp.Handed) {
-		if len(ws.Sizes) != len(w.st.Aggregators) {
+	for ws := range cp.snaps() {
+		if len(ws.partials) != len(w.st.Aggregators) {
 			return 0, false, damaged("partition %s: window %d of the checkpoint holds partials of %d datasets, and this run has %d",
-				w.id(), ws.W.Start, len(ws.Sizes), len(w.st.Aggregators))
+				w.id(), ws.W.Start, len(ws.partials), len(w.st.Aggregators))
 		}
 	}
 	w.next, w.maxSeen, w.closedEnd, w.acct = cp.Next, cp.MaxSeen, cp.ClosedEnd, cp.Acct
