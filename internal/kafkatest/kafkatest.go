@@ -336,10 +336,17 @@ type Message struct {
 // all in-sync replicas, and returns them with their offsets.
 func Produce(t testing.TB, brokers []string, topic string, msgs []Message) []Message {
 	t.Helper()
+	return ProduceWith(t, brokers, topic, msgs)
+}
+
+// ProduceWith is Produce with the producer's options changed, e.g. its
+// batches compressed (kgo.ProducerBatchCompression).
+func ProduceWith(t testing.TB, brokers []string, topic string, msgs []Message, opts ...kgo.Opt) []Message {
+	t.Helper()
 	if len(msgs) == 0 {
 		return nil
 	}
-	cl := client(t, brokers)
+	cl := client(t, brokers, opts...)
 	defer cl.Close()
 	recs := make([]*kgo.Record, len(msgs))
 	for i, m := range msgs {

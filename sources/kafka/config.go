@@ -52,6 +52,11 @@ type Config struct {
 	// FetchMaxWait is how long the broker may hold a fetch waiting for
 	// FetchMinBytes.
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
+	// RecordParser is what reads a fetch's records: "deid" (the default:
+	// one request per fetch, values sliced from the response in place,
+	// kafka-go for anything but uncompressed batches of format 2) or
+	// "kafka-go" (kafka-go's batch API for every fetch).
+	RecordParser string `yaml:"record_parser"`
 
 	// SessionTimeout is how long the group coordinator waits for a
 	// heartbeat before it drops this member and rebalances.
@@ -110,6 +115,7 @@ func DefaultConfig() Config {
 		FetchMinBytes:    1,
 		FetchMaxBytes:    1 << 20,
 		FetchMaxWait:     500 * time.Millisecond,
+		RecordParser:     ParserDeid,
 		SessionTimeout:   30 * time.Second,
 		RebalanceTimeout: 30 * time.Second,
 		Start:            StartEarliest,
@@ -185,6 +191,11 @@ func (c Config) validateClient() []error {
 	}
 	if c.FetchMaxWait < time.Millisecond || c.FetchMaxWait > time.Minute {
 		errs = append(errs, fmt.Errorf("kafka.fetch_max_wait: must be between 1ms and 1m, e.g. 500ms (got %s)", c.FetchMaxWait))
+	}
+	switch c.RecordParser {
+	case ParserDeid, ParserKafkaGo:
+	default:
+		errs = append(errs, fmt.Errorf("kafka.record_parser: must be %q or %q (got %q)", ParserDeid, ParserKafkaGo, c.RecordParser))
 	}
 	switch c.OffsetOutOfRange {
 	case OutOfRangeFail, OutOfRangeEarliest, OutOfRangeLatest:

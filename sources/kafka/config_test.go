@@ -57,8 +57,11 @@ func TestConfigValidation(t *testing.T) {
 			"kafka.session_timeout: must be between 1s and 5m, e.g. 30s (got 1h0m0s)",
 			"kafka.rebalance_timeout: must be at least 1s, e.g. 30s (got 0s)",
 		}},
-		{"start and offset_out_of_range are closed sets", func(c *kafkasrc.Config) { c.Start, c.OffsetOutOfRange = "beginning", "skip" },
+		{"start, offset_out_of_range and record_parser are closed sets", func(c *kafkasrc.Config) {
+			c.Start, c.OffsetOutOfRange, c.RecordParser = "beginning", "skip", "sarama"
+		},
 			[]string{
+				`kafka.record_parser: must be "deid" or "kafka-go" (got "sarama")`,
 				`kafka.offset_out_of_range: must be "fail", "earliest" or "latest" (got "skip")`,
 				`kafka.start: must be "earliest" or "latest" (got "beginning")`,
 			}},
@@ -119,6 +122,7 @@ fetch_max_wait: 250ms
 session_timeout: 45s
 start: latest
 offset_out_of_range: fail
+record_parser: kafka-go
 retry_budget: 2m
 `
 	cfg := kafkasrc.DefaultConfig()
@@ -131,7 +135,8 @@ retry_budget: 2m
 		t.Fatalf("Validate: %v", err)
 	}
 	if cfg.SessionTimeout != 45*time.Second || cfg.FetchMaxWait != 250*time.Millisecond || cfg.SASL.PasswordEnv != "DEID_KAFKA_PASSWORD" ||
-		cfg.ClientID != "deid-1" || cfg.RetryBudget != 2*time.Minute || cfg.TLS.CAFile != "/etc/ca.pem" || cfg.Brokers[0] != "127.0.0.1:19092" {
+		cfg.ClientID != "deid-1" || cfg.RetryBudget != 2*time.Minute || cfg.TLS.CAFile != "/etc/ca.pem" || cfg.Brokers[0] != "127.0.0.1:19092" ||
+		cfg.RecordParser != kafkasrc.ParserKafkaGo {
 		t.Errorf("decoded %+v", cfg)
 	}
 	// There is no key for an inline password: secrets never sit in the file.

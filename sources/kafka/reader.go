@@ -46,6 +46,12 @@ type partitionReader struct {
 	keyed  bool
 	msgs   []message
 	closed bool
+
+	// wire is the connection under conn, for the reader's own fetches
+	// (wire.go); parseOwn tells that they are made: until a fetch holds
+	// something only kafka-go reads.
+	wire     *wire
+	parseOwn bool
 }
 
 // message is a record with its key, for the settings follower.
@@ -61,7 +67,7 @@ var _ pipeline.PartitionReader = (*partitionReader)(nil)
 
 func newPartitionReader(cfg *Config, cn *kafkaconn.Conn, log *zap.Logger, id pipeline.PartitionID, done <-chan struct{}) *partitionReader {
 	return &partitionReader{id: id, cfg: cfg, cn: cn, log: log.With(zap.Stringer("partition", id)), done: done,
-		retry: kafkaconn.NewRetrier(&cfg.Config), end: -1, next: -1}
+		retry: kafkaconn.NewRetrier(&cfg.Config), end: -1, next: -1, parseOwn: cfg.RecordParser != ParserKafkaGo}
 }
 
 func (s *Source) newReader(id pipeline.PartitionID, done <-chan struct{}) *partitionReader {
@@ -178,9 +184,10 @@ func (r *partitionReader) connect(ctx context.Context) error {
 		var p kafka.Partition
 		if p, err = r.lookup(ctx, boot); err == nil {
 			r.leader = hostPort(p.Leader)
-			if r.conn, err = r.cn.Dialer.DialPartition(ctx, "tcp", "", p); err == nil {
+			if r.conn, err = r.dialer().DialPartition(ctx, "tcp", "", p); err == nil {
 				return nil
 			}
+			r.wire = nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -222,6 +229,7 @@ func (r *partitionReader) dropConn() {
 		r.conn.Close()
 		r.conn = nil
 	}
+	r.wire = nil
 }
 
 // Next returns the next batch of records in offset order: one fetch from
@@ -327,7 +335,8 @@ func (r *partitionReader) recover(ctx context.Context, err error) error {
 }
 
 // fetch reads one batch from the leader into r.recs (or r.msgs when keyed)
-// and returns how many records it holds. It returns an error only when the
+// and returns how many records it holds: with the reader's own request and
+// parser (wire.go) when they take it, else through kafka-go's batch API. It returns an error only when the
 // batch holds no record: an error after some records shows again on the
 // next fetch, which starts after them.
 func (r *partitionReader) fetch(ctx context.Context) (int, error) {
@@ -335,7 +344,13 @@ func (r *partitionReader) fetch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if r.arena == nil && !r.keyed {
-		r.arena = make([]byte, r.cfg.FetchMaxBytes)
+		// Room for the response's header around FetchMaxBytes of records.
+		r.arena = make([]byte, r.cfg.FetchMaxBytes+64<<10)
+	}
+	if r.parseOwn && !r.keyed && r.wire != nil {
+		if n, err := r.fetchOwn(ctx); !errors.Is(err, errNotParsed) {
+			return n, err
+		}
 	}
 	c := r.conn
 	c.SetDeadline(time.Now().Add(r.cfg.FetchMaxWait + r.cfg.RequestTimeout))
