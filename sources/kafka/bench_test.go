@@ -67,8 +67,10 @@ func measure(b *testing.B, total int, read func(b *testing.B) int) {
 }
 
 // BenchmarkConsume reads a 4-partition topic, one goroutine per partition
-// as the engine does: through deid's Source (Conn batches, Batch.Read into
-// a reused buffer), through a bare kafka-go Conn batch reader
+// as the engine does: through deid's Source (its own Fetch requests, values
+// sliced from the response; and with kafka.record_parser: kafka-go, Conn
+// batches and Batch.Read into a reused buffer), through a bare kafka-go Conn
+// batch reader
 // (Batch.ReadMessage, allocating each message), and through kafka-go's
 // Reader (FetchMessage per record).
 //
@@ -111,41 +113,42 @@ func BenchmarkConsume(b *testing.B) {
 	}
 }
 
-// consumers runs the three consumers over the first perPart records of each
+// consumers runs the consumers over the first perPart records of each
 // partition of topic.
 func consumers(b *testing.B, c *kafkatest.Cluster, topic string, perPart int) {
 	total := benchPartitions * perPart
-	b.Run("deid-source", func(b *testing.B) {
-		cfg := testConfig(b, c, topic)
-		cfg.FetchMaxBytes = 4 << 20
-		g := assign(b, newSource(b, cfg))
-		zero := func(pipeline.PartitionID) (int64, bool) { return 0, true }
-		measure(b, total, func(b *testing.B) int {
-			rs, err := g.Open(context.Background(), zero)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return eachPartition(len(rs), func(i int) int {
-				defer rs[i].Close()
-				n := 0
-				for n < perPart {
-					batch, err := rs[i].Next(context.Background())
-					if err != nil {
-						b.Error(err)
-						return n
-					}
-					n += min(len(batch), perPart-n)
+	for _, parser := range []string{kafkasrc.ParserDeid, kafkasrc.ParserKafkaGo} {
+		name := "deid-source"
+		if parser == kafkasrc.ParserKafkaGo {
+			name = "deid-source-kafka-go-parser"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := testConfig(b, c, topic)
+			cfg.FetchMaxBytes = 4 << 20
+			cfg.RecordParser = parser
+			g := assign(b, newSource(b, cfg))
+			zero := func(pipeline.PartitionID) (int64, bool) { return 0, true }
+			measure(b, total, func(b *testing.B) int {
+				rs, err := g.Open(context.Background(), zero)
+				if err != nil {
+					b.Fatal(err)
 				}
-				return n
+				return eachPartition(len(rs), func(i int) int {
+					defer rs[i].Close()
+					n := 0
+					for n < perPart {
+						batch, err := rs[i].Next(context.Background())
+						if err != nil {
+							b.Error(err)
+							return n
+						}
+						n += min(len(batch), perPart-n)
+					}
+					return n
+				})
 			})
 		})
-	})
-
-	b.Run("raw-fetch-prototype", func(b *testing.B) {
-		measure(b, total, func(b *testing.B) int {
-			return eachPartition(benchPartitions, rawConsumer(b, c.Brokers[0], topic, perPart))
-		})
-	})
+	}
 
 	b.Run("kafka-go-conn-batch", func(b *testing.B) {
 		measure(b, total, func(b *testing.B) int {
