@@ -137,7 +137,7 @@ func (r *partitionReader) fetchOwn(ctx context.Context) (int, error) {
 	recs, next, why, err := parseBatches(r.recs[:0], records, r.id, r.next)
 	switch {
 	case err != nil:
-		return 0, r.errorf("%w", err)
+		return 0, err // recover names the partition
 	case why != "":
 		if r.parseOwn {
 			r.log.Info("reading this partition through kafka-go from here on", zap.String("why", why), zap.Int64("offset", r.next))
