@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -90,10 +91,17 @@ func (r rec) String() string { return fmt.Sprintf("%d@%d=%s", r.Partition, r.Off
 // small record batches and a reader needs many fetches.
 func produceInBatches(t testing.TB, brokers []string, topic string, msgs []kafkatest.Message, n int) []kafkatest.Message {
 	t.Helper()
+	return produceInBatchesWith(t, brokers, topic, msgs, n)
+}
+
+// produceInBatchesWith is produceInBatches with the producer's options
+// changed (kafkatest.ProduceWith).
+func produceInBatchesWith(t testing.TB, brokers []string, topic string, msgs []kafkatest.Message, n int, opts ...kgo.Opt) []kafkatest.Message {
+	t.Helper()
 	var out []kafkatest.Message
 	for len(msgs) > 0 {
 		k := min(n, len(msgs))
-		out = append(out, kafkatest.Produce(t, brokers, topic, msgs[:k])...)
+		out = append(out, kafkatest.ProduceWith(t, brokers, topic, msgs[:k], opts...)...)
 		msgs = msgs[k:]
 	}
 	return out

@@ -155,17 +155,6 @@ func TestOwnFetchOverTLSAndSASL(t *testing.T) {
 	}
 }
 
-func produceInBatchesWith(t testing.TB, brokers []string, topic string, msgs []kafkatest.Message, n int, opts ...kgo.Opt) []kafkatest.Message {
-	t.Helper()
-	var out []kafkatest.Message
-	for len(msgs) > 0 {
-		k := min(n, len(msgs))
-		out = append(out, kafkatest.ProduceWith(t, brokers, topic, msgs[:k], opts...)...)
-		msgs = msgs[k:]
-	}
-	return out
-}
-
 // selfSigned returns a server TLS configuration for 127.0.0.1 with a
 // self-signed certificate (its pool in ClientCAs, for the test's clients),
 // and the certificate's PEM file.
