@@ -53,9 +53,10 @@ type Config struct {
 	// FetchMinBytes.
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
 	// RecordParser is what reads a fetch's records: "deid" (the default:
-	// one request per fetch, values sliced from the response in place,
-	// kafka-go for anything but uncompressed batches of format 2) or
-	// "kafka-go" (kafka-go's batch API for every fetch).
+	// one request per fetch, values sliced in place from the response or
+	// from a compressed batch decompressed, kafka-go for control batches
+	// and older formats) or "kafka-go" (kafka-go's batch API for every
+	// fetch).
 	RecordParser string `yaml:"record_parser"`
 
 	// SessionTimeout is how long the group coordinator waits for a

@@ -41,6 +41,9 @@ type partitionReader struct {
 	// while this one is read; the next fetch reuses them.
 	spareRecs  []pipeline.Record
 	spareArena []byte
+	// inflated holds the records of the fetch's compressed batches,
+	// decompressed (wire.go); spareInflated the previous fetch's.
+	inflated, spareInflated []byte
 	// keyed makes fetch keep keys too (the settings follower); msgs then
 	// holds the records instead of recs.
 	keyed  bool
@@ -256,6 +259,7 @@ func (r *partitionReader) Next(ctx context.Context) ([]pipeline.Record, error) {
 	// The previous batch stays valid while this one is read: its buffers
 	// are set aside and this batch takes the ones before them.
 	r.arena, r.spareArena = r.spareArena, r.arena
+	r.inflated, r.spareInflated = r.spareInflated, r.inflated
 	r.recs, r.spareRecs = r.spareRecs, r.recs
 	for {
 		if r.end >= 0 && r.next >= r.end {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -9,10 +10,12 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
 	"go.uber.org/zap"
 
 	"github.com/mya/deid/pipeline"
@@ -24,10 +27,12 @@ import (
 // dialed it: TLS and SASL are done), the whole response is read into the
 // reader's arena in one piece, and the values are sliced from it in place.
 // It parses what a broker holds for a topic written by today's producers:
-// record batches of format 2, uncompressed. Anything else — a compressed
-// batch, a control batch, an older format — makes this reader fetch through
-// kafka-go from then on, with the same result: TestOwnFetchReadsWhatKafkaGoReads
-// holds the two to the same records.
+// record batches of format 2, uncompressed or compressed with any of
+// Kafka's four codecs (decompressed with kafka-go's codecs into a buffer of
+// the reader's, the values sliced from it). Anything else — a control
+// batch, an older format — makes this reader fetch through kafka-go from
+// then on, with the same result: TestOwnFetchReadsWhatKafkaGoReads holds the
+// two to the same records.
 
 const (
 	// ParserDeid parses fetches in place (the default).
@@ -134,7 +139,8 @@ func (r *partitionReader) fetchOwn(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	recs, next, why, err := parseBatches(r.recs[:0], records, r.id, r.next)
+	r.inflated = r.inflated[:0]
+	recs, next, why, err := parseBatches(r.recs[:0], records, r.id, r.next, &r.inflated, r.cfg.FetchMaxBytes)
 	switch {
 	case err != nil:
 		return 0, err // recover names the partition
@@ -247,11 +253,16 @@ func fetchRecords(resp []byte, corr int32, id pipeline.PartitionID) ([]byte, err
 // parseBatches appends to recs the records at or after offset from the
 // whole record batches of b (a batch cut short at the end, where the broker
 // stopped at the fetch's size, is the next fetch's) and returns the offset
-// after the last whole batch. why, when not empty, says that b holds a
-// batch this parser leaves to kafka-go (recs and next are then to be
-// dropped). A batch that fails its checksum or does not add up is an error.
-func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, offset int64) (out []pipeline.Record, next int64, why string, err error) {
+// after the last whole batch. A compressed batch's records are decompressed
+// onto the end of *inflated, and their values sliced from there; a batch
+// that would take them past inflateLimit is left for the next fetch, with
+// the batches after it (the first is always taken). why, when
+// not empty, says that b holds a batch this parser leaves to kafka-go (recs
+// and next are then to be dropped). A batch that fails its checksum, does
+// not decompress or does not add up is an error.
+func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, offset int64, inflated *[]byte, inflateLimit int) (out []pipeline.Record, next int64, why string, err error) {
 	next = offset
+	packed := 0 // the compressed bytes decompressed so far
 	for len(b) >= 17 {
 		base := int64(binary.BigEndian.Uint64(b))
 		size := int64(binary.BigEndian.Uint32(b[8:]))
@@ -270,15 +281,30 @@ func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, off
 			return recs, next, "", fmt.Errorf("the record batch at offset %d fails its checksum (damaged on the broker or on the way): %w", base, kafka.InvalidMessage)
 		}
 		attrs := binary.BigEndian.Uint16(batch[21:])
-		switch {
-		case attrs&0x7 != 0:
-			return recs, next, fmt.Sprintf("a compressed record batch (codec %d, at offset %d)", attrs&0x7, base), nil
-		case attrs&0x20 != 0:
+		if attrs&0x20 != 0 {
 			return recs, next, fmt.Sprintf("a control record batch (at offset %d)", base), nil
+		}
+		body := batch[batchHeader:]
+		if codec := attrs & 0x7; codec != 0 {
+			if n := len(*inflated); n > 0 && n+len(body)*n/packed > inflateLimit {
+				// This batch would take what is decompressed past the
+				// limit (at the ratio of the batches before it): it and
+				// the rest are the next fetch's, so that a partition's
+				// batches stay near fetch_max_bytes whatever the
+				// compression.
+				break
+			}
+			packed += len(body)
+			if compress.Compression(codec).Codec() == nil {
+				return recs, next, fmt.Sprintf("a record batch compressed with codec %d (at offset %d)", codec, base), nil
+			}
+			if body, err = inflate(inflated, body, compress.Compression(codec), inflateLimit); err != nil {
+				return recs, next, "", fmt.Errorf("the record batch at offset %d does not decompress (%s): %v: %w", base, compress.Compression(codec), err, kafka.InvalidMessage)
+			}
 		}
 		last := base + int64(binary.BigEndian.Uint32(batch[23:]))
 		count := int(int32(binary.BigEndian.Uint32(batch[57:])))
-		d := reader{b: batch[batchHeader:]}
+		d := reader{b: body}
 		for range count {
 			rec := reader{b: d.take(int(d.varint()))}
 			rec.take(1)  // attributes
@@ -289,7 +315,7 @@ func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, off
 			if n := rec.varint(); n > 0 {
 				val = rec.take(int(n))
 			} else {
-				val = batch[:0:0] // null or empty: an empty Value
+				val = body[:0:0] // null or empty: an empty Value
 			}
 			if err := errors.Join(d.err, rec.err); err != nil || off > last || off < base {
 				return recs, next, "", fmt.Errorf("the record batch at offset %d is malformed (record at offset %d): %w", base, off, kafka.InvalidMessage)
@@ -304,6 +330,40 @@ func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, off
 		next = max(next, last+1)
 	}
 	return recs, next, "", nil
+}
+
+// maxInflated bounds what one fetch's compressed batches may decompress to:
+// a batch that claims more is refused as damaged rather than allowed to
+// take the memory.
+const maxInflated = 1 << 30
+
+// inflate decompresses a batch's records with codec onto the end of *buf
+// and returns them. An empty buf is given room for limit bytes and the
+// batch first, so that it rarely grows afterwards.
+func inflate(buf *[]byte, compressed []byte, codec compress.Compression, limit int) ([]byte, error) {
+	rd := codec.Codec().NewReader(bytes.NewReader(compressed))
+	defer rd.Close()
+	b, start := *buf, len(*buf)
+	if cap(b) == 0 {
+		b = make([]byte, 0, limit+4*len(compressed))
+	}
+	for {
+		if len(b) == cap(b) {
+			if len(b) >= maxInflated {
+				return nil, fmt.Errorf("more than %d bytes decompressed", maxInflated)
+			}
+			b = slices.Grow(b, max(4*len(compressed), cap(b)))
+		}
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			*buf = b
+			return b[start:len(b):len(b)], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // reader reads a response's big-endian fields and zig-zag varints; the
