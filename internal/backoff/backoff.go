@@ -44,10 +44,7 @@ func (r *Run) Wait(ctx context.Context, p Policy, err error) error {
 	if spent := now.Sub(r.since); spent >= p.Budget {
 		return fmt.Errorf("still failing after %s of retries (%s): %w", spent.Round(time.Millisecond), p.Setting, err)
 	}
-	d := p.Backoff << min(r.attempt, 20)
-	if d <= 0 || d > p.Max {
-		d = p.Max
-	}
+	d := r.delay(p)
 	r.attempt++
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -57,6 +54,16 @@ func (r *Run) Wait(ctx context.Context, p Policy, err error) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// delay is the wait before the next attempt: p.Backoff doubled for each
+// failure of the run so far, up to p.Max.
+func (r *Run) delay(p Policy) time.Duration {
+	d := p.Backoff << min(r.attempt, 20)
+	if d <= 0 || d > p.Max {
+		d = p.Max
+	}
+	return d
 }
 
 // Settings are the retry settings of a client that retries, as deid's
