@@ -340,9 +340,9 @@ func (r *partitionReader) recover(ctx context.Context, err error) error {
 
 // fetch reads one batch from the leader into r.recs (or r.msgs when keyed)
 // and returns how many records it holds: with the reader's own request and
-// parser (wire.go) when they take it, else through kafka-go's batch API. It returns an error only when the
-// batch holds no record: an error after some records shows again on the
-// next fetch, which starts after them.
+// parser (wire.go) when they take it, else through kafka-go's batch API.
+// It returns an error only when the batch holds no record: an error after
+// some records shows again on the next fetch, which starts after them.
 func (r *partitionReader) fetch(ctx context.Context) (int, error) {
 	if err := r.connect(ctx); err != nil {
 		return 0, err
@@ -351,7 +351,7 @@ func (r *partitionReader) fetch(ctx context.Context) (int, error) {
 		// Room for the response's header around FetchMaxBytes of records.
 		r.arena = make([]byte, r.cfg.FetchMaxBytes+64<<10)
 	}
-	if r.parseOwn && !r.keyed && r.wire != nil {
+	if r.parseOwn && r.wire != nil { // never for a keyed reader: dialer keeps no wire
 		if n, err := r.fetchOwn(ctx); !errors.Is(err, errNotParsed) {
 			return n, err
 		}

@@ -59,12 +59,13 @@ type wire struct {
 	req  []byte
 }
 
-// dialer returns the connection's dialer, changed so that the reader keeps
-// the connection it dials (r.wire): TLS is set up by the dial function
-// rather than by kafka-go on top of it, as kafka-go would set it up.
+// dialer returns the connection's dialer; for a reader that makes its own
+// fetches, changed so that it keeps the connection it dials (r.wire): TLS
+// is set up by the dial function rather than by kafka-go on top of it, as
+// kafka-go would set it up.
 func (r *partitionReader) dialer() *kafka.Dialer {
 	d := *r.cn.Dialer
-	if r.cfg.RecordParser == ParserKafkaGo {
+	if !r.parseOwn || r.keyed {
 		return &d
 	}
 	dial, tlsCfg := d.DialFunc, d.TLS
@@ -285,7 +286,10 @@ func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, off
 			return recs, next, fmt.Sprintf("a control record batch (at offset %d)", base), nil
 		}
 		body := batch[batchHeader:]
-		if codec := attrs & 0x7; codec != 0 {
+		if codec := compress.Compression(attrs & 0x7); codec != compress.None {
+			if codec.Codec() == nil {
+				return recs, next, fmt.Sprintf("a record batch compressed with codec %d (at offset %d)", codec, base), nil
+			}
 			if n := len(*inflated); n > 0 && n+len(body)*n/packed > inflateLimit {
 				// This batch would take what is decompressed past the
 				// limit (at the ratio of the batches before it): it and
@@ -295,11 +299,8 @@ func parseBatches(recs []pipeline.Record, b []byte, id pipeline.PartitionID, off
 				break
 			}
 			packed += len(body)
-			if compress.Compression(codec).Codec() == nil {
-				return recs, next, fmt.Sprintf("a record batch compressed with codec %d (at offset %d)", codec, base), nil
-			}
-			if body, err = inflate(inflated, body, compress.Compression(codec), inflateLimit); err != nil {
-				return recs, next, "", fmt.Errorf("the record batch at offset %d does not decompress (%s): %v: %w", base, compress.Compression(codec), err, kafka.InvalidMessage)
+			if body, err = inflate(inflated, body, codec, inflateLimit); err != nil {
+				return recs, next, "", fmt.Errorf("the record batch at offset %d does not decompress (%s): %v: %w", base, codec, err, kafka.InvalidMessage)
 			}
 		}
 		last := base + int64(binary.BigEndian.Uint32(batch[23:]))
