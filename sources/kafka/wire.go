@@ -146,10 +146,9 @@ func (r *partitionReader) fetchOwn(ctx context.Context) (int, error) {
 	case err != nil:
 		return 0, err // recover names the partition
 	case why != "":
-		if r.parseOwn {
-			r.log.Info("reading this partition through kafka-go from here on", zap.String("why", why), zap.Int64("offset", r.next))
-			r.parseOwn = false
-		}
+		// fetch calls fetchOwn only while parseOwn holds: this is the once.
+		r.log.Info("reading this partition through kafka-go from here on", zap.String("why", why), zap.Int64("offset", r.next))
+		r.parseOwn = false
 		return 0, errNotParsed
 	case len(recs) == 0 && next == r.next && len(records) > 0:
 		// Only part of a batch came back (a broker that does not send an
