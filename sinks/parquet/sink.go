@@ -53,7 +53,8 @@ type Sink struct {
 	// signer, when set, signs every manifest (WithSigner).
 	signer signing.Signer
 
-	// fence, when set, is checked before each manifest (WithFence).
+	// fence, when set, is checked before a commit removes anything and
+	// before each manifest (WithFence).
 	fence func(ctx context.Context) error
 
 	// hook, when set (tests), is called before each step of a commit
@@ -185,6 +186,13 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err != nil {
 		return err
 	}
+	// A writer that lost its lease removes nothing: the owner may be
+	// writing this window's files now.
+	if s.fence != nil {
+		if err := s.fence(ctx); err != nil {
+			return err
+		}
+	}
 	if err := s.clean(ctx, dir); err != nil {
 		return fmt.Errorf("removing an interrupted commit's files: %w", err)
 	}
@@ -204,12 +212,12 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err := s.st.Put(ctx, dir+"/"+name, bytes.NewReader(data.Bytes()), objstore.PutOptions{}); err != nil {
 		return fmt.Errorf("writing data file: %w", err)
 	}
-	committed := false
+	committed, fenced := false, false
 	defer func() {
-		if !committed {
+		if !committed && !fenced {
 			// Leave nothing uncommitted behind for readers that do not
 			// look for the manifest; the next commit would remove it anyway.
-			s.st.Delete(context.WithoutCancel(ctx), dir+"/"+name)
+			s.discard(context.WithoutCancel(ctx), manifestKey, dir+"/"+name)
 		}
 	}()
 
@@ -243,6 +251,9 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	}
 	if s.fence != nil {
 		if err := s.fence(ctx); err != nil {
+			// Not the owner any more: the owner may have committed this
+			// very file (same rows, same name), so delete nothing.
+			fenced = true
 			return err
 		}
 	}
@@ -250,18 +261,17 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if errors.Is(err, objstore.ErrExists) {
 		// Another process committed the window meanwhile, and the chain
 		// moved on without us: read it again next time.
+		// Our data file goes (the deferred discard) only if their
+		// manifest does not list it.
 		s.forgetHead(out.Spec.Name)
-		theirs, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
-		if rerr == nil {
-			// Keep our data file only if their manifest lists it (same
-			// content).
-			for _, f := range theirs.Files {
-				committed = committed || f.Path == name
-			}
+		_, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
+		if rerr != nil {
+			return fmt.Errorf("%w: %w (its manifest could not be read, so this commit's data file %s stays: %w)",
+				ErrPublished, pipeline.ErrCommittedElsewhere, name, rerr)
+		}
+		if s.signer != nil {
 			// Our signature may have replaced theirs: sign what is there.
-			if s.signer != nil {
-				_ = s.sign(context.WithoutCancel(ctx), dir, theirSum)
-			}
+			_ = s.sign(context.WithoutCancel(ctx), dir, theirSum)
 		}
 		return fmt.Errorf("%w: %w", ErrPublished, pipeline.ErrCommittedElsewhere)
 	}
@@ -449,6 +459,29 @@ func (s *Sink) lock(dir string) func() {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// discard removes the data file key of a commit that did not happen,
+// unless the window's manifest is now there and lists it: a data file is
+// named by the hash of its bytes, so another writer that committed the same
+// rows committed this very file. When that cannot be told (a manifest that
+// cannot be read, a store that cannot be asked), the file stays: verify
+// names a file no manifest lists, while a committed window whose data
+// file is gone would be lost.
+func (s *Sink) discard(ctx context.Context, manifestKey, key string) {
+	m, _, err := readManifestObject(ctx, s.st, manifestKey)
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+	case err != nil:
+		return
+	default:
+		for _, f := range m.Files {
+			if path.Base(key) == f.Path {
+				return
+			}
+		}
+	}
+	s.st.Delete(ctx, key)
 }
 
 // clean removes an uncommitted window's data files and signature (and,

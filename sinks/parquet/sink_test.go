@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/schema"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mya/deid/pipeline"
+	"github.com/mya/deid/sinks/objstore"
 )
 
 func TestCommitRoundTrip(t *testing.T) {
@@ -466,31 +470,157 @@ func TestFailedCommitLeavesNothingCommitted(t *testing.T) {
 	}
 }
 
+// unreadable is a store whose reads of a window's manifest fail while
+// failing is set: a store that answers writes but not reads.
+type unreadable struct {
+	objstore.Store
+	failing atomic.Bool
+}
+
+func (u *unreadable) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if u.failing.Load() && path.Base(key) == ManifestName {
+		return nil, errors.New("injected: the manifest cannot be read")
+	}
+	return u.Store.Get(ctx, key)
+}
+
+// TestAnotherProcessCommittingFirstWins: another process commits the
+// window between our data file and our manifest. Our manifest is refused
+// and their manifest stays; our data file goes only when their manifest
+// does not list it: a data file is named by its bytes, so a writer of the
+// same rows committed this very file, and one whose manifest cannot be
+// read may have.
 func TestAnotherProcessCommittingFirstWins(t *testing.T) {
-	s, _ := newSink(t)
+	for _, tc := range []struct {
+		name       string
+		theirRows  []pipeline.Row
+		unreadable bool
+		ourFile    bool // whether our data file must stay
+	}{
+		{name: "other rows", theirRows: manyRows(7), ourFile: false},
+		{name: "the same rows", theirRows: testRows(), ourFile: true},
+		{name: "the same rows, their manifest unreadable", theirRows: testRows(), unreadable: true, ourFile: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			local, err := objstore.NewLocal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &unreadable{Store: local}
+			cfg := DefaultConfig()
+			cfg.Dir = dir
+			s, err := New(cfg, WithStore(st))
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, _ := New(cfg)
+			out, theirOut := testOutput(testRows()), testOutput(tc.theirRows)
+			s.hook = func(step string) error {
+				if step == "manifest" {
+					if err := other.Commit(context.Background(), theirOut); err != nil {
+						return err
+					}
+					st.failing.Store(tc.unreadable)
+				}
+				return nil
+			}
+			if err := s.Commit(context.Background(), out); !errors.Is(err, ErrPublished) || !errors.Is(err, pipeline.ErrCommittedElsewhere) {
+				t.Fatalf("commit: %v, want ErrPublished and ErrCommittedElsewhere", err)
+			}
+			st.failing.Store(false)
+			wdir, _ := s.Dir(out.Spec.Name, out.Window)
+			m, err := ReadManifest(filepath.Join(wdir, ManifestName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirs := m.Files[0].Path
+			if m.Rows != int64(len(tc.theirRows)) {
+				t.Errorf("the manifest counts %d rows, want their %d: it was replaced", m.Rows, len(tc.theirRows))
+			}
+			if _, err := os.Stat(filepath.Join(wdir, theirs)); err != nil {
+				t.Errorf("the data file their manifest lists: %v", err)
+			}
+			ours := filepath.Base(dataFileName(t, out))
+			_, err = os.Stat(filepath.Join(wdir, ours))
+			if kept := err == nil; kept != tc.ourFile {
+				t.Errorf("our data file kept: %v, want %v (directory %v)", kept, tc.ourFile, listDir(t, wdir))
+			}
+		})
+	}
+}
+
+// TestALeaseLostMidCommitDeletesNothing: a writer whose fence fails just
+// before its manifest (the output was taken over meanwhile, and the new
+// owner committed the same rows, so the same data file) leaves that file
+// in place; and one whose fence fails at once removes none of the files an
+// owner is writing.
+func TestALeaseLostMidCommitDeletesNothing(t *testing.T) {
+	lost := errors.New("lease lost")
 	out := testOutput(testRows())
-	dir, _ := s.Dir(out.Spec.Name, out.Window)
-	// Another process publishes its manifest, for its own data file, just
-	// before ours.
-	theirs := []byte(`{"manifest_version": 1, "files": [{"path": "part-00000000000000ff.parquet"}]}`)
-	s.hook = func(step string) error {
-		if step == "manifest" {
-			os.WriteFile(filepath.Join(dir, "part-00000000000000ff.parquet"), []byte("theirs"), 0o644)
-			return os.WriteFile(filepath.Join(dir, ManifestName), theirs, 0o644)
+	t.Run("before the manifest", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := DefaultConfig()
+		cfg.Dir = dir
+		var takenOver atomic.Bool
+		zombie, err := New(cfg, WithFence(func(context.Context) error {
+			if takenOver.Load() {
+				return lost
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		owner, _ := New(cfg)
+		zombie.hook = func(step string) error {
+			if step == "manifest" {
+				takenOver.Store(true)
+				return owner.Commit(context.Background(), out)
+			}
+			return nil
+		}
+		if err := zombie.Commit(context.Background(), out); !errors.Is(err, lost) {
+			t.Fatalf("commit: %v, want the fence's error", err)
+		}
+		if _, err := os.Stat(dataFile(t, owner, out)); err != nil {
+			t.Errorf("the owner's committed data file: %v", err)
+		}
+	})
+	t.Run("at once", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := DefaultConfig()
+		cfg.Dir = dir
+		zombie, err := New(cfg, WithFence(func(context.Context) error { return lost }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wdir, _ := zombie.Dir(out.Spec.Name, out.Window)
+		// The owner's data file, written, its manifest not yet.
+		if err := os.MkdirAll(wdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		owners := filepath.Join(wdir, "part-0123456789abcdef.parquet")
+		if err := os.WriteFile(owners, []byte("the owner's"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := zombie.Commit(context.Background(), out); !errors.Is(err, lost) {
+			t.Fatalf("commit: %v, want the fence's error", err)
+		}
+		if diff := cmp.Diff([]string{filepath.Base(owners)}, listDir(t, wdir)); diff != "" {
+			t.Errorf("directory (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// dataFileName returns the name a commit of out gives its data file.
+func dataFileName(t testing.TB, out *pipeline.WindowOutput) string {
+	t.Helper()
+	s, _ := newSink(t)
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
 	}
-	if err := s.Commit(context.Background(), out); !errors.Is(err, ErrPublished) {
-		t.Fatalf("commit: %v, want ErrPublished", err)
-	}
-	got, _ := os.ReadFile(filepath.Join(dir, ManifestName))
-	if !bytes.Equal(got, theirs) {
-		t.Error("their manifest was replaced")
-	}
-	want := []string{"_manifest.json", "part-00000000000000ff.parquet"}
-	if diff := cmp.Diff(want, listDir(t, dir)); diff != "" {
-		t.Errorf("directory (-want +got):\n%s", diff)
-	}
+	return filepath.Base(dataFile(t, s, out))
 }
 
 func TestCommitRemovesAnInterruptedCommitsFiles(t *testing.T) {
