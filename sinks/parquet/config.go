@@ -65,9 +65,9 @@ type Option func(*Sink)
 // instead of the directory cfg.Dir.
 func WithStore(st objstore.Store) Option { return func(s *Sink) { s.st = st } }
 
-// WithFence has every commit call fence before it removes an interrupted
-// commit's files and again just before it creates the window's manifest,
-// and fail with its error, removing nothing and writing no manifest: the
+// WithFence has every commit call fence before it writes or removes
+// anything and again just before it creates the window's manifest, and
+// fail with its error, removing nothing and writing no manifest: the
 // output's lease (an s3:// output), checked so that a process another one
 // took the output over commits nothing more and deletes none of the files
 // the new owner is writing (a data file is named by its bytes, so both

@@ -23,8 +23,13 @@
 //     one written by another process) and returns an error wrapping
 //     ErrPublished;
 //   - a commit that fails or is interrupted leaves no manifest; the data
-//     file it may leave behind is removed by the next commit of the window,
-//     before it writes anything;
+//     file it may leave behind is removed by the next commit of the window
+//     once that commit's manifest is in place, never before (another
+//     writer may be committing the window, and a data file is named by its
+//     bytes, so the one it would remove may be the one that writer
+//     commits). A commit that does not happen removes its own data file
+//     only when no manifest lists it, and one whose fence fails removes
+//     nothing;
 //   - the same WindowOutput gives a byte-identical data file: nothing in it
 //     depends on the time or place of writing;
 //   - a window with no rows still gets a data file, with the schema and no

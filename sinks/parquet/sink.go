@@ -53,8 +53,8 @@ type Sink struct {
 	// signer, when set, signs every manifest (WithSigner).
 	signer signing.Signer
 
-	// fence, when set, is checked before a commit removes anything and
-	// before each manifest (WithFence).
+	// fence, when set, is checked before a commit writes or removes
+	// anything and before each manifest (WithFence).
 	fence func(ctx context.Context) error
 
 	// hook, when set (tests), is called before each step of a commit
@@ -133,8 +133,9 @@ func (s *Sink) Published(dataset string, w pipeline.Window) (bool, error) {
 
 // Commit writes the window's data file, then its manifest, which is the
 // commit: a directory without a manifest holds nothing committed, and
-// Commit removes whatever an earlier, interrupted commit left in it before
-// writing. Each file is written under a temporary name, fsynced, renamed
+// Commit removes whatever an earlier, interrupted commit left in it once
+// its own manifest is in place (never before: another writer's commit of
+// the window may be under way). Each file is written under a temporary name, fsynced, renamed
 // into place, and the directory fsynced. A window with no rows still gets a
 // data file (the schema, no row groups) so that readers of the dataset see
 // its columns. Commit fails with an error wrapping ErrPublished when the
@@ -186,15 +187,19 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err != nil {
 		return err
 	}
-	// A writer that lost its lease removes nothing: the owner may be
-	// writing this window's files now.
+	// A writer that lost its lease writes and removes nothing: the owner
+	// may be writing this window's files now.
 	if s.fence != nil {
 		if err := s.fence(ctx); err != nil {
 			return err
 		}
 	}
-	if err := s.clean(ctx, dir); err != nil {
-		return fmt.Errorf("removing an interrupted commit's files: %w", err)
+	if t, ok := s.st.(interface{ RemoveTemps(string) error }); ok {
+		// A directory: the temporary files of a writer killed meanwhile
+		// (a directory has one writer, under its lock).
+		if err := t.RemoveTemps(dir); err != nil {
+			return fmt.Errorf("removing an interrupted commit's temporary files: %w", err)
+		}
 	}
 
 	// The data file: content-addressed, so a retry writes the same name
@@ -242,7 +247,7 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	sum := sha256Hex(b)
 	// The signature goes in place before the manifest, so a committed
 	// window is never unsigned; without a manifest it is not committed,
-	// and the next commit's clean removes it.
+	// and the next commit replaces it (or, unsigned, removes it).
 	if err := s.sign(ctx, dir, sum); err != nil {
 		return err
 	}
@@ -288,7 +293,13 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	committed = true
 	head := link{Previous{rel, sum}, out.Window.Start}
 	s.setHead(out.Spec.Name, head)
-	return s.anchorHead(ctx, out.Spec.Name, head, prev.SHA256)
+	if err := s.anchorHead(ctx, out.Spec.Name, head, prev.SHA256); err != nil {
+		return err
+	}
+	if err := s.tidy(ctx, dir, name); err != nil {
+		return fmt.Errorf("the window is committed, but removing the files its manifest does not list failed (deid verify names them; delete them by hand): %w", err)
+	}
+	return nil
 }
 
 func sha256Hex(b []byte) string {
@@ -484,24 +495,24 @@ func (s *Sink) discard(ctx context.Context, manifestKey, key string) {
 	s.st.Delete(ctx, key)
 }
 
-// clean removes an uncommitted window's data files and signature (and,
-// in a directory, the temporary files of a writer killed meanwhile).
-func (s *Sink) clean(ctx context.Context, dir string) error {
-	if t, ok := s.st.(interface{ RemoveTemps(string) error }); ok {
-		if err := t.RemoveTemps(dir); err != nil {
-			return err
-		}
-	}
+// tidy removes from a window just committed with the data file name what
+// an interrupted commit left there: data files the manifest does not list
+// and, in a window committed unsigned, a signature. It runs only after the
+// manifest is in place. Before it, another writer may be committing the
+// same window, and the file it would remove may be the one that writer's
+// manifest lists; after it, no other manifest can be written, so nothing
+// it removes can ever be committed.
+func (s *Sink) tidy(ctx context.Context, dir, name string) error {
 	infos, err := s.st.List(ctx, dir+"/")
 	if err != nil {
 		return err
 	}
 	for _, in := range infos {
 		n := strings.TrimPrefix(in.Key, dir+"/")
-		if strings.Contains(n, "/") {
+		if strings.Contains(n, "/") || n == name {
 			continue
 		}
-		if n == ManifestName+signing.Suffix || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
+		if (n == ManifestName+signing.Suffix && s.signer == nil) || (strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".parquet")) {
 			if err := s.st.Delete(ctx, in.Key); err != nil {
 				return err
 			}

@@ -613,6 +613,66 @@ func TestALeaseLostMidCommitDeletesNothing(t *testing.T) {
 	})
 }
 
+// TestASecondWriterRemovesNothingBeforeItsManifest: two writers commit
+// one window with different rows (the consent re-check saw a withdrawal
+// in between). The second starts after the first has stored its data file
+// and stops before storing its own; the first then commits. The first
+// window's data file must be there: an interrupted commit's files are
+// removed only after a manifest is in place, never by a writer that has
+// not committed.
+func TestASecondWriterRemovesNothingBeforeItsManifest(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	first, _ := New(cfg)
+	second, _ := New(cfg)
+	stopped := errors.New("stopped before its data file")
+	out, other := testOutput(testRows()), testOutput(manyRows(7))
+	first.hook = func(step string) error {
+		if step == "manifest" {
+			// The second writer runs up to its own data file, then stops.
+			if err := second.Commit(context.Background(), other); !errors.Is(err, stopped) {
+				t.Errorf("second writer: %v, want it stopped", err)
+			}
+		}
+		return nil
+	}
+	second.hook = func(step string) error {
+		if step == "data" {
+			return stopped
+		}
+		return nil
+	}
+	if err := first.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dataFile(t, first, out)); err != nil {
+		t.Errorf("the committed window's data file: %v", err)
+	}
+}
+
+// TestCommitRemovesAnInterruptedCommitsSignature: an unsigned commit
+// removes the signature an interrupted signed commit left, which would
+// not match its manifest.
+func TestCommitRemovesAnInterruptedCommitsSignature(t *testing.T) {
+	s, _ := newSink(t)
+	out := testOutput(testRows())
+	dir, _ := s.Dir(out.Spec.Name, out.Window)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ManifestName+".sig"), []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"_manifest.json", filepath.Base(dataFile(t, s, out))}
+	if diff := cmp.Diff(want, listDir(t, dir)); diff != "" {
+		t.Errorf("directory after commit (-want +got):\n%s", diff)
+	}
+}
+
 // dataFileName returns the name a commit of out gives its data file.
 func dataFileName(t testing.TB, out *pipeline.WindowOutput) string {
 	t.Helper()
