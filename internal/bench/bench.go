@@ -340,7 +340,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		res.Ratios[DeidJobN+"_vs_"+DeidJob1] = ratios(jn, samples[DeidJob1])
 		res.Ratios[DeidJob1+"_vs_"+DeidKafka] = ratios(samples[DeidJob1], samples[DeidKafka])
 		logf("bench: the job of %d instances once more, one killed a third of the way in (takeover)", cfg.Instances)
-		r, err := job.runJob(ctx, cfg, in, cfg.Instances, "takeover", 0, true)
+		r, err := job.runTakeover(ctx, cfg, in, cfg.Instances)
 		if err != nil {
 			return nil, fmt.Errorf("bench: takeover: %w", err)
 		}

@@ -128,7 +128,7 @@ func TestAJobRunReadsEverythingAndMeasuresATakeover(t *testing.T) {
 	}
 	t.Logf("job of 2: %.2fs wall, %.2fs CPU; blobs %+v", r.Wall.Seconds(), r.CPU().Seconds(), *r.Blobs)
 
-	r, err = e.runJob(ctx, cfg, in, 2, "takeover", 0, true)
+	r, err = e.runTakeover(ctx, cfg, in, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
