@@ -135,8 +135,8 @@ func (s *Sink) Published(dataset string, w pipeline.Window) (bool, error) {
 // commit: a directory without a manifest holds nothing committed, and
 // Commit removes whatever an earlier, interrupted commit left in it once
 // its own manifest is in place (never before: another writer's commit of
-// the window may be under way). Each file is written under a temporary name, fsynced, renamed
-// into place, and the directory fsynced. A window with no rows still gets a
+// the window may be under way). Each file is written under a temporary
+// name, fsynced, renamed into place, and the directory fsynced. A window with no rows still gets a
 // data file (the schema, no row groups) so that readers of the dataset see
 // its columns. Commit fails with an error wrapping ErrPublished when the
 // window already has a manifest. ctx cancels between row groups. Safe for
@@ -265,9 +265,9 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	err = s.st.Put(ctx, manifestKey, bytes.NewReader(b), objstore.PutOptions{IfNotExists: true})
 	if errors.Is(err, objstore.ErrExists) {
 		// Another process committed the window meanwhile, and the chain
-		// moved on without us: read it again next time.
-		// Our data file goes (the deferred discard) only if their
-		// manifest does not list it.
+		// moved on without us: read it again next time. Our data file
+		// goes (the deferred discard) only if their manifest does not
+		// list it.
 		s.forgetHead(out.Spec.Name)
 		_, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
 		if rerr != nil {
@@ -495,9 +495,9 @@ func (s *Sink) discard(ctx context.Context, manifestKey, key string) {
 	s.st.Delete(ctx, key)
 }
 
-// tidy removes from a window just committed with the data file name what
-// an interrupted commit left there: data files the manifest does not list
-// and, in a window committed unsigned, a signature. It runs only after the
+// tidy removes what an interrupted commit left in the window directory
+// dir, just committed with the data file name: the data files its manifest
+// does not list and, in a window committed unsigned, a signature. It runs only after the
 // manifest is in place. Before it, another writer may be committing the
 // same window, and the file it would remove may be the one that writer's
 // manifest lists; after it, no other manifest can be written, so nothing
