@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -189,10 +190,8 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	}
 	// A writer that lost its lease writes and removes nothing: the owner
 	// may be writing this window's files now.
-	if s.fence != nil {
-		if err := s.fence(ctx); err != nil {
-			return err
-		}
+	if err := s.checkFence(ctx); err != nil {
+		return err
 	}
 	if t, ok := s.st.(interface{ RemoveTemps(string) error }); ok {
 		// A directory: the temporary files of a writer killed meanwhile
@@ -217,12 +216,14 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err := s.st.Put(ctx, dir+"/"+name, bytes.NewReader(data.Bytes()), objstore.PutOptions{}); err != nil {
 		return fmt.Errorf("writing data file: %w", err)
 	}
-	committed, fenced := false, false
+	// settled: the data file's fate is decided (committed, discarded, or
+	// left to the owner). Until then a return discards it, so that nothing
+	// uncommitted is left for readers that do not look for the manifest.
+	settled := false
 	defer func() {
-		if !committed && !fenced {
-			// Leave nothing uncommitted behind for readers that do not
-			// look for the manifest; the next commit would remove it anyway.
-			s.discard(context.WithoutCancel(ctx), manifestKey, dir+"/"+name)
+		if !settled {
+			m, _, err := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
+			s.discard(context.WithoutCancel(ctx), dir+"/"+name, m, err)
 		}
 	}()
 
@@ -254,22 +255,21 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err := s.step("manifest"); err != nil {
 		return err
 	}
-	if s.fence != nil {
-		if err := s.fence(ctx); err != nil {
-			// Not the owner any more: the owner may have committed this
-			// very file (same rows, same name), so delete nothing.
-			fenced = true
-			return err
-		}
+	if err := s.checkFence(ctx); err != nil {
+		// Not the owner any more: the owner may have committed this very
+		// file (same rows, same name), so delete nothing.
+		settled = true
+		return err
 	}
 	err = s.st.Put(ctx, manifestKey, bytes.NewReader(b), objstore.PutOptions{IfNotExists: true})
 	if errors.Is(err, objstore.ErrExists) {
 		// Another process committed the window meanwhile, and the chain
 		// moved on without us: read it again next time. Our data file
-		// goes (the deferred discard) only if their manifest does not
-		// list it.
+		// goes only if their manifest does not list it.
 		s.forgetHead(out.Spec.Name)
-		_, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
+		theirs, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey)
+		s.discard(context.WithoutCancel(ctx), dir+"/"+name, theirs, rerr)
+		settled = true
 		if rerr != nil {
 			return fmt.Errorf("%w: %w (its manifest could not be read, so this commit's data file %s stays: %w)",
 				ErrPublished, pipeline.ErrCommittedElsewhere, name, rerr)
@@ -283,14 +283,14 @@ func (s *Sink) commit(ctx context.Context, out *pipeline.WindowOutput) error {
 	if err != nil {
 		// A manifest in place is a commit, durable or not: keep its data.
 		if _, theirSum, rerr := readManifestObject(context.WithoutCancel(ctx), s.st, manifestKey); rerr == nil {
-			committed = true
+			settled = true
 			if theirSum == sum {
 				s.setHead(out.Spec.Name, link{Previous{rel, sum}, out.Window.Start})
 			}
 		}
 		return fmt.Errorf("writing manifest: %w", err)
 	}
-	committed = true
+	settled = true
 	head := link{Previous{rel, sum}, out.Window.Start}
 	s.setHead(out.Spec.Name, head)
 	if err := s.anchorHead(ctx, out.Spec.Name, head, prev.SHA256); err != nil {
@@ -473,35 +473,38 @@ func (s *Sink) lock(dir string) func() {
 }
 
 // discard removes the data file key of a commit that did not happen,
-// unless the window's manifest is now there and lists it: a data file is
-// named by the hash of its bytes, so another writer that committed the same
-// rows committed this very file. When that cannot be told (a manifest that
-// cannot be read, a store that cannot be asked), the file stays: verify
-// names a file no manifest lists, while a committed window whose data
-// file is gone would be lost.
-func (s *Sink) discard(ctx context.Context, manifestKey, key string) {
-	m, _, err := readManifestObject(ctx, s.st, manifestKey)
+// unless the window's manifest m (read with error err) lists it: a data
+// file is named by the hash of its bytes, so another writer that committed
+// the same rows committed this very file. When that cannot be told (a
+// manifest that cannot be read, a store that cannot be asked), the file
+// stays: verify names a file no manifest lists, while a committed window
+// whose data file is gone would be lost.
+func (s *Sink) discard(ctx context.Context, key string, m *Manifest, err error) {
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
 	case err != nil:
 		return
-	default:
-		for _, f := range m.Files {
-			if path.Base(key) == f.Path {
-				return
-			}
-		}
+	case slices.ContainsFunc(m.Files, func(f File) bool { return f.Path == path.Base(key) }):
+		return
 	}
 	s.st.Delete(ctx, key)
 }
 
+// checkFence calls the fence of WithFence, if any.
+func (s *Sink) checkFence(ctx context.Context) error {
+	if s.fence == nil {
+		return nil
+	}
+	return s.fence(ctx)
+}
+
 // tidy removes what an interrupted commit left in the window directory
 // dir, just committed with the data file name: the data files its manifest
-// does not list and, in a window committed unsigned, a signature. It runs only after the
-// manifest is in place. Before it, another writer may be committing the
-// same window, and the file it would remove may be the one that writer's
-// manifest lists; after it, no other manifest can be written, so nothing
-// it removes can ever be committed.
+// does not list and, in a window committed unsigned, a signature. It runs
+// only after the manifest is in place. Before it, another writer may be
+// committing the same window, and the file it would remove may be the one
+// that writer's manifest lists; after it, no other manifest can be
+// written, so nothing it removes can ever be committed.
 func (s *Sink) tidy(ctx context.Context, dir, name string) error {
 	infos, err := s.st.List(ctx, dir+"/")
 	if err != nil {
